@@ -1,0 +1,215 @@
+"""Chip profiles: the data that describes an accelerator, loaded from ``chips/*.toml`` and validated on load.
+
+A new chip is a new file, never new code. The simulation only sees engine *groups* (a kind, a count, a clock and
+the geometry its cost model needs) and the memory system; everything chip-specific lives in the profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from .config import STRICT, NonNegInt, PosFloat, PosInt, build, read_toml
+from .errors import AccelsimError
+from .resources import resolve
+
+Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
+DTYPE_BYTES: dict[str, int] = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
+Dataflow = Literal["os", "ws", "is"]
+
+#: Engine kinds that run on vector-style (SIMD lanes) cost models.
+VECTOR_LIKE = ("vector", "scalar", "gpsimd")
+ENGINE_KINDS = ("matrix", *VECTOR_LIKE, "dma")
+
+
+@pydantic_dataclass(config=STRICT)
+class MatrixEngines:
+    """A group of systolic GEMM units (Gaudi MME, TPU MXU, Trainium tensor engine, Ascend cube)."""
+
+    kind: Literal["matrix"]
+    count: PosInt
+    rows: PosInt
+    cols: PosInt
+    dataflow: Dataflow
+    #: MACs per cycle per engine for each dtype it supports; rows*cols is the rate for the densest dtype.
+    macs_per_cycle: dict[Dtype, PosInt]
+    clock_ghz: PosFloat | None = None
+    #: Engines in the same ``shared_unit`` cannot run at the same time (e.g. tensor and CUDA cores of one SM).
+    shared_unit: str | None = None
+
+
+@pydantic_dataclass(config=STRICT)
+class VectorEngines:
+    """A group of SIMD cores (Gaudi TPC, TPU VPU, Trainium vector/scalar/gpsimd, Ascend vector core)."""
+
+    kind: Literal["vector", "scalar", "gpsimd"]
+    count: PosInt
+    #: Elements processed per vector instruction, per dtype (2048-bit SIMD: 64 fp32, 128 bf16).
+    lanes: dict[Dtype, PosInt]
+    vector_issue_per_cycle: PosInt = 1
+    pipeline_latency_cycles: NonNegInt = 4
+    local_memory_kb: PosInt | None = None
+    clock_ghz: PosFloat | None = None
+    shared_unit: str | None = None
+
+
+@pydantic_dataclass(config=STRICT)
+class DmaEngines:
+    """DMA channels that move data between HBM and on-chip memory."""
+
+    kind: Literal["dma"]
+    count: PosInt
+    bytes_per_cycle: PosFloat
+    clock_ghz: PosFloat | None = None
+    shared_unit: str | None = None
+
+
+EngineSpec = Annotated[Union[MatrixEngines, VectorEngines, DmaEngines], Field(discriminator="kind")]
+
+
+@pydantic_dataclass(config=STRICT)
+class MemorySpec:
+    """HBM and on-chip SRAM. HBM bandwidth is shared by every task that streams from it."""
+
+    hbm_gb: PosFloat
+    hbm_bandwidth_gbps: PosFloat
+    sram_mb: PosFloat
+    sram_bandwidth_gbps: PosFloat | None = None
+
+
+@pydantic_dataclass(config=STRICT)
+class ChipSpec:
+    """The file's content, as written."""
+
+    name: str
+    clock_ghz: PosFloat
+    engines: dict[str, EngineSpec]
+    memory: MemorySpec
+    dispatch_overhead_cycles: NonNegInt = 0
+    description: str = ""
+    #: Optional per-op override of the vector instruction counts in accelsim.ops (op name -> instructions/element).
+    vector_instructions: dict[str, PosFloat] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineGroup:
+    """One group of identical engines as the simulation sees it."""
+
+    name: str
+    spec: MatrixEngines | VectorEngines | DmaEngines
+    index: int  # position among the chip's groups
+    first_instance: int  # global index of this group's first engine instance
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def count(self) -> int:
+        return self.spec.count
+
+
+@dataclass(frozen=True)
+class Chip:
+    """A validated chip profile with its engine instances numbered: ``mme0, mme1, tpc0, ...``."""
+
+    spec: ChipSpec
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def clock_ghz(self) -> float:
+        return self.spec.clock_ghz
+
+    @cached_property
+    def groups(self) -> tuple[EngineGroup, ...]:
+        out, first = [], 0
+        for i, (name, spec) in enumerate(self.spec.engines.items()):
+            out.append(EngineGroup(name, spec, i, first))
+            first += spec.count
+        return tuple(out)
+
+    @cached_property
+    def instance_group(self) -> tuple[int, ...]:
+        """For each engine instance, the index of its group."""
+        return tuple(g.index for g in self.groups for _ in range(g.count))
+
+    @cached_property
+    def instance_names(self) -> tuple[str, ...]:
+        return tuple(f"{g.name}{i}" for g in self.groups for i in range(g.count))
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Engine kinds present on the chip, in profile order, without repeats."""
+        return tuple(dict.fromkeys(g.kind for g in self.groups))
+
+    @property
+    def hbm_bytes_per_cycle(self) -> float:
+        return self.spec.memory.hbm_bandwidth_gbps / self.spec.clock_ghz
+
+    def group_clock_ghz(self, group: EngineGroup) -> float:
+        return group.spec.clock_ghz or self.spec.clock_ghz
+
+    def cycles_to_us(self, cycles: float) -> float:
+        return cycles / (self.spec.clock_ghz * 1e3)
+
+    def headline(self) -> dict[str, object]:
+        """Peak figures computed from the profile, to check against a datasheet."""
+        matrix: dict[str, float] = {}
+        vector: dict[str, float] = {}
+        for g in self.groups:
+            ghz = self.group_clock_ghz(g)
+            spec = g.spec
+            if isinstance(spec, MatrixEngines):
+                for dt, macs in spec.macs_per_cycle.items():
+                    matrix[dt] = matrix.get(dt, 0.0) + 2 * macs * spec.count * ghz / 1e3
+            elif isinstance(spec, VectorEngines):
+                for dt, lanes in spec.lanes.items():
+                    rate = 2 * lanes * spec.vector_issue_per_cycle * spec.count * ghz / 1e3
+                    vector[dt] = vector.get(dt, 0.0) + rate
+        mem = self.spec.memory
+        return {
+            "name": self.name,
+            "clock_ghz": self.clock_ghz,
+            "engines": {g.name: {"kind": g.kind, "count": g.count} for g in self.groups},
+            "peak_matrix_tflops": {k: round(v, 2) for k, v in matrix.items()},
+            "peak_vector_tflops": {k: round(v, 2) for k, v in vector.items()},
+            "hbm_tb_per_s": round(mem.hbm_bandwidth_gbps / 1e3, 3),
+            "hbm_gb": mem.hbm_gb,
+            "sram_mb": mem.sram_mb,
+            "dispatch_overhead_cycles": self.spec.dispatch_overhead_cycles,
+        }
+
+
+def chip_from_dict(data: dict, source: str = "<dict>") -> Chip:
+    """Validate a profile given as a dict (the parsed TOML), e.g. one built by a sweep or a test."""
+    spec = build(ChipSpec, data, source)
+    if not spec.engines:
+        raise AccelsimError("a chip needs at least one engine group", source=source, key="engines")
+    for gname, g in spec.engines.items():
+        if isinstance(g, MatrixEngines) and not g.macs_per_cycle:
+            raise AccelsimError("needs at least one dtype", source=source, key=f"engines.{gname}.macs_per_cycle")
+        if isinstance(g, VectorEngines) and not g.lanes:
+            raise AccelsimError("needs at least one dtype", source=source, key=f"engines.{gname}.lanes")
+    from .ops import OPS  # local import: ops knows nothing of chips
+
+    for op in spec.vector_instructions:
+        if op not in OPS:
+            raise AccelsimError(
+                f"unknown op {op!r}; known ops: {', '.join(sorted(OPS))}", source=source, key="vector_instructions"
+            )
+    return Chip(spec, source)
+
+
+def load_chip(name_or_path: str | Path) -> Chip:
+    """Load a chip profile by shipped name (``gaudi2``) or by path; every problem is an AccelsimError."""
+    path = resolve(name_or_path, "chips")
+    return chip_from_dict(read_toml(path), str(path))

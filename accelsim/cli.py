@@ -1,0 +1,89 @@
+"""The ``accelsim`` command. Bad input prints one line and exits 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from . import run as run_graph
+from .chip import load_chip
+from .errors import AccelsimError
+from .graph import load_graph
+from .report import chips_report, run_report
+from .resources import shipped_names
+from .scheduling import scheduler_names
+from .trace import write_chrome_trace
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="accelsim", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    chips = sub.add_parser("chips", help="list shipped chip profiles, or `chips show NAME` to check one")
+    chips.add_argument("action", nargs="?", choices=["show"], help="show one profile's figures")
+    chips.add_argument("name", nargs="?", help="shipped name or path to a .toml profile")
+    chips.add_argument("--json", action="store_true")
+
+    run = sub.add_parser("run", help="simulate a task graph on a chip")
+    run.add_argument("--chip", required=True, help="shipped chip name or path to a .toml profile")
+    run.add_argument("--graph", required=True, help="task graph file (.toml)")
+    run.add_argument("--scheduler", default="first-free", help="registered scheduler name")
+    run.add_argument("--trace", help="write a Chrome trace (Perfetto, chrome://tracing) to this path")
+    run.add_argument("--json", action="store_true", help="print one JSON object with every task's placement")
+
+    sub.add_parser("schedulers", help="list registered schedulers")
+    return p
+
+
+def _cmd_chips(args: argparse.Namespace) -> None:
+    if args.action == "show":
+        if not args.name:
+            raise AccelsimError("`accelsim chips show` needs a chip name or path", key="NAME")
+        chip = load_chip(args.name)
+        if args.json:
+            print(json.dumps(chip.headline(), indent=2))
+        else:
+            print(chips_report([chip]))
+        return
+    chips = [load_chip(n) for n in shipped_names("chips")]
+    if args.json:
+        print(json.dumps([c.headline() for c in chips], indent=2))
+    else:
+        print(chips_report(chips))
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    chip = load_chip(args.chip)
+    graph = load_graph(args.graph)
+    results = run_graph(chip, graph, args.scheduler)
+    if args.trace:
+        write_chrome_trace(results, args.trace)
+    if args.json:
+        print(json.dumps(results.to_dict(tasks=True)))
+    else:
+        print(run_report(results))
+        if args.trace:
+            print(f"\ntrace written to {args.trace}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "chips":
+            _cmd_chips(args)
+        elif args.command == "run":
+            _cmd_run(args)
+        elif args.command == "schedulers":
+            print("\n".join(scheduler_names()))
+    except AccelsimError as exc:
+        print(f"accelsim: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

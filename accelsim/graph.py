@@ -1,0 +1,224 @@
+"""Task graphs: the DAG of work the simulator runs, built in Python or read from a TOML file.
+
+A task says what it computes (op, shape, dtype, FLOPs, bytes) and which engine kinds may run it; it knows nothing
+of when or where it runs. That is for the scheduler and the simulation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from .chip import DTYPE_BYTES, ENGINE_KINDS, Dtype
+from .config import STRICT, NonNegInt, PosInt, build, read_toml
+from .errors import AccelsimError
+from .ops import OPS, default_bytes, default_flops
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One unit of work. ``engines`` lists the engine kinds allowed, the preferred (default) kind first."""
+
+    name: str
+    op: str
+    shape: tuple[int, ...]
+    dtype: str = "bf16"
+    flops: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    engines: tuple[str, ...] = ("vector",)
+    deps: tuple[str, ...] = ()
+    group: str = ""  # free label for reports, e.g. "L3.attn.h2"
+
+    @property
+    def bytes(self) -> int:
+        return self.bytes_read + self.bytes_written
+
+
+def make_task(
+    name: str,
+    op: str,
+    shape: Sequence[int],
+    *,
+    dtype: str = "bf16",
+    flops: int | None = None,
+    bytes_read: int | None = None,
+    bytes_written: int | None = None,
+    engines: Sequence[str] | None = None,
+    deps: Sequence[str] = (),
+    group: str = "",
+) -> Task:
+    """Build a Task, filling FLOPs, bytes and engines from the op's defaults where not given."""
+    spec = OPS.get(op)
+    if spec is None:
+        raise AccelsimError(f"unknown op {op!r}; known ops: {', '.join(sorted(OPS))}", key=f"task {name!r}.op")
+    shape = tuple(int(x) for x in shape)
+    if spec.arity and len(shape) != spec.arity:
+        raise AccelsimError(f"op {op} takes a shape {spec.shape_doc}, got {list(shape)}", key=f"task {name!r}.shape")
+    if not shape or any(x <= 0 for x in shape):
+        raise AccelsimError(f"shape must be positive integers, got {list(shape)}", key=f"task {name!r}.shape")
+    if dtype not in DTYPE_BYTES:
+        raise AccelsimError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPE_BYTES)}", key=f"task {name!r}.dtype")
+    dr, dw = default_bytes(op, shape, DTYPE_BYTES[dtype])
+    return Task(
+        name=name,
+        op=op,
+        shape=shape,
+        dtype=dtype,
+        flops=default_flops(op, shape) if flops is None else int(flops),
+        bytes_read=dr if bytes_read is None else int(bytes_read),
+        bytes_written=dw if bytes_written is None else int(bytes_written),
+        engines=tuple(engines) if engines else spec.default_engines,
+        deps=tuple(deps),
+        group=group,
+    )
+
+
+@dataclass
+class TaskGraph:
+    """A validated DAG of tasks, kept in the order given (the program order a naive compiler issues in)."""
+
+    tasks: list[Task]
+    name: str = "graph"
+    source: str = "<python>"
+    meta: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        return {t.name: i for i, t in enumerate(self.tasks)}
+
+    @cached_property
+    def preds(self) -> list[tuple[int, ...]]:
+        index = self.index
+        return [tuple(index[d] for d in t.deps) for t in self.tasks]
+
+    @cached_property
+    def succs(self) -> list[list[int]]:
+        out: list[list[int]] = [[] for _ in self.tasks]
+        for i, ps in enumerate(self.preds):
+            for p in ps:
+                out[p].append(i)
+        return out
+
+    @cached_property
+    def topo_order(self) -> list[int]:
+        """A topological order that keeps the given order wherever dependencies allow (Kahn, smallest first)."""
+        import heapq
+
+        indeg = [len(p) for p in self.preds]
+        ready = [i for i, d in enumerate(indeg) if d == 0]
+        heapq.heapify(ready)
+        order: list[int] = []
+        succs = self.succs
+        while ready:
+            i = heapq.heappop(ready)
+            order.append(i)
+            for s in succs[i]:
+                indeg[s] -= 1
+                if indeg[s] == 0:
+                    heapq.heappush(ready, s)
+        return order
+
+    def validate(self) -> None:
+        """Duplicate names, dangling dependencies, unknown ops or engine kinds and cycles are errors."""
+        seen: dict[str, int] = {}
+        for i, t in enumerate(self.tasks):
+            if t.name in seen:
+                raise AccelsimError(f"duplicate task name {t.name!r} (tasks {seen[t.name]} and {i})", source=self.source)
+            seen[t.name] = i
+            if t.op not in OPS:
+                raise AccelsimError(f"unknown op {t.op!r}; known: {', '.join(sorted(OPS))}", source=self.source,
+                                    key=f"task {t.name!r}.op")
+            if not t.engines:
+                raise AccelsimError("needs at least one engine kind", source=self.source, key=f"task {t.name!r}.engines")
+            for kind in t.engines:
+                if kind not in ENGINE_KINDS:
+                    raise AccelsimError(f"unknown engine kind {kind!r}; allowed: {', '.join(ENGINE_KINDS)}",
+                                        source=self.source, key=f"task {t.name!r}.engines")
+        for t in self.tasks:
+            for d in t.deps:
+                if d not in seen:
+                    raise AccelsimError(f"depends on {d!r}, which is not a task in the graph", source=self.source,
+                                        key=f"task {t.name!r}.deps")
+        self.__dict__.update(index=seen)
+        if len(self.topo_order) != len(self.tasks):
+            done = set(self.topo_order)
+            stuck = [self.tasks[i].name for i in range(len(self.tasks)) if i not in done][:5]
+            raise AccelsimError(f"the dependencies form a cycle through {', '.join(map(repr, stuck))}",
+                                source=self.source)
+
+    @property
+    def total_flops(self) -> int:
+        return sum(t.flops for t in self.tasks)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(t.bytes for t in self.tasks)
+
+
+# ---- the file format -------------------------------------------------------------------------------------------
+
+
+@pydantic_dataclass(config=STRICT)
+class TaskEntry:
+    """One ``[[tasks]]`` table in a graph file. FLOPs, bytes and engines default from the op."""
+
+    name: str
+    op: str
+    shape: list[PosInt]
+    dtype: Dtype = "bf16"
+    flops: NonNegInt | None = None
+    bytes_read: NonNegInt | None = None
+    bytes_written: NonNegInt | None = None
+    engines: list[str] | None = None
+    deps: list[str] = field(default_factory=list)
+    group: str = ""
+
+
+@pydantic_dataclass(config=STRICT)
+class GraphFile:
+    tasks: list[TaskEntry]
+    name: str = "graph"
+
+
+def graph_from_dict(data: dict, source: str = "<dict>") -> TaskGraph:
+    spec = build(GraphFile, data, source)
+    if not spec.tasks:
+        raise AccelsimError("a graph needs at least one task", source=source, key="tasks")
+    tasks = []
+    for i, e in enumerate(spec.tasks):
+        try:
+            tasks.append(make_task(e.name, e.op, e.shape, dtype=e.dtype, flops=e.flops, bytes_read=e.bytes_read,
+                                   bytes_written=e.bytes_written, engines=e.engines, deps=e.deps, group=e.group))
+        except AccelsimError as exc:
+            raise AccelsimError(exc.detail, source=source, key=f"tasks[{i}] ({exc.key})") from None
+    return TaskGraph(tasks, name=spec.name, source=source)
+
+
+def load_graph(path: str | Path) -> TaskGraph:
+    """Read a hand-written task graph (TOML, a ``[[tasks]]`` table per task)."""
+    p = Path(path)
+    return graph_from_dict(read_toml(p), str(p))
+
+
+def graph_to_dict(graph: TaskGraph) -> dict[str, object]:
+    """The inverse of graph_from_dict, for writing a graph back to a file."""
+    return {
+        "name": graph.name,
+        "tasks": [
+            {"name": t.name, "op": t.op, "shape": list(t.shape), "dtype": t.dtype, "flops": t.flops,
+             "bytes_read": t.bytes_read, "bytes_written": t.bytes_written, "engines": list(t.engines),
+             "deps": list(t.deps), "group": t.group}
+            for t in graph.tasks
+        ],
+    }
+

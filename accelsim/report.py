@@ -1,0 +1,50 @@
+"""Plain-text tables for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .chip import Chip
+from .results import Results
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A left-aligned first column, right-aligned numbers, columns sized to fit."""
+    cells = [[str(h) for h in headers]] + [[_fmt(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for k, r in enumerate(cells):
+        parts = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        lines.append("  ".join(parts).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return str(v)
+
+
+def run_report(results: Results) -> str:
+    head = (f"chip {results.chip.name}  graph {results.graph.name}  scheduler {results.scheduler}  "
+            f"tasks {len(results.graph):,}\n"
+            f"latency {results.latency_cycles:,} cycles = {results.latency_us:.3f} us   "
+            f"utilization " + ", ".join(f"{k} {v:.1%}" for k, v in results.utilization().items()))
+    rows = [(s.name, s.kind, s.tasks, s.busy_cycles, s.idle_cycles, s.longest_idle_cycles, f"{s.utilization:.1%}")
+            for s in results.engines]
+    return head + "\n\n" + table(["engine", "kind", "tasks", "busy", "idle", "longest idle", "util"], rows)
+
+
+def chips_report(chips: Sequence[Chip]) -> str:
+    rows = []
+    for c in chips:
+        h = c.headline()
+        mat = ", ".join(f"{k} {v:g}" for k, v in h["peak_matrix_tflops"].items())  # type: ignore[union-attr]
+        vec = ", ".join(f"{k} {v:g}" for k, v in h["peak_vector_tflops"].items())  # type: ignore[union-attr]
+        eng = " ".join(f"{v['count']}x{k}" for k, v in h["engines"].items())  # type: ignore[union-attr]
+        rows.append((c.name, f"{c.clock_ghz:g}", eng, mat, vec, h["hbm_tb_per_s"], h["sram_mb"]))
+    return table(["chip", "GHz", "engines", "matrix TFLOPS", "vector TFLOPS", "HBM TB/s", "SRAM MB"], rows)

@@ -1,0 +1,132 @@
+"""Results of one simulation: plain arrays and numbers that reports, traces and plots read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from .chip import Chip
+from .graph import TaskGraph
+
+
+@dataclass
+class EngineStats:
+    name: str
+    kind: str
+    tasks: int
+    busy_cycles: int
+    idle_cycles: int
+    longest_idle_cycles: int
+    utilization: float
+
+
+@dataclass
+class Results:
+    """When every task ran on which engine; per-engine busy and idle time; latency; bytes moved."""
+
+    graph: TaskGraph
+    chip: Chip
+    scheduler: str
+    engine: np.ndarray  # engine instance per task
+    start: np.ndarray  # start cycle per task
+    end: np.ndarray  # end cycle per task
+    hbm_change_cycles: np.ndarray  # cycles at which the number of HBM streams changed
+    hbm_change_streams: np.ndarray  # streams active from that cycle on
+    notes: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def latency_cycles(self) -> int:
+        return int(self.end.max()) if len(self.end) else 0
+
+    @property
+    def latency_us(self) -> float:
+        return self.chip.cycles_to_us(self.latency_cycles)
+
+    @property
+    def bytes_moved(self) -> int:
+        return self.graph.total_bytes
+
+    @cached_property
+    def by_engine_order(self) -> np.ndarray:
+        """Task indices sorted by (engine, start): each engine's busy intervals in time order."""
+        return np.lexsort((self.start, self.engine))
+
+    def busy_intervals(self, engine: int) -> np.ndarray:
+        """[start, end) cycle pairs of the tasks engine ``engine`` ran, in time order (shape [k, 2])."""
+        idx = self.by_engine_order[self.engine[self.by_engine_order] == engine]
+        return np.stack([self.start[idx], self.end[idx]], axis=1)
+
+    @cached_property
+    def engines(self) -> list[EngineStats]:
+        span = self.latency_cycles
+        names = self.chip.instance_names
+        kinds = [self.chip.groups[g].kind for g in self.chip.instance_group]
+        n_eng = len(names)
+        busy = np.bincount(self.engine, weights=self.end - self.start, minlength=n_eng).astype(np.int64)
+        count = np.bincount(self.engine, minlength=n_eng)
+        longest = np.full(n_eng, span, dtype=np.int64)  # an engine with no task is idle throughout
+        order = self.by_engine_order
+        eng, s, e = self.engine[order], self.start[order], self.end[order]
+        if len(order):
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = eng[1:] != eng[:-1]
+            prev_end = np.where(first, 0, np.concatenate([[0], e[:-1]]))
+            gaps = s - prev_end
+            last = np.ones(len(order), dtype=bool)
+            last[:-1] = eng[:-1] != eng[1:]
+            longest = np.zeros(n_eng, dtype=np.int64)
+            np.maximum.at(longest, eng, gaps)
+            np.maximum.at(longest, eng[last], span - e[last])
+            longest[count == 0] = span
+        return [
+            EngineStats(names[k], kinds[k], int(count[k]), int(busy[k]), int(span - busy[k]), int(longest[k]),
+                        float(busy[k] / span) if span else 0.0)
+            for k in range(n_eng)
+        ]
+
+    def utilization(self) -> dict[str, float]:
+        """Mean busy fraction of the engines of each kind."""
+        out: dict[str, list[float]] = {}
+        for st in self.engines:
+            out.setdefault(st.kind, []).append(st.utilization)
+        return {k: float(np.mean(v)) for k, v in out.items()}
+
+    def idle_cycles(self) -> dict[str, int]:
+        """Idle engine-cycles summed over the engines of each kind."""
+        out: dict[str, int] = {}
+        for st in self.engines:
+            out[st.kind] = out.get(st.kind, 0) + st.idle_cycles
+        return out
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "chip": self.chip.name,
+            "graph": self.graph.name,
+            "scheduler": self.scheduler,
+            "tasks": len(self.graph),
+            "latency_cycles": self.latency_cycles,
+            "latency_us": round(self.latency_us, 4),
+            "utilization": {k: round(v, 4) for k, v in self.utilization().items()},
+            "idle_cycles": self.idle_cycles(),
+            "flops": self.graph.total_flops,
+            "bytes_moved": self.bytes_moved,
+            **({"notes": self.notes} if self.notes else {}),
+        }
+
+    def to_dict(self, tasks: bool = True) -> dict[str, object]:
+        """The JSON report: summary, per-engine figures and (optionally) every task's placement and times."""
+        out = self.summary()
+        out["engines"] = {
+            st.name: {"kind": st.kind, "tasks": st.tasks, "busy_cycles": st.busy_cycles, "idle_cycles": st.idle_cycles,
+                      "longest_idle_cycles": st.longest_idle_cycles, "utilization": round(st.utilization, 4)}
+            for st in self.engines
+        }
+        if tasks:
+            names = self.chip.instance_names
+            out["tasks"] = [
+                {"name": t.name, "op": t.op, "engine": names[e], "start_cycle": s, "end_cycle": f, "deps": list(t.deps)}
+                for t, e, s, f in zip(self.graph.tasks, self.engine.tolist(), self.start.tolist(), self.end.tolist())
+            ]
+        return out

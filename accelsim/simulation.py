@@ -1,0 +1,144 @@
+"""The simulation: carry out a schedule on the chip's engines in integer cycles, on a SimPy clock.
+
+Each engine runs its tasks in the scheduler's order, a task starting once its engine is free and its dependencies
+have ended. A task computes for ``dispatch + compute`` cycles on its engine while its bytes stream through the shared HBM
+(accelsim.memory) from its start; it ends when both are done. Streaming is issued with the task, as the Gaudi
+graph compiler's DMA prefetch overlaps the engines' own work.
+
+Rather than one SimPy process per task, engines are plain state driven by event callbacks on SimPy's event queue:
+about one event per task, which is what makes 10^5 tasks per second reachable (benchmarks/sim_throughput.py).
+"""
+
+from __future__ import annotations
+
+from array import array
+
+import numpy as np
+import simpy
+from simpy.events import Timeout
+
+from .chip import Chip
+from .costs import CostTable
+from .errors import AccelsimError
+from .graph import TaskGraph
+from .memory import SharedBandwidth
+from .results import Results
+from .scheduling import Schedule
+
+
+def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable | None = None,
+             *, check: bool = True) -> Results:
+    """Run ``schedule`` and return when every task ran, where, and how busy each engine was."""
+    costs = costs if costs is not None else CostTable.build(graph, chip)
+    if check:
+        schedule.validate(graph, chip, costs)
+    n = len(graph)
+    env = simpy.Environment()
+    group_of = chip.instance_group
+    n_engines = len(group_of)
+    # Each task's compute cycles on the group of the engine it was given: one list, looked up per start.
+    assigned_group = np.asarray(group_of, dtype=np.int64)[np.asarray(schedule.engine, dtype=np.int64)]
+    compute = costs.compute[np.arange(n), assigned_group].tolist()
+    hbm = costs.hbm_bytes.tolist()
+    dispatch = chip.spec.dispatch_overhead_cycles
+    succs = graph.succs
+    waiting = [len(p) for p in graph.preds]
+    engine_of = schedule.engine
+    queues = schedule.order
+    position = [0] * n_engines
+    busy = [False] * n_engines
+    # Engines that share a unit (tensor and CUDA cores of one SM) run one at a time: pair instance k of each group
+    # that names the same unit.
+    unit_of = [-1] * n_engines
+    unit_members: list[list[int]] = []
+    unit_ids: dict[tuple[str, int], int] = {}
+    for g in chip.groups:
+        if g.spec.shared_unit:
+            for k in range(g.count):
+                u = unit_ids.setdefault((g.spec.shared_unit, k), len(unit_members))
+                if u == len(unit_members):
+                    unit_members.append([])
+                unit_members[u].append(g.first_instance + k)
+                unit_of[g.first_instance + k] = u
+    unit_busy = [False] * len(unit_members)
+    start = array("q", [-1]) * n
+    end = array("q", [-1]) * n
+    compute_end = array("q", [0]) * n
+    done_count = 0
+
+    def try_start(e: int) -> None:
+        if busy[e]:
+            return
+        q = queues[e]
+        p = position[e]
+        if p >= len(q):
+            return
+        i = q[p]
+        if waiting[i]:
+            return
+        u = unit_of[e]
+        if u >= 0:
+            if unit_busy[u]:
+                return
+            unit_busy[u] = True
+        busy[e] = True
+        position[e] = p + 1
+        now = env.now
+        start[i] = now
+        c = compute[i]
+        b = hbm[i]
+        if b:
+            compute_end[i] = now + dispatch + c
+            memory.add(i, b)
+        else:
+            Timeout(env, dispatch + c, i).callbacks.append(finish_event)
+
+    def stream_done(i: int) -> None:
+        wait = compute_end[i] - env.now
+        if wait > 0:
+            Timeout(env, wait, i).callbacks.append(finish_event)
+        else:
+            finish(i)
+
+    def finish_event(event: Timeout) -> None:
+        finish(event.value)
+
+    def finish(i: int) -> None:
+        nonlocal done_count
+        end[i] = env.now
+        done_count += 1
+        e = engine_of[i]
+        busy[e] = False
+        u = unit_of[e]
+        if u >= 0:
+            unit_busy[u] = False
+        for s in succs[i]:
+            waiting[s] -= 1
+            if not waiting[s]:
+                try_start(engine_of[s])
+        if u >= 0:
+            for other in unit_members[u]:
+                try_start(other)
+        else:
+            try_start(e)
+
+    memory = SharedBandwidth(env, chip.hbm_bytes_per_cycle, stream_done)
+    for e in range(n_engines):
+        try_start(e)
+    env.run()
+    if done_count != n:
+        stuck = [graph.tasks[q[position[e]]].name for e, q in enumerate(queues) if position[e] < len(q)][:3]
+        raise AccelsimError(f"the schedule deadlocks: {n - done_count} tasks never start (engine queue heads "
+                            f"{stuck} wait on tasks queued behind them); an engine's order must follow the "
+                            "dependencies", key=f"scheduler {schedule.scheduler!r}")
+    return Results(
+        graph=graph,
+        chip=chip,
+        scheduler=schedule.scheduler,
+        engine=np.asarray(engine_of, dtype=np.int32),
+        start=np.frombuffer(start, dtype=np.int64).copy(),
+        end=np.frombuffer(end, dtype=np.int64).copy(),
+        hbm_change_cycles=np.frombuffer(memory.change_cycles, dtype=np.int64).copy(),
+        hbm_change_streams=np.asarray(memory.change_streams, dtype=np.int64),
+        notes=dict(schedule.notes),
+    )

@@ -1,0 +1,78 @@
+"""Hypothesis strategies for accelsim's inputs: random valid chips and random task graphs.
+
+Public API, so users can property-test their own schedulers::
+
+    from hypothesis import given
+    from accelsim.strategies import chips, task_graphs
+
+    @given(chips(), task_graphs())
+    def test_my_scheduler(chip, graph):
+        results = accelsim.run(chip, graph, "mine")
+        assert_valid_schedule(results)
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from .chip import Chip, chip_from_dict
+from .graph import TaskGraph, make_task
+
+_VECTOR_OPS = ("add", "mul", "exp", "softmax", "layernorm", "gelu", "reduce")
+
+
+@st.composite
+def chip_dicts(draw: st.DrawFn, dma: bool | None = None) -> dict:
+    """A valid chip profile as the dict its TOML file would parse to: 1-2 matrix engines, 1-8 vector cores."""
+    rows = draw(st.sampled_from([4, 8, 16, 32, 64, 128]))
+    cols = draw(st.sampled_from([4, 8, 16, 32, 64, 128]))
+    engines: dict = {
+        "mme": {"kind": "matrix", "count": draw(st.integers(1, 2)), "rows": rows, "cols": cols,
+                "dataflow": draw(st.sampled_from(["os", "ws", "is"])),
+                "macs_per_cycle": {"bf16": rows * cols, "fp32": max(1, rows * cols // 4)}},
+        "tpc": {"kind": "vector", "count": draw(st.integers(1, 8)),
+                "lanes": {"bf16": draw(st.sampled_from([16, 64, 128])), "fp32": 32},
+                "pipeline_latency_cycles": draw(st.integers(0, 8))},
+    }
+    if dma if dma is not None else draw(st.booleans()):
+        engines["dma"] = {"kind": "dma", "count": draw(st.integers(1, 4)),
+                          "bytes_per_cycle": draw(st.sampled_from([16, 64, 256]))}
+    return {
+        "name": "random-chip",
+        "clock_ghz": draw(st.sampled_from([0.5, 1.0, 1.8])),
+        "dispatch_overhead_cycles": draw(st.integers(0, 50)),
+        "engines": engines,
+        "memory": {"hbm_gb": 16, "hbm_bandwidth_gbps": draw(st.sampled_from([50, 200, 1000])), "sram_mb": 8},
+    }
+
+
+def chips(dma: bool | None = None) -> st.SearchStrategy[Chip]:
+    """Random valid chips (validated exactly as a file would be)."""
+    return chip_dicts(dma).map(lambda d: chip_from_dict(d, "<hypothesis>"))
+
+
+@st.composite
+def task_graphs(draw: st.DrawFn, min_tasks: int = 1, max_tasks: int = 12, dual: bool = True,
+                dma: bool = False) -> TaskGraph:
+    """A random DAG of matrix, vector and (with ``dual``) matrix-or-vector outer-product tasks."""
+    n = draw(st.integers(min_tasks, max_tasks))
+    tasks = []
+    for i in range(n):
+        choices = ["gemm", "vector"] + (["outer"] if dual else []) + (["dma"] if dma else [])
+        what = draw(st.sampled_from(choices))
+        deps = sorted(draw(st.sets(st.integers(0, i - 1), max_size=min(i, 3)))) if i else []
+        dep_names = [f"t{d}" for d in deps]
+        if what == "gemm":
+            shape = [draw(st.integers(1, 96)) for _ in range(3)]
+            tasks.append(make_task(f"t{i}", "gemm", shape, deps=dep_names))
+        elif what == "outer":
+            shape = [draw(st.integers(1, 4)), draw(st.integers(1, 64)), draw(st.integers(1, 32)),
+                     draw(st.integers(1, 32))]
+            tasks.append(make_task(f"t{i}", "outer_acc", shape, deps=dep_names))
+        elif what == "dma":
+            tasks.append(make_task(f"t{i}", "dma", [draw(st.integers(1, 1 << 16))], deps=dep_names))
+        else:
+            op = draw(st.sampled_from(_VECTOR_OPS))
+            shape = [draw(st.integers(1, 64)), draw(st.integers(1, 256))]
+            tasks.append(make_task(f"t{i}", op, shape, deps=dep_names))
+    return TaskGraph(tasks, name="random-graph", source="<hypothesis>")

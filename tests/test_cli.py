@@ -1,0 +1,101 @@
+"""The accelsim command: tables, JSON, traces, and one-line errors with exit status 2."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from accelsim.cli import main
+
+EXAMPLE = str(Path(__file__).parent.parent / "examples" / "attention_head.toml")
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_chips_lists_every_shipped_profile_with_headline_figures(capsys):
+    code, out, _ = run_cli(capsys, "chips")
+    assert code == 0
+    for name in ("gaudi1", "gaudi2", "gaudi3"):
+        assert name in out
+    assert "1835" in out and "432.5" in out
+
+
+def test_chips_show_json(capsys):
+    code, out, _ = run_cli(capsys, "chips", "show", "gaudi3", "--json")
+    h = json.loads(out)
+    assert code == 0 and h["peak_vector_tflops"]["bf16"] == pytest.approx(28.67, abs=0.01)
+
+
+def test_run_prints_latency_and_a_per_engine_table(capsys):
+    code, out, _ = run_cli(capsys, "run", "--chip", "gaudi1", "--graph", EXAMPLE)
+    assert code == 0
+    assert "latency" in out and "mme0" in out and "tpc7" in out and "longest idle" in out
+
+
+def test_run_json_has_every_task_with_its_engine_and_cycles(capsys):
+    code, out, _ = run_cli(capsys, "run", "--chip", "gaudi1", "--graph", EXAMPLE, "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert set(data["utilization"]) == {"matrix", "vector", "dma"}
+    assert all(0 <= u <= 1 for u in data["utilization"].values())
+    assert data["latency_us"] == pytest.approx(data["latency_cycles"] / 1800, rel=1e-3)
+    tasks = {t["name"]: t for t in data["tasks"]}
+    assert tasks["softmax"]["engine"].startswith("tpc")
+    assert tasks["softmax"]["start_cycle"] >= tasks["scores"]["end_cycle"]
+    assert tasks["context"]["deps"] == ["softmax"]
+    assert data["latency_cycles"] == max(t["end_cycle"] for t in data["tasks"])
+    eng = data["engines"]["mme0"]
+    assert eng["busy_cycles"] + eng["idle_cycles"] == data["latency_cycles"]
+
+
+def test_run_writes_a_chrome_trace_with_one_row_per_engine(capsys, tmp_path):
+    path = tmp_path / "trace.json"
+    code, _, _ = run_cli(capsys, "run", "--chip", "gaudi2", "--graph", EXAMPLE, "--trace", str(path))
+    trace = json.loads(path.read_text())
+    events = trace["traceEvents"]
+    rows = {e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    assert code == 0 and len(rows) == 2 + 24 + 8
+    slices = [e for e in events if e["ph"] == "X"]
+    assert {e["name"] for e in slices} == {"load_qkv", "scores", "softmax", "context", "store"}
+    assert all({"op", "shape", "flops", "bytes"} <= set(e["args"]) for e in slices)
+    assert any(e["ph"] == "C" and e["name"].startswith("HBM") for e in events)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "--chip", "gaudi9", "--graph", EXAMPLE], "gaudi9: no such file"),
+    (["run", "--chip", "gaudi1", "--graph", "missing.toml"], "missing.toml: file not found"),
+    (["run", "--chip", "gaudi1", "--graph", EXAMPLE, "--scheduler", "nope"], "unknown scheduler 'nope'"),
+    (["chips", "show"], "needs a chip name"),
+])
+def test_bad_input_is_one_line_on_stderr_and_exit_2(capsys, argv, words):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and words in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_graph_with_a_cycle_is_reported(capsys, tmp_path):
+    p = tmp_path / "g.toml"
+    p.write_text('[[tasks]]\nname="a"\nop="add"\nshape=[4]\ndeps=["b"]\n[[tasks]]\nname="b"\nop="add"\nshape=[4]\n'
+                 'deps=["a"]\n')
+    code, _, err = run_cli(capsys, "run", "--chip", "gaudi1", "--graph", str(p))
+    assert code == 2 and "cycle" in err and str(p) in err
+
+
+@pytest.mark.parametrize("body, words", [
+    ('[[tasks]]\nname="a"\nop="add"\nshape=[4]\ndeps=["zz"]\n', "depends on 'zz'"),
+    ('[[tasks]]\nname="a"\nop="add"\nshape=[4]\n[[tasks]]\nname="a"\nop="add"\nshape=[4]\n', "duplicate task name"),
+    ('[[tasks]]\nname="a"\nop="addd"\nshape=[4]\n', "unknown op 'addd'"),
+    ('[[tasks]]\nname="a"\nop="gemm"\nshape=[4, 4]\n', "takes a shape (M, K, N)"),
+    ('[[tasks]]\nname="a"\nop="add"\nshape=[0]\n', "greater than 0"),
+    ('[[tasks]]\nname="a"\nop="add"\nshape=[4]\nengines=["tensor"]\n', "unknown engine kind 'tensor'"),
+    ('[[tasks]]\nname="a"\nop="add"\nshap=[4]\n', "unknown key 'shap'"),
+    ('tasks = []\n', "at least one task"),
+])
+def test_bad_graph_files(capsys, tmp_path, body, words):
+    p = tmp_path / "g.toml"
+    p.write_text(body)
+    code, _, err = run_cli(capsys, "run", "--chip", "gaudi1", "--graph", str(p))
+    assert code == 2 and words in err and str(p) in err, err

@@ -1,0 +1,56 @@
+"""Property tests over random DAGs and random valid chips: every schedule the simulation runs is valid."""
+
+import numpy as np
+from hypothesis import given
+
+import accelsim
+from accelsim import CostTable
+from accelsim.strategies import chips, task_graphs
+
+
+def check_valid(results, costs):
+    graph, chip = results.graph, results.chip
+    n = len(graph)
+    assert (results.start >= 0).all() and (results.end >= results.start).all()
+    # Every task ran once, on an engine whose kind it allows.
+    for i, t in enumerate(graph.tasks):
+        group = chip.groups[chip.instance_group[results.engine[i]]]
+        assert group.kind in t.engines
+        assert costs.compute[i, group.index] >= 0
+        for p in graph.preds[i]:  # never before its dependencies end
+            assert results.start[i] >= results.end[p]
+    # No engine runs two tasks at once.
+    for e in range(len(chip.instance_names)):
+        iv = results.busy_intervals(e)
+        assert (iv[1:, 0] >= iv[:-1, 1]).all()
+    assert len(results.start) == n
+
+
+@given(chips(dma=True), task_graphs(max_tasks=15, dma=True))
+def test_the_simulation_runs_every_task_validly(chip, graph):
+    costs = CostTable.build(graph, chip)
+    results = accelsim.run(chip, graph)
+    check_valid(results, costs)
+
+
+@given(chips(), task_graphs(max_tasks=15))
+def test_makespan_is_at_least_the_critical_path_and_the_work_over_capacity(chip, graph):
+    costs = CostTable.build(graph, chip)
+    results = accelsim.run(chip, graph)
+    fastest = costs.fastest()
+    # Critical path with every task on its fastest engine, each alone.
+    finish = np.zeros(len(graph), dtype=np.int64)
+    for i in graph.topo_order:
+        finish[i] = max((finish[p] for p in graph.preds[i]), default=0) + fastest[i]
+    assert results.latency_cycles >= finish.max()
+    # Total work on the fastest engines, spread over every engine of the chip.
+    engines = len(chip.instance_names)
+    assert results.latency_cycles * engines >= int(fastest.sum())
+    # HBM cannot move the bytes faster than its bandwidth.
+    assert results.latency_cycles >= graph.total_bytes / chip.hbm_bytes_per_cycle - 1
+
+
+@given(chips(), task_graphs(max_tasks=10))
+def test_same_inputs_same_cycles(chip, graph):
+    a, b = accelsim.run(chip, graph), accelsim.run(chip, graph)
+    assert a.start.tolist() == b.start.tolist() and a.end.tolist() == b.end.tolist()
