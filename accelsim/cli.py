@@ -10,11 +10,14 @@ from collections.abc import Sequence
 from . import run as run_graph
 from .chip import load_chip
 from .errors import AccelsimError
-from .graph import load_graph
-from .report import chips_report, run_report
+from .analytic import analytic_counts
+from .graph import TaskGraph, load_graph
+from .lowering import lower
+from .report import chips_report, run_report, table
 from .resources import shipped_names
 from .scheduling import scheduler_names
 from .trace import write_chrome_trace
+from .workload import load_workload
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,15 +29,45 @@ def _parser() -> argparse.ArgumentParser:
     chips.add_argument("name", nargs="?", help="shipped name or path to a .toml profile")
     chips.add_argument("--json", action="store_true")
 
-    run = sub.add_parser("run", help="simulate a task graph on a chip")
+    run = sub.add_parser("run", help="simulate a workload or a task graph on a chip")
     run.add_argument("--chip", required=True, help="shipped chip name or path to a .toml profile")
-    run.add_argument("--graph", required=True, help="task graph file (.toml)")
+    what = run.add_mutually_exclusive_group(required=True)
+    what.add_argument("--workload", help="shipped workload name or path to a .toml workload")
+    what.add_argument("--graph", help="hand-written task graph file (.toml)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a workload field, e.g. --set seq_len=4096 --set mode=training")
     run.add_argument("--scheduler", default="first-free", help="registered scheduler name")
     run.add_argument("--trace", help="write a Chrome trace (Perfetto, chrome://tracing) to this path")
     run.add_argument("--json", action="store_true", help="print one JSON object with every task's placement")
 
+    wls = sub.add_parser("workloads", help="list the shipped workload presets")
+    wls.add_argument("--json", action="store_true")
+
     sub.add_parser("schedulers", help="list registered schedulers")
     return p
+
+
+def _graph(args: argparse.Namespace) -> TaskGraph:
+    if args.graph:
+        if args.set:
+            raise AccelsimError("--set overrides workload fields; it cannot be used with --graph", key="--set")
+        return load_graph(args.graph)
+    return lower(load_workload(args.workload, args.set))
+
+
+def _cmd_workloads(args: argparse.Namespace) -> None:
+    rows = []
+    for name in shipped_names("workloads"):
+        wl = load_workload(name)
+        flops, nbytes = analytic_counts(wl)
+        rows.append({**wl.summary(), "flops": flops, "bytes": nbytes, "tasks": len(lower(wl)),
+                     "description": wl.spec.description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(table(["workload", "layers", "d_model", "heads", "seq", "batch", "attention", "mode", "GFLOP", "tasks"],
+                [(r["name"], r["layers"], r["d_model"], r["heads"], r["seq_len"], r["batch"], r["attention"],
+                  r["mode"], round(r["flops"] / 1e9), r["tasks"]) for r in rows]))
 
 
 def _cmd_chips(args: argparse.Namespace) -> None:
@@ -56,7 +89,7 @@ def _cmd_chips(args: argparse.Namespace) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> None:
     chip = load_chip(args.chip)
-    graph = load_graph(args.graph)
+    graph = _graph(args)
     results = run_graph(chip, graph, args.scheduler)
     if args.trace:
         write_chrome_trace(results, args.trace)
@@ -75,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_chips(args)
         elif args.command == "run":
             _cmd_run(args)
+        elif args.command == "workloads":
+            _cmd_workloads(args)
         elif args.command == "schedulers":
             print("\n".join(scheduler_names()))
     except AccelsimError as exc:

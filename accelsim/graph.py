@@ -114,6 +114,8 @@ class TaskGraph:
         """A topological order that keeps the given order wherever dependencies allow (Kahn, smallest first)."""
         import heapq
 
+        if all(p < i for i, ps in enumerate(self.preds) for p in ps):
+            return list(range(len(self.tasks)))  # already in order (the lowering emits graphs this way)
         indeg = [len(p) for p in self.preds]
         ready = [i for i, d in enumerate(indeg) if d == 0]
         heapq.heapify(ready)
@@ -132,15 +134,16 @@ class TaskGraph:
         """Duplicate names, dangling dependencies, unknown ops or engine kinds and cycles are errors."""
         seen: dict[str, int] = {}
         for i, t in enumerate(self.tasks):
-            if t.name in seen:
+            if seen.setdefault(t.name, i) != i:
                 raise AccelsimError(f"duplicate task name {t.name!r} (tasks {seen[t.name]} and {i})", source=self.source)
-            seen[t.name] = i
-            if t.op not in OPS:
-                raise AccelsimError(f"unknown op {t.op!r}; known: {', '.join(sorted(OPS))}", source=self.source,
+        for op, engines in {(t.op, t.engines) for t in self.tasks}:  # each distinct combination once
+            t = next(t for t in self.tasks if t.op == op and t.engines == engines)
+            if op not in OPS:
+                raise AccelsimError(f"unknown op {op!r}; known: {', '.join(sorted(OPS))}", source=self.source,
                                     key=f"task {t.name!r}.op")
-            if not t.engines:
+            if not engines:
                 raise AccelsimError("needs at least one engine kind", source=self.source, key=f"task {t.name!r}.engines")
-            for kind in t.engines:
+            for kind in engines:
                 if kind not in ENGINE_KINDS:
                     raise AccelsimError(f"unknown engine kind {kind!r}; allowed: {', '.join(ENGINE_KINDS)}",
                                         source=self.source, key=f"task {t.name!r}.engines")

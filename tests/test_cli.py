@@ -99,3 +99,28 @@ def test_bad_graph_files(capsys, tmp_path, body, words):
     p.write_text(body)
     code, _, err = run_cli(capsys, "run", "--chip", "gaudi1", "--graph", str(p))
     assert code == 2 and words in err and str(p) in err, err
+
+
+def test_workloads_json_lists_every_preset_with_its_size(capsys):
+    code, out, _ = run_cli(capsys, "workloads", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and {"gpt2-small", "llama-7b-like", "vit-b16", "gformer-gpt", "gformer-vit"} <= set(rows)
+    for r in rows.values():
+        assert {"name", "layers", "d_model", "heads", "seq_len", "batch", "attention", "mode", "flops",
+                "tasks"} <= set(r)
+        assert r["flops"] > 0 and r["tasks"] > 0
+    assert rows["gformer-gpt"]["attention"] == "hybrid" and rows["gformer-gpt"]["mode"] == "training"
+
+
+def test_run_a_workload_with_overrides(capsys):
+    code, out, _ = run_cli(capsys, "run", "--chip", "gaudi2", "--workload", "gpt2-small", "--set", "layers=1",
+                           "--set", "seq_len=512", "--set", "batch=2", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["graph"] == "gpt2-small"
+    assert any(t["name"] == "L0.qkv" for t in data["tasks"]) and not any(t["name"].startswith("L1.") for t in
+                                                                          data["tasks"])
+
+
+def test_set_is_refused_with_a_hand_written_graph(capsys):
+    code, _, err = run_cli(capsys, "run", "--chip", "gaudi1", "--graph", EXAMPLE, "--set", "layers=1")
+    assert code == 2 and "--set" in err

@@ -1,0 +1,218 @@
+"""Workload presets: a transformer model, a run and the lowering knobs, read from ``workloads/*.toml``.
+
+Validated on load like chip profiles; ``--set key=value`` overrides any field by its short name or dotted path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from .chip import Dtype
+from .config import STRICT, PosFloat, PosInt, build, read_toml
+from .errors import AccelsimError
+from .resources import resolve
+
+Variant = Literal["softmax", "window", "linear", "hybrid"]
+Mode = Literal["inference", "training"]
+Granularity = Literal["op", "head", "tile"]
+
+
+@pydantic_dataclass(config=STRICT)
+class ModelSpec:
+    family: Literal["gpt", "vit"]
+    layers: PosInt
+    d_model: PosInt
+    heads: PosInt
+    d_head: PosInt | None = None  # defaults to d_model / heads; if given it must equal that
+    mlp_ratio: PosFloat = 4.0
+    d_ff: PosInt | None = None  # overrides mlp_ratio (e.g. llama's 11008)
+    vocab: PosInt | None = None  # gpt: LM head size
+    embeddings: bool = True  # gpt: token embedding + LM head; vit: patch embedding + classifier
+    image_size: PosInt | None = None  # vit
+    patch_size: PosInt | None = None  # vit
+    channels: PosInt = 3  # vit
+    classes: PosInt | None = None  # vit
+    class_token: bool = True  # vit
+
+
+@pydantic_dataclass(config=STRICT)
+class RunSpec:
+    batch: PosInt
+    mode: Mode = "inference"
+    dtype: Dtype = "bf16"
+    seq_len: PosInt | None = None  # gpt: required; vit: patches (+1 class token)
+
+
+@pydantic_dataclass(config=STRICT)
+class AttentionSpec:
+    variant: Variant = "softmax"
+    window: PosInt = 256
+    chunk: PosInt = 64
+    linear_heads: int | None = None  # hybrid: heads using linear attention; default half
+
+
+@pydantic_dataclass(config=STRICT)
+class LoweringSpec:
+    granularity: Granularity = "op"
+    tile_m: PosInt = 256  # output tile rows (token rows per block) at tile granularity
+    tile_n: PosInt = 256  # output tile columns
+
+
+@pydantic_dataclass(config=STRICT)
+class WorkloadSpec:
+    name: str
+    model: ModelSpec
+    run: RunSpec
+    attention: AttentionSpec = field(default_factory=AttentionSpec)
+    lowering: LoweringSpec = field(default_factory=LoweringSpec)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A validated workload with its derived sizes."""
+
+    spec: WorkloadSpec
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def d_head(self) -> int:
+        return self.spec.model.d_model // self.spec.model.heads
+
+    @property
+    def d_ff(self) -> int:
+        m = self.spec.model
+        return m.d_ff if m.d_ff else int(round(m.d_model * m.mlp_ratio))
+
+    @property
+    def patches(self) -> int:
+        m = self.spec.model
+        return (m.image_size // m.patch_size) ** 2 if m.family == "vit" else 0  # type: ignore[operator]
+
+    @property
+    def seq_len(self) -> int:
+        m, r = self.spec.model, self.spec.run
+        if m.family == "vit":
+            return self.patches + (1 if m.class_token else 0)
+        return r.seq_len  # type: ignore[return-value]
+
+    @property
+    def tokens(self) -> int:
+        return self.spec.run.batch * self.seq_len
+
+    @property
+    def linear_heads(self) -> int:
+        a, h = self.spec.attention, self.spec.model.heads
+        if a.variant == "linear":
+            return h
+        if a.variant == "hybrid":
+            return a.linear_heads if a.linear_heads is not None else h // 2
+        return 0
+
+    @property
+    def causal(self) -> bool:
+        return self.spec.model.family == "gpt"
+
+    def summary(self) -> dict[str, object]:
+        m, r, a = self.spec.model, self.spec.run, self.spec.attention
+        return {"name": self.name, "family": m.family, "layers": m.layers, "d_model": m.d_model, "heads": m.heads,
+                "d_head": self.d_head, "d_ff": self.d_ff, "seq_len": self.seq_len, "batch": r.batch,
+                "dtype": r.dtype, "mode": r.mode, "attention": a.variant,
+                "granularity": self.spec.lowering.granularity}
+
+
+def _check(spec: WorkloadSpec, source: str) -> None:
+    m, r, a = spec.model, spec.run, spec.attention
+
+    def fail(key: str, msg: str) -> None:
+        raise AccelsimError(msg, source=source, key=key)
+
+    if m.d_model % m.heads:
+        fail("model.d_model", f"d_model {m.d_model} is not divisible by heads {m.heads}")
+    if m.d_head is not None and m.d_head != m.d_model // m.heads:
+        fail("model.d_head", f"d_head {m.d_head} must equal d_model / heads = {m.d_model // m.heads}")
+    if m.family == "gpt":
+        if r.seq_len is None:
+            fail("run.seq_len", "required for a gpt model")
+        if m.embeddings and m.vocab is None:
+            fail("model.vocab", "required for a gpt model with embeddings (set embeddings = false to leave out "
+                                "the embedding and LM head)")
+        for k in ("image_size", "patch_size", "classes"):
+            if getattr(m, k) is not None:
+                fail(f"model.{k}", "only for vit models")
+    else:
+        if m.image_size is None or m.patch_size is None:
+            fail("model.image_size" if m.image_size is None else "model.patch_size", "required for a vit model")
+        if m.image_size % m.patch_size:  # type: ignore[operator]
+            fail("model.image_size", f"image_size {m.image_size} is not divisible by patch_size {m.patch_size}")
+        if m.embeddings and m.classes is None:
+            fail("model.classes", "required for a vit model with embeddings")
+        if r.seq_len is not None:
+            fail("run.seq_len", "a vit's sequence length comes from image_size and patch_size; leave it out")
+        if m.vocab is not None:
+            fail("model.vocab", "only for gpt models")
+    seq = Workload(spec, source).seq_len
+    if a.variant in ("linear", "hybrid") and seq % a.chunk:
+        fail("attention.chunk", f"sequence length {seq} is not divisible by chunk {a.chunk} (linear attention "
+                                "is lowered chunk by chunk)")
+    if a.variant in ("window", "hybrid") and seq % a.window:
+        fail("attention.window", f"sequence length {seq} is not divisible by window {a.window} (windowed "
+                                 "attention is lowered in blocks of window queries)")
+    if a.linear_heads is not None:  # used by the hybrid variant only, like window and chunk by theirs
+        if not 0 <= a.linear_heads <= m.heads:
+            fail("attention.linear_heads", f"must be between 0 and heads ({m.heads}), got {a.linear_heads}")
+
+
+def workload_from_dict(data: dict, source: str = "<dict>") -> Workload:
+    spec = build(WorkloadSpec, data, source)
+    _check(spec, source)
+    return Workload(spec, source)
+
+
+def load_workload(name_or_path: str | Path, overrides: list[str] | None = None) -> Workload:
+    """Load a preset by name or path, applying ``key=value`` overrides (``seq_len=4096``, ``run.batch=4``)."""
+    path = resolve(name_or_path, "workloads")
+    data = read_toml(path)
+    for item in overrides or []:
+        apply_override(data, item, str(path))
+    return workload_from_dict(data, str(path))
+
+
+_SECTIONS = {"model": ModelSpec, "run": RunSpec, "attention": AttentionSpec, "lowering": LoweringSpec}
+
+
+def apply_override(data: dict, item: str, source: str) -> None:
+    """Set one field from ``KEY=VALUE``; KEY is a field name or ``section.field``; VALUE is parsed as TOML."""
+    import tomllib
+
+    if "=" not in item:
+        raise AccelsimError(f"expected KEY=VALUE, got {item!r}", source="--set")
+    key, raw = (s.strip() for s in item.split("=", 1))
+    if "." in key:
+        section, name = key.split(".", 1)
+    else:
+        owners = [s for s, cls in _SECTIONS.items() if name_in(cls, key)]
+        if not owners:
+            allowed = sorted({f.name for cls in _SECTIONS.values() for f in dataclasses.fields(cls)})
+            raise AccelsimError(f"unknown key {key!r}; allowed: {', '.join(allowed)}", source="--set")
+        section, name = owners[0], key
+    if section not in _SECTIONS or not name_in(_SECTIONS[section], name):
+        raise AccelsimError(f"unknown key {key!r}", source="--set")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word such as training or hybrid
+    data.setdefault(section, {})[name] = value
+
+
+def name_in(cls: type, name: str) -> bool:
+    return any(f.name == name for f in dataclasses.fields(cls))

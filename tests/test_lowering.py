@@ -1,0 +1,179 @@
+"""Lowering transformer workloads: conservation against closed-form counts, determinism, structure, errors."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import accelsim
+from accelsim import AccelsimError
+from accelsim.analytic import analytic_counts
+from accelsim.lowering import lower
+from accelsim.resources import shipped_names
+from accelsim.workload import load_workload, workload_from_dict
+
+PRESETS = ["gpt2-small", "gpt2-medium", "gpt2-large", "llama-7b-like-layer", "llama-7b-like", "vit-b16", "vit-l16",
+           "gformer-gpt", "gformer-vit"]
+
+
+def test_every_required_preset_ships():
+    assert set(PRESETS) <= set(shipped_names("workloads"))
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_lower_to_their_closed_form_flops_and_bytes(name):
+    wl = load_workload(name)
+    graph = lower(wl)
+    assert (graph.total_flops, graph.total_bytes) == analytic_counts(wl)
+
+
+@st.composite
+def workload_dicts(draw):
+    """Small random models of either family, every variant, mode and granularity."""
+    family = draw(st.sampled_from(["gpt", "vit"]))
+    heads = draw(st.integers(1, 4))
+    d_head = draw(st.sampled_from([4, 8, 16]))
+    chunk = draw(st.sampled_from([4, 8, 16]))
+    variant = draw(st.sampled_from(["softmax", "window", "linear", "hybrid"]))
+    model = {"family": family, "layers": draw(st.integers(1, 2)), "d_model": heads * d_head, "heads": heads,
+             "mlp_ratio": draw(st.sampled_from([1.0, 2.0, 4.0])), "embeddings": draw(st.booleans())}
+    run = {"batch": draw(st.integers(1, 3)), "mode": draw(st.sampled_from(["inference", "training"]))}
+    if family == "gpt":
+        run["seq_len"] = chunk * draw(st.integers(1, 6))
+        model["vocab"] = draw(st.integers(5, 300))
+    else:
+        patch = 2
+        side = draw(st.sampled_from([4, 8]))
+        model.update(image_size=side * patch, patch_size=patch, classes=draw(st.integers(2, 20)),
+                     class_token=False)
+        chunk = draw(st.sampled_from([c for c in (4, 8, 16) if (side * side) % c == 0]))
+    return {"name": "random", "model": model, "run": run,
+            "attention": {"variant": variant, "window": chunk, "chunk": chunk,
+                          "linear_heads": draw(st.integers(0, heads))},
+            "lowering": {"granularity": draw(st.sampled_from(["op", "head", "tile"])),
+                         "tile_m": draw(st.sampled_from([4, 8, 32])), "tile_n": draw(st.sampled_from([4, 8, 32]))}}
+
+
+@given(workload_dicts())
+def test_flops_and_bytes_are_conserved_for_every_variant_mode_and_granularity(data):
+    wl = workload_from_dict(data, "<random>")
+    graph = lower(wl)
+    assert (graph.total_flops, graph.total_bytes) == analytic_counts(wl)
+
+
+@given(workload_dicts(), st.sampled_from(["op", "head", "tile"]))
+def test_granularity_changes_the_tasks_not_the_work(data, other):
+    a = lower(workload_from_dict(data, "<random>"))
+    data["lowering"]["granularity"] = other
+    b = lower(workload_from_dict(data, "<random>"))
+    assert (a.total_flops, a.total_bytes) == (b.total_flops, b.total_bytes)
+
+
+def test_finer_granularity_gives_more_tasks():
+    counts = [len(lower(load_workload("gpt2-small", [f"granularity={g}", "layers=1"]))) for g in ("op", "head", "tile")]
+    assert counts[0] < counts[1] < counts[2]
+
+
+def test_the_same_inputs_give_the_identical_graph():
+    a = lower(load_workload("gformer-gpt", ["layers=2", "granularity=tile"]))
+    b = lower(load_workload("gformer-gpt", ["layers=2", "granularity=tile"]))
+    assert a.tasks == b.tasks
+
+
+def test_training_is_forward_backward_and_update():
+    inf = lower(load_workload("gpt2-small", ["layers=1"]))
+    train = lower(load_workload("gpt2-small", ["layers=1", "mode=training"]))
+    ops = {t.op for t in train.tasks}
+    assert {"adam", "gelu_grad", "softmax_grad", "layernorm_grad"} <= ops
+    # A GEMM's backward is two GEMMs of the same size: training has about three times the FLOPs.
+    assert 2.8 < train.total_flops / inf.total_flops < 3.2
+
+
+def test_softmax_attention_runs_products_on_matrix_and_softmax_on_vector():
+    g = lower(load_workload("gpt2-small", ["layers=1", "granularity=head"]))
+    attn = [t for t in g.tasks if ".fwd." in t.name]
+    kinds = {t.op: t.engines for t in attn}
+    assert kinds["bmm"] == ("matrix",) and kinds["softmax"] == ("vector",) and kinds["mask"] == ("vector",)
+
+
+def test_window_attention_is_vector_work_and_linear_attention_mostly_matrix_work():
+    window = lower(load_workload("gpt2-small", ["layers=1", "variant=window"]))
+    linear = lower(load_workload("gpt2-small", ["layers=1", "variant=linear"]))
+    def attn_flops(g, kind):
+        return sum(t.flops for t in g.tasks if ".fwd." in t.name and t.engines[0] == kind)
+    assert attn_flops(window, "matrix") == 0 and attn_flops(window, "vector") > 0
+    assert attn_flops(linear, "matrix") > 10 * attn_flops(linear, "vector")
+    outer = [t for t in linear.tasks if t.op == "outer_acc"]
+    assert outer and all(t.engines == ("matrix", "vector") for t in outer)
+
+
+def test_hybrid_mixes_window_and_linear_heads():
+    g = lower(load_workload("gformer-gpt", ["layers=1", "mode=inference"]))
+    names = {t.name.split(".")[2] for t in g.tasks if ".fwd." in t.name}
+    assert names == {f"h{h}" for h in range(12)}
+    ops = {t.op for t in g.tasks if ".fwd.h0." in t.name} | {t.op for t in g.tasks if ".fwd.h11." in t.name}
+    assert "window_attn" in ops and "outer_acc" in ops
+
+
+def test_window_attention_counts_each_query_against_w_keys():
+    wl = load_workload("gpt2-small", ["layers=1", "variant=window", "window=128", "granularity=op"])
+    (t,) = [t for t in lower(wl).tasks if t.op == "window_attn"]
+    B, H, S, D, w = 8, 12, 1024, 64, 128
+    assert t.flops == 2 * (2 * B * H * S * w * D) + 5 * B * H * S * w
+
+
+def test_linear_attention_outer_products_cover_every_token_once():
+    wl = load_workload("gpt2-small", ["layers=1", "variant=linear", "granularity=tile"])
+    outer = [t for t in lower(wl).tasks if t.op == "outer_acc" and ".fwd." in t.name]
+    B, H, S, D = 8, 12, 1024, 64
+    assert len(outer) == H * S // 64
+    assert sum(t.flops for t in outer) == 2 * B * H * S * D * D
+
+
+def test_tile_granularity_cuts_gemms_into_output_tiles():
+    g = lower(load_workload("gpt2-small", ["layers=1", "granularity=tile", "tile_m=128", "tile_n=256"]))
+    qkv = [t for t in g.tasks if t.name.startswith("L0.qkv[")]
+    assert len(qkv) == (8 * 1024 // 128) * (3 * 768 // 256)
+    assert all(t.shape == (128, 768, 256) for t in qkv)
+
+
+def test_a_lowered_workload_simulates_end_to_end():
+    r = accelsim.run("gaudi2", lower(load_workload("gformer-gpt", ["layers=1", "granularity=tile"])))
+    assert r.latency_cycles > 0 and set(r.utilization()) == {"matrix", "vector", "dma"}
+
+
+@pytest.mark.parametrize("sets, key, words", [
+    (["heads=5"], "model.d_model", "not divisible by heads"),
+    (["variant=linear", "chunk=100"], "attention.chunk", "not divisible by chunk 100"),
+    (["variant=window", "window=300"], "attention.window", "not divisible by window 300"),
+    (["variant=sparse"], "attention.variant", "'softmax', 'window', 'linear' or 'hybrid'"),
+    (["mode=serving"], "run.mode", "'inference' or 'training'"),
+    (["batch=0"], "run.batch", "greater than 0"),
+    (["layers=-2"], "model.layers", "greater than 0"),
+    (["d_head=32"], "model.d_head", "must equal d_model / heads = 64"),
+    (["variant=hybrid", "linear_heads=13"], "attention.linear_heads", "between 0 and heads"),
+])
+def test_inconsistent_workloads_name_the_file_and_key(sets, key, words):
+    with pytest.raises(AccelsimError) as err:
+        load_workload("gpt2-small", sets)
+    message = str(err.value)
+    assert "gpt2-small.toml" in message and key in message and words in message, message
+
+
+def test_an_unknown_key_in_a_workload_file(tmp_path):
+    text = (accelsim.resources.shipped_dir("workloads") / "gpt2-small.toml").read_text()
+    path = tmp_path / "w.toml"
+    path.write_text(text.replace("mlp_ratio", "mlp_ration"))
+    message = str(pytest.raises(AccelsimError, load_workload, path).value)
+    assert str(path) in message and "model.mlp_ration" in message and "mlp_ratio" in message
+
+
+def test_an_unknown_override_key_lists_the_allowed_ones():
+    message = str(pytest.raises(AccelsimError, load_workload, "gpt2-small", ["seqlen=4"]).value)
+    assert "unknown key 'seqlen'" in message and "seq_len" in message
+
+
+def test_vit_sequence_comes_from_image_and_patch():
+    assert load_workload("vit-b16").seq_len == 197
+    assert load_workload("gformer-vit").seq_len == 256
+    with pytest.raises(AccelsimError, match="run.seq_len"):
+        load_workload("vit-b16", ["seq_len=100"])
