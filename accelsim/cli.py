@@ -13,9 +13,10 @@ from .errors import AccelsimError
 from .analytic import analytic_counts
 from .graph import TaskGraph, load_graph
 from .lowering import lower
-from .report import chips_report, run_report, table
+from .compare import compare
+from .report import chips_report, compare_report, run_report, table
 from .resources import shipped_names
-from .scheduling import scheduler_names
+from .scheduling import load_plugin, scheduler_names
 from .trace import write_chrome_trace
 from .workload import load_workload
 
@@ -40,6 +41,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", help="write a Chrome trace (Perfetto, chrome://tracing) to this path")
     run.add_argument("--json", action="store_true", help="print one JSON object with every task's placement")
 
+    cmp = sub.add_parser("compare", help="compare schedulers on one chip and workload")
+    cmp.add_argument("--chip", required=True)
+    what = cmp.add_mutually_exclusive_group(required=True)
+    what.add_argument("--workload")
+    what.add_argument("--graph")
+    cmp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    cmp.add_argument("--schedulers", default="naive,balanced,heft", help="comma-separated registered names")
+    cmp.add_argument("--json", action="store_true")
+
+    for sp in (run, cmp):
+        sp.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                        help="import a module or .py file that registers schedulers (repeatable)")
+
     wls = sub.add_parser("workloads", help="list the shipped workload presets")
     wls.add_argument("--json", action="store_true")
 
@@ -53,6 +67,21 @@ def _graph(args: argparse.Namespace) -> TaskGraph:
             raise AccelsimError("--set overrides workload fields; it cannot be used with --graph", key="--set")
         return load_graph(args.graph)
     return lower(load_workload(args.workload, args.set))
+
+
+def _load_plugins(args: argparse.Namespace) -> None:
+    for spec in getattr(args, "plugin", []):
+        load_plugin(spec)
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    chip = load_chip(args.chip)
+    graph = _graph(args)
+    names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
+    if not names:
+        raise AccelsimError("name at least one scheduler", key="--schedulers")
+    result = compare(chip, graph, names)
+    print(json.dumps(result.to_dict()) if args.json else compare_report(result))
 
 
 def _cmd_workloads(args: argparse.Namespace) -> None:
@@ -107,7 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "chips":
             _cmd_chips(args)
         elif args.command == "run":
+            _load_plugins(args)
             _cmd_run(args)
+        elif args.command == "compare":
+            _load_plugins(args)
+            _cmd_compare(args)
         elif args.command == "workloads":
             _cmd_workloads(args)
         elif args.command == "schedulers":

@@ -118,6 +118,11 @@ class _Lowering:
         e = self.B * self.S * cols
         return self.emit(name, "reduce", (e,), e, writes, deps, group)
 
+    def adam_rows(self, name: str, rows: int, cols: int, deps: list[str], group: str) -> list[str]:
+        """Adam over a (rows x cols) table, in blocks of tile_m rows at tile granularity."""
+        step = self.tm if self.fine else rows
+        return [self.adam(name, min(step, rows - r) * cols, deps, group, k) for k, r in enumerate(range(0, rows, step))]
+
     def adam(self, name: str, elements: int, deps: list[str], group: str, *idx: int) -> str:
         """Adam: read weight, gradient and two moments; write weight and moments."""
         return self.emit(self.label(name, *idx), "adam", (elements,), 4 * elements, 3 * elements, deps, group)
@@ -338,7 +343,7 @@ class _Lowering:
             V, S = m.vocab, self.S
             scatter = self.vec("embed.scatter", "add", d, lambda i: dy[i], "embed", inputs=2)
             pos = self.param_grad("embed.pos.dparams", d, S * d, flat, "embed")
-            self.adam("embed.adam", V * d, [n for blk in scatter for n in blk], "embed")  # type: ignore[operator]
+            self.adam_rows("embed.adam", V, d, [n for blk in scatter for n in blk], "embed")  # type: ignore[arg-type]
             self.adam("embed.pos.adam", S * d, [pos], "embed")
             return
         P, cpp, B = self.wl.patches, m.channels * m.patch_size ** 2, self.B  # type: ignore[operator]

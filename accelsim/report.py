@@ -48,3 +48,27 @@ def chips_report(chips: Sequence[Chip]) -> str:
         eng = " ".join(f"{v['count']}x{k}" for k, v in h["engines"].items())  # type: ignore[union-attr]
         rows.append((c.name, f"{c.clock_ghz:g}", eng, mat, vec, h["hbm_tb_per_s"], h["sram_mb"]))
     return table(["chip", "GHz", "engines", "matrix TFLOPS", "vector TFLOPS", "HBM TB/s", "SRAM MB"], rows)
+
+
+def compare_report(cmp: "Comparison") -> str:  # noqa: F821 (import cycle avoided)
+    kinds = [k for k in cmp.chip.kinds]
+    head = (f"chip {cmp.chip.name}  workload {cmp.graph.name}  tasks {len(cmp.graph):,}  lower bound "
+            f"{cmp.bound.cycles:,} cycles = {cmp.chip.cycles_to_us(cmp.bound.cycles):.1f} us "
+            f"(critical path {cmp.bound.critical_path:,}, area {cmp.bound.area:,}, memory {cmp.bound.memory:,})")
+    rows = []
+    for r in cmp.rows():
+        util, idle = r["utilization"], r["idle_cycles"]
+        rows.append([r["scheduler"], r["latency_cycles"], f"{r['latency_us']:.1f}", f"{r['speedup']:.2f}x"]
+                    + [f"{util.get(k, 0):.1%}" for k in kinds]  # type: ignore[union-attr]
+                    + [f"{cmp.chip.cycles_to_us(idle.get(k, 0)) / 1e3:.1f}" for k in kinds]  # type: ignore[union-attr]
+                    + [f"{r['gap_to_bound']:+.1%}"])
+    headers = (["scheduler", "cycles", "us", "speedup"] + [f"util {k}" for k in kinds]
+               + [f"idle {k} (engine-ms)" for k in kinds] + ["vs bound"])
+    lines = [head, "", table(headers, rows)]
+    for r in cmp.rows():
+        if "split" in r:
+            s = r["split"]
+            lines.append(f"\n{r['scheduler']}: {s['to_vector']} of {s['dual_tasks']} dual-capable tasks on vector cores "
+                         f"(fraction {s['fraction_to_vector']:g}; closed form {s['closed_form_fraction']:g}; "
+                         f"chosen candidate {s['chosen']})")
+    return "\n".join(lines)

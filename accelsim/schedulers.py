@@ -1,11 +1,24 @@
-"""Built-in scheduling policies, registered by name."""
+"""Built-in scheduling policies, registered by name: first-free, naive, balanced and heft."""
 
 from __future__ import annotations
+
+import bisect
+import math
+
+import numpy as np
 
 from .chip import Chip
 from .costs import CostTable
 from .graph import TaskGraph
 from .scheduling import Schedule, Scheduler, engines_by_kind, list_schedule, register
+
+
+def preferred_kinds(graph: TaskGraph, chip: Chip) -> list[str]:
+    """Each task's default engine kind: the first kind it allows that the chip has."""
+    present = engines_by_kind(chip)
+    first = {allowed: next((k for k in allowed if k in present), allowed[0]) for allowed in {t.engines for t in
+                                                                                            graph.tasks}}
+    return [first[t.engines] for t in graph.tasks]
 
 
 @register
@@ -16,11 +29,252 @@ class FirstFree(Scheduler):
     description = "topological order, preferred engine kind, earliest-free instance"
 
     def schedule(self, graph: TaskGraph, chip: Chip, costs: CostTable) -> Schedule:
+        kinds = preferred_kinds(graph, chip)
+        engine, start = list_schedule(graph, chip, costs, graph.topo_order, kinds.__getitem__)
+        return Schedule.from_plan(graph, chip, engine, start, self.name)
+
+
+@register
+class Naive(Scheduler):
+    """How a simple compiler maps a model: every op on its default engine kind (matrix products on matrix engines,
+    the rest on vector cores), nothing moved between kinds, and each kind's tasks issued strictly in program
+    order: a task never starts before the task issued before it on the same kind."""
+
+    name = "naive"
+    description = "default engine kind, in-order issue per kind"
+
+    def schedule(self, graph: TaskGraph, chip: Chip, costs: CostTable) -> Schedule:
+        kinds = preferred_kinds(graph, chip)
+        by_kind = engines_by_kind(chip)
+        free = {k: [0] * len(v) for k, v in by_kind.items()}
+        last_issue = dict.fromkeys(by_kind, 0)
+        group_of = chip.instance_group
+        columns = [costs.estimate[:, g].tolist() for g in range(len(chip.groups))]
+        finish, engine, start = [0] * len(graph), [0] * len(graph), [0] * len(graph)
+        for i in graph.topo_order:
+            k = kinds[i]
+            ready = max((finish[p] for p in graph.preds[i]), default=0)
+            slots = free[k]
+            slot = min(range(len(slots)), key=slots.__getitem__)
+            s = max(ready, slots[slot], last_issue[k])
+            e = by_kind[k][slot]
+            finish[i] = slots[slot] = s + columns[group_of[e]][i]
+            last_issue[k], engine[i], start[i] = s, e, s
+        return Schedule.from_plan(graph, chip, engine, start, self.name)
+
+
+def upward_rank(graph: TaskGraph, cost: list[float]) -> list[float]:
+    """rank(i) = cost(i) + max over successors of rank(s): the longest path from i to an exit."""
+    rank = [0.0] * len(graph)
+    succs = graph.succs
+    for i in reversed(graph.topo_order):
+        rank[i] = cost[i] + max((rank[s] for s in succs[i]), default=0.0)
+    return rank
+
+
+def priority_order(graph: TaskGraph, rank: list[float]) -> list[int]:
+    """Tasks by decreasing rank; ties in topological order (so a task never comes before its predecessors)."""
+    position = np.empty(len(graph), dtype=np.int64)
+    position[graph.topo_order] = np.arange(len(graph))
+    return np.lexsort((position, -np.asarray(rank))).tolist()
+
+
+class GapPlanner:
+    """Engines' planned idle gaps, for earliest-finish-time placement with insertion into them.
+
+    Each engine keeps its idle intervals (the last one open-ended), sorted: a densely packed engine has few,
+    so finding the earliest gap that fits stays cheap however many tasks it holds.
+    """
+
+    OPEN = 1 << 62
+
+    def __init__(self, engines: int) -> None:
+        self.gap_starts: list[list[int]] = [[0] for _ in range(engines)]
+        self.gap_ends: list[list[int]] = [[self.OPEN] for _ in range(engines)]
+
+    def earliest(self, e: int, ready: int, dur: int) -> int:
+        """Earliest start >= ready where [start, start + dur) fits in one of engine e's idle gaps."""
+        starts, ends = self.gap_starts[e], self.gap_ends[e]
+        k = bisect.bisect_right(ends, ready)  # gaps that close by ``ready`` cannot host it
+        while True:
+            s = starts[k] if starts[k] > ready else ready
+            if s + dur <= ends[k]:
+                return s
+            k += 1
+
+    def best(self, engines: list[int], ready: int, dur: int) -> tuple[int, int]:
+        """(start, engine) with the earliest start among identical engines; stops at the first that can start at
+        ``ready``, as none can do better."""
+        best_s, best_e = -1, -1
+        for e in engines:
+            s = self.earliest(e, ready, dur)
+            if best_e < 0 or s < best_s:
+                best_s, best_e = s, e
+                if s == ready:
+                    break
+        return best_s, best_e
+
+    def place(self, e: int, start: int, end: int) -> None:
+        """Mark [start, end) busy: it lies inside one gap, which splits into what is left on either side."""
+        starts, ends = self.gap_starts[e], self.gap_ends[e]
+        k = bisect.bisect_right(starts, start) - 1
+        a, b = starts[k], ends[k]
+        left = [(a, start)] if start > a else []
+        right = [(end, b)] if end < b else []
+        starts[k:k + 1] = [x for x, _ in left + right]
+        ends[k:k + 1] = [y for _, y in left + right]
+
+
+@register
+class Balanced(Scheduler):
+    """GFormer's idea made general: split the work that may run on either engine kind so both kinds finish
+    together, and list-schedule by critical path so matrix and vector work overlap.
+
+    The split: with per-engine loads L_m and L_v of the work that can only go one way, and A (B) the summed cost
+    of the dual-capable work on matrix (vector) engines, giving a fraction f of it to the vector cores equalises
+    the two kinds at  f* = (L_m + A/n_m - L_v) / (A/n_m + B/n_v)  (clipped to [0, 1]). Loads are not the whole
+    story (dependencies, memory contention), so the closed form seeds a search: f* and the grid 0, 1/4, ..., 1
+    are each planned and simulated, and the fastest kept. Within each task group (an attention layer's forward
+    or backward pass) the chosen fraction of dual tasks is spread evenly, as GFormer's per-head split does.
+    The naive schedule is one of the candidates, so balanced is never slower than naive.
+    """
+
+    name = "balanced"
+    description = "split dual-capable work to equalise matrix and vector finish times; critical-path list schedule"
+    grid = 4
+
+    def schedule(self, graph: TaskGraph, chip: Chip, costs: CostTable) -> Schedule:
+        from .simulation import simulate
+
+        kinds = preferred_kinds(graph, chip)
         present = engines_by_kind(chip)
-        first_present = {
-            allowed: next((k for k in allowed if k in present), allowed[0])
-            for allowed in {t.engines for t in graph.tasks}
-        }
-        preferred = [first_present[t.engines] for t in graph.tasks]
-        engine, start = list_schedule(graph, chip, costs, graph.topo_order, preferred.__getitem__)
+        dual = [i for i, t in enumerate(graph.tasks) if "matrix" in t.engines and "vector" in t.engines]
+        if not {"matrix", "vector"} <= set(present):
+            dual = []
+        kind_cost = self._kind_costs(chip, costs)
+        f_star = self.closed_form(kinds, dual, kind_cost, present) if dual else 0.0
+        fractions = [f_star] + ([j / self.grid for j in range(self.grid + 1)] if dual else [])
+        candidates: list[tuple[str, float | None, Schedule]] = []
+        for f in dict.fromkeys(round(x, 6) for x in fractions):
+            assigned = self.assign(graph, kinds, dual, f)
+            candidates.append((f"f={f:g}", f, self.plan(graph, chip, costs, assigned, kind_cost)))
+        candidates.append(("naive", None, Naive().schedule(graph, chip, costs)))
+        latencies = [simulate(graph, chip, s, costs, check=False).latency_cycles for _, _, s in candidates]
+        best = int(np.argmin(latencies))
+        label, f, chosen = candidates[best]
+        moved = 0 if f is None else sum(1 for i in dual if self.assign(graph, kinds, dual, f)[i] == "vector")
+        chosen.scheduler = self.name
+        chosen.notes = {"split": {
+            "dual_tasks": len(dual), "to_vector": moved, "fraction_to_vector": f if f is not None else 0.0,
+            "closed_form_fraction": round(f_star, 4), "chosen": label,
+            "candidates": {lab: lat for (lab, _, _), lat in zip(candidates, latencies)}}}
+        return chosen
+
+    @staticmethod
+    def _kind_costs(chip: Chip, costs: CostTable) -> dict[str, np.ndarray]:
+        """Per task, the uncontended cost on each kind (its fastest group of that kind; -1 where not allowed)."""
+        out: dict[str, np.ndarray] = {}
+        for g in chip.groups:
+            col = costs.estimate[:, g.index]
+            if g.kind in out:
+                prev = out[g.kind]
+                both = (prev >= 0) & (col >= 0)
+                out[g.kind] = np.where(both, np.minimum(prev, col), np.maximum(prev, col))
+            else:
+                out[g.kind] = col.copy()
+        return out
+
+    @staticmethod
+    def closed_form(kinds: list[str], dual: list[int], kind_cost: dict[str, np.ndarray],
+                    present: dict[str, list[int]]) -> float:
+        dual_set = set(dual)
+        n_m, n_v = len(present["matrix"]), len(present["vector"])
+        load = {"matrix": 0.0, "vector": 0.0}
+        for i, k in enumerate(kinds):
+            if i not in dual_set and k in load:
+                load[k] += float(kind_cost[k][i])
+        a = float(kind_cost["matrix"][dual].sum())
+        b = float(kind_cost["vector"][dual].sum())
+        denom = a / n_m + b / n_v
+        if denom <= 0:
+            return 0.0
+        f = (load["matrix"] / n_m + a / n_m - load["vector"] / n_v) / denom
+        return min(1.0, max(0.0, f))
+
+    @staticmethod
+    def assign(graph: TaskGraph, kinds: list[str], dual: list[int], f: float) -> list[str]:
+        """Give a fraction f of each group's dual tasks to the vector cores, spread evenly (Bresenham)."""
+        out = list(kinds)
+        by_group: dict[str, list[int]] = {}
+        for i in dual:
+            out[i] = "matrix"
+            by_group.setdefault(graph.tasks[i].group, []).append(i)
+        for members in by_group.values():
+            for j, i in enumerate(members):
+                if math.floor((j + 1) * f + 1e-9) > math.floor(j * f + 1e-9):
+                    out[i] = "vector"
+        return out
+
+    @staticmethod
+    def plan(graph: TaskGraph, chip: Chip, costs: CostTable, assigned: list[str],
+             kind_cost: dict[str, np.ndarray]) -> Schedule:
+        """Critical-path list schedule: tasks by decreasing upward rank, each on the engine of its assigned kind
+        where it can start earliest, filling idle gaps."""
+        cost = [float(kind_cost[k][i]) for i, k in enumerate(assigned)]
+        order = priority_order(graph, upward_rank(graph, cost))
+        groups_of_kind: dict[str, list[list[int]]] = {}
+        for g in chip.groups:
+            groups_of_kind.setdefault(g.kind, []).append(list(range(g.first_instance, g.first_instance + g.count)))
+        gap = GapPlanner(len(chip.instance_group))
+        est = costs.estimate
+        finish, engine, start = [0] * len(graph), [0] * len(graph), [0] * len(graph)
+        for i in order:
+            ready = max((finish[p] for p in graph.preds[i]), default=0)
+            best = None
+            for members in groups_of_kind[assigned[i]]:
+                dur = int(est[i, chip.instance_group[members[0]]])
+                if dur < 0:
+                    continue
+                s, e = gap.best(members, ready, dur)
+                if best is None or s + dur < best[0]:
+                    best = (s + dur, s, e)
+            f, s, e = best  # type: ignore[misc]
+            gap.place(e, s, f)
+            finish[i], engine[i], start[i] = f, e, s
+        return Schedule.from_plan(graph, chip, engine, start, "balanced")
+
+
+@register
+class Heft(Scheduler):
+    """HEFT (Topcuoglu, Hariri and Wu, 2002): tasks by decreasing upward rank (mean cost over the engines that may
+    run them; no communication cost, as all engines share HBM), each placed on the engine that finishes it
+    earliest, inserted into an idle gap when one is long enough. O(tasks x engines x gaps): for graphs of
+    hundreds of thousands of tasks, prefer balanced."""
+
+    name = "heft"
+    description = "upward rank, earliest finish time with insertion"
+
+    def schedule(self, graph: TaskGraph, chip: Chip, costs: CostTable) -> Schedule:
+        group_of = chip.instance_group
+        est = costs.estimate
+        allowed = est >= 0
+        counts = np.array([g.count for g in chip.groups], dtype=float)
+        weights = np.where(allowed, counts, 0.0)
+        mean = (np.where(allowed, est, 0) * weights).sum(axis=1) / weights.sum(axis=1)
+        order = priority_order(graph, upward_rank(graph, mean.tolist()))
+        gap = GapPlanner(len(group_of))
+        finish = [0] * len(graph)
+        engine, start = [0] * len(graph), [0] * len(graph)
+        per_group = [list(range(g.first_instance, g.first_instance + g.count)) for g in chip.groups]
+        for i in order:
+            ready = max((finish[p] for p in graph.preds[i]), default=0)
+            best = None
+            for g in np.flatnonzero(allowed[i]).tolist():
+                dur = int(est[i, g])
+                s, e = gap.best(per_group[g], ready, dur)
+                if best is None or s + dur < best[0]:
+                    best = (s + dur, s, e)
+            f, s, e = best  # type: ignore[misc]
+            gap.place(e, s, f)
+            finish[i], engine[i], start[i] = f, e, s
         return Schedule.from_plan(graph, chip, engine, start, self.name)

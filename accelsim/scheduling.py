@@ -114,6 +114,26 @@ def scheduler_names() -> list[str]:
     return sorted(SCHEDULERS)
 
 
+def load_plugin(spec: str) -> None:
+    """Import a module (dotted name) or a ``.py`` file so the schedulers it ``@register``s become available."""
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(spec)
+    if spec.endswith(".py"):
+        if not path.exists():
+            raise AccelsimError("plugin file not found", source=spec)
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
+        module_spec.loader.exec_module(module)  # type: ignore[union-attr]
+        return
+    try:
+        importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        raise AccelsimError(f"cannot import plugin module ({exc})", source=spec) from None
+
+
 def _load_builtin() -> None:
     from . import schedulers  # noqa: F401  (registers the built-in policies)
 

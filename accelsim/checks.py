@@ -1,0 +1,24 @@
+"""Invariants every simulated schedule satisfies, as one assertion helper for property tests (yours too)."""
+
+from __future__ import annotations
+
+from .results import Results
+
+
+def assert_valid(results: Results) -> None:
+    """Each task ran once, on an engine kind it allows, after its dependencies ended; no engine ran two tasks
+    at once. Raises AssertionError naming the first violation."""
+    graph, chip = results.graph, results.chip
+    assert len(results.start) == len(graph), "a task is missing from the results"
+    for i, t in enumerate(graph.tasks):
+        kind = chip.groups[chip.instance_group[int(results.engine[i])]].kind
+        assert kind in t.engines, f"task {t.name!r} ran on a {kind} engine; it allows {list(t.engines)}"
+        assert 0 <= results.start[i] <= results.end[i], f"task {t.name!r} has start > end"
+        for p in graph.preds[i]:
+            assert results.start[i] >= results.end[p], (
+                f"task {t.name!r} starts at {results.start[i]} before its dependency {graph.tasks[p].name!r} "
+                f"ends at {results.end[p]}")
+    for e, name in enumerate(chip.instance_names):
+        iv = results.busy_intervals(e)
+        overlap = (iv[1:, 0] < iv[:-1, 1]).nonzero()[0]
+        assert not len(overlap), f"engine {name} runs two tasks at once at cycle {iv[overlap[0] + 1, 0]}"

@@ -1,0 +1,60 @@
+"""Comparing schedulers on one chip and graph: latency, speedup, per-kind utilization and idle time, and the gap
+to the lower bound."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .bounds import LowerBound, lower_bound
+from .chip import Chip
+from .costs import CostTable
+from .graph import TaskGraph
+from .results import Results
+from .scheduling import Scheduler, get_scheduler
+from .simulation import simulate
+
+
+@dataclass
+class Comparison:
+    chip: Chip
+    graph: TaskGraph
+    results: list[Results]
+    bound: LowerBound
+
+    def baseline(self) -> Results:
+        """Speedups are over naive when it was run, else over the first scheduler."""
+        return next((r for r in self.results if r.scheduler == "naive"), self.results[0])
+
+    def rows(self) -> list[dict[str, object]]:
+        base = self.baseline().latency_cycles
+        out = []
+        for r in self.results:
+            row: dict[str, object] = {
+                "scheduler": r.scheduler,
+                "latency_cycles": r.latency_cycles,
+                "latency_us": round(r.latency_us, 4),
+                "speedup": round(base / r.latency_cycles, 4) if r.latency_cycles else 1.0,
+                "utilization": {k: round(v, 4) for k, v in r.utilization().items()},
+                "idle_cycles": r.idle_cycles(),
+                "gap_to_bound": round(r.latency_cycles / self.bound.cycles - 1, 4) if self.bound.cycles else 0.0,
+            }
+            if "split" in r.notes:
+                row["split"] = r.notes["split"]
+            out.append(row)
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        return {"chip": self.chip.name, "workload": self.graph.name, "tasks": len(self.graph),
+                "speedup_over": self.baseline().scheduler, "results": self.rows(),
+                "lower_bound_cycles": self.bound.cycles, "lower_bound": self.bound.as_dict()}
+
+
+def compare(chip: Chip, graph: TaskGraph, schedulers: Sequence[str | Scheduler]) -> Comparison:
+    """Schedule and simulate ``graph`` with each scheduler; the cost table and bound are computed once."""
+    costs = CostTable.build(graph, chip)
+    results = []
+    for name in schedulers:
+        policy = get_scheduler(name)
+        results.append(simulate(graph, chip, policy.schedule(graph, chip, costs), costs))
+    return Comparison(chip, graph, results, lower_bound(graph, chip, costs))
