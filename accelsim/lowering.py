@@ -25,6 +25,7 @@ from .ops import OPS, default_flops
 from .workload import Workload
 
 Handle = list[list[str]]  # task names per block of token rows
+Final = tuple[range, int, int, str]  # an attention output task: batch elements, first and last + 1 position, name
 
 
 class _Lowering:
@@ -61,11 +62,11 @@ class _Lowering:
     def label(self, name: str, *idx: int) -> str:
         return f"{name}[{','.join(map(str, idx))}]" if self.fine else name
 
-    def blocks_at(self, p0: int, p1: int) -> list[int]:
-        """Row blocks (every batch) holding positions [p0, p1)."""
+    def blocks_at(self, p0: int, p1: int, batches: range) -> list[int]:
+        """Row blocks of the given batch elements holding positions [p0, p1)."""
         if not self.fine:
             return [0]
-        return [i for i, (_, p, n) in enumerate(self.blocks) if p < p1 and p + n > p0]
+        return [i for i, (b, p, n) in enumerate(self.blocks) if b in batches and p < p1 and p + n > p0]
 
     # ---- ops on token rows ---------------------------------------------------------------------------------
     def vec(self, name: str, op: str, cols: int, deps: Callable[[int], list[str]], group: str, inputs: int = 1,
@@ -128,19 +129,23 @@ class _Lowering:
         return self.emit(self.label(name, *idx), "adam", (elements,), 4 * elements, 3 * elements, deps, group)
 
     # ---- attention -----------------------------------------------------------------------------------------
-    def head_groups(self) -> list[tuple[str, list[int]]]:
-        """(variant, heads) groups: one per variant at op granularity, one per head otherwise."""
+    def head_groups(self) -> list[tuple[str, list[int], range]]:
+        """(variant, heads, batch elements) groups: one per variant at op granularity, one per head at head
+        granularity, and at tile granularity one per head and batch slice (``batch_split`` slices)."""
         wl = self.wl
         linear = wl.linear_heads
-        kinds = []
         if wl.spec.attention.variant in ("softmax", "window"):
             kinds = [(wl.spec.attention.variant, list(range(self.H)))]
         else:
             kinds = [("window", list(range(self.H - linear))), ("linear", list(range(self.H - linear, self.H)))]
         kinds = [(v, hs) for v, hs in kinds if hs]
+        everyone = range(self.B)
         if self.gran == "op":
-            return kinds
-        return [(v, [h]) for v, hs in kinds for h in hs]
+            return [(v, hs, everyone) for v, hs in kinds]
+        if self.gran == "head":
+            return [(v, [h], everyone) for v, hs in kinds for h in hs]
+        step = self.B // self.wl.spec.lowering.batch_split
+        return [(v, [h], range(b, b + step)) for v, hs in kinds for h in hs for b in range(0, self.B, step)]
 
     def unit_table(self, variant: str, backward: bool) -> tuple[int, list[UnitOp]]:
         a = self.wl.spec.attention
@@ -152,15 +157,16 @@ class _Lowering:
             return a.window, window_ops(a.window, self.D, backward)
         return a.chunk, linear_ops(a.chunk, self.D, causal, backward)
 
-    def attention(self, layer: int, inputs: Handle, backward: bool) -> list[tuple[int, int, str]]:
-        """Emit every head group's units; return the final tasks as (first, last + 1 position written, name)."""
-        finals = []
+    def attention(self, layer: int, inputs: Handle, backward: bool) -> list[Final]:
+        """Emit every head group's units; return the final tasks with the batch elements and positions written."""
+        finals: list[Final] = []
         tag = "bwd" if backward else "fwd"
-        for variant, heads in self.head_groups():
+        split = len(self.head_groups()) > len({tuple(h) for _, h, _ in self.head_groups()})
+        for variant, heads, batches in self.head_groups():
             q, table = self.unit_table(variant, backward)
             n = self.S // q
-            G = self.B * len(heads)
-            hname = f"h{heads[0]}" if len(heads) == 1 else variant
+            G = len(batches) * len(heads)
+            hname = (f"h{heads[0]}" if len(heads) == 1 else variant) + (f".b{batches.start}" if split else "")
             group = f"L{layer}.attn.{tag}"
             per_unit = self.fine
             # Reverse chains (a backward prefix sum depends on the unit after it) are emitted last unit first, so
@@ -186,7 +192,7 @@ class _Lowering:
                     for dep, rel in op.deps:
                         if dep == "input":
                             deps += self.attention_inputs(variant, u * q, (u + 1) * q if per_unit else self.S,
-                                                          inputs, backward)
+                                                          batches, inputs, backward)
                         elif rel == "all" or not per_unit:
                             deps += by_op.get(dep, [])
                         else:
@@ -199,12 +205,13 @@ class _Lowering:
                     by_op.setdefault(op.name, []).append(name)
                     if op.final:
                         if not per_unit or op.reach == "all":
-                            finals.append((0, self.S, name))
+                            finals.append((batches, 0, self.S, name))
                         else:
-                            finals.append((max(0, (u - int(op.reach)) * q), (u + 1) * q, name))
+                            finals.append((batches, max(0, (u - int(op.reach)) * q), (u + 1) * q, name))
         return finals
 
-    def attention_inputs(self, variant: str, p0: int, p1: int, inputs: Handle, backward: bool) -> list[str]:
+    def attention_inputs(self, variant: str, p0: int, p1: int, batches: range, inputs: Handle,
+                         backward: bool) -> list[str]:
         if not self.fine:
             return [n for blk in inputs for n in blk]
         if variant == "softmax" and not backward:
@@ -213,14 +220,14 @@ class _Lowering:
             lo, hi = max(0, p0 - (p1 - p0)), p1  # its own block and the previous one
         else:
             lo, hi = p0, p1
-        return [n for i in self.blocks_at(lo, hi) for n in inputs[i]]
+        return [n for i in self.blocks_at(lo, hi, batches) for n in inputs[i]]
 
-    def merge(self, name: str, cols: int, finals: list[tuple[int, int, str]], group: str) -> Handle:
+    def merge(self, name: str, cols: int, finals: list[Final], group: str) -> Handle:
         """Heads back into token rows (a transpose-copy, as ``a.transpose(1, 2).reshape(b, s, d)``)."""
 
         def deps(i: int) -> list[str]:
-            _, p0, n = self.blocks[i]
-            return [f for f0, f1, f in finals if not self.fine or (f0 < p0 + n and f1 > p0)]
+            b, p0, n = self.blocks[i]
+            return [f for bs, f0, f1, f in finals if not self.fine or (b in bs and f0 < p0 + n and f1 > p0)]
 
         return self.vec(name, "copy", cols, deps, group)
 

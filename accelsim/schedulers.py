@@ -133,15 +133,17 @@ class Balanced(Scheduler):
     The split: with per-engine loads L_m and L_v of the work that can only go one way, and A (B) the summed cost
     of the dual-capable work on matrix (vector) engines, giving a fraction f of it to the vector cores equalises
     the two kinds at  f* = (L_m + A/n_m - L_v) / (A/n_m + B/n_v)  (clipped to [0, 1]). Loads are not the whole
-    story (dependencies, memory contention), so the closed form seeds a search: f* and the grid 0, 1/4, ..., 1
-    are each planned and simulated, and the fastest kept. Within each task group (an attention layer's forward
+    story (dependencies, memory contention), so the closed form seeds a search: from f*, fractions a step of 1/4
+    either side are planned and simulated, the search moves to the faster and halves the step when neither is
+    faster (down to 1/16, at most ``max_evaluations`` plans); f = 0 and f = 1 are always tried too, as with few
+    dual tasks every fraction rounds to all or none. The fastest is kept. Within each task group (an attention layer's forward
     or backward pass) the chosen fraction of dual tasks is spread evenly, as GFormer's per-head split does.
     The naive schedule is one of the candidates, so balanced is never slower than naive.
     """
 
     name = "balanced"
     description = "split dual-capable work to equalise matrix and vector finish times; critical-path list schedule"
-    grid = 4
+    max_evaluations = 7
 
     def schedule(self, graph: TaskGraph, chip: Chip, costs: CostTable) -> Schedule:
         from .simulation import simulate
@@ -153,21 +155,42 @@ class Balanced(Scheduler):
             dual = []
         kind_cost = self._kind_costs(chip, costs)
         f_star = self.closed_form(kinds, dual, kind_cost, present) if dual else 0.0
-        fractions = [f_star] + ([j / self.grid for j in range(self.grid + 1)] if dual else [])
-        candidates: list[tuple[str, float | None, Schedule]] = []
-        for f in dict.fromkeys(round(x, 6) for x in fractions):
-            assigned = self.assign(graph, kinds, dual, f)
-            candidates.append((f"f={f:g}", f, self.plan(graph, chip, costs, assigned, kind_cost)))
-        candidates.append(("naive", None, Naive().schedule(graph, chip, costs)))
-        latencies = [simulate(graph, chip, s, costs, check=False).latency_cycles for _, _, s in candidates]
-        best = int(np.argmin(latencies))
-        label, f, chosen = candidates[best]
-        moved = 0 if f is None else sum(1 for i in dual if self.assign(graph, kinds, dual, f)[i] == "vector")
+        tried: dict[float, tuple[int, Schedule]] = {}
+
+        def evaluate(f: float) -> int:
+            f = round(min(1.0, max(0.0, f)), 6)
+            if f not in tried:
+                plan = self.plan(graph, chip, costs, self.assign(graph, kinds, dual, f), kind_cost)
+                tried[f] = (simulate(graph, chip, plan, costs, check=False).latency_cycles, plan)
+            return tried[f][0]
+
+        # Hill-climb from the closed form: try a step either side, move to the better, halve the step when
+        # neither helps; stop at a 1/16 step or after max_evaluations plans.
+        f, step = round(f_star, 6), 0.25
+        for end in ((0.0, 1.0) if dual else ()):  # the extremes too: a few dual tasks round to all or none
+            evaluate(end)
+        evaluate(f)
+        while dual and step >= 1 / 16 and len(tried) < self.max_evaluations:
+            around = [g for g in (f - step, f + step) if 0.0 <= g <= 1.0]
+            best = min(around, key=evaluate, default=f)
+            if evaluate(best) < evaluate(f):
+                f = round(best, 6)
+            else:
+                step /= 2
+        naive = Naive().schedule(graph, chip, costs)
+        naive_latency = simulate(graph, chip, naive, costs, check=False).latency_cycles
+        f = min(tried, key=lambda x: (tried[x][0], x))
+        latency, chosen = tried[f]
+        label = f"f={f:g}"
+        if naive_latency < latency:
+            label, chosen = "naive", naive
+        final_kinds = self.assign(graph, kinds, dual, f) if label != "naive" else kinds
+        moved = sum(1 for i in dual if final_kinds[i] == "vector")
         chosen.scheduler = self.name
         chosen.notes = {"split": {
-            "dual_tasks": len(dual), "to_vector": moved, "fraction_to_vector": f if f is not None else 0.0,
+            "dual_tasks": len(dual), "to_vector": moved, "fraction_to_vector": f if label != "naive" else 0.0,
             "closed_form_fraction": round(f_star, 4), "chosen": label,
-            "candidates": {lab: lat for (lab, _, _), lat in zip(candidates, latencies)}}}
+            "candidates": {**{f"f={x:g}": lat for x, (lat, _) in sorted(tried.items())}, "naive": naive_latency}}}
         return chosen
 
     @staticmethod

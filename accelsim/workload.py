@@ -61,6 +61,7 @@ class LoweringSpec:
     granularity: Granularity = "op"
     tile_m: PosInt = 256  # output tile rows (token rows per block) at tile granularity
     tile_n: PosInt = 256  # output tile columns
+    batch_split: PosInt = 1  # tile granularity: attention tasks per head cover batch / batch_split sequences
 
 
 @pydantic_dataclass(config=STRICT)
@@ -167,6 +168,8 @@ def _check(spec: WorkloadSpec, source: str) -> None:
     if a.variant in ("window", "hybrid") and seq % a.window:
         fail("attention.window", f"sequence length {seq} is not divisible by window {a.window} (windowed "
                                  "attention is lowered in blocks of window queries)")
+    if r.batch % spec.lowering.batch_split:
+        fail("lowering.batch_split", f"batch {r.batch} is not divisible by batch_split {spec.lowering.batch_split}")
     if a.linear_heads is not None:  # used by the hybrid variant only, like window and chunk by theirs
         if not 0 <= a.linear_heads <= m.heads:
             fail("attention.linear_heads", f"must be between 0 and heads ({m.heads}), got {a.linear_heads}")

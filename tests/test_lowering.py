@@ -36,7 +36,7 @@ def workload_dicts(draw):
     variant = draw(st.sampled_from(["softmax", "window", "linear", "hybrid"]))
     model = {"family": family, "layers": draw(st.integers(1, 2)), "d_model": heads * d_head, "heads": heads,
              "mlp_ratio": draw(st.sampled_from([1.0, 2.0, 4.0])), "embeddings": draw(st.booleans())}
-    run = {"batch": draw(st.integers(1, 3)), "mode": draw(st.sampled_from(["inference", "training"]))}
+    run = {"batch": draw(st.integers(1, 4)), "mode": draw(st.sampled_from(["inference", "training"]))}
     if family == "gpt":
         run["seq_len"] = chunk * draw(st.integers(1, 6))
         model["vocab"] = draw(st.integers(5, 300))
@@ -50,7 +50,8 @@ def workload_dicts(draw):
             "attention": {"variant": variant, "window": chunk, "chunk": chunk,
                           "linear_heads": draw(st.integers(0, heads))},
             "lowering": {"granularity": draw(st.sampled_from(["op", "head", "tile"])),
-                         "tile_m": draw(st.sampled_from([4, 8, 32])), "tile_n": draw(st.sampled_from([4, 8, 32]))}}
+                         "tile_m": draw(st.sampled_from([4, 8, 32])), "tile_n": draw(st.sampled_from([4, 8, 32])),
+                         "batch_split": draw(st.sampled_from([k for k in (1, 2, 4) if run["batch"] % k == 0]))}}
 
 
 @given(workload_dicts())
@@ -151,6 +152,7 @@ def test_a_lowered_workload_simulates_end_to_end():
     (["layers=-2"], "model.layers", "greater than 0"),
     (["d_head=32"], "model.d_head", "must equal d_model / heads = 64"),
     (["variant=hybrid", "linear_heads=13"], "attention.linear_heads", "between 0 and heads"),
+    (["batch_split=3"], "lowering.batch_split", "not divisible by batch_split 3"),
 ])
 def test_inconsistent_workloads_name_the_file_and_key(sets, key, words):
     with pytest.raises(AccelsimError) as err:
