@@ -54,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
                         help="import a module or .py file that registers schedulers (repeatable)")
 
+    plot = sub.add_parser("plot", help="draw timelines, idle time, utilization and a chip comparison")
+    plot.add_argument("--chip", required=True, help="one chip, or several separated by commas")
+    what = plot.add_mutually_exclusive_group(required=True)
+    what.add_argument("--workload")
+    what.add_argument("--graph")
+    plot.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    plot.add_argument("--schedulers", default="naive,balanced")
+    plot.add_argument("--out", required=True, help="folder for the PNG and SVG files")
+    plot.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE")
+
     wls = sub.add_parser("workloads", help="list the shipped workload presets")
     wls.add_argument("--json", action="store_true")
 
@@ -82,6 +92,26 @@ def _cmd_compare(args: argparse.Namespace) -> None:
         raise AccelsimError("name at least one scheduler", key="--schedulers")
     result = compare(chip, graph, names)
     print(json.dumps(result.to_dict()) if args.json else compare_report(result))
+
+
+def _cmd_plot(args: argparse.Namespace) -> None:
+    from . import plots
+
+    chips = [c.strip() for c in args.chip.split(",") if c.strip()]
+    names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
+    graph = _graph(args)
+    everything: list = []
+    for chip_name in chips:
+        chip = load_chip(chip_name)
+        result = compare(chip, graph, names)
+        everything += result.results
+        for r in result.results:
+            written = plots.save(plots.timeline(r), args.out, f"timeline_{chip.name}_{r.scheduler}")
+            written += plots.save(plots.utilization_over_time(r), args.out, f"utilization_{chip.name}_{r.scheduler}")
+            print("\n".join(map(str, written)))
+        print("\n".join(map(str, plots.save(plots.idle_chart(result.results), args.out, f"idle_{chip.name}"))))
+    if len(chips) > 1:
+        print("\n".join(map(str, plots.save(plots.comparison(everything), args.out, "comparison"))))
 
 
 def _cmd_workloads(args: argparse.Namespace) -> None:
@@ -141,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "compare":
             _load_plugins(args)
             _cmd_compare(args)
+        elif args.command == "plot":
+            _load_plugins(args)
+            _cmd_plot(args)
         elif args.command == "workloads":
             _cmd_workloads(args)
         elif args.command == "schedulers":

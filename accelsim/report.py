@@ -51,18 +51,19 @@ def chips_report(chips: Sequence[Chip]) -> str:
 
 
 def compare_report(cmp: "Comparison") -> str:  # noqa: F821 (import cycle avoided)
-    kinds = [k for k in cmp.chip.kinds]
+    used = {cmp.chip.groups[cmp.chip.instance_group[e]].kind for r in cmp.results for e in set(r.engine.tolist())}
+    kinds = [k for k in cmp.chip.kinds if k in used]  # kinds no scheduler used are left out of the table
     head = (f"chip {cmp.chip.name}  workload {cmp.graph.name}  tasks {len(cmp.graph):,}  lower bound "
-            f"{cmp.bound.cycles:,} cycles = {cmp.chip.cycles_to_us(cmp.bound.cycles):.1f} us "
+            f"{cmp.bound.cycles:,} cycles = {cmp.chip.cycles_to_us(cmp.bound.cycles) / 1e3:.3f} ms "
             f"(critical path {cmp.bound.critical_path:,}, area {cmp.bound.area:,}, memory {cmp.bound.memory:,})")
     rows = []
     for r in cmp.rows():
         util, idle = r["utilization"], r["idle_cycles"]
-        rows.append([r["scheduler"], r["latency_cycles"], f"{r['latency_us']:.1f}", f"{r['speedup']:.2f}x"]
+        rows.append([r["scheduler"], r["latency_cycles"], f"{r['latency_us'] / 1e3:.3f}", f"{r['speedup']:.2f}x"]
                     + [f"{util.get(k, 0):.1%}" for k in kinds]  # type: ignore[union-attr]
                     + [f"{cmp.chip.cycles_to_us(idle.get(k, 0)) / 1e3:.1f}" for k in kinds]  # type: ignore[union-attr]
                     + [f"{r['gap_to_bound']:+.1%}"])
-    headers = (["scheduler", "cycles", "us", "speedup"] + [f"util {k}" for k in kinds]
+    headers = (["scheduler", "cycles", "ms", "speedup"] + [f"util {k}" for k in kinds]
                + [f"idle {k} (engine-ms)" for k in kinds] + ["vs bound"])
     lines = [head, "", table(headers, rows)]
     for r in cmp.rows():

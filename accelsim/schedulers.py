@@ -193,6 +193,15 @@ class Balanced(Scheduler):
             "candidates": {**{f"f={x:g}": lat for x, (lat, _) in sorted(tried.items())}, "naive": naive_latency}}}
         return chosen
 
+    def with_fraction(self, graph: TaskGraph, chip: Chip, costs: CostTable, f: float) -> Schedule:
+        """The plan for a fixed fraction f of the dual-capable work on the vector cores, without the search (for
+        sweeps such as notebooks/4_gformer_partition.ipynb)."""
+        kinds = preferred_kinds(graph, chip)
+        dual = [i for i, t in enumerate(graph.tasks) if "matrix" in t.engines and "vector" in t.engines]
+        plan = self.plan(graph, chip, costs, self.assign(graph, kinds, dual, f), self._kind_costs(chip, costs))
+        plan.notes = {"split": {"dual_tasks": len(dual), "fraction_to_vector": f}}
+        return plan
+
     @staticmethod
     def _kind_costs(chip: Chip, costs: CostTable) -> dict[str, np.ndarray]:
         """Per task, the uncontended cost on each kind (its fastest group of that kind; -1 where not allowed)."""

@@ -147,3 +147,23 @@ def test_heft_fills_idle_gaps():
     assert gaps.earliest(0, 0, 10) == 10  # fits exactly between the two
     assert gaps.earliest(0, 0, 11) == 30
     assert gaps.earliest(0, 25, 5) == 30
+
+
+def test_the_readme_example_scheduler_runs_from_the_cli(capsys):
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "examples" / "critical_first.py"
+    code = main(["compare", "--plugin", str(example), "--chip", "gaudi2", "--workload", "gpt2-small", "--set",
+                 "layers=1", "--schedulers", "naive,critical-first", "--json"])
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert code == 0 and rows[1]["scheduler"] == "critical-first" and rows[1]["latency_cycles"] > 0
+
+
+@given(chips(), task_graphs(max_tasks=12))
+def test_the_readme_property_test_holds_for_the_example_scheduler(chip, graph):
+    from pathlib import Path
+
+    accelsim.scheduling.load_plugin(str(Path(__file__).parent.parent / "examples" / "critical_first.py"))
+    results = accelsim.run(chip, graph, "critical-first")
+    assert_valid(results)
+    assert results.latency_cycles >= lower_bound(graph, chip).cycles

@@ -1,0 +1,200 @@
+"""Figures with matplotlib: engine timelines, idle time, utilization over time, and chip comparisons.
+
+Each figure is drawn from a plain data function (``*_data``) that tests check against the results, so what is
+drawn is what was simulated. Every function returns the matplotlib Figure; ``save`` writes PNG and SVG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .results import Results  # noqa: E402
+from .trace import busy_engines_by_kind  # noqa: E402
+
+#: Engine groups with more instances than this are drawn as aggregated rows of several engines each.
+MAX_ROWS_PER_GROUP = 8
+
+
+@dataclass
+class TimelineData:
+    """Rows top to bottom, and per row and op the [start, end) cycle intervals drawn."""
+
+    rows: list[str]
+    engines_per_row: list[list[int]]
+    bars: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
+    latency_cycles: int = 0
+
+
+def timeline_data(results: Results, max_rows_per_group: int = MAX_ROWS_PER_GROUP) -> TimelineData:
+    chip = results.chip
+    rows: list[str] = []
+    members: list[list[int]] = []
+    for g in chip.groups:
+        per_row = -(-g.count // max_rows_per_group)
+        for k in range(0, g.count, per_row):
+            ids = list(range(g.first_instance + k, g.first_instance + min(g.count, k + per_row)))
+            members.append(ids)
+            rows.append(f"{g.name}{k}" if per_row == 1 else f"{g.name}{k}-{k + len(ids) - 1}")
+    row_of = {e: r for r, ids in enumerate(members) for e in ids}
+    data = TimelineData(rows, members, latency_cycles=results.latency_cycles)
+    ops = [t.op for t in results.graph.tasks]
+    for i, (e, s, f) in enumerate(zip(results.engine.tolist(), results.start.tolist(), results.end.tolist())):
+        data.bars.setdefault((row_of[e], ops[i]), []).append((s, f))
+    return data
+
+
+def _title(results: Results, what: str) -> str:
+    return f"{what}: {results.graph.name} on {results.chip.name}, {results.scheduler} scheduler"
+
+
+def _op_colours(ops: Sequence[str]) -> dict[str, tuple]:
+    cmap = plt.get_cmap("tab20")
+    return {op: cmap(k % 20) for k, op in enumerate(sorted(set(ops)))}
+
+
+def timeline(results: Results, max_rows_per_group: int = MAX_ROWS_PER_GROUP) -> Figure:
+    """One row per engine (aggregated rows for big groups), tasks coloured by op, idle time left blank."""
+    data = timeline_data(results, max_rows_per_group)
+    us_per_cycle = 1.0 / (results.chip.clock_ghz * 1e3)
+    colours = _op_colours([op for _, op in data.bars])
+    fig, ax = plt.subplots(figsize=(12, 1.0 + 0.32 * len(data.rows)))
+    for (row, op), spans in sorted(data.bars.items()):
+        ax.broken_barh([(s * us_per_cycle, max(f - s, 1) * us_per_cycle) for s, f in spans], (row - 0.4, 0.8),
+                       facecolors=colours[op], linewidth=0, label=op)
+    ax.set_yticks(range(len(data.rows)), data.rows)
+    ax.set_ylim(len(data.rows) - 0.5, -0.5)
+    ax.set_xlim(0, max(data.latency_cycles, 1) * us_per_cycle)
+    ax.set_xlabel("time (us)")
+    ax.set_ylabel("engine")
+    secondary = ax.secondary_xaxis("top", functions=(lambda u: u / us_per_cycle, lambda c: c * us_per_cycle))
+    secondary.set_xlabel("cycles")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), title="op", loc="upper left", bbox_to_anchor=(1.01, 1),
+              fontsize="small")
+    ax.set_title(_title(results, "Engine timeline") + f" ({results.latency_us:,.1f} us)")
+    fig.tight_layout()
+    return fig
+
+
+def idle_data(results: Sequence[Results]) -> dict[str, dict[str, float]]:
+    """Per scheduler, idle time per engine kind in engine-microseconds."""
+    return {r.scheduler: {k: r.chip.cycles_to_us(v) for k, v in r.idle_cycles().items()} for r in results}
+
+
+def idle_chart(results: Sequence[Results]) -> Figure:
+    """Idle time per engine kind, the schedulers side by side; a second panel per engine instance."""
+    data = idle_data(results)
+    kinds = list(results[0].chip.kinds)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [1, 2]})
+    width = 0.8 / len(results)
+    x = np.arange(len(kinds))
+    for k, r in enumerate(results):
+        ax.bar(x + k * width, [data[r.scheduler].get(kind, 0.0) for kind in kinds], width, label=r.scheduler)
+        per_engine = [r.chip.cycles_to_us(s.idle_cycles) for s in r.engines]
+        ax2.bar(np.arange(len(per_engine)) + k * width, per_engine, width, label=r.scheduler)
+    ax.set_xticks(x + width * (len(results) - 1) / 2, kinds)
+    ax.set_ylabel("idle time (engine-us, summed over the kind)")
+    ax.set_title("Idle time per engine kind")
+    ax.legend(title="scheduler")
+    names = results[0].chip.instance_names
+    step = max(1, len(names) // 24)
+    ax2.set_xticks(range(0, len(names), step), names[::step], rotation=90, fontsize="small")
+    ax2.set_ylabel("idle time (us)")
+    ax2.set_title("Idle time per engine")
+    ax2.legend(title="scheduler")
+    fig.suptitle(f"Engine idle time: {results[0].graph.name} on {results[0].chip.name}")
+    fig.tight_layout()
+    return fig
+
+
+def utilization_data(results: Results, bins: int = 200) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per engine kind: bin edges (cycles) and the mean fraction of that kind's engines busy in each bin."""
+    span = max(results.latency_cycles, 1)
+    edges = np.linspace(0, span, bins + 1)
+    counts = {g.kind: 0 for g in results.chip.groups}
+    for g in results.chip.groups:
+        counts[g.kind] += g.count
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    steps = busy_engines_by_kind(results)
+    for kind, total in counts.items():
+        cycles, busy = steps.get(kind, ([0], [0]))
+        t = np.asarray(cycles + [span], dtype=float)
+        level = np.asarray(busy, dtype=float)
+        # Integrate the step function over each bin: cumulative busy engine-cycles at every edge.
+        cum = np.concatenate([[0.0], np.cumsum(level * np.diff(t))])
+        at_edges = np.interp(edges, t, cum)
+        out[kind] = (edges, np.diff(at_edges) / np.diff(edges) / total)
+    return out
+
+
+def utilization_over_time(results: Results, bins: int = 200) -> Figure:
+    data = utilization_data(results, bins)
+    us_per_cycle = 1.0 / (results.chip.clock_ghz * 1e3)
+    fig, ax = plt.subplots(figsize=(12, 4))
+    for kind, (edges, frac) in data.items():
+        ax.stairs(frac * 100, edges * us_per_cycle, label=kind, linewidth=1.5)
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("time (us)")
+    ax.set_ylabel("engines busy (% of the kind)")
+    ax.legend(title="engine kind")
+    ax.set_title(_title(results, "Utilization over time"))
+    fig.tight_layout()
+    return fig
+
+
+def comparison_data(rows: Sequence[Results]) -> dict[str, dict[str, dict[str, object]]]:
+    """chip -> scheduler -> latency (us) and utilization per kind."""
+    out: dict[str, dict[str, dict[str, object]]] = {}
+    for r in rows:
+        out.setdefault(r.chip.name, {})[r.scheduler] = {"latency_us": r.latency_us, "utilization": r.utilization()}
+    return out
+
+
+def comparison(rows: Sequence[Results]) -> Figure:
+    """Latency and utilization of each scheduler for one workload across chips."""
+    data = comparison_data(rows)
+    chips = list(data)
+    schedulers = list(dict.fromkeys(r.scheduler for r in rows))
+    kinds = [k for k in ("matrix", "vector") if any(k in v["utilization"] for c in data.values() for v in c.values())]
+    fig, axes = plt.subplots(1, 1 + len(kinds), figsize=(5 + 4 * len(kinds), 4.5))
+    width = 0.8 / len(schedulers)
+    x = np.arange(len(chips))
+    for k, s in enumerate(schedulers):
+        lat = [data[c][s]["latency_us"] / 1e3 if s in data[c] else 0 for c in chips]
+        axes[0].bar(x + k * width, lat, width, label=s)
+        for j, kind in enumerate(kinds):
+            util = [data[c][s]["utilization"].get(kind, 0) * 100 if s in data[c] else 0 for c in chips]  # type: ignore[union-attr]
+            axes[1 + j].bar(x + k * width, util, width, label=s)
+    axes[0].set_ylabel("latency (ms)")
+    axes[0].set_title("Latency")
+    for j, kind in enumerate(kinds):
+        axes[1 + j].set_ylabel(f"{kind} engines busy (%)")
+        axes[1 + j].set_ylim(0, 105)
+        axes[1 + j].set_title(f"{kind} utilization")
+    for ax in axes:
+        ax.set_xticks(x + width * (len(schedulers) - 1) / 2, chips)
+        ax.legend(title="scheduler", fontsize="small")
+    fig.suptitle(f"{rows[0].graph.name}: schedulers across chips")
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
+    """Write ``stem.png`` and ``stem.svg`` and close the figure."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{stem}.png", out / f"{stem}.svg"]
+    for p in paths:
+        fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return paths
