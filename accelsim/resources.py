@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from .errors import AccelsimError
 
-_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent
 
 
 def shipped_dir(kind: str) -> Path:
-    """The folder holding the shipped ``chips`` or ``workloads`` files."""
-    try:
-        path = Path(str(resources.files(f"accelsim.data.{kind}")))
-        if path.is_dir():
-            return path
-    except ModuleNotFoundError:
-        pass
-    return _SOURCE_ROOT / kind
+    """The folder holding the shipped ``chips`` or ``workloads`` files: installed as package data
+    (``accelsim/data/<kind>``, see setup.cfg), or at the top of a source checkout."""
+    installed = _PACKAGE / "data" / kind
+    return installed if installed.is_dir() else _PACKAGE.parent / kind
 
 
 def shipped_names(kind: str) -> list[str]:
