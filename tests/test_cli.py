@@ -114,6 +114,7 @@ def test_workloads_json_lists_every_preset_with_its_size(capsys):
 
 def test_run_a_workload_with_overrides(capsys):
     code, out, _ = run_cli(capsys, "run", "--chip", "gaudi2", "--workload", "gpt2-small", "--set", "layers=1",
+                           "--set", "granularity=op",
                            "--set", "seq_len=512", "--set", "batch=2", "--json")
     data = json.loads(out)
     assert code == 0 and data["graph"] == "gpt2-small"
