@@ -16,7 +16,7 @@ from .lowering import lower
 from .compare import compare
 from .report import chips_report, compare_report, run_report, table
 from .resources import shipped_names
-from .scheduling import load_plugin, scheduler_names
+from .scheduling import get_scheduler, load_plugin, scheduler_names
 from .trace import write_chrome_trace
 from .workload import load_workload
 
@@ -63,6 +63,23 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--schedulers", default="naive,balanced")
     plot.add_argument("--out", required=True, help="folder for the PNG and SVG files")
     plot.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE")
+
+    sw = sub.add_parser("sweep", help="simulate every combination of chip-profile values, workloads and schedulers")
+    sw.add_argument("--chip", required=True, help="the base profile, by name or path")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2,...",
+                    help="a dotted key of the profile's TOML and its values, e.g. engines.tpc.count=8,16,24")
+    sw.add_argument("--workload", required=True, help="one or more workloads, separated by commas")
+    sw.add_argument("--schedulers", default="naive,balanced")
+    sw.add_argument("--out", required=True, help="results file: .csv, or .parquet")
+    where = sw.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local processes (default: all cores)")
+    where.add_argument("--dask", metavar="ADDRESS", help="run on an existing Dask cluster's scheduler")
+    sw.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    swp = sub.add_parser("sweep-plot", help="plot a sweep's results")
+    swp.add_argument("file")
+    swp.add_argument("--out", required=True)
 
     wls = sub.add_parser("workloads", help="list the shipped workload presets")
     wls.add_argument("--json", action="store_true")
@@ -112,6 +129,37 @@ def _cmd_plot(args: argparse.Namespace) -> None:
         print("\n".join(map(str, plots.save(plots.idle_chart(result.results), args.out, f"idle_{chip.name}"))))
     if len(chips) > 1:
         print("\n".join(map(str, plots.save(plots.comparison(everything), args.out, "comparison"))))
+
+
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .sweep import parse_axis, plan, run_sweep
+
+    if not args.set:
+        raise AccelsimError("name at least one --set KEY=V1,V2,... to sweep", key="--set")
+    if args.workers is not None and args.workers < 1:
+        raise AccelsimError(f"must be at least 1, got {args.workers}", key="--workers")
+    out = Path(args.out)
+    if out.suffix not in (".csv", ".parquet"):
+        raise AccelsimError("the results file must end in .csv or .parquet", source=args.out)
+    names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
+    for n in names:
+        get_scheduler(n)
+    units = plan(args.chip, [parse_axis(a) for a in args.set], [w.strip() for w in args.workload.split(",")],
+                 names, args.plugin)
+    stats = run_sweep(units, out, workers=args.workers, dask=args.dask, progress=not args.quiet)
+    print(f"{stats['ran']} of {stats['units']} points run ({stats['skipped']} already in {out}), "
+          f"{stats['failed']} failed, {stats['seconds']:.1f} s")
+
+
+def _cmd_sweep_plot(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .sweep_plot import sweep_plots
+
+    for p in sweep_plots(Path(args.file), Path(args.out)):
+        print(p)
 
 
 def _cmd_workloads(args: argparse.Namespace) -> None:
@@ -174,6 +222,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "plot":
             _load_plugins(args)
             _cmd_plot(args)
+        elif args.command == "sweep":
+            _load_plugins(args)
+            _cmd_sweep(args)
+        elif args.command == "sweep-plot":
+            _cmd_sweep_plot(args)
         elif args.command == "workloads":
             _cmd_workloads(args)
         elif args.command == "schedulers":

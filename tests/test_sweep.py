@@ -1,0 +1,138 @@
+"""Design-space sweeps: every combination, streamed to a file, resumable, failures recorded, Dask backend."""
+
+import csv
+
+import pytest
+
+from accelsim import AccelsimError
+from accelsim.cli import main
+from accelsim.sweep import Journal, parse_axis, plan, run_sweep, unit_key
+from accelsim.sweep_plot import pareto_front, sweep_plots
+
+TINY = """
+name = "tiny-gpt"
+[model]
+family = "gpt"
+layers = 1
+d_model = 64
+heads = 2
+embeddings = false
+[run]
+batch = 2
+seq_len = 64
+mode = "training"
+[attention]
+variant = "hybrid"
+window = 32
+chunk = 16
+[lowering]
+granularity = "tile"
+tile_m = 32
+tile_n = 32
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny-gpt.toml"
+    path.write_text(TINY)
+    return str(path)
+
+
+def read(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_every_combination_gets_a_row_per_workload_and_scheduler(tmp_path, tiny):
+    out = tmp_path / "s.csv"
+    units = plan("gaudi2", [parse_axis("engines.tpc.count=4,8,16"), parse_axis("memory.hbm_bandwidth_gbps=800,2450")],
+                 [tiny], ["naive", "balanced"])
+    stats = run_sweep(units, out, workers=1, progress=False)
+    rows = read(out)
+    assert stats["ran"] == 6 and len(rows) == 6 * 2
+    assert {(r["engines.tpc.count"], r["memory.hbm_bandwidth_gbps"]) for r in rows} == {
+        (a, b) for a in ("4", "8", "16") for b in ("800", "2450")}
+    assert all(r["error"] == "" and float(r["latency_us"]) > 0 for r in rows)
+    # more vector cores never make the naive schedule slower here
+    naive = {int(r["engines.tpc.count"]): float(r["latency_us"]) for r in rows
+             if r["scheduler"] == "naive" and r["memory.hbm_bandwidth_gbps"] == "2450"}
+    assert naive[16] <= naive[4]
+
+
+def test_an_interrupted_sweep_resumes_without_redoing_or_losing_points(tmp_path, tiny):
+    out = tmp_path / "s.csv"
+    units = plan("gaudi2", [parse_axis("engines.tpc.count=2,4,8,16")], [tiny], ["naive"])
+    run_sweep(units[:2], out, workers=1, progress=False)  # "interrupted" after two points
+    with out.open("a") as fh:
+        fh.write("8,tiny-gp")  # and a torn half-written row
+    stats = run_sweep(units, out, workers=2, progress=False)
+    rows = read(out)
+    assert stats["skipped"] == 2 and stats["ran"] == 2
+    assert sorted(r["engines.tpc.count"] for r in rows) == ["16", "2", "4", "8"]
+    assert run_sweep(units, out, workers=1, progress=False)["ran"] == 0  # complete: nothing to redo
+    assert Journal(out, units[0].keys).done() == {unit_key(u) for u in units}
+
+
+def test_a_failing_point_records_its_error_and_the_sweep_goes_on(tmp_path, tiny):
+    out = tmp_path / "s.csv"
+    # bf16 only on the vector cores at one point: the gemms still run, but an fp8-only MME cannot run bf16 gemms.
+    units = plan("gaudi2", [parse_axis('engines.mme.macs_per_cycle={ fp8 = 131072 },{ bf16 = 65536 }')], [tiny],
+                 ["naive"])
+    run_sweep(units, out, workers=1, progress=False)
+    rows = read(out)
+    assert len(rows) == 2
+    bad = [r for r in rows if r["error"]]
+    assert len(bad) == 1 and "no engine" in bad[0]["error"] and bad[0]["latency_us"] == ""
+
+
+@pytest.mark.parametrize("item, words", [
+    ("engines.tpc.count=8,-4", "greater than 0"),
+    ("engines.tpc.cout=8", "'engines.tpc.cout' is not a key of the profile"),
+    ("engines.tpc.count", "expected KEY=V1,V2"),
+])
+def test_invalid_values_are_reported_before_anything_runs(tmp_path, tiny, item, words, capsys):
+    out = tmp_path / "s.csv"
+    code = main(["sweep", "--chip", "gaudi2", "--set", item, "--workload", tiny, "--out", str(out), "--quiet"])
+    assert code == 2 and words in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_sweep_on_a_dask_cluster_gives_the_same_rows(tmp_path, tiny, capsys):
+    distributed = pytest.importorskip("distributed")
+    local, remote = tmp_path / "local.csv", tmp_path / "dask.csv"
+    args = ["sweep", "--chip", "gaudi1", "--set", "engines.tpc.count=4,8", "--workload", tiny,
+            "--schedulers", "naive,balanced", "--quiet"]
+    assert main([*args, "--out", str(local), "--workers", "1"]) == 0
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as c:
+        assert main([*args, "--out", str(remote), "--dask", c.scheduler_address]) == 0
+    key = lambda r: (r["engines.tpc.count"], r["scheduler"])  # noqa: E731
+    assert sorted(read(local), key=key) == sorted(read(remote), key=key)
+
+
+def test_parquet_output(tmp_path, tiny):
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / "s.parquet"
+    run_sweep(plan("gaudi1", [parse_axis("clock_ghz=1.0,2.0")], [tiny], ["naive"]), out, workers=1, progress=False)
+    table = pq.read_table(out).to_pylist()
+    assert len(table) == 2 and not (tmp_path / "s.parquet.journal.csv").exists()
+
+
+def test_sweep_plot_draws_parameters_gain_and_pareto(tmp_path, tiny, capsys):
+    out = tmp_path / "s.csv"
+    run_sweep(plan("gaudi2", [parse_axis("engines.tpc.count=4,16"), parse_axis("clock_ghz=1.0,1.65")], [tiny],
+                   ["naive", "balanced"]), out, workers=1, progress=False)
+    written = {p.name for p in sweep_plots(out, tmp_path / "fig")}
+    assert {"sweep_engines_tpc_count.png", "sweep_clock_ghz.svg", "sweep_gain.png", "sweep_pareto.png"} <= written
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    assert pareto_front([(1, 10), (2, 5), (3, 7), (4, 1), (2, 6)]) == [(1, 10), (2, 5), (4, 1)]
+
+
+def test_a_sweep_file_of_another_sweep_is_refused(tmp_path, tiny):
+    out = tmp_path / "s.csv"
+    run_sweep(plan("gaudi1", [parse_axis("clock_ghz=1.0")], [tiny], ["naive"]), out, workers=1, progress=False)
+    with pytest.raises(AccelsimError, match="other columns"):
+        run_sweep(plan("gaudi1", [parse_axis("engines.tpc.count=4")], [tiny], ["naive"]), out, workers=1,
+                  progress=False)
