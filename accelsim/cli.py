@@ -21,6 +21,22 @@ from .trace import write_chrome_trace
 from .workload import load_workload
 
 
+def _add_inputs(sp: argparse.ArgumentParser, chip_help: str) -> None:
+    """The options every simulating command shares: what to run, on which chip, with which plugins."""
+    sp.add_argument("--chip", required=True, help=chip_help)
+    what = sp.add_mutually_exclusive_group(required=True)
+    what.add_argument("--workload", help="shipped workload name or path to a .toml workload")
+    what.add_argument("--graph", help="hand-written task graph file (.toml)")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a workload field, e.g. --set seq_len=4096 --set mode=training")
+    _add_plugin(sp)
+
+
+def _add_plugin(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                    help="import a module or .py file that registers schedulers (repeatable)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="accelsim", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -31,38 +47,20 @@ def _parser() -> argparse.ArgumentParser:
     chips.add_argument("--json", action="store_true")
 
     run = sub.add_parser("run", help="simulate a workload or a task graph on a chip")
-    run.add_argument("--chip", required=True, help="shipped chip name or path to a .toml profile")
-    what = run.add_mutually_exclusive_group(required=True)
-    what.add_argument("--workload", help="shipped workload name or path to a .toml workload")
-    what.add_argument("--graph", help="hand-written task graph file (.toml)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a workload field, e.g. --set seq_len=4096 --set mode=training")
+    _add_inputs(run, "shipped chip name or path to a .toml profile")
     run.add_argument("--scheduler", default="first-free", help="registered scheduler name")
     run.add_argument("--trace", help="write a Chrome trace (Perfetto, chrome://tracing) to this path")
     run.add_argument("--json", action="store_true", help="print one JSON object with every task's placement")
 
     cmp = sub.add_parser("compare", help="compare schedulers on one chip and workload")
-    cmp.add_argument("--chip", required=True)
-    what = cmp.add_mutually_exclusive_group(required=True)
-    what.add_argument("--workload")
-    what.add_argument("--graph")
-    cmp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    _add_inputs(cmp, "shipped chip name or path to a .toml profile")
     cmp.add_argument("--schedulers", default="naive,balanced,heft", help="comma-separated registered names")
     cmp.add_argument("--json", action="store_true")
 
-    for sp in (run, cmp):
-        sp.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
-                        help="import a module or .py file that registers schedulers (repeatable)")
-
     plot = sub.add_parser("plot", help="draw timelines, idle time, utilization and a chip comparison")
-    plot.add_argument("--chip", required=True, help="one chip, or several separated by commas")
-    what = plot.add_mutually_exclusive_group(required=True)
-    what.add_argument("--workload")
-    what.add_argument("--graph")
-    plot.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    _add_inputs(plot, "one chip, or several separated by commas")
     plot.add_argument("--schedulers", default="naive,balanced")
     plot.add_argument("--out", required=True, help="folder for the PNG and SVG files")
-    plot.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE")
 
     sw = sub.add_parser("sweep", help="simulate every combination of chip-profile values, workloads and schedulers")
     sw.add_argument("--chip", required=True, help="the base profile, by name or path")
@@ -74,8 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     where = sw.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, help="local processes (default: all cores)")
     where.add_argument("--dask", metavar="ADDRESS", help="run on an existing Dask cluster's scheduler")
-    sw.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_plugin(sw)
 
     swp = sub.add_parser("sweep-plot", help="plot a sweep's results")
     swp.add_argument("file")
@@ -94,11 +92,6 @@ def _graph(args: argparse.Namespace) -> TaskGraph:
             raise AccelsimError("--set overrides workload fields; it cannot be used with --graph", key="--set")
         return load_graph(args.graph)
     return lower(load_workload(args.workload, args.set))
-
-
-def _load_plugins(args: argparse.Namespace) -> None:
-    for spec in getattr(args, "plugin", []):
-        load_plugin(spec)
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
@@ -208,29 +201,20 @@ def _cmd_run(args: argparse.Namespace) -> None:
             print(f"\ntrace written to {args.trace}")
 
 
+def _cmd_schedulers(args: argparse.Namespace) -> None:
+    print("\n".join(scheduler_names()))
+
+
+COMMANDS = {"chips": _cmd_chips, "run": _cmd_run, "compare": _cmd_compare, "plot": _cmd_plot, "sweep": _cmd_sweep,
+            "sweep-plot": _cmd_sweep_plot, "workloads": _cmd_workloads, "schedulers": _cmd_schedulers}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "chips":
-            _cmd_chips(args)
-        elif args.command == "run":
-            _load_plugins(args)
-            _cmd_run(args)
-        elif args.command == "compare":
-            _load_plugins(args)
-            _cmd_compare(args)
-        elif args.command == "plot":
-            _load_plugins(args)
-            _cmd_plot(args)
-        elif args.command == "sweep":
-            _load_plugins(args)
-            _cmd_sweep(args)
-        elif args.command == "sweep-plot":
-            _cmd_sweep_plot(args)
-        elif args.command == "workloads":
-            _cmd_workloads(args)
-        elif args.command == "schedulers":
-            print("\n".join(scheduler_names()))
+        for spec in getattr(args, "plugin", []):
+            load_plugin(spec)
+        COMMANDS[args.command](args)
     except AccelsimError as exc:
         print(f"accelsim: error: {exc}", file=sys.stderr)
         return 2
