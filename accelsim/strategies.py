@@ -1,14 +1,14 @@
-"""Hypothesis strategies for accelsim's inputs: random valid chips and random task graphs.
+"""Hypothesis strategies for accelsim's inputs: random valid chips, task graphs and workloads.
 
 Public API, so users can property-test their own schedulers::
 
     from hypothesis import given
+    from accelsim.checks import assert_valid
     from accelsim.strategies import chips, task_graphs
 
-    @given(chips(), task_graphs())
+    @given(chips(), task_graphs())          # or workload_graphs(): lowered random transformers
     def test_my_scheduler(chip, graph):
-        results = accelsim.run(chip, graph, "mine")
-        assert_valid_schedule(results)
+        assert_valid(accelsim.run(chip, graph, "mine"))
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from .chip import Chip, chip_from_dict
 from .graph import TaskGraph, make_task
+from .lowering import lower
+from .workload import Workload, workload_from_dict
 
 _VECTOR_OPS = ("add", "mul", "exp", "softmax", "layernorm", "gelu", "reduce")
 
@@ -76,3 +78,42 @@ def task_graphs(draw: st.DrawFn, min_tasks: int = 1, max_tasks: int = 12, dual: 
             shape = [draw(st.integers(1, 64)), draw(st.integers(1, 256))]
             tasks.append(make_task(f"t{i}", op, shape, deps=dep_names))
     return TaskGraph(tasks, name="random-graph", source="<hypothesis>")
+
+
+@st.composite
+def workload_dicts(draw: st.DrawFn) -> dict:
+    """A small random workload as the dict its TOML file would parse to: either family, every attention variant,
+    mode and granularity."""
+    family = draw(st.sampled_from(["gpt", "vit"]))
+    heads = draw(st.integers(1, 4))
+    d_head = draw(st.sampled_from([4, 8, 16]))
+    chunk = draw(st.sampled_from([4, 8, 16]))
+    variant = draw(st.sampled_from(["softmax", "window", "linear", "hybrid"]))
+    model = {"family": family, "layers": draw(st.integers(1, 2)), "d_model": heads * d_head, "heads": heads,
+             "mlp_ratio": draw(st.sampled_from([1.0, 2.0, 4.0])), "embeddings": draw(st.booleans())}
+    run = {"batch": draw(st.integers(1, 4)), "mode": draw(st.sampled_from(["inference", "training"]))}
+    if family == "gpt":
+        run["seq_len"] = chunk * draw(st.integers(1, 6))
+        model["vocab"] = draw(st.integers(5, 300))
+    else:
+        patch = 2
+        side = draw(st.sampled_from([4, 8]))
+        model.update(image_size=side * patch, patch_size=patch, classes=draw(st.integers(2, 20)),
+                     class_token=False)
+        chunk = draw(st.sampled_from([c for c in (4, 8, 16) if (side * side) % c == 0]))
+    return {"name": "random", "model": model, "run": run,
+            "attention": {"variant": variant, "window": chunk, "chunk": chunk,
+                          "linear_heads": draw(st.integers(0, heads))},
+            "lowering": {"granularity": draw(st.sampled_from(["op", "head", "tile"])),
+                         "tile_m": draw(st.sampled_from([4, 8, 32])), "tile_n": draw(st.sampled_from([4, 8, 32])),
+                         "batch_split": draw(st.sampled_from([k for k in (1, 2, 4) if run["batch"] % k == 0]))}}
+
+
+def workloads() -> st.SearchStrategy[Workload]:
+    """Small random valid workloads (validated exactly as a file would be)."""
+    return workload_dicts().map(lambda d: workload_from_dict(d, "<hypothesis>"))
+
+
+def workload_graphs() -> st.SearchStrategy[TaskGraph]:
+    """Task graphs lowered from small random workloads."""
+    return workloads().map(lower)

@@ -9,6 +9,7 @@ from accelsim import AccelsimError
 from accelsim.analytic import analytic_counts
 from accelsim.lowering import lower
 from accelsim.resources import shipped_names
+from accelsim.strategies import workload_dicts
 from accelsim.workload import load_workload, workload_from_dict
 
 PRESETS = ["gpt2-small", "gpt2-medium", "gpt2-large", "llama-7b-like-layer", "llama-7b-like", "vit-b16", "vit-l16",
@@ -24,34 +25,6 @@ def test_presets_lower_to_their_closed_form_flops_and_bytes(name):
     wl = load_workload(name)
     graph = lower(wl)
     assert (graph.total_flops, graph.total_bytes) == analytic_counts(wl)
-
-
-@st.composite
-def workload_dicts(draw):
-    """Small random models of either family, every variant, mode and granularity."""
-    family = draw(st.sampled_from(["gpt", "vit"]))
-    heads = draw(st.integers(1, 4))
-    d_head = draw(st.sampled_from([4, 8, 16]))
-    chunk = draw(st.sampled_from([4, 8, 16]))
-    variant = draw(st.sampled_from(["softmax", "window", "linear", "hybrid"]))
-    model = {"family": family, "layers": draw(st.integers(1, 2)), "d_model": heads * d_head, "heads": heads,
-             "mlp_ratio": draw(st.sampled_from([1.0, 2.0, 4.0])), "embeddings": draw(st.booleans())}
-    run = {"batch": draw(st.integers(1, 4)), "mode": draw(st.sampled_from(["inference", "training"]))}
-    if family == "gpt":
-        run["seq_len"] = chunk * draw(st.integers(1, 6))
-        model["vocab"] = draw(st.integers(5, 300))
-    else:
-        patch = 2
-        side = draw(st.sampled_from([4, 8]))
-        model.update(image_size=side * patch, patch_size=patch, classes=draw(st.integers(2, 20)),
-                     class_token=False)
-        chunk = draw(st.sampled_from([c for c in (4, 8, 16) if (side * side) % c == 0]))
-    return {"name": "random", "model": model, "run": run,
-            "attention": {"variant": variant, "window": chunk, "chunk": chunk,
-                          "linear_heads": draw(st.integers(0, heads))},
-            "lowering": {"granularity": draw(st.sampled_from(["op", "head", "tile"])),
-                         "tile_m": draw(st.sampled_from([4, 8, 32])), "tile_n": draw(st.sampled_from([4, 8, 32])),
-                         "batch_split": draw(st.sampled_from([k for k in (1, 2, 4) if run["batch"] % k == 0]))}}
 
 
 @given(workload_dicts())

@@ -13,7 +13,7 @@ from accelsim.checks import assert_valid
 from accelsim.cli import main
 from accelsim.compare import compare
 from accelsim.optimal import optimal_latency
-from accelsim.strategies import chip_dicts, chips, task_graphs
+from accelsim.strategies import chip_dicts, chips, task_graphs, workload_graphs
 
 BUILT_IN = ["first-free", "naive", "balanced", "heft"]
 #: Worst latency / optimum seen over random graphs of at most 8 tasks (8,000 examples, tools/optimum_ratio.py):
@@ -167,3 +167,13 @@ def test_the_readme_property_test_holds_for_the_example_scheduler(chip, graph):
     results = accelsim.run(chip, graph, "critical-first")
     assert_valid(results)
     assert results.latency_cycles >= lower_bound(graph, chip).cycles
+
+
+@settings(max_examples=15, deadline=None)
+@given(chips(), workload_graphs(), st.sampled_from(BUILT_IN))
+def test_schedulers_on_random_small_workloads(chip, graph, name):
+    results = accelsim.run(chip, graph, name)
+    assert_valid(results)
+    assert results.latency_cycles >= lower_bound(graph, chip).cycles
+    if name == "balanced":
+        assert results.latency_cycles <= accelsim.run(chip, graph, "naive").latency_cycles
