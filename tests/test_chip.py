@@ -1,5 +1,7 @@
 """Loading chip profiles: shipped figures, and one clear error for every kind of bad file."""
 
+import math
+
 import pytest
 
 import accelsim
@@ -94,3 +96,24 @@ def test_an_engine_at_its_own_clock_is_converted_to_chip_cycles():
     chip = accelsim.chip_from_dict(d, "slow-tpc.toml")
     task = accelsim.make_task("a", "add", [80])
     assert accelsim.compute_cycles(task, chip.groups[1], chip) == 20
+
+
+@pytest.mark.parametrize("name, matrix_bf16, kinds", [
+    ("tpu-v4", 275.0, ("matrix", "vector")),                           # [C4] 275 TFLOPS BF16
+    ("trainium2", 8 * 78.6, ("matrix", "vector", "scalar", "gpsimd", "dma")),  # [N3] 79 TFLOPS per core
+    ("ascend910b", 354.0, ("matrix", "vector")),                       # derived ~354 TFLOPS FP16
+])
+def test_other_accelerators_are_profiles_not_code(name, matrix_bf16, kinds):
+    chip = load_chip(name)
+    assert chip.headline()["peak_matrix_tflops"]["bf16"] == pytest.approx(matrix_bf16, rel=0.01)
+    assert chip.kinds == kinds
+
+
+def test_trainium2_engines_run_at_their_own_clocks():
+    chip = load_chip("trainium2")
+    clocks = {g.name: chip.group_clock_ghz(g) for g in chip.groups}
+    assert clocks == {"tensor": 2.4, "vector": 0.96, "scalar": 1.2, "gpsimd": 1.2, "dma": 2.4}
+    vector = next(g for g in chip.groups if g.name == "vector")
+    task = accelsim.make_task("a", "add", [512 * 100])
+    # 100 vector-engine cycles at 0.96 GHz are 250 cycles of the 2.4 GHz chip clock.
+    assert accelsim.compute_cycles(task, vector, chip) == math.ceil((100 + 4) * 2.4 / 0.96)
