@@ -6,12 +6,13 @@ the geometry its cost model needs) and the memory system; everything chip-specif
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .config import STRICT, NonNegInt, PosFloat, PosInt, build, read_toml
@@ -29,15 +30,25 @@ ENGINE_KINDS = ("matrix", *VECTOR_LIKE, "dma")
 
 @pydantic_dataclass(config=STRICT)
 class MatrixEngines:
-    """A group of systolic GEMM units (Gaudi MME, TPU MXU, Trainium tensor engine, Ascend cube)."""
+    """A group of GEMM units. ``model = "systolic"`` (Gaudi MME, TPU MXU, Trainium tensor engine, Ascend cube): a
+    rows x cols array with a dataflow, costed by SCALE-Sim's formulas. ``model = "tiled"`` (GPU tensor cores): the
+    output is cut into tile_m x tile_n tiles spread in waves over ``sms`` streaming multiprocessors, reaching
+    ``efficiency`` of the peak MAC rate (fitted to measurements, see ``accelsim fit``)."""
 
     kind: Literal["matrix"]
     count: PosInt
-    rows: PosInt
-    cols: PosInt
-    dataflow: Dataflow
-    #: MACs per cycle per engine for each dtype it supports; rows*cols is the rate for the densest dtype.
+    #: MACs per cycle per engine for each dtype it supports (for systolic: rows*cols at the densest dtype).
     macs_per_cycle: dict[Dtype, PosInt]
+    model: Literal["systolic", "tiled"] = "systolic"
+    rows: PosInt | None = None
+    cols: PosInt | None = None
+    dataflow: Dataflow | None = None
+    sms: PosInt | None = None
+    tile_m: PosInt | None = None
+    tile_n: PosInt | None = None
+    efficiency: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0
+    #: tiled: fixed cycles per wave of tiles (prologue, epilogue, pipeline fill), which short-K GEMMs feel most.
+    wave_overhead_cycles: NonNegInt = 0
     clock_ghz: PosFloat | None = None
     #: Engines in the same ``shared_unit`` cannot run at the same time (e.g. tensor and CUDA cores of one SM).
     shared_unit: str | None = None
@@ -54,6 +65,9 @@ class VectorEngines:
     vector_issue_per_cycle: PosInt = 1
     pipeline_latency_cycles: NonNegInt = 4
     local_memory_kb: PosInt | None = None
+    #: A row op (softmax, layernorm, reductions) whose rows are longer than this cannot keep a row on chip and
+    #: re-reads its input from HBM on each dependent pass. None: rows always fit.
+    row_buffer_elements: PosInt | None = None
     clock_ghz: PosFloat | None = None
     shared_unit: str | None = None
 
@@ -74,12 +88,18 @@ EngineSpec = Annotated[Union[MatrixEngines, VectorEngines, DmaEngines], Field(di
 
 @pydantic_dataclass(config=STRICT)
 class MemorySpec:
-    """HBM and on-chip SRAM. HBM bandwidth is shared by every task that streams from it."""
+    """HBM and on-chip SRAM. HBM bandwidth is shared by every task that streams from it.
+
+    A stream of b bytes moves as if it were ``(b + bandwidth_half_bytes) / bandwidth_efficiency`` bytes at the
+    full rate: at most ``bandwidth_efficiency`` of the peak is reached, and a stream of ``bandwidth_half_bytes``
+    gets half of that (start-up costs). Both default to the ideal (1 and 0); GPU profiles fit them."""
 
     hbm_gb: PosFloat
     hbm_bandwidth_gbps: PosFloat
     sram_mb: PosFloat
     sram_bandwidth_gbps: PosFloat | None = None
+    bandwidth_efficiency: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0
+    bandwidth_half_bytes: NonNegInt = 0
 
 
 @pydantic_dataclass(config=STRICT)
@@ -91,6 +111,9 @@ class ChipSpec:
     engines: dict[str, EngineSpec]
     memory: MemorySpec
     dispatch_overhead_cycles: NonNegInt = 0
+    #: Cycles an engine stays busy after each task, not overlapped with anything (a GPU's gap between eager
+    #: kernels); 0 where engines run command queues back to back.
+    launch_gap_cycles: NonNegInt = 0
     description: str = ""
     #: Optional per-op override of the vector instruction counts in accelsim.ops (op name -> instructions/element).
     vector_instructions: dict[str, PosFloat] = field(default_factory=dict)
@@ -155,6 +178,13 @@ class Chip:
     def hbm_bytes_per_cycle(self) -> float:
         return self.spec.memory.hbm_bandwidth_gbps / self.spec.clock_ghz
 
+    def stream_bytes(self, nbytes: int) -> int:
+        """The bytes a stream of ``nbytes`` costs at the full HBM rate (see MemorySpec); 0 stays 0."""
+        mem = self.spec.memory
+        if not nbytes or (mem.bandwidth_efficiency == 1.0 and not mem.bandwidth_half_bytes):
+            return nbytes
+        return math.ceil((nbytes + mem.bandwidth_half_bytes) / mem.bandwidth_efficiency)
+
     def group_clock_ghz(self, group: EngineGroup) -> float:
         return group.spec.clock_ghz or self.spec.clock_ghz
 
@@ -186,6 +216,7 @@ class Chip:
             "hbm_gb": mem.hbm_gb,
             "sram_mb": mem.sram_mb,
             "dispatch_overhead_cycles": self.spec.dispatch_overhead_cycles,
+            "launch_gap_cycles": self.spec.launch_gap_cycles,
         }
 
 
@@ -197,6 +228,12 @@ def chip_from_dict(data: dict, source: str = "<dict>") -> Chip:
     for gname, g in spec.engines.items():
         if isinstance(g, MatrixEngines) and not g.macs_per_cycle:
             raise AccelsimError("needs at least one dtype", source=source, key=f"engines.{gname}.macs_per_cycle")
+        if isinstance(g, MatrixEngines):
+            needed = ("rows", "cols", "dataflow") if g.model == "systolic" else ("sms", "tile_m", "tile_n")
+            for key in needed:
+                if getattr(g, key) is None:
+                    raise AccelsimError(f"required key is missing (a {g.model} matrix engine needs "
+                                        f"{', '.join(needed)})", source=source, key=f"engines.{gname}.{key}")
         if isinstance(g, VectorEngines) and not g.lanes:
             raise AccelsimError("needs at least one dtype", source=source, key=f"engines.{gname}.lanes")
     from .ops import OPS  # local import: ops knows nothing of chips

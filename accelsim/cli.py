@@ -79,6 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("file")
     swp.add_argument("--out", required=True)
 
+    val = sub.add_parser("validate", help="predict measured latencies and report the errors")
+    val.add_argument("--chip", required=True)
+    val.add_argument("--measurements", required=True, help="JSON-lines records (../shared/calibration schema)")
+    val.add_argument("--json", action="store_true")
+
+    fit = sub.add_parser("fit", help="fit a GPU profile's efficiency parameters to measured latencies")
+    fit.add_argument("--chip", required=True)
+    fit.add_argument("--measurements", required=True)
+    fit.add_argument("--json", action="store_true")
+
     wls = sub.add_parser("workloads", help="list the shipped workload presets")
     wls.add_argument("--json", action="store_true")
 
@@ -201,12 +211,52 @@ def _cmd_run(args: argparse.Namespace) -> None:
             print(f"\ntrace written to {args.trace}")
 
 
+def _cmd_validate(args: argparse.Namespace) -> None:
+    from .validation import MIN_MS, read_records, validate
+
+    result = validate(load_chip(args.chip), read_records(args.measurements))
+    if args.json:
+        print(json.dumps(result))
+        return
+    rows = []
+    for r in result["records"]:  # type: ignore[union-attr]
+        what = r.get("variant") or r.get("op") or "x".join(str(r[k]) for k in ("B", "M", "K", "N") if k in r)
+        size = ", ".join(f"{k}={r[k]}" for k in ("B", "H", "S", "D", "rows", "cols", "d_model") if k in r)
+        rows.append((r["kind"], what, size, f"{r['measured_ms']:.4f}", f"{r['predicted_ms']:.4f}",
+                     f"{r['rel_error']:+.1%}", "" if r["measured_ms"] >= MIN_MS else "(< 0.05 ms)"))
+    print(table(["kind", "what", "size", "measured ms", "predicted ms", "error", ""], rows))
+    print(f"\n|error| over records of at least {MIN_MS} ms")
+    print(table(["kind", "records", "median", "90th percentile"],
+                [(k, v["records"], f"{v['median_abs_error']:.1%}", f"{v['p90_abs_error']:.1%}")
+                 for k, v in result["summary"].items()]))  # type: ignore[union-attr]
+    conc = result.get("concurrency")
+    if conc:
+        print(f"\nconcurrency: GEMM {conc['gemm_ms']:.2f} ms + softmax {conc['softmax_ms']:.2f} ms; in a row "
+              f"{conc['serial_ms']:.2f} ms, on two streams {conc['two_streams_ms']:.2f} ms predicted "
+              f"(measured {conc['measured_serial_ms']:.2f} and {conc['measured_two_streams_ms']:.2f} ms)")
+
+
+def _cmd_fit(args: argparse.Namespace) -> None:
+    from .fit import fit
+    from .validation import read_records
+
+    result = fit(args.chip, read_records(args.measurements))
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"# fitted to {result['records']} records of {args.measurements}: median |error| "
+          f"{result['median_abs_error']:.1%} ({result['evaluations']} evaluations); paste into {result['chip']}")
+    for key, value in result["parameters"].items():  # type: ignore[union-attr]
+        print(f"{key} = {value}")
+
+
 def _cmd_schedulers(args: argparse.Namespace) -> None:
     print("\n".join(scheduler_names()))
 
 
 COMMANDS = {"chips": _cmd_chips, "run": _cmd_run, "compare": _cmd_compare, "plot": _cmd_plot, "sweep": _cmd_sweep,
-            "sweep-plot": _cmd_sweep_plot, "workloads": _cmd_workloads, "schedulers": _cmd_schedulers}
+            "sweep-plot": _cmd_sweep_plot, "workloads": _cmd_workloads, "schedulers": _cmd_schedulers,
+            "validate": _cmd_validate, "fit": _cmd_fit}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,8 +2,8 @@
 
 Compute and memory are separate: ``compute_cycles`` is the engine's own work; the bytes a task moves are charged
 by the memory model (accelsim.memory) during simulation, where HBM bandwidth is shared. ``estimate_cycles`` is
-the uncontended roofline max(dispatch + compute, bytes / full HBM bandwidth) that schedulers plan with; it is
-exactly what the simulation gives a task that runs alone.
+the uncontended roofline gap + max(dispatch + compute, bytes / full HBM bandwidth) that schedulers plan with; it
+is exactly what the simulation gives a task that runs alone.
 """
 
 from __future__ import annotations
@@ -22,24 +22,50 @@ from .systolic import systolic_cycles
 INFEASIBLE = -1
 
 
+def _matmuls(task: Task) -> list[tuple[int, int, int, int]]:
+    """A matrix op as (batch, M, K, N) GEMMs."""
+    if task.op == "gemm":
+        m, k, n = task.shape
+        return [(1, m, k, n)]
+    if task.op == "bmm":
+        b, m, k, n = task.shape
+        return [(b, m, k, n)]
+    if task.op == "outer_acc":  # sum_i k_i v_i^T over n tokens is (dk x n) @ (n x dv)
+        b, n, dk, dv = task.shape
+        return [(b, dk, n, dv)]
+    g, s, d = task.shape  # flash_attn_causal: QK^T and P V, each over half the (causal) scores
+    return [(g, s, d, (s + 1) // 2), (g, s, (s + 1) // 2, d)]
+
+
 def matrix_engine_cycles(task: Task, spec: MatrixEngines) -> int:
-    """Systolic cycles (SCALE-Sim's model) for a matrix op, scaled by the dtype's MAC rate; -1 if it cannot run."""
+    """Cycles of a matrix op on one engine, by the engine's model; -1 if it cannot run it."""
     op_spec = OPS[task.op]
     macs = spec.macs_per_cycle.get(task.dtype)  # type: ignore[call-overload]
     if op_spec.category != "matrix" or macs is None:
         return INFEASIBLE
+    if spec.model == "tiled":
+        return tiled_cycles(_matmuls(task), spec, macs)
     r, c, flow = spec.rows, spec.cols, spec.dataflow
-    if task.op == "gemm":
-        m, k, n = task.shape
-        cycles = systolic_cycles(m, k, n, r, c, flow)
-    elif task.op == "bmm":
-        b, m, k, n = task.shape
-        cycles = b * systolic_cycles(m, k, n, r, c, flow)
-    else:  # outer_acc: sum_i k_i v_i^T over n tokens is (dk x n) @ (n x dv)
-        b, n, dk, dv = task.shape
-        cycles = b * systolic_cycles(dk, n, dv, r, c, flow)
+    cycles = sum(b * systolic_cycles(m, k, n, r, c, flow) for b, m, k, n in _matmuls(task))  # type: ignore[arg-type]
     # The array is rows x cols MACs at the densest dtype; a dtype with fewer MACs per cycle takes longer.
-    return math.ceil(cycles * (r * c) / macs) if macs < r * c else cycles
+    full = r * c  # type: ignore[operator]
+    return math.ceil(cycles * full / macs) if macs < full else cycles
+
+
+def tiled_cycles(matmuls: list[tuple[int, int, int, int]], spec: MatrixEngines, macs: int) -> int:
+    """GPU-style GEMM: output tiles spread in waves over the SMs; a wave takes one tile's MACs at one SM's rate,
+    divided by the achieved efficiency. Wave quantisation is what makes a 129-tile GEMM cost two waves."""
+    sms, tm, tn = spec.sms, spec.tile_m, spec.tile_n
+    per_sm = macs / sms  # type: ignore[operator]
+    total = 0.0
+    for b, m, k, n in matmuls:
+        tiles = b * -(-m // tm) * -(-n // tn)  # type: ignore[operator]
+        waves = -(-tiles // sms)  # type: ignore[operator]
+        # A partial last tile still takes a whole tile's time; a wave of tiles smaller than the tile shape (m or n
+        # below it) takes proportionally less.
+        tile_macs = min(m, tm) * min(n, tn) * k  # type: ignore[type-var]
+        total += waves * (tile_macs / per_sm / spec.efficiency + spec.wave_overhead_cycles)
+    return math.ceil(total)
 
 
 def vector_engine_cycles(task: Task, spec: VectorEngines, overrides: dict[str, float] | None = None) -> int:
@@ -76,46 +102,62 @@ def compute_cycles(task: Task, group: EngineGroup, chip: Chip) -> int:
     return math.ceil(own * chip.clock_ghz / spec.clock_ghz)
 
 
+def stream_bytes(task: Task, group: EngineGroup, chip: Chip) -> int:
+    """Bytes a task streams through HBM on an engine of ``group``, as costed at the full HBM rate: its traffic,
+    with the input re-read on every pass of a row op whose rows do not fit the engine's row buffer, then the
+    memory's efficiency and start-up cost (MemorySpec)."""
+    spec = group.spec
+    traffic = task.bytes
+    if isinstance(spec, VectorEngines) and spec.row_buffer_elements and len(task.shape) >= 2:
+        passes = OPS[task.op].row_passes
+        if passes > 1 and task.shape[-1] > spec.row_buffer_elements:
+            traffic = task.bytes_read * passes + task.bytes_written
+    return chip.stream_bytes(traffic)
+
+
 def estimate_cycles(task: Task, group: EngineGroup, chip: Chip) -> int:
     """Uncontended duration: roofline of (dispatch + compute) and HBM traffic. -1 where it cannot run."""
     own = compute_cycles(task, group, chip)
     if own < 0:
         return INFEASIBLE
-    memory = math.ceil(task.bytes / chip.hbm_bytes_per_cycle)
-    return max(chip.spec.dispatch_overhead_cycles + own, memory)
+    memory = math.ceil(stream_bytes(task, group, chip) / chip.hbm_bytes_per_cycle)
+    return chip.spec.launch_gap_cycles + max(chip.spec.dispatch_overhead_cycles + own, memory)
 
 
 @dataclass(frozen=True)
 class CostTable:
-    """Per task and engine group: compute cycles and uncontended estimates (-1 = not allowed). Built once per run."""
+    """Per task and engine group: compute cycles, bytes streamed and uncontended estimates (-1 = not allowed).
+    Built once per run."""
 
     compute: np.ndarray  # int64 [tasks, groups]
     estimate: np.ndarray  # int64 [tasks, groups]
-    hbm_bytes: np.ndarray  # int64 [tasks]
+    stream: np.ndarray  # int64 [tasks, groups]: bytes streamed through HBM (see stream_bytes)
 
     @classmethod
     def build(cls, graph: TaskGraph, chip: Chip) -> "CostTable":
         groups = chip.groups
         n = len(graph.tasks)
         compute = np.full((n, len(groups)), INFEASIBLE, dtype=np.int64)
-        memo: dict[tuple, tuple[int, ...]] = {}
+        stream = np.zeros((n, len(groups)), dtype=np.int64)
+        memo: dict[tuple, tuple[tuple[int, ...], tuple[int, ...]]] = {}
         for i, t in enumerate(graph.tasks):
-            key = (t.op, t.shape, t.dtype, t.engines, t.bytes_read + t.bytes_written)
+            key = (t.op, t.shape, t.dtype, t.engines, t.bytes_read, t.bytes_written)
             row = memo.get(key)
             if row is None:
-                row = tuple(compute_cycles(t, g, chip) for g in groups)
+                row = (tuple(compute_cycles(t, g, chip) for g in groups),
+                       tuple(stream_bytes(t, g, chip) for g in groups))
                 memo[key] = row
-                if max(row) < 0:
+                if max(row[0]) < 0:
                     raise AccelsimError(
                         f"no engine on chip {chip.name} can run it (op {t.op}, dtype {t.dtype}, allowed kinds "
                         f"{list(t.engines)}; chip has {[f'{g.name}:{g.kind}' for g in groups]})",
                         source=graph.source, key=f"task {t.name!r}")
-            compute[i] = row
-        hbm = np.fromiter((t.bytes_read + t.bytes_written for t in graph.tasks), dtype=np.int64, count=n)
-        memory = np.ceil(hbm / chip.hbm_bytes_per_cycle).astype(np.int64)
-        estimate = np.where(compute >= 0, np.maximum(chip.spec.dispatch_overhead_cycles + compute, memory[:, None]),
-                            INFEASIBLE)
-        return cls(compute, estimate, hbm)
+            compute[i], stream[i] = row
+        memory = np.ceil(stream / chip.hbm_bytes_per_cycle).astype(np.int64)
+        spec = chip.spec
+        estimate = np.where(compute >= 0, spec.launch_gap_cycles + np.maximum(spec.dispatch_overhead_cycles + compute,
+                                                                              memory), INFEASIBLE)
+        return cls(compute, estimate, stream)
 
     def fastest(self) -> np.ndarray:
         """Per task, the smallest uncontended estimate over the groups allowed to run it."""

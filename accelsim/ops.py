@@ -39,6 +39,9 @@ class OpSpec:
     instructions_per_element: float
     dependent_steps: int = 1
     default_engines: tuple[str, ...] = ("vector",)
+    #: Reads of each row a row op makes when a row does not fit on chip: softmax reads it for the max, the sum of
+    #: exponentials and the output; layernorm for the statistics (Welford, one pass) and the output.
+    row_passes: int = 1
 
 
 OPS: dict[str, OpSpec] = {}
@@ -53,7 +56,10 @@ _op(OpSpec("gemm", "matrix", 3, "(M, K, N)", 2, 1, 1, ("matrix",)))
 _op(OpSpec("bmm", "matrix", 4, "(batch, M, K, N)", 2, 1, 1, ("matrix",)))
 # Sum over n of outer products k_i v_i^T, batch times: as a GEMM (dk x n) @ (n x dv). GFormer splits this work.
 _op(OpSpec("outer_acc", "matrix", 4, "(batch, n, dk, dv)", 2, 1, 1, ("matrix", "vector")))
+# A fused causal attention kernel (FlashAttention): QK^T and P V over the causal half of the S x S scores.
+_op(OpSpec("flash_attn_causal", "matrix", 3, "(batch*heads, S, D)", 2, 1, 1, ("matrix",)))
 # Element-wise and row-wise ops: the element is one tensor element.
+_ROW_PASSES = {"softmax": 3, "layernorm": 2, "softmax_grad": 2, "layernorm_grad": 2}
 for _name, _flops, _instr, _steps in (
     ("add", 1, 1, 1),
     ("mul", 1, 1, 1),
@@ -73,7 +79,8 @@ for _name, _flops, _instr, _steps in (
     ("layernorm_grad", 12, 9, 3),
     ("elu1_grad", 2, 7, 1),
 ):
-    _op(OpSpec(_name, "vector", 0, "(any shape: elements = product)", _flops, _instr, _steps))
+    _op(OpSpec(_name, "vector", 0, "(any shape: elements = product; rows are the last dimension)", _flops, _instr,
+               _steps, row_passes=_ROW_PASSES.get(_name, 1)))
 # Windowed softmax attention on vector cores, as GFormer's TPC kernel: each of S queries against its w most recent
 # keys, per (batch*head): QK^T and x V are 2*S*w*D MACs, the softmax is over S*w scores.
 _op(OpSpec("window_attn", "vector", 4, "(batch*heads, S, w, D)", 0, 0, 3))
@@ -87,6 +94,9 @@ def elements(shape: Shape) -> int:
 
 def matrix_macs(op: str, shape: Shape) -> int:
     """MACs of a matrix op."""
+    if op == "flash_attn_causal":
+        g, s, d = shape
+        return 2 * g * s * ((s + 1) // 2) * d
     return math.prod(shape)
 
 
@@ -135,6 +145,9 @@ def default_bytes(op: str, shape: Shape, dtype_bytes: int) -> tuple[int, int]:
     if op == "outer_acc":
         b, n, dk, dv = shape
         return b * n * (dk + dv) * dtype_bytes, b * dk * dv * dtype_bytes
+    if op == "flash_attn_causal":
+        g, s, d = shape
+        return 3 * g * s * d * dtype_bytes, g * s * d * dtype_bytes
     if op in ("window_attn", "window_attn_grad"):
         g, s, w, d = shape
         factor = 1 if op == "window_attn" else 2

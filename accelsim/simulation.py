@@ -2,7 +2,7 @@
 
 Each engine runs its tasks in the scheduler's order, a task starting once its engine is free and its dependencies
 have ended. A task computes for ``dispatch + compute`` cycles on its engine while its bytes stream through the shared HBM
-(accelsim.memory) from its start; it ends when both are done. Streaming is issued with the task, as the Gaudi
+(accelsim.memory) from its start; it ends when both are done, plus the chip's launch gap (0 but on GPUs). Streaming is issued with the task, as the Gaudi
 graph compiler's DMA prefetch overlaps the engines' own work.
 
 Rather than one SimPy process per task, engines are plain state driven by event callbacks on SimPy's event queue:
@@ -39,8 +39,9 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
     # Each task's compute cycles on the group of the engine it was given: one list, looked up per start.
     assigned_group = np.asarray(group_of, dtype=np.int64)[np.asarray(schedule.engine, dtype=np.int64)]
     compute = costs.compute[np.arange(n), assigned_group].tolist()
-    hbm = costs.hbm_bytes.tolist()
+    hbm = costs.stream[np.arange(n), assigned_group].tolist()
     dispatch = chip.spec.dispatch_overhead_cycles
+    gap = chip.spec.launch_gap_cycles
     succs = graph.succs
     waiting = [len(p) for p in graph.preds]
     engine_of = schedule.engine
@@ -91,10 +92,10 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
             compute_end[i] = now + dispatch + c
             memory.add(i, b)
         else:
-            Timeout(env, dispatch + c, i).callbacks.append(finish_event)
+            Timeout(env, dispatch + c + gap, i).callbacks.append(finish_event)
 
     def stream_done(i: int) -> None:
-        wait = compute_end[i] - env.now
+        wait = compute_end[i] - env.now + gap
         if wait > 0:
             Timeout(env, wait, i).callbacks.append(finish_event)
         else:

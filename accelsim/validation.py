@@ -1,0 +1,279 @@
+"""Predictions against measurements: lower each measured record the way its code ran, simulate it on a chip
+profile, and compare. Records follow ../shared/calibration/README.md (gemm, bmm, vector, attention, layer,
+layer_train, concurrency).
+
+Each record becomes the kernels PyTorch launched, in order on one stream (each depends on the one before), as
+``gpu_calib.py`` wrote them: ``softmax_unfused`` as QK^T, scale, mask, softmax and x V; ``sdpa_flash`` as one
+fused kernel; eager layers kernel after kernel. A training step's backward is derived kernel by kernel (a GEMM's
+backward is two GEMMs; an element-wise op's, one kernel reading the gradient and its saved input).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .chip import Chip
+from .errors import AccelsimError
+from .graph import Task, TaskGraph
+from .ops import OPS, default_bytes, default_flops
+
+MIN_MS = 0.05  # records below this are dominated by launch overhead and noise (calibration README)
+
+
+@dataclass
+class Kernel:
+    op: str
+    shape: tuple[int, ...]
+    reads: int | None = None  # elements; None: the op's default operands
+    writes: int | None = None
+
+
+class _Stream:
+    """Kernels launched one after another."""
+
+    def __init__(self) -> None:
+        self.kernels: list[Kernel] = []
+
+    def k(self, op: str, shape: Sequence[int], reads: int | None = None, writes: int | None = None) -> None:
+        self.kernels.append(Kernel(op, tuple(int(x) for x in shape), reads, writes))
+
+    def vec(self, op: str, n: int, inputs: int = 1, writes: int | None = None) -> None:
+        self.k(op, (n,), inputs * n, n if writes is None else writes)
+
+    def row(self, op: str, rows: int, cols: int, inputs: int = 1, writes: int | None = None) -> None:
+        """A row-wise op (softmax, layernorm, a reduction over the last dimension) of rows x cols."""
+        n = rows * cols
+        self.k(op, (rows, cols), inputs * n, n if writes is None else writes)
+
+
+def _attention(st: _Stream, variant: str, B: int, H: int, S: int, D: int) -> None:
+    G, X = B * H, B * H * S * D
+    if variant == "softmax_unfused":
+        P = G * S * S
+        st.k("bmm", (G, S, D, S))
+        st.vec("scale", P)
+        st.vec("copy", S * S)  # the causal mask itself
+        st.vec("mask", P)
+        st.row("softmax", G * S, S)
+        st.k("bmm", (G, S, S, D))
+    elif variant == "sdpa_flash":
+        st.k("flash_attn_causal", (G, S, D))
+    elif variant == "window256":
+        w = 256
+        nb = S // w
+        for n in (X, X, 2 * X, 2 * X):  # kp, vp (shifted blocks), k2, v2 (concatenated)
+            st.vec("copy", n)
+        st.k("bmm", (G * nb, w, D, 2 * w))
+        scores = 2 * G * S * w
+        st.vec("scale", scores)
+        st.vec("copy", nb * w * 2 * w)  # the block mask
+        st.vec("mask", scores)
+        st.row("softmax", G * S, 2 * w)
+        st.k("bmm", (G * nb, w, 2 * w, D))
+    elif variant == "linear_chunked":
+        c = 64
+        n = S // c
+        st_el = G * n * D * D
+        for _ in range(2):  # phi(q), phi(k): elu, then + 1
+            st.vec("elu1", X)
+            st.vec("add", X)
+        st.k("bmm", (G * n, D, c, D))  # per-chunk k^T v
+        st.vec("add", st_el)  # cumsum
+        st.vec("add", st_el, inputs=2)  # - kv
+        st.k("bmm", (G * n, c, D, D))  # q @ state
+        st.row("reduce", G * S, D, writes=G * n * D)
+        st.vec("add", G * n * D)
+        st.vec("add", G * n * D, inputs=2)
+        st.vec("copy", c * c)
+        st.k("bmm", (G * n, c, D, c))
+        st.vec("mask", G * S * c)
+        st.k("bmm", (G * n, c, c, D))
+        st.vec("mul", X, inputs=2)
+        st.row("reduce", G * S, D, writes=G * S)
+        st.row("reduce", G * S, c, writes=G * S)
+        st.vec("add", G * S, inputs=2)
+        st.vec("add", G * S)
+        st.vec("add", X, inputs=2)
+        st.vec("divide", X, inputs=2)
+    elif variant == "linear_outer":
+        for _ in range(2):
+            st.vec("elu1", X)
+            st.vec("add", X)
+        outer = G * S * D * D
+        st.k("mul", (outer,), 2 * X, outer)
+        st.vec("add", outer)  # cumsum over the sequence
+        st.k("bmm", (G * S, 1, D, D))
+        st.vec("add", X)  # cumsum of k
+        st.vec("mul", X, inputs=2)
+        st.row("reduce", G * S, D, writes=G * S)
+        st.vec("add", G * S)
+        st.vec("divide", X, inputs=2)
+    else:
+        raise AccelsimError(f"unknown attention variant {variant!r}", key="variant")
+
+
+def _layer(st: _Stream, variant: str, B: int, S: int, dm: int, h: int) -> None:
+    T = B * S
+    st.row("layernorm", T, dm)
+    st.k("gemm", (T, dm, 3 * dm))
+    if variant == "hybrid":
+        _attention(st, "window256", B, h // 2, S, dm // h)
+        _attention(st, "linear_chunked", B, h - h // 2, S, dm // h)
+        st.vec("copy", T * dm)  # torch.cat of the two halves
+    else:
+        _attention(st, variant, B, h, S, dm // h)
+    st.vec("copy", T * dm)  # transpose(1, 2).reshape
+    st.k("gemm", (T, dm, dm))
+    st.vec("add", T * dm, inputs=2)
+    st.row("layernorm", T, dm)
+    st.k("gemm", (T, dm, 4 * dm))
+    st.vec("gelu", T * 4 * dm)
+    st.k("gemm", (T, 4 * dm, dm))
+    st.vec("add", T * dm, inputs=2)
+
+
+_GRAD = {"gelu": "gelu_grad", "softmax": "softmax_grad", "layernorm": "layernorm_grad", "elu1": "elu1_grad",
+         "exp": "mul", "scale": "scale", "mask": "mask", "copy": "copy", "mul": "mul", "divide": "divide",
+         "reduce": "copy"}
+
+
+def _backward(forward: list[Kernel]) -> list[Kernel]:
+    """Kernels of autograd's backward pass, in reverse order of the forward kernels."""
+    out: list[Kernel] = []
+    for k in reversed(forward):
+        if k.op == "gemm":
+            m, kk, n = k.shape
+            out += [Kernel("gemm", (m, n, kk)), Kernel("gemm", (kk, m, n))]
+        elif k.op == "bmm":
+            b, m, kk, n = k.shape
+            out += [Kernel("bmm", (b, m, n, kk)), Kernel("bmm", (b, kk, m, n))]
+        elif k.op == "flash_attn_causal":
+            g, s, d = k.shape  # FlashAttention-2's backward: five matmuls to the forward's two
+            out.append(Kernel("flash_attn_causal", (math.ceil(g * 2.5), s, d)))
+        elif k.op == "add":
+            continue  # gradients pass through an add; accumulation is counted below
+        else:
+            n = math.prod(k.shape)
+            grad = _GRAD.get(k.op, k.op)
+            shape = k.shape if OPS[grad].row_passes > 1 else (n,)
+            out.append(Kernel(grad, shape, 2 * n, n))
+    return out
+
+
+def lower_record(rec: dict) -> TaskGraph:
+    """The kernels of one measured record, each after the one before."""
+    st = _Stream()
+    kind = rec["kind"]
+    if kind == "gemm":
+        st.k("gemm", (rec["M"], rec["K"], rec["N"]))
+    elif kind == "bmm":
+        st.k("bmm", (rec["B"], rec["M"], rec["K"], rec["N"]))
+    elif kind == "vector":
+        n, rows, cols = rec["rows"] * rec["cols"], rec["rows"], rec["cols"]
+        op = {"add": "add", "gelu": "gelu", "exp": "exp", "softmax": "softmax", "layernorm": "layernorm",
+              "rowsum": "reduce"}[rec["op"]]
+        shape = (rows, cols)
+        st.k(op, shape, (2 * n if op == "add" else n) + (2 * cols if op == "layernorm" else 0),
+             rows if op == "reduce" else n)
+    elif kind == "attention":
+        _attention(st, rec["variant"], rec["B"], rec["H"], rec["S"], rec["D"])
+    elif kind in ("layer", "layer_train"):
+        _layer(st, rec["variant"], rec["B"], rec["S"], rec["d_model"], rec["heads"])
+        if kind == "layer_train":
+            T = rec["B"] * rec["S"] * rec["d_model"]
+            st.vec("copy", T)  # .float()
+            st.vec("reduce", T, writes=1)  # .sum()
+            forward = list(st.kernels)
+            st.kernels += _backward(forward)
+            st.vec("add", T, inputs=2)  # the residual stream's gradients accumulate twice per layer
+            st.vec("add", T, inputs=2)
+    else:
+        raise AccelsimError(f"cannot lower a {kind!r} record", key="kind")
+    return _graph(st.kernels, f"{kind}")
+
+
+def _graph(kernels: list[Kernel], name: str) -> TaskGraph:
+    tasks = []
+    for i, k in enumerate(kernels):
+        spec = OPS[k.op]
+        dr, dw = default_bytes(k.op, k.shape, 2)
+        tasks.append(Task(f"k{i}.{k.op}", k.op, k.shape, "bf16", default_flops(k.op, k.shape),
+                          dr if k.reads is None else 2 * k.reads, dw if k.writes is None else 2 * k.writes,
+                          spec.default_engines, (f"k{i - 1}.{kernels[i - 1].op}",) if i else ()))
+    return TaskGraph(tasks, name=name, source="<measurement>")
+
+
+def read_records(path: str | Path) -> list[dict]:
+    p = Path(path)
+    if not p.exists():
+        raise AccelsimError("file not found", source=str(p))
+    records = []
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise AccelsimError(f"not a JSON object ({exc.msg})", source=str(p), key=f"line {n}") from None
+    return records
+
+
+MEASURED = ("gemm", "bmm", "vector", "attention", "layer", "layer_train")
+
+
+def predict_ms(chip: Chip, graph: TaskGraph) -> float:
+    from . import run
+
+    return run(chip, graph, "naive").latency_us / 1e3
+
+
+def concurrency(chip: Chip, rec: dict) -> dict[str, float]:
+    """The concurrency record: an 8192^3 GEMM and a 65536 x 4096 softmax, alone, in a row and on two streams."""
+    from . import run
+
+    gemm = Task("gemm", "gemm", (8192, 8192, 8192), "bf16", default_flops("gemm", (8192,) * 3),
+                *default_bytes("gemm", (8192,) * 3, 2), ("matrix",))
+    n = 65536 * 4096
+    soft = Task("softmax", "softmax", (n,), "bf16", default_flops("softmax", (n,)), 2 * n, 2 * n, ("vector",))
+    alone = {t.name: run(chip, TaskGraph([t]), "naive").latency_us / 1e3 for t in (gemm, soft)}
+    serial = run(chip, TaskGraph([gemm, Task(**{**_fields(soft), "deps": ("gemm",)})]), "naive").latency_us / 1e3
+    both = run(chip, TaskGraph([gemm, soft]), "naive").latency_us / 1e3
+    return {"gemm_ms": alone["gemm"], "softmax_ms": alone["softmax"], "serial_ms": serial, "two_streams_ms": both,
+            "measured_two_streams_ms": rec["two_streams_ms"], "measured_serial_ms": rec["serial_ms"]}
+
+
+def _fields(t: Task) -> dict:
+    return {f: getattr(t, f) for f in Task.__slots__}
+
+
+def validate(chip: Chip, records: list[dict]) -> dict[str, object]:
+    """Predicted against measured milliseconds per record, and |error| statistics over records >= MIN_MS."""
+    rows = []
+    conc = None
+    for rec in records:
+        if rec.get("kind") == "concurrency":
+            conc = concurrency(chip, rec)
+        if rec.get("kind") not in MEASURED:
+            continue
+        pred = predict_ms(chip, lower_record(rec))
+        rows.append({**rec, "measured_ms": rec["ms"], "predicted_ms": round(pred, 5),
+                     "rel_error": round(pred / rec["ms"] - 1, 4)})
+    return {"chip": chip.name, "records": rows, "summary": summarize(rows), "concurrency": conc}
+
+
+def summarize(rows: list[dict]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    kinds = sorted({r["kind"] for r in rows})
+    for kind in [*kinds, "overall"]:
+        errs = np.array([abs(r["rel_error"]) for r in rows
+                         if r["measured_ms"] >= MIN_MS and (kind == "overall" or r["kind"] == kind)])
+        if len(errs):
+            out[kind] = {"records": int(len(errs)), "median_abs_error": round(float(np.median(errs)), 4),
+                         "p90_abs_error": round(float(np.percentile(errs, 90)), 4)}
+    return out
