@@ -10,15 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from .results import Results  # noqa: E402
-from .trace import busy_engines_by_kind  # noqa: E402
+from .results import Results
+from .trace import busy_engines_by_kind
 
 #: Engine groups with more instances than this are drawn as aggregated rows of several engines each.
 MAX_ROWS_PER_GROUP = 8

@@ -6,15 +6,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .errors import AccelsimError  # noqa: E402
-from .plots import save  # noqa: E402
-from .sweep import COLUMNS  # noqa: E402
+from .errors import AccelsimError
+from .plots import save
+from .sweep import COLUMNS
 
 
 def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
