@@ -81,8 +81,8 @@ def sweep_plots(path: Path, out: Path) -> list[Path]:
         written += save(fig, out, f"sweep_{key.replace('.', '_')}")
     gain = gains(rows, keys)
     if gain:
-        fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(gain)), 4.5))
         labels = [", ".join(f"{k}={v}" for k, v in zip(keys, p[:-1])) + f" [{p[-1]}]" for p in gain]
+        fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(gain)), 3.5 + 0.075 * max(map(len, labels))))
         ax.bar(range(len(gain)), list(gain.values()))
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set_xticks(range(len(gain)), labels, rotation=90, fontsize="small")
