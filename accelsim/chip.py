@@ -166,6 +166,22 @@ class Chip:
         return tuple(g.index for g in self.groups for _ in range(g.count))
 
     @cached_property
+    def instance_resource(self) -> tuple[int, ...]:
+        """For each engine instance, the resource it occupies: engines of groups naming the same ``shared_unit``
+        pair up by instance number (tensor core k with CUDA core k) and share one; any other engine has its own.
+        Two engines with the same resource never run at once."""
+        out: list[int] = []
+        shared: dict[tuple[str, int], int] = {}
+        for g in self.groups:
+            for k in range(g.count):
+                if g.spec.shared_unit:
+                    out.append(shared.setdefault((g.spec.shared_unit, k), len(shared)))
+                else:
+                    out.append(-1)
+        base = len(shared)
+        return tuple(r if r >= 0 else base + e for e, r in enumerate(out))
+
+    @cached_property
     def instance_names(self) -> tuple[str, ...]:
         return tuple(f"{g.name}{i}" for g in self.groups for i in range(g.count))
 

@@ -1,7 +1,7 @@
 """The exact minimum latency of a tiny task graph, by exhaustive search: a yardstick for schedulers.
 
-Searches every semi-active schedule (each task starts as soon as its dependencies and its engine allow) in the
-uncontended cost model (estimates, no HBM sharing): listing tasks by start time, each choice is a ready task and
+Searches every semi-active schedule (each task starts as soon as its dependencies and its engine, or the unit
+its engine shares, allow) in the uncontended cost model (estimates, no HBM sharing): listing tasks by start time, each choice is a ready task and
 an engine instance. Choices are kept in (start, task) order so each schedule is met once, identical idle engines
 are tried once, and branches that cannot beat the best found are cut. Exponential: meant for graphs of about
 eight tasks.
@@ -30,7 +30,11 @@ def optimal_latency(graph: TaskGraph, chip: Chip, costs: CostTable | None = None
         tail[i] = fastest[i] + max((tail[s] for s in graph.succs[i]), default=0)
     best = [sum(max(d for d in row if d >= 0) for row in dur)]  # running everything in a row is feasible
     finish = [0] * n
-    free = [0] * n_eng
+    resource = chip.instance_resource  # engines sharing a unit never run at once
+    free = [0] * (max(resource) + 1)
+    # Engines are interchangeable when they are of one group and their resources are shared alike.
+    kind_of = [tuple(sorted(group_of[x] for x in range(n_eng) if resource[x] == resource[e])) + (group_of[e],)
+               for e in range(n_eng)]
 
     def search(done: int, last_start: int, last_task: int, span: int) -> None:
         if done == (1 << n) - 1:
@@ -47,19 +51,19 @@ def optimal_latency(graph: TaskGraph, chip: Chip, costs: CostTable | None = None
             if done >> i & 1 or any(not done >> p & 1 for p in preds[i]):
                 continue
             ready = max((finish[p] for p in preds[i]), default=0)
-            seen: set[tuple[int, int]] = set()
+            seen: set[tuple[tuple[int, ...], int]] = set()
             for e in range(n_eng):
-                d = dur[i][e]
-                if d < 0 or (group_of[e], free[e]) in seen:
+                d, r = dur[i][e], resource[e]
+                if d < 0 or (kind_of[e], free[r]) in seen:
                     continue
-                seen.add((group_of[e], free[e]))
-                s = max(ready, free[e])
+                seen.add((kind_of[e], free[r]))
+                s = max(ready, free[r])
                 if s < last_start or (s == last_start and i < last_task):
                     continue  # keep the listing in (start, task) order
-                old = free[e]
-                finish[i] = free[e] = s + d
+                old = free[r]
+                finish[i] = free[r] = s + d
                 search(done | 1 << i, s, i, max(span, s + d))
-                free[e] = old
+                free[r] = old
 
     search(0, 0, -1, 0)
     return best[0]

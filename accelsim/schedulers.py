@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -88,13 +89,17 @@ class GapPlanner:
 
     OPEN = 1 << 62
 
-    def __init__(self, engines: int) -> None:
-        self.gap_starts: list[list[int]] = [[0] for _ in range(engines)]
-        self.gap_ends: list[list[int]] = [[self.OPEN] for _ in range(engines)]
+    def __init__(self, resource: Sequence[int]) -> None:
+        """``resource[e]``: what engine e occupies (engines sharing a unit share one, Chip.instance_resource)."""
+        self.resource = list(resource)
+        n = max(self.resource, default=-1) + 1
+        self.gap_starts: list[list[int]] = [[0] for _ in range(n)]
+        self.gap_ends: list[list[int]] = [[self.OPEN] for _ in range(n)]
 
     def earliest(self, e: int, ready: int, dur: int) -> int:
         """Earliest start >= ready where [start, start + dur) fits in one of engine e's idle gaps."""
-        starts, ends = self.gap_starts[e], self.gap_ends[e]
+        r = self.resource[e]
+        starts, ends = self.gap_starts[r], self.gap_ends[r]
         k = bisect.bisect_right(ends, ready)  # gaps that close by ``ready`` cannot host it
         while True:
             s = starts[k] if starts[k] > ready else ready
@@ -116,7 +121,8 @@ class GapPlanner:
 
     def place(self, e: int, start: int, end: int) -> None:
         """Mark [start, end) busy: it lies inside one gap, which splits into what is left on either side."""
-        starts, ends = self.gap_starts[e], self.gap_ends[e]
+        r = self.resource[e]
+        starts, ends = self.gap_starts[r], self.gap_ends[r]
         k = bisect.bisect_right(starts, start) - 1
         a, b = starts[k], ends[k]
         left = [(a, start)] if start > a else []
@@ -257,7 +263,7 @@ class Balanced(Scheduler):
         groups_of_kind: dict[str, list[list[int]]] = {}
         for g in chip.groups:
             groups_of_kind.setdefault(g.kind, []).append(list(range(g.first_instance, g.first_instance + g.count)))
-        gap = GapPlanner(len(chip.instance_group))
+        gap = GapPlanner(chip.instance_resource)
         est = costs.estimate
         finish, engine, start = [0] * len(graph), [0] * len(graph), [0] * len(graph)
         for i in order:
@@ -294,7 +300,7 @@ class Heft(Scheduler):
         weights = np.where(allowed, counts, 0.0)
         mean = (np.where(allowed, est, 0) * weights).sum(axis=1) / weights.sum(axis=1)
         order = priority_order(graph, upward_rank(graph, mean.tolist()))
-        gap = GapPlanner(len(group_of))
+        gap = GapPlanner(chip.instance_resource)
         finish = [0] * len(graph)
         engine, start = [0] * len(graph), [0] * len(graph)
         per_group = [list(range(g.first_instance, g.first_instance + g.count)) for g in chip.groups]

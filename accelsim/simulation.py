@@ -48,19 +48,13 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
     queues = schedule.order
     position = [0] * n_engines
     busy = [False] * n_engines
-    # Engines that share a unit (tensor and CUDA cores of one SM) run one at a time: pair instance k of each group
-    # that names the same unit.
-    unit_of = [-1] * n_engines
-    unit_members: list[list[int]] = []
-    unit_ids: dict[tuple[str, int], int] = {}
-    for g in chip.groups:
-        if g.spec.shared_unit:
-            for k in range(g.count):
-                u = unit_ids.setdefault((g.spec.shared_unit, k), len(unit_members))
-                if u == len(unit_members):
-                    unit_members.append([])
-                unit_members[u].append(g.first_instance + k)
-                unit_of[g.first_instance + k] = u
+    # Engines that share a unit (tensor and CUDA cores of one SM) run one at a time (Chip.instance_resource).
+    resource = chip.instance_resource
+    members: dict[int, list[int]] = {}
+    for e, r in enumerate(resource):
+        members.setdefault(r, []).append(e)
+    unit_of = [resource[e] if len(members[resource[e]]) > 1 else -1 for e in range(n_engines)]
+    unit_members = [members.get(u, []) for u in range(max(resource, default=-1) + 1)]
     unit_busy = [False] * len(unit_members)
     start = array("q", [-1]) * n
     end = array("q", [-1]) * n
@@ -95,7 +89,7 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
             Timeout(env, dispatch + c + gap, i).callbacks.append(finish_event)
 
     def stream_done(i: int) -> None:
-        wait = compute_end[i] - env.now + gap
+        wait = max(compute_end[i] - env.now, 0) + gap  # the launch gap follows whichever ends last
         if wait > 0:
             Timeout(env, wait, i).callbacks.append(finish_event)
         else:

@@ -25,17 +25,27 @@ _VECTOR_OPS = ("add", "mul", "exp", "softmax", "layernorm", "gelu", "reduce")
 
 @st.composite
 def chip_dicts(draw: st.DrawFn, dma: bool | None = None) -> dict:
-    """A valid chip profile as the dict its TOML file would parse to: 1-2 matrix engines, 1-8 vector cores."""
+    """A valid chip profile as the dict its TOML file would parse to: 1-2 matrix engines (systolic, or GPU-style
+    tiled), 1-8 vector cores, optionally a DMA group, engines sharing a unit, launch gaps and imperfect HBM."""
     rows = draw(st.sampled_from([4, 8, 16, 32, 64, 128]))
     cols = draw(st.sampled_from([4, 8, 16, 32, 64, 128]))
-    engines: dict = {
-        "mme": {"kind": "matrix", "count": draw(st.integers(1, 2)), "rows": rows, "cols": cols,
-                "dataflow": draw(st.sampled_from(["os", "ws", "is"])),
-                "macs_per_cycle": {"bf16": rows * cols, "fp32": max(1, rows * cols // 4)}},
-        "tpc": {"kind": "vector", "count": draw(st.integers(1, 8)),
-                "lanes": {"bf16": draw(st.sampled_from([16, 64, 128])), "fp32": 32},
-                "pipeline_latency_cycles": draw(st.integers(0, 8))},
-    }
+    n_matrix = draw(st.integers(1, 2))
+    matrix: dict = {"kind": "matrix", "count": n_matrix,
+                    "macs_per_cycle": {"bf16": rows * cols, "fp32": max(1, rows * cols // 4)}}
+    if draw(st.booleans()):
+        matrix.update(rows=rows, cols=cols, dataflow=draw(st.sampled_from(["os", "ws", "is"])))
+    else:
+        matrix.update(model="tiled", sms=draw(st.integers(1, 16)), tile_m=draw(st.sampled_from([8, 16, 64])),
+                      tile_n=draw(st.sampled_from([8, 16, 64])), efficiency=draw(st.sampled_from([1.0, 0.8])),
+                      wave_overhead_cycles=draw(st.integers(0, 20)))
+    vector: dict = {"kind": "vector", "count": draw(st.integers(1, 8)),
+                    "lanes": {"bf16": draw(st.sampled_from([16, 64, 128])), "fp32": 32},
+                    "pipeline_latency_cycles": draw(st.integers(0, 8))}
+    if draw(st.booleans()):
+        vector["row_buffer_elements"] = draw(st.sampled_from([8, 64]))
+    if draw(st.booleans()):  # GPU-like: matrix and vector engines k share unit k
+        matrix["shared_unit"] = vector["shared_unit"] = "sm"
+    engines: dict = {"mme": matrix, "tpc": vector}
     if dma if dma is not None else draw(st.booleans()):
         engines["dma"] = {"kind": "dma", "count": draw(st.integers(1, 4)),
                           "bytes_per_cycle": draw(st.sampled_from([16, 64, 256]))}
@@ -43,8 +53,11 @@ def chip_dicts(draw: st.DrawFn, dma: bool | None = None) -> dict:
         "name": "random-chip",
         "clock_ghz": draw(st.sampled_from([0.5, 1.0, 1.8])),
         "dispatch_overhead_cycles": draw(st.integers(0, 50)),
+        "launch_gap_cycles": draw(st.sampled_from([0, 0, 3, 40])),
         "engines": engines,
-        "memory": {"hbm_gb": 16, "hbm_bandwidth_gbps": draw(st.sampled_from([50, 200, 1000])), "sram_mb": 8},
+        "memory": {"hbm_gb": 16, "hbm_bandwidth_gbps": draw(st.sampled_from([50, 200, 1000])), "sram_mb": 8,
+                   "bandwidth_efficiency": draw(st.sampled_from([1.0, 0.6])),
+                   "bandwidth_half_bytes": draw(st.sampled_from([0, 0, 500]))},
     }
 
 

@@ -144,3 +144,14 @@ def test_cost_table_marks_what_an_engine_cannot_run(tiny_chip):
     assert costs.compute[0, mme] < 0 and costs.compute[0, tpc] == 1 and costs.compute[0, dma] < 0
     assert costs.compute[1, mme] > 0 and costs.compute[1, tpc] < 0  # a gemm allows only the matrix engine
     assert costs.compute[2, dma] == 1 and costs.compute[2, tpc] < 0
+
+
+def test_a_launch_gap_follows_compute_and_memory_alike():
+    from conftest import tiny_chip_dict
+
+    chip = accelsim.chip_from_dict(tiny_chip_dict(launch_gap_cycles=5), "gpu-like.toml")
+    r = run_on(chip, [vector_task("mem", 8, nbytes=1600), vector_task("cmp", 800), vector_task("next", 8)],
+               {"mem": "tpc0", "cmp": "tpc1", "next": "tpc0"})
+    assert times(r, "mem") == (0, 105)  # 100 cycles of streaming, then the gap
+    assert times(r, "cmp") == (0, 105)  # 100 cycles of compute, then the gap
+    assert times(r, "next") == (105, 111)
