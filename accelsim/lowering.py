@@ -15,7 +15,6 @@ granularity (accelsim.analytic gives it in closed form).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from .attention import UnitOp, linear_ops, softmax_ops, window_ops

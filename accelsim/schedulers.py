@@ -293,7 +293,6 @@ class Heft(Scheduler):
     description = "upward rank, earliest finish time with insertion"
 
     def schedule(self, graph: TaskGraph, chip: Chip, costs: CostTable) -> Schedule:
-        group_of = chip.instance_group
         est = costs.estimate
         allowed = est >= 0
         counts = np.array([g.count for g in chip.groups], dtype=float)

@@ -11,7 +11,6 @@ from accelsim import CostTable, Schedule, Scheduler, TaskGraph, make_task, regis
 from accelsim.bounds import area_bound, lower_bound
 from accelsim.checks import assert_valid
 from accelsim.cli import main
-from accelsim.compare import compare
 from accelsim.optimal import optimal_latency
 from accelsim.strategies import chip_dicts, chips, task_graphs, workload_graphs
 

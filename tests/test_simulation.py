@@ -89,7 +89,7 @@ def test_engines_of_one_shared_unit_never_overlap():
     gemm = make_task("g", "gemm", [16, 16, 16], bytes_read=0, bytes_written=0)
     r = run_on(chip, [gemm, vector_task("v", 800)], {"g": "mme0", "v": "tpc0"})
     (gs, ge), (vs, ve) = times(r, "g"), times(r, "v")
-    assert gs == 0 and vs == ge  # tpc0 shares mme0's unit: it waits
+    assert gs == 0 and vs == ge and ve == ge + 100  # tpc0 shares mme0's unit: it waits
     r2 = run_on(chip, [gemm, vector_task("v", 800)], {"g": "mme0", "v": "tpc1"})
     assert times(r2, "v") == (0, 100)  # tpc1 pairs with no matrix engine: it runs at once
 
