@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -131,6 +131,37 @@ class GapPlanner:
         ends[k:k + 1] = [y for _, y in left + right]
 
 
+def place_earliest_finish(graph: TaskGraph, chip: Chip, costs: CostTable, order: Sequence[int],
+                          groups_for: Callable[[int], Iterable[int]], name: str) -> Schedule:
+    """List scheduling with insertion: take tasks in ``order``; put each on the engine, among the groups
+    ``groups_for(i)`` allows, where it finishes earliest, filling idle gaps (HEFT's placement, balanced's too)."""
+    members = [list(range(g.first_instance, g.first_instance + g.count)) for g in chip.groups]
+    gap = GapPlanner(chip.instance_resource)
+    est = costs.estimate
+    finish, engine, start = [0] * len(graph), [0] * len(graph), [0] * len(graph)
+    for i in order:
+        ready = max((finish[p] for p in graph.preds[i]), default=0)
+        best = None
+        for g in groups_for(i):
+            dur = int(est[i, g])
+            if dur < 0:
+                continue
+            s, e = gap.best(members[g], ready, dur)
+            if best is None or s + dur < best[0]:
+                best = (s + dur, s, e)
+        f, s, e = best  # type: ignore[misc]
+        gap.place(e, s, f)
+        finish[i], engine[i], start[i] = f, e, s
+    return Schedule.from_plan(graph, chip, engine, start, name)
+
+
+def dual_capable(graph: TaskGraph, chip: Chip) -> list[int]:
+    """Tasks that may run on matrix engines or vector cores, where the chip has both."""
+    if not {"matrix", "vector"} <= set(engines_by_kind(chip)):
+        return []
+    return [i for i, t in enumerate(graph.tasks) if "matrix" in t.engines and "vector" in t.engines]
+
+
 @register
 class Balanced(Scheduler):
     """GFormer's idea made general: split the work that may run on either engine kind so both kinds finish
@@ -142,8 +173,9 @@ class Balanced(Scheduler):
     story (dependencies, memory contention), so the closed form seeds a search: from f*, fractions a step of 1/4
     either side are planned and simulated, the search moves to the faster and halves the step when neither is
     faster (down to 1/16, at most ``max_evaluations`` plans); f = 0 and f = 1 are always tried too, as with few
-    dual tasks every fraction rounds to all or none. The fastest is kept. Within each task group (an attention layer's forward
-    or backward pass) the chosen fraction of dual tasks is spread evenly, as GFormer's per-head split does.
+    dual tasks every fraction rounds to all or none. The fastest is kept. Within each task group (an attention
+    layer's forward or backward pass) the chosen fraction of dual tasks is spread evenly, as GFormer's per-head
+    split does.
     The naive schedule is one of the candidates, so balanced is never slower than naive.
     """
 
@@ -156,9 +188,7 @@ class Balanced(Scheduler):
 
         kinds = preferred_kinds(graph, chip)
         present = engines_by_kind(chip)
-        dual = [i for i, t in enumerate(graph.tasks) if "matrix" in t.engines and "vector" in t.engines]
-        if not {"matrix", "vector"} <= set(present):
-            dual = []
+        dual = dual_capable(graph, chip)
         kind_cost = self._kind_costs(chip, costs)
         f_star = self.closed_form(kinds, dual, kind_cost, present) if dual else 0.0
         tried: dict[float, tuple[int, Schedule]] = {}
@@ -203,7 +233,7 @@ class Balanced(Scheduler):
         """The plan for a fixed fraction f of the dual-capable work on the vector cores, without the search (for
         sweeps such as notebooks/4_gformer_partition.ipynb)."""
         kinds = preferred_kinds(graph, chip)
-        dual = [i for i, t in enumerate(graph.tasks) if "matrix" in t.engines and "vector" in t.engines]
+        dual = dual_capable(graph, chip)
         plan = self.plan(graph, chip, costs, self.assign(graph, kinds, dual, f), self._kind_costs(chip, costs))
         plan.notes = {"split": {"dual_tasks": len(dual), "fraction_to_vector": f}}
         return plan
@@ -260,26 +290,10 @@ class Balanced(Scheduler):
         where it can start earliest, filling idle gaps."""
         cost = [float(kind_cost[k][i]) for i, k in enumerate(assigned)]
         order = priority_order(graph, upward_rank(graph, cost))
-        groups_of_kind: dict[str, list[list[int]]] = {}
+        groups_of_kind: dict[str, list[int]] = {}
         for g in chip.groups:
-            groups_of_kind.setdefault(g.kind, []).append(list(range(g.first_instance, g.first_instance + g.count)))
-        gap = GapPlanner(chip.instance_resource)
-        est = costs.estimate
-        finish, engine, start = [0] * len(graph), [0] * len(graph), [0] * len(graph)
-        for i in order:
-            ready = max((finish[p] for p in graph.preds[i]), default=0)
-            best = None
-            for members in groups_of_kind[assigned[i]]:
-                dur = int(est[i, chip.instance_group[members[0]]])
-                if dur < 0:
-                    continue
-                s, e = gap.best(members, ready, dur)
-                if best is None or s + dur < best[0]:
-                    best = (s + dur, s, e)
-            f, s, e = best  # type: ignore[misc]
-            gap.place(e, s, f)
-            finish[i], engine[i], start[i] = f, e, s
-        return Schedule.from_plan(graph, chip, engine, start, "balanced")
+            groups_of_kind.setdefault(g.kind, []).append(g.index)
+        return place_earliest_finish(graph, chip, costs, order, lambda i: groups_of_kind[assigned[i]], "balanced")
 
 
 @register
@@ -299,19 +313,5 @@ class Heft(Scheduler):
         weights = np.where(allowed, counts, 0.0)
         mean = (np.where(allowed, est, 0) * weights).sum(axis=1) / weights.sum(axis=1)
         order = priority_order(graph, upward_rank(graph, mean.tolist()))
-        gap = GapPlanner(chip.instance_resource)
-        finish = [0] * len(graph)
-        engine, start = [0] * len(graph), [0] * len(graph)
-        per_group = [list(range(g.first_instance, g.first_instance + g.count)) for g in chip.groups]
-        for i in order:
-            ready = max((finish[p] for p in graph.preds[i]), default=0)
-            best = None
-            for g in np.flatnonzero(allowed[i]).tolist():
-                dur = int(est[i, g])
-                s, e = gap.best(per_group[g], ready, dur)
-                if best is None or s + dur < best[0]:
-                    best = (s + dur, s, e)
-            f, s, e = best  # type: ignore[misc]
-            gap.place(e, s, f)
-            finish[i], engine[i], start[i] = f, e, s
-        return Schedule.from_plan(graph, chip, engine, start, self.name)
+        return place_earliest_finish(graph, chip, costs, order, lambda i: np.flatnonzero(allowed[i]).tolist(),
+                                     self.name)

@@ -20,8 +20,8 @@ import numpy as np
 
 from .chip import Chip
 from .errors import AccelsimError
-from .graph import Task, TaskGraph
-from .ops import OPS, default_bytes, default_flops
+from .graph import TaskGraph, make_task
+from .ops import OPS
 
 MIN_MS = 0.05  # records below this are dominated by launch overhead and noise (calibration README)
 
@@ -199,13 +199,10 @@ def lower_record(rec: dict) -> TaskGraph:
 
 
 def _graph(kernels: list[Kernel], name: str) -> TaskGraph:
-    tasks = []
-    for i, k in enumerate(kernels):
-        spec = OPS[k.op]
-        dr, dw = default_bytes(k.op, k.shape, 2)
-        tasks.append(Task(f"k{i}.{k.op}", k.op, k.shape, "bf16", default_flops(k.op, k.shape),
-                          dr if k.reads is None else 2 * k.reads, dw if k.writes is None else 2 * k.writes,
-                          spec.default_engines, (f"k{i - 1}.{kernels[i - 1].op}",) if i else ()))
+    names = [f"k{i}.{k.op}" for i, k in enumerate(kernels)]
+    tasks = [make_task(names[i], k.op, k.shape, bytes_read=None if k.reads is None else 2 * k.reads,
+                       bytes_written=None if k.writes is None else 2 * k.writes, deps=names[i - 1:i])
+             for i, k in enumerate(kernels)]
     return TaskGraph(tasks, name=name, source="<measurement>")
 
 
@@ -237,19 +234,14 @@ def concurrency(chip: Chip, rec: dict) -> dict[str, float]:
     """The concurrency record: an 8192^3 GEMM and a 65536 x 4096 softmax, alone, in a row and on two streams."""
     from . import run
 
-    gemm = Task("gemm", "gemm", (8192, 8192, 8192), "bf16", default_flops("gemm", (8192,) * 3),
-                *default_bytes("gemm", (8192,) * 3, 2), ("matrix",))
-    n = 65536 * 4096
-    soft = Task("softmax", "softmax", (n,), "bf16", default_flops("softmax", (n,)), 2 * n, 2 * n, ("vector",))
+    gemm = make_task("gemm", "gemm", (8192, 8192, 8192))
+    soft = make_task("softmax", "softmax", (65536 * 4096,))
     alone = {t.name: run(chip, TaskGraph([t]), "naive").latency_us / 1e3 for t in (gemm, soft)}
-    serial = run(chip, TaskGraph([gemm, Task(**{**_fields(soft), "deps": ("gemm",)})]), "naive").latency_us / 1e3
+    after = make_task("softmax", "softmax", (65536 * 4096,), deps=["gemm"])
+    serial = run(chip, TaskGraph([gemm, after]), "naive").latency_us / 1e3
     both = run(chip, TaskGraph([gemm, soft]), "naive").latency_us / 1e3
     return {"gemm_ms": alone["gemm"], "softmax_ms": alone["softmax"], "serial_ms": serial, "two_streams_ms": both,
             "measured_two_streams_ms": rec["two_streams_ms"], "measured_serial_ms": rec["serial_ms"]}
-
-
-def _fields(t: Task) -> dict:
-    return {f: getattr(t, f) for f in Task.__slots__}
 
 
 def validate(chip: Chip, records: list[dict]) -> dict[str, object]:
