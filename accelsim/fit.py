@@ -3,9 +3,10 @@
 Every measured record of at least 0.05 ms is fitted, single kernels and whole layers alike: single kernels
 timed alone cannot tell a kernel's launch cost from the gap between kernels in a sequence. The out-of-sample
 checks are another machine's run of the same script (``h200_repeat.jsonl``) and, for the model's form, other
-GPUs with only datasheet figures changed. The parameters are few and physical: the tensor cores' achieved fraction of peak and their fixed cost per wave of
-tiles, the kernel launch overhead and the gap between kernels, HBM's achievable fraction of peak bandwidth and the transfer size at which
-half of it is reached, and the longest row a row op keeps on chip.
+GPUs with only datasheet figures changed. The parameters are few and physical: the tensor cores' achieved
+fraction of peak and their fixed cost per wave of tiles, the kernel launch overhead and the gap between kernels,
+HBM's achievable fraction of peak bandwidth and the transfer size at which half of it is reached, and the longest
+row a row op keeps on chip.
 """
 
 from __future__ import annotations

@@ -135,14 +135,16 @@ class TaskGraph:
         seen: dict[str, int] = {}
         for i, t in enumerate(self.tasks):
             if seen.setdefault(t.name, i) != i:
-                raise AccelsimError(f"duplicate task name {t.name!r} (tasks {seen[t.name]} and {i})", source=self.source)
+                raise AccelsimError(f"duplicate task name {t.name!r} (tasks {seen[t.name]} and {i})",
+                                    source=self.source)
         for op, engines in {(t.op, t.engines) for t in self.tasks}:  # each distinct combination once
             t = next(t for t in self.tasks if t.op == op and t.engines == engines)
             if op not in OPS:
                 raise AccelsimError(f"unknown op {op!r}; known: {', '.join(sorted(OPS))}", source=self.source,
                                     key=f"task {t.name!r}.op")
             if not engines:
-                raise AccelsimError("needs at least one engine kind", source=self.source, key=f"task {t.name!r}.engines")
+                raise AccelsimError("needs at least one engine kind", source=self.source,
+                                    key=f"task {t.name!r}.engines")
             for kind in engines:
                 if kind not in ENGINE_KINDS:
                     raise AccelsimError(f"unknown engine kind {kind!r}; allowed: {', '.join(ENGINE_KINDS)}",

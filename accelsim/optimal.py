@@ -1,10 +1,10 @@
 """The exact minimum latency of a tiny task graph, by exhaustive search: a yardstick for schedulers.
 
 Searches every semi-active schedule (each task starts as soon as its dependencies and its engine, or the unit
-its engine shares, allow) in the uncontended cost model (estimates, no HBM sharing): listing tasks by start time, each choice is a ready task and
-an engine instance. Choices are kept in (start, task) order so each schedule is met once, identical idle engines
-are tried once, and branches that cannot beat the best found are cut. Exponential: meant for graphs of about
-eight tasks.
+its engine shares, allow) in the uncontended cost model (estimates, no HBM sharing): listing tasks by start time,
+each choice is a ready task and an engine instance. Choices are kept in (start, task) order so each schedule is
+met once, interchangeable idle engines are tried once, and branches that cannot beat the best found are cut.
+Exponential: meant for graphs of about eight tasks.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ def compare_report(cmp: "Comparison") -> str:  # noqa: F821 (import cycle avoide
     for r in cmp.rows():
         if "split" in r:
             s = r["split"]
-            lines.append(f"\n{r['scheduler']}: {s['to_vector']} of {s['dual_tasks']} dual-capable tasks on vector cores "
-                         f"(fraction {s['fraction_to_vector']:g}; closed form {s['closed_form_fraction']:g}; "
+            lines.append(f"\n{r['scheduler']}: {s['to_vector']} of {s['dual_tasks']} dual-capable tasks on vector "
+                         f"cores (fraction {s['fraction_to_vector']:g}; closed form {s['closed_form_fraction']:g}; "
                          f"chosen candidate {s['chosen']})")
     return "\n".join(lines)

@@ -47,8 +47,8 @@ class Schedule:
         """Each task once, on an engine that may run it, in the order its engine lists it."""
         n, engines = len(graph), len(chip.instance_names)
         if len(self.engine) != n or len(self.order) != engines:
-            raise AccelsimError(f"schedule covers {len(self.engine)} tasks and {len(self.order)} engines; the graph has "
-                                f"{n} tasks and the chip {engines} engines", key=f"scheduler {self.scheduler!r}")
+            raise AccelsimError(f"schedule covers {len(self.engine)} tasks and {len(self.order)} engines; the graph "
+                                f"has {n} tasks and the chip {engines} engines", key=f"scheduler {self.scheduler!r}")
         listed = np.fromiter((i for tasks in self.order for i in tasks), dtype=np.int64)
         listed_on = np.repeat(np.arange(engines), [len(tasks) for tasks in self.order])
         if len(listed) and (listed.min() < 0 or listed.max() >= n):

@@ -1,9 +1,9 @@
 """The simulation: carry out a schedule on the chip's engines in integer cycles, on a SimPy clock.
 
 Each engine runs its tasks in the scheduler's order, a task starting once its engine is free and its dependencies
-have ended. A task computes for ``dispatch + compute`` cycles on its engine while its bytes stream through the shared HBM
-(accelsim.memory) from its start; it ends when both are done, plus the chip's launch gap (0 but on GPUs). Streaming is issued with the task, as the Gaudi
-graph compiler's DMA prefetch overlaps the engines' own work.
+have ended. A task computes for ``dispatch + compute`` cycles on its engine while its bytes stream through the
+shared HBM (accelsim.memory) from its start; it ends when both are done, plus the chip's launch gap (0 but on
+GPUs). Streaming is issued with the task, as the Gaudi graph compiler's DMA prefetch overlaps the engines' work.
 
 Rather than one SimPy process per task, engines are plain state driven by event callbacks on SimPy's event queue:
 about one event per task, which is what makes 10^5 tasks per second reachable (benchmarks/sim_throughput.py).

@@ -113,8 +113,9 @@ def run_unit(unit: Unit) -> list[dict[str, object]]:
             util = r.utilization()
             rows.append({**label, "workload": unit.workload, "scheduler": r.scheduler,
                          "latency_us": round(r.latency_us, 4), "latency_cycles": r.latency_cycles,
-                         "util_matrix": round(util.get("matrix", 0.0), 5), "util_vector": round(util.get("vector", 0.0), 5),
-                         "util_dma": round(util.get("dma", 0.0), 5), "lower_bound_cycles": cmp.bound.cycles,
+                         "util_matrix": round(util.get("matrix", 0.0), 5),
+                         "util_vector": round(util.get("vector", 0.0), 5), "util_dma": round(util.get("dma", 0.0), 5),
+                         "lower_bound_cycles": cmp.bound.cycles,
                          "peak_bf16_tflops": round(peak, 3), "engines": engines, "matrix_macs": array, "error": ""})
         return rows
     except Exception as exc:  # a failing point is recorded and the sweep goes on
