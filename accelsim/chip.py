@@ -92,7 +92,9 @@ class MemorySpec:
 
     A stream of b bytes moves as if it were ``(b + bandwidth_half_bytes) / bandwidth_efficiency`` bytes at the
     full rate: at most ``bandwidth_efficiency`` of the peak is reached, and a stream of ``bandwidth_half_bytes``
-    gets half of that (start-up costs). Both default to the ideal (1 and 0); GPU profiles fit them."""
+    gets half of that (start-up costs). A stream with strided or broadcast operands (OpSpec.strided) reaches
+    ``strided_bandwidth_efficiency`` instead, where set: narrow, scattered accesses waste part of each DRAM burst.
+    All default to the ideal (1, 0, unset); GPU profiles fit them."""
 
     hbm_gb: PosFloat
     hbm_bandwidth_gbps: PosFloat
@@ -100,6 +102,7 @@ class MemorySpec:
     sram_bandwidth_gbps: PosFloat | None = None
     bandwidth_efficiency: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0
     bandwidth_half_bytes: NonNegInt = 0
+    strided_bandwidth_efficiency: Annotated[float, Strict(), Field(gt=0, le=1)] | None = None
 
 
 @pydantic_dataclass(config=STRICT)
@@ -194,12 +197,15 @@ class Chip:
     def hbm_bytes_per_cycle(self) -> float:
         return self.spec.memory.hbm_bandwidth_gbps / self.spec.clock_ghz
 
-    def stream_bytes(self, nbytes: int) -> int:
+    def stream_bytes(self, nbytes: int, strided: bool = False) -> int:
         """The bytes a stream of ``nbytes`` costs at the full HBM rate (see MemorySpec); 0 stays 0."""
         mem = self.spec.memory
-        if not nbytes or (mem.bandwidth_efficiency == 1.0 and not mem.bandwidth_half_bytes):
+        efficiency = mem.bandwidth_efficiency
+        if strided and mem.strided_bandwidth_efficiency is not None:
+            efficiency = mem.strided_bandwidth_efficiency
+        if not nbytes or (efficiency == 1.0 and not mem.bandwidth_half_bytes):
             return nbytes
-        return math.ceil((nbytes + mem.bandwidth_half_bytes) / mem.bandwidth_efficiency)
+        return math.ceil((nbytes + mem.bandwidth_half_bytes) / efficiency)
 
     def group_clock_ghz(self, group: EngineGroup) -> float:
         return group.spec.clock_ghz or self.spec.clock_ghz

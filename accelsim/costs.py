@@ -76,7 +76,8 @@ def vector_engine_cycles(task: Task, spec: VectorEngines, overrides: dict[str, f
         return INFEASIBLE
     instructions = vector_instructions(task.op, task.shape, overrides)
     issue = math.ceil(instructions / (lanes * spec.vector_issue_per_cycle))
-    return issue + spec.pipeline_latency_cycles * op_spec.dependent_steps
+    steps = task.shape[0] if op_spec.scan else op_spec.dependent_steps
+    return issue + spec.pipeline_latency_cycles * steps
 
 
 def dma_engine_cycles(task: Task, spec: DmaEngines) -> int:
@@ -105,14 +106,14 @@ def compute_cycles(task: Task, group: EngineGroup, chip: Chip) -> int:
 def stream_bytes(task: Task, group: EngineGroup, chip: Chip) -> int:
     """Bytes a task streams through HBM on an engine of ``group``, as costed at the full HBM rate: its traffic,
     with the input re-read on every pass of a row op whose rows do not fit the engine's row buffer, then the
-    memory's efficiency and start-up cost (MemorySpec)."""
+    memory's efficiency (the strided one for an op with strided operands) and start-up cost (MemorySpec)."""
     spec = group.spec
     traffic = task.bytes
     if isinstance(spec, VectorEngines) and spec.row_buffer_elements and len(task.shape) >= 2:
         passes = OPS[task.op].row_passes
         if passes > 1 and task.shape[-1] > spec.row_buffer_elements:
             traffic = task.bytes_read * passes + task.bytes_written
-    return chip.stream_bytes(traffic)
+    return chip.stream_bytes(traffic, OPS[task.op].strided)
 
 
 def estimate_cycles(task: Task, group: EngineGroup, chip: Chip) -> int:

@@ -12,6 +12,10 @@ from the usual instruction sequences; a chip profile may override them (``vector
 - softmax: max (1) + subtract (1) + exp (6) + sum (1) + reciprocal-multiply (1, reciprocal per row) = 10, in
   three dependent passes over the row.
 - layernorm: mean (1) + subtract (1) + square-accumulate (1) + scale (1) + affine FMA (1) = 5, three passes.
+- strided_copy / masked_fill / broadcast_mul / broadcast_divide / cumsum: as copy / mask / mul / divide / add, but
+  their operands are strided or broadcast (a transpose, a concatenation along an inner axis, a mask or a
+  per-row factor repeated over a tensor, a scan along an outer axis), so a GPU cannot use wide vector loads and
+  reaches a lower fraction of its bandwidth (``strided`` below; MemorySpec.strided_bandwidth_efficiency).
 - gelu (tanh form): x^3 (2) + FMA (1) + tanh via exp and divide (6 + 4) + final FMA (2) = 15.
 - elu1 (elu(x)+1, linear attention's feature map): exp (6) + select (1) + add (1) = 8.
 - adam: two moment FMAs (2+2), sqrt (~4), divide (4), update FMA (2) = 14.
@@ -42,6 +46,11 @@ class OpSpec:
     #: Reads of each row a row op makes when a row does not fit on chip: softmax reads it for the max, the sum of
     #: exponentials and the output; layernorm for the statistics (Welford, one pass) and the output.
     row_passes: int = 1
+    #: Strided or broadcast operands: the memory model may charge such a stream a lower achievable bandwidth.
+    strided: bool = False
+    #: A scan (running sum) along the first axis of its (length, columns) shape: each of the ``length`` steps
+    #: depends on the one before, so it pays the engine's pipeline latency per step, not ``dependent_steps``.
+    scan: bool = False
 
 
 OPS: dict[str, OpSpec] = {}
@@ -81,6 +90,11 @@ for _name, _flops, _instr, _steps in (
 ):
     _op(OpSpec(_name, "vector", 0, "(any shape: elements = product; rows are the last dimension)", _flops, _instr,
                _steps, row_passes=_ROW_PASSES.get(_name, 1)))
+for _name, _flops, _instr in (("strided_copy", 0, 1), ("masked_fill", 1, 1), ("broadcast_mul", 1, 1),
+                              ("broadcast_divide", 1, 4)):
+    _op(OpSpec(_name, "vector", 0, "(any shape: elements = product)", _flops, _instr, strided=True))
+# A running sum along an outer axis (torch.cumsum over the sequence): strided, and one dependent step per position.
+_op(OpSpec("cumsum", "vector", 2, "(length, columns)", 1, 1, strided=True, scan=True))
 # Windowed softmax attention on vector cores, as GFormer's TPC kernel: each of S queries against its w most recent
 # keys, per (batch*head): QK^T and x V are 2*S*w*D MACs, the softmax is over S*w scores.
 _op(OpSpec("window_attn", "vector", 4, "(batch*heads, S, w, D)", 0, 0, 3))

@@ -52,14 +52,29 @@ class _Stream:
         self.k(op, (rows, cols), inputs * n, n if writes is None else writes)
 
 
+def _mask(st: _Stream, n: int, kernels: int) -> None:
+    """Building a boolean mask of n elements (ones/arange, triu, compares...): small kernels, each one launch."""
+    for _ in range(kernels):
+        st.k("copy", (n,), 0, n)
+
+
+def _masked_fill(st: _Stream, n: int) -> None:
+    """``x.masked_fill(mask, v)`` out of place: a clone (a plain device copy), then the fill in place, which reads
+    a broadcast mask element by element (a strided kernel)."""
+    st.vec("copy", n)
+    st.vec("masked_fill", n)
+
+
 def _attention(st: _Stream, variant: str, B: int, H: int, S: int, D: int) -> None:
+    """The kernels gpu_calib.py's attention functions launch, as a torch.profiler trace of them shows
+    (tools/gpu_kernel_profile.py), for contiguous q, k, v."""
     G, X = B * H, B * H * S * D
     if variant == "softmax_unfused":
         P = G * S * S
         st.k("bmm", (G, S, D, S))
         st.vec("scale", P)
-        st.vec("copy", S * S)  # the causal mask itself
-        st.vec("mask", P)
+        _mask(st, S * S, 2)  # ones, triu
+        _masked_fill(st, P)
         st.row("softmax", G * S, S)
         st.k("bmm", (G, S, S, D))
     elif variant == "sdpa_flash":
@@ -67,13 +82,17 @@ def _attention(st: _Stream, variant: str, B: int, H: int, S: int, D: int) -> Non
     elif variant == "window256":
         w = 256
         nb = S // w
-        for n in (X, X, 2 * X, 2 * X):  # kp, vp (shifted blocks), k2, v2 (concatenated)
-            st.vec("copy", n)
+        for _ in range(2):  # kp, vp: zeros for block 0, then a strided copy of the shifted blocks
+            st.k("copy", (G * w * D,), 0, G * w * D)
+            st.vec("strided_copy", G * w * D)
+            st.vec("strided_copy", X - G * w * D)
+        for _ in range(4):  # k2, v2: each a concatenation along the key axis, one strided copy per half
+            st.vec("strided_copy", X)
         st.k("bmm", (G * nb, w, D, 2 * w))
         scores = 2 * G * S * w
         st.vec("scale", scores)
-        st.vec("copy", nb * w * 2 * w)  # the block mask
-        st.vec("mask", scores)
+        _mask(st, nb * w * 2 * w, 8)  # two aranges, an add, two compares, an or, the expand's copy, block 0
+        _masked_fill(st, scores)
         st.row("softmax", G * S, 2 * w)
         st.k("bmm", (G * nb, w, 2 * w, D))
     elif variant == "linear_chunked":
@@ -84,36 +103,38 @@ def _attention(st: _Stream, variant: str, B: int, H: int, S: int, D: int) -> Non
             st.vec("elu1", X)
             st.vec("add", X)
         st.k("bmm", (G * n, D, c, D))  # per-chunk k^T v
-        st.vec("add", st_el)  # cumsum
-        st.vec("add", st_el, inputs=2)  # - kv
+        st.k("cumsum", (n, G * D * D), st_el, st_el)  # running state over the chunks
+        st.vec("add", st_el, inputs=2)  # - kv: exclusive
         st.k("bmm", (G * n, c, D, D))  # q @ state
-        st.row("reduce", G * S, D, writes=G * n * D)
-        st.vec("add", G * n * D)
+        st.row("reduce", G * S, D, writes=G * n * D)  # kc.sum(3)
+        st.k("cumsum", (n, G * D), G * n * D, G * n * D)
+        st.row("reduce", G * S, D, writes=G * n * D)  # kc.sum(3) again
         st.vec("add", G * n * D, inputs=2)
-        st.vec("copy", c * c)
-        st.k("bmm", (G * n, c, D, c))
-        st.vec("mask", G * S * c)
-        st.k("bmm", (G * n, c, c, D))
-        st.vec("mul", X, inputs=2)
+        _mask(st, c * c, 2)  # ones, tril
+        st.k("bmm", (G * n, c, D, c))  # q k^T within the chunk
+        _mask(st, c * c, 1)  # ~m
+        _masked_fill(st, G * S * c)
+        st.k("bmm", (G * n, c, c, D))  # x v
+        st.k("broadcast_mul", (X,), X + G * n * D, X)  # q * ks
         st.row("reduce", G * S, D, writes=G * S)
         st.row("reduce", G * S, c, writes=G * S)
         st.vec("add", G * S, inputs=2)
         st.vec("add", G * S)
-        st.vec("add", X, inputs=2)
-        st.vec("divide", X, inputs=2)
+        st.vec("add", X, inputs=2)  # inter + intra
+        st.k("broadcast_divide", (X,), X + G * S, X)
     elif variant == "linear_outer":
         for _ in range(2):
             st.vec("elu1", X)
             st.vec("add", X)
         outer = G * S * D * D
-        st.k("mul", (outer,), 2 * X, outer)
-        st.vec("add", outer)  # cumsum over the sequence
+        st.k("broadcast_mul", (outer,), 2 * X, outer)  # k_i v_i^T for every token
+        st.k("cumsum", (S, G * D * D), outer, outer)
         st.k("bmm", (G * S, 1, D, D))
-        st.vec("add", X)  # cumsum of k
+        st.k("cumsum", (S, G * D), X, X)  # cumsum of k
         st.vec("mul", X, inputs=2)
         st.row("reduce", G * S, D, writes=G * S)
         st.vec("add", G * S)
-        st.vec("divide", X, inputs=2)
+        st.k("broadcast_divide", (X,), X + G * S, X)
     else:
         raise AccelsimError(f"unknown attention variant {variant!r}", key="variant")
 
@@ -122,13 +143,17 @@ def _layer(st: _Stream, variant: str, B: int, S: int, dm: int, h: int) -> None:
     T = B * S
     st.row("layernorm", T, dm)
     st.k("gemm", (T, dm, 3 * dm))
+    if variant != "sdpa_flash":  # q, k, v are strided views of the QKV output; eager ops copy them first
+        for _ in range(3):
+            st.vec("strided_copy", T * dm // 3 if variant == "hybrid" else T * dm)
     if variant == "hybrid":
         _attention(st, "window256", B, h // 2, S, dm // h)
         _attention(st, "linear_chunked", B, h - h // 2, S, dm // h)
-        st.vec("copy", T * dm)  # torch.cat of the two halves
+        st.vec("strided_copy", T * dm)  # torch.cat of the two halves along the heads
     else:
         _attention(st, variant, B, h, S, dm // h)
-    st.vec("copy", T * dm)  # transpose(1, 2).reshape
+    if variant != "sdpa_flash":  # cuDNN writes its output already in (B, S, H, D) order
+        st.vec("strided_copy", T * dm)  # transpose(1, 2).reshape
     st.k("gemm", (T, dm, dm))
     st.vec("add", T * dm, inputs=2)
     st.row("layernorm", T, dm)
@@ -140,26 +165,42 @@ def _layer(st: _Stream, variant: str, B: int, S: int, dm: int, h: int) -> None:
 
 _GRAD = {"gelu": "gelu_grad", "softmax": "softmax_grad", "layernorm": "layernorm_grad", "elu1": "elu1_grad",
          "exp": "mul", "scale": "scale", "mask": "mask", "copy": "copy", "mul": "mul", "divide": "divide",
-         "reduce": "copy"}
+         "reduce": "copy", "masked_fill": "masked_fill", "strided_copy": "strided_copy",
+         "broadcast_mul": "broadcast_mul", "broadcast_divide": "broadcast_divide", "cumsum": "cumsum"}
 
 
 def _backward(forward: list[Kernel]) -> list[Kernel]:
-    """Kernels of autograd's backward pass, in reverse order of the forward kernels."""
+    """Kernels of autograd's backward pass, in reverse order of the forward kernels (as a profile of the
+    calibration's training step lists them: a product's gradient is one kernel per input, plus a reduction for a
+    broadcast input; a scan's is a flipped scan; layernorm's is the input's and the weights' gradients)."""
     out: list[Kernel] = []
     for k in reversed(forward):
+        n = math.prod(k.shape)
         if k.op == "gemm":
-            m, kk, n = k.shape
-            out += [Kernel("gemm", (m, n, kk)), Kernel("gemm", (kk, m, n))]
+            m, kk, nn = k.shape
+            out += [Kernel("gemm", (m, nn, kk)), Kernel("gemm", (kk, m, nn))]
         elif k.op == "bmm":
-            b, m, kk, n = k.shape
-            out += [Kernel("bmm", (b, m, n, kk)), Kernel("bmm", (b, kk, m, n))]
+            b, m, kk, nn = k.shape
+            out += [Kernel("bmm", (b, m, nn, kk)), Kernel("bmm", (b, kk, m, nn))]
         elif k.op == "flash_attn_causal":
-            g, s, d = k.shape  # FlashAttention-2's backward: five matmuls to the forward's two
-            out.append(Kernel("flash_attn_causal", (math.ceil(g * 2.5), s, d)))
-        elif k.op == "add":
-            continue  # gradients pass through an add; accumulation is counted below
+            g, s, d = k.shape  # FlashAttention-2's backward: rowsum(dO * O), five matmuls to the forward's two,
+            x = g * s * d  # and dQ accumulated in FP32 converted to BF16
+            out += [Kernel("reduce", (g * s, d), 2 * x, g * s), Kernel("flash_attn_causal", (math.ceil(g * 2.5), s, d)),
+                    Kernel("copy", (x,), 2 * x, x)]
+        elif k.op == "add" or (k.op == "copy" and k.reads == 0):
+            continue  # gradients pass through an add; accumulation is counted below; masks need none
+        elif k.op == "cumsum":
+            out += [Kernel("strided_copy", (n,)), Kernel("cumsum", k.shape, k.reads, k.writes),
+                    Kernel("strided_copy", (n,))]  # flip, scan, flip
+        elif k.op in ("mul", "broadcast_mul", "broadcast_divide"):
+            op = "mul" if k.op == "mul" else "broadcast_mul"
+            out += [Kernel(op, (n,), 2 * n, n), Kernel(op, (n,), 2 * n, n)]  # one gradient per input
+            if k.op != "mul":  # the broadcast input's gradient is summed over the broadcast axis
+                out.append(Kernel("reduce", (n,), n, (k.reads or 2 * n) - n))
+        elif k.op == "layernorm":
+            rows, cols = k.shape
+            out += [Kernel("layernorm_grad", k.shape, 2 * n, n), Kernel("reduce", k.shape, 2 * n, 2 * cols)]
         else:
-            n = math.prod(k.shape)
             grad = _GRAD.get(k.op, k.op)
             shape = k.shape if OPS[grad].row_passes > 1 else (n,)
             out.append(Kernel(grad, shape, 2 * n, n))
@@ -235,9 +276,9 @@ def concurrency(chip: Chip, rec: dict) -> dict[str, float]:
     from . import run
 
     gemm = make_task("gemm", "gemm", (8192, 8192, 8192))
-    soft = make_task("softmax", "softmax", (65536 * 4096,))
+    soft = make_task("softmax", "softmax", (65536, 4096))
     alone = {t.name: run(chip, TaskGraph([t]), "naive").latency_us / 1e3 for t in (gemm, soft)}
-    after = make_task("softmax", "softmax", (65536 * 4096,), deps=["gemm"])
+    after = make_task("softmax", "softmax", (65536, 4096), deps=["gemm"])
     serial = run(chip, TaskGraph([gemm, after]), "naive").latency_us / 1e3
     both = run(chip, TaskGraph([gemm, soft]), "naive").latency_us / 1e3
     return {"gemm_ms": alone["gemm"], "softmax_ms": alone["softmax"], "serial_ms": serial, "two_streams_ms": both,
