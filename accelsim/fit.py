@@ -53,12 +53,16 @@ def _group(data: dict, kind: str) -> str:
     return next(name for name, g in data["engines"].items() if g["kind"] == kind)
 
 
+def _keys(data: dict, p: Param) -> list[list[str]]:
+    """The profile key paths a parameter sets, engine groups named."""
+    return [[_group(data, k[1:-1]) if k.startswith("{") else k for k in keys] for keys in (p.path, *p.tied)]
+
+
 def _apply(data: dict, values: np.ndarray) -> dict:
     out = copy.deepcopy(data)
     for p, v in zip(PARAMS, values):
-        for keys in (p.path, *p.tied):
+        for path in _keys(out, p):
             node = out
-            path = [_group(out, k[1:-1]) if k.startswith("{") else k for k in keys]
             for k in path[:-1]:
                 node = node.setdefault(k, {})
             node[path[-1]] = int(round(v)) if p.integer else float(v)
@@ -86,9 +90,8 @@ def fit(chip: str, records: list[dict]) -> dict[str, object]:
     x = res.x
     fitted: dict[str, object] = {}
     for p, v in zip(PARAMS, lo + x * scale):
-        for keys in (p.path, *p.tied):
-            key = ".".join(_group(data, k[1:-1]) if k.startswith("{") else k for k in keys)
-            fitted[key] = int(round(v)) if p.integer else round(float(v), 4)
+        for path in _keys(data, p):
+            fitted[".".join(path)] = int(round(v)) if p.integer else round(float(v), 4)
     evaluations = int(res.nfev)
     errors = np.abs(np.exp(residuals(x)) - 1)
     return {"chip": str(path), "records": len(micro), "parameters": fitted,

@@ -163,10 +163,8 @@ def _layer(st: _Stream, variant: str, B: int, S: int, dm: int, h: int) -> None:
     st.vec("add", T * dm, inputs=2)
 
 
-_GRAD = {"gelu": "gelu_grad", "softmax": "softmax_grad", "layernorm": "layernorm_grad", "elu1": "elu1_grad",
-         "exp": "mul", "scale": "scale", "mask": "mask", "copy": "copy", "mul": "mul", "divide": "divide",
-         "reduce": "copy", "masked_fill": "masked_fill", "strided_copy": "strided_copy",
-         "broadcast_mul": "broadcast_mul", "broadcast_divide": "broadcast_divide", "cumsum": "cumsum"}
+#: The gradient kernel of a one-input forward kernel (an op not listed is its own gradient's kind).
+_GRAD = {"gelu": "gelu_grad", "softmax": "softmax_grad", "elu1": "elu1_grad", "exp": "mul", "reduce": "copy"}
 
 
 def _backward(forward: list[Kernel]) -> list[Kernel]:
