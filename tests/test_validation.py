@@ -88,7 +88,7 @@ def test_the_shipped_h200_parameters_are_what_fit_gives():
 @pytest.mark.parametrize("chip, measurements, records", [
     ("h200", "h200.jsonl", 99),  # fitted on this one
     ("h200", "h200_repeat.jsonl", 79),  # another H200 machine (no layer_train records)
-    ("h200", "h200_session3.jsonl", 99),  # a third H200, measured a year later
+    ("h200", "h200_session3.jsonl", 99),  # a third H200, measured in this session (docs/measurements)
     ("h100", "h100.jsonl", 102),  # a GPU the fit never saw: only datasheet figures differ in its profile
     ("h100", "h100_repeat.jsonl", 101),
 ])
