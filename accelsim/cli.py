@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from collections.abc import Sequence
 
 from . import run as run_graph
@@ -16,7 +17,7 @@ from .lowering import lower
 from .compare import compare
 from .report import chips_report, compare_report, run_report, table
 from .resources import shipped_names
-from .scheduling import get_scheduler, load_plugin, scheduler_names
+from .registry import get_scheduler, load_plugin, scheduler_names
 from .trace import write_chrome_trace
 from .workload import load_workload
 
@@ -186,13 +187,13 @@ def _cmd_chips(args: argparse.Namespace) -> None:
             raise AccelsimError("`accelsim chips show` needs a chip name or path", key="NAME")
         chip = load_chip(args.name)
         if args.json:
-            print(json.dumps(chip.headline(), indent=2))
+            print(json.dumps(asdict(chip.headline()), indent=2))
         else:
             print(chips_report([chip]))
         return
     chips = [load_chip(n) for n in shipped_names("chips")]
     if args.json:
-        print(json.dumps([c.headline() for c in chips], indent=2))
+        print(json.dumps([asdict(c.headline()) for c in chips], indent=2))
     else:
         print(chips_report(chips))
 

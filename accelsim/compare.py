@@ -11,7 +11,7 @@ from .chip import Chip
 from .costs import CostTable
 from .graph import TaskGraph
 from .results import Results
-from .scheduling import Scheduler, get_scheduler
+from .registry import Scheduler, get_scheduler
 from .simulation import simulate
 
 

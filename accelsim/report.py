@@ -43,10 +43,10 @@ def chips_report(chips: Sequence[Chip]) -> str:
     rows = []
     for c in chips:
         h = c.headline()
-        mat = ", ".join(f"{k} {v:g}" for k, v in h["peak_matrix_tflops"].items())  # type: ignore[union-attr]
-        vec = ", ".join(f"{k} {v:g}" for k, v in h["peak_vector_tflops"].items())  # type: ignore[union-attr]
-        eng = " ".join(f"{v['count']}x{k}" for k, v in h["engines"].items())  # type: ignore[union-attr]
-        rows.append((c.name, f"{c.clock_ghz:g}", eng, mat, vec, h["hbm_tb_per_s"], h["sram_mb"]))
+        mat = ", ".join(f"{k} {v:g}" for k, v in h.peak_matrix_tflops.items())
+        vec = ", ".join(f"{k} {v:g}" for k, v in h.peak_vector_tflops.items())
+        eng = " ".join(f"{v.count}x{k}" for k, v in h.engines.items())
+        rows.append((c.name, f"{c.clock_ghz:g}", eng, mat, vec, h.hbm_tb_per_s, h.sram_mb))
     return table(["chip", "GHz", "engines", "matrix TFLOPS", "vector TFLOPS", "HBM TB/s", "SRAM MB"], rows)
 
 

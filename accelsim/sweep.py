@@ -95,7 +95,7 @@ def _lowered(workload: str):
 def run_unit(unit: Unit) -> list[dict[str, object]]:
     """Simulate one (point, workload) under every scheduler; a failure becomes an ``error`` in each row."""
     from .compare import compare
-    from .scheduling import load_plugin
+    from .registry import load_plugin
 
     for plugin in unit.plugins:
         load_plugin(plugin)
@@ -104,8 +104,7 @@ def run_unit(unit: Unit) -> list[dict[str, object]]:
         chip = chip_from_dict(point_profile(unit.base, unit.keys, unit.values, "sweep"), "sweep point")
         cmp = compare(chip, _lowered(unit.workload), list(unit.schedulers))
         head = chip.headline()
-        peak = (head["peak_matrix_tflops"].get("bf16", 0.0)  # type: ignore[union-attr]
-                + head["peak_vector_tflops"].get("bf16", 0.0))  # type: ignore[union-attr]
+        peak = head.peak_matrix_tflops.get("bf16", 0.0) + head.peak_vector_tflops.get("bf16", 0.0)
         engines = sum(g.count for g in chip.groups)
         array = sum(g.count * g.spec.rows * g.spec.cols for g in chip.groups if g.kind == "matrix")  # type: ignore[union-attr]
         rows = []

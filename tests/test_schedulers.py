@@ -76,7 +76,7 @@ def test_balanced_reports_the_split_it_chose():
 
 
 def test_balanced_closed_form_equalises_the_two_kinds():
-    from accelsim.schedulers import Balanced
+    from accelsim.policies import Balanced
     import numpy as np
 
     # matrix-only load 100 on 1 engine, vector-only 0 on 2 cores; dual work costs 100 on matrix, 400 on vector.
@@ -94,8 +94,8 @@ def test_a_user_scheduler_registers_in_a_few_lines_and_runs(tiny_chip):
         name = "test-last-engine"
 
         def schedule(self, graph, chip, costs):
-            kinds = accelsim.schedulers.preferred_kinds(graph, chip)
-            last = {k: v[-1] for k, v in accelsim.scheduling.engines_by_kind(chip).items()}
+            kinds = accelsim.planning.preferred_kinds(graph, chip)
+            last = {k: v[-1] for k, v in accelsim.planning.engines_by_kind(chip).items()}
             engine = [last[k] for k in kinds]
             return Schedule.from_plan(graph, chip, engine, [0] * len(graph), self.name)
 
@@ -121,7 +121,7 @@ def test_compare_runs_a_scheduler_from_a_plugin_file(capsys, tmp_path):
     plugin = tmp_path / "my_policy.py"
     plugin.write_text(
         "from accelsim import Scheduler, register\n"
-        "from accelsim.schedulers import Naive\n\n"
+        "from accelsim.policies import Naive\n\n"
         "@register\n"
         "class Mine(Naive):\n"
         "    name = 'mine'\n")
@@ -139,9 +139,10 @@ def test_an_unknown_scheduler_or_plugin_is_a_one_line_error(capsys):
 
 
 def test_heft_fills_idle_gaps():
-    from accelsim.schedulers import GapPlanner
+    from accelsim.planning import GapPlanner
+    from accelsim.units import EngineUnits
 
-    gaps = GapPlanner([0])
+    gaps = GapPlanner(EngineUnits.from_groups([(1, None)]))
     gaps.place(0, 0, 10)
     gaps.place(0, 20, 30)
     assert gaps.earliest(0, 0, 10) == 10  # fits exactly between the two
@@ -163,7 +164,7 @@ def test_the_readme_example_scheduler_runs_from_the_cli(capsys):
 def test_the_readme_property_test_holds_for_the_example_scheduler(chip, graph):
     from pathlib import Path
 
-    accelsim.scheduling.load_plugin(str(Path(__file__).parent.parent / "examples" / "critical_first.py"))
+    accelsim.registry.load_plugin(str(Path(__file__).parent.parent / "examples" / "critical_first.py"))
     results = accelsim.run(chip, graph, "critical-first")
     assert_valid(results)
     assert results.latency_cycles >= lower_bound(graph, chip).cycles
