@@ -10,8 +10,8 @@ from .chip import Chip, chip_from_dict, load_chip
 from .costs import CostTable, compute_cycles, estimate_cycles
 from .errors import AccelsimError
 from .graph import Task, TaskGraph, graph_from_dict, load_graph, make_task
-from .results import Results
 from .registry import Scheduler, get_scheduler, register, scheduler_names
+from .results import Results
 from .schedule import Schedule
 from .simulation import simulate
 from .systolic import split_gemm_cycles, systolic_cycles

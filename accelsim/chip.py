@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Strict, Tag
 from pydantic.dataclasses import dataclass as pydantic_dataclass
@@ -81,7 +81,7 @@ def matrix_engine_model(value: Any) -> str:
 
 
 MatrixEngineSpec = Annotated[
-    Union[Annotated[SystolicMatrixEngines, Tag("systolic")], Annotated[TiledMatrixEngines, Tag("tiled")]],
+    Annotated[SystolicMatrixEngines, Tag("systolic")] | Annotated[TiledMatrixEngines, Tag("tiled")],
     Discriminator(matrix_engine_model),
 ]
 
@@ -115,7 +115,7 @@ class DmaEngines:
     shared_unit: str | None = None
 
 
-EngineSpec = Annotated[Union[MatrixEngineSpec, VectorEngines, DmaEngines], Field(discriminator="kind")]
+EngineSpec = Annotated[MatrixEngineSpec | VectorEngines | DmaEngines, Field(discriminator="kind")]
 
 
 @pydantic_dataclass(config=STRICT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -33,7 +34,7 @@ INFEASIBLE = -1
 def matrix_engine_cycles(task: Task, spec: MatrixEngines) -> int:
     """Cycles of a matrix op on one engine, by the engine's model; -1 if it cannot run it."""
     op_spec = OPS[task.op]
-    macs = spec.macs_per_cycle.get(task.dtype)  # type: ignore[call-overload]
+    macs = cast(dict[str, int], spec.macs_per_cycle).get(task.dtype)  # a task may name a dtype the engine lacks
     if op_spec.category != "matrix" or macs is None:
         return INFEASIBLE
     gemms = op_spec.gemms(task.shape)
@@ -70,7 +71,7 @@ def tiled_cycles(gemms: tuple[Gemm, ...], spec: TiledMatrixEngines, macs: int) -
 def vector_engine_cycles(task: Task, spec: VectorEngines, overrides: dict[str, float] | None = None) -> int:
     """SIMD cycles: instructions over lanes and issue width, plus the pipeline latency of each dependent pass."""
     op_spec = OPS[task.op]
-    lanes = spec.lanes.get(task.dtype)  # type: ignore[call-overload]
+    lanes = cast(dict[str, int], spec.lanes).get(task.dtype)
     if op_spec.category == "dma" or lanes is None:
         return INFEASIBLE
     instructions = op_spec.instructions(task.shape, (overrides or {}).get(task.op))
@@ -134,7 +135,7 @@ class CostTable:
     stream: np.ndarray  # int64 [tasks, groups]: bytes streamed through HBM (see stream_bytes)
 
     @classmethod
-    def build(cls, graph: TaskGraph, chip: Chip) -> "CostTable":
+    def build(cls, graph: TaskGraph, chip: Chip) -> CostTable:
         groups = chip.groups
         n = len(graph.tasks)
         compute = np.full((n, len(groups)), INFEASIBLE, dtype=np.int64)

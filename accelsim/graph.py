@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .chip import DTYPE_BYTES, ENGINE_KINDS, Dtype

@@ -153,7 +153,9 @@ def place_earliest_finish(graph: TaskGraph, chip: Chip, costs: CostTable, order:
             s, e = gap.best(members[g], ready, dur)
             if best is None or s + dur < best[0]:
                 best = (s + dur, s, e)
-        f, s, e = best  # type: ignore[misc]
+        if best is None:
+            raise AccelsimError(f"no engine on chip {chip.name} can run it", key=f"task {graph.tasks[i].name!r}")
+        f, s, e = best
         gap.place(e, s, f)
         finish[i], engine[i], start[i] = f, e, s
     return Schedule.from_plan(graph, chip, engine, start, name)

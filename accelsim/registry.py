@@ -64,8 +64,9 @@ def load_plugin(spec: str) -> None:
         if not path.exists():
             raise AccelsimError("plugin file not found", source=spec)
         module_spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
-        module_spec.loader.exec_module(module)  # type: ignore[union-attr]
+        if module_spec is None or module_spec.loader is None:
+            raise AccelsimError("cannot load this file as a Python module", source=spec)
+        module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
         return
     try:
         importlib.import_module(spec)

@@ -28,7 +28,7 @@ class Schedule:
 
     @classmethod
     def from_plan(cls, graph: TaskGraph, chip: Chip, engine: Sequence[int], planned_start: Sequence[float],
-                  scheduler: str, notes: dict[str, object] | None = None) -> "Schedule":
+                  scheduler: str, notes: dict[str, object] | None = None) -> Schedule:
         """Order each engine's tasks by planned start, ties broken by topological position (never deadlocks)."""
         rank = np.empty(len(graph), dtype=np.int64)
         rank[graph.topo_order] = np.arange(len(graph))

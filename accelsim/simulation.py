@@ -12,6 +12,7 @@ about one event per task, which is what makes 10^5 tasks per second reachable (b
 from __future__ import annotations
 
 from array import array
+from typing import cast
 
 import numpy as np
 import simpy
@@ -69,7 +70,7 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
             return
         unit_busy[u] = True
         position[e] = p + 1
-        now = env.now
+        now = int(env.now)  # integer delays keep SimPy's clock an int
         start[i] = now
         c = compute[i]
         b = hbm[i]
@@ -87,11 +88,11 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
             finish(i)
 
     def finish_event(event: Timeout) -> None:
-        finish(event.value)
+        finish(cast(int, event.value))  # the task index the Timeout was given
 
     def finish(i: int) -> None:
         nonlocal done_count
-        end[i] = env.now
+        end[i] = int(env.now)
         done_count += 1
         u = unit_of[engine_of[i]]
         unit_busy[u] = False

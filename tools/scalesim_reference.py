@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import tempfile
+
 from scalesim.scale_sim import scalesim
 
 CFG = """[general]
