@@ -16,9 +16,9 @@ from .compare import compare
 from .errors import AccelsimError
 from .graph import TaskGraph, load_graph
 from .lowering import lower
+from .registry import get_scheduler, load_plugin, scheduler_names
 from .report import chips_report, compare_report, run_report, table
 from .resources import shipped_names
-from .registry import get_scheduler, load_plugin, scheduler_names
 from .trace import write_chrome_trace
 from .workload import load_workload
 

@@ -10,8 +10,8 @@ from .bounds import LowerBound, lower_bound
 from .chip import Chip
 from .costs import CostTable
 from .graph import TaskGraph
-from .results import Results
 from .registry import Scheduler, get_scheduler
+from .results import Results
 from .simulation import simulate
 
 

@@ -13,13 +13,14 @@ expected below comes from the code under test.
 
 import numpy as np
 import pytest
-from conftest import tiny_chip_dict
 
 import accelsim
 from accelsim import make_task, plots
 from accelsim.cli import main
 from accelsim.graph import TaskGraph
 from accelsim.results import Results
+
+from conftest import tiny_chip_dict
 
 MME0, TPC0, TPC1, DMA0 = 0, 1, 2, 3
 #: (engine, start, end) of tasks a, b, c, d

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from conftest import tiny_chip_dict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +13,8 @@ from accelsim.checks import assert_valid
 from accelsim.cli import main
 from accelsim.optimal import optimal_latency
 from accelsim.strategies import chip_dicts, chips, task_graphs, workload_graphs
+
+from conftest import tiny_chip_dict
 
 BUILT_IN = ["first-free", "naive", "balanced", "heft"]
 #: Worst latency / optimum seen over 4,000 random graphs of at most 8 tasks on random chips, GPU-like shared units
