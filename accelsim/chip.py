@@ -19,14 +19,9 @@ from .config import STRICT, NonNegInt, PosFloat, PosInt, build, read_toml
 from .errors import AccelsimError
 from .resources import resolve
 from .units import EngineUnits
+from .vocabulary import Dtype
 
-Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
-DTYPE_BYTES: dict[str, int] = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
 Dataflow = Literal["os", "ws", "is"]
-
-#: Engine kinds that run on vector-style (SIMD lanes) cost models.
-VECTOR_LIKE = ("vector", "scalar", "gpsimd")
-ENGINE_KINDS = ("matrix", *VECTOR_LIKE, "dma")
 
 
 @pydantic_dataclass(config=STRICT)

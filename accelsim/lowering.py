@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .attention import UnitOp, linear_ops, softmax_ops, window_ops
-from .chip import DTYPE_BYTES
 from .graph import Task, TaskGraph
 from .ops import OPS, default_flops
+from .vocabulary import DTYPE_BYTES
 from .workload import Workload
 
 Handle = list[list[str]]  # task names per block of token rows
