@@ -20,7 +20,7 @@ heads at the two ends, and the transformer layer that strings them together.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from .attention import UnitOp, linear_ops, softmax_ops, window_ops
@@ -472,7 +472,7 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
             if model.embeddings:
                 self.embed_backward(dy)
         graph = TaskGraph(self.tasks, name=wl.name, source=wl.source)
-        graph.meta.update(asdict(wl.summary()))
+        graph.meta.update(wl.summary().to_dict())
         return graph
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
@@ -98,6 +98,10 @@ class WorkloadSummary:
     mode: str
     attention: str
     granularity: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The keys and values ``accelsim workloads --json`` prints."""
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
