@@ -19,7 +19,9 @@ H200 = read_records(DATA / "h200.jsonl")
 
 
 def test_records_lower_to_the_kernels_their_code_launched():
-    ops = lambda rec: [t.op for t in lower_record(rec).tasks]  # noqa: E731
+    def ops(rec):
+        return [t.op for t in lower_record(rec).tasks]
+
     base = {"kind": "attention", "B": 2, "H": 2, "S": 512, "D": 64}
     # masked_fill out of place is a clone then a strided fill; the mask itself is two small kernels
     assert ops({**base, "variant": "softmax_unfused"}) == ["bmm", "scale", "copy", "copy", "copy", "masked_fill",
