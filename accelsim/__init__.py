@@ -5,12 +5,14 @@ Data flows one way: chip profile + task graph -> scheduler's decisions -> simula
 
 from __future__ import annotations
 
+from . import policies  # registers the built-in schedulers by name
 from .chip import Chip, chip_from_dict, load_chip
 from .costs import CostTable, compute_cycles, estimate_cycles
 from .errors import AccelsimError
 from .graph import Task, TaskGraph, graph_from_dict, load_graph, make_task
+from .registry import Scheduler, get_scheduler, register, scheduler_names
 from .results import Results
-from .scheduling import Schedule, Scheduler, get_scheduler, register, scheduler_names
+from .schedule import Schedule
 from .simulation import simulate
 from .systolic import split_gemm_cycles, systolic_cycles
 
@@ -29,6 +31,6 @@ def run(chip: Chip | str, graph: TaskGraph, scheduler: str | Scheduler = "first-
 __all__ = [
     "AccelsimError", "Chip", "CostTable", "Results", "Schedule", "Scheduler", "Task", "TaskGraph",
     "chip_from_dict", "compute_cycles", "estimate_cycles", "get_scheduler", "graph_from_dict", "load_chip",
-    "load_graph", "make_task", "register", "run", "scheduler_names", "simulate", "split_gemm_cycles",
+    "load_graph", "make_task", "policies", "register", "run", "scheduler_names", "simulate", "split_gemm_cycles",
     "systolic_cycles",
 ]

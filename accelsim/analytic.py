@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .chip import DTYPE_BYTES
 from .ops import OPS
+from .vocabulary import DTYPE_BYTES
 from .workload import Workload
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .results import Results
 
 
 def assert_valid(results: Results) -> None:
-    """Each task ran once, on an engine kind it allows, after its dependencies ended; no engine ran two tasks
-    at once. Raises AssertionError naming the first violation."""
+    """Each task ran once, on an engine kind it allows, after its dependencies ended; no engine, and no two
+    engines sharing a unit, ran two tasks at once. Raises AssertionError naming the first violation."""
     graph, chip = results.graph, results.chip
     assert len(results.start) == len(graph), "a task is missing from the results"
     for i, t in enumerate(graph.tasks):
@@ -18,7 +20,9 @@ def assert_valid(results: Results) -> None:
             assert results.start[i] >= results.end[p], (
                 f"task {t.name!r} starts at {results.start[i]} before its dependency {graph.tasks[p].name!r} "
                 f"ends at {results.end[p]}")
-    for e, name in enumerate(chip.instance_names):
-        iv = results.busy_intervals(e)
+    for members in chip.units.members:  # a unit (an engine, or engines sharing one: accelsim.units) runs one task
+        names = "/".join(chip.instance_names[e] for e in members)
+        iv = np.concatenate([results.busy_intervals(e) for e in members])
+        iv = iv[np.argsort(iv[:, 0], kind="stable")]
         overlap = (iv[1:, 0] < iv[:-1, 1]).nonzero()[0]
-        assert not len(overlap), f"engine {name} runs two tasks at once at cycle {iv[overlap[0] + 1, 0]}"
+        assert not len(overlap), f"engine {names} runs two tasks at once at cycle {iv[overlap[0] + 1, 0]}"

@@ -10,48 +10,75 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, Strict
+from pydantic import Discriminator, Field, Strict, Tag
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .config import STRICT, NonNegInt, PosFloat, PosInt, build, read_toml
 from .errors import AccelsimError
 from .resources import resolve
+from .units import EngineUnits
+from .vocabulary import Dtype
 
-Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
-DTYPE_BYTES: dict[str, int] = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
 Dataflow = Literal["os", "ws", "is"]
-
-#: Engine kinds that run on vector-style (SIMD lanes) cost models.
-VECTOR_LIKE = ("vector", "scalar", "gpsimd")
-ENGINE_KINDS = ("matrix", *VECTOR_LIKE, "dma")
 
 
 @pydantic_dataclass(config=STRICT)
-class MatrixEngines:
-    """A group of GEMM units. ``model = "systolic"`` (Gaudi MME, TPU MXU, Trainium tensor engine, Ascend cube): a
-    rows x cols array with a dataflow, costed by SCALE-Sim's formulas. ``model = "tiled"`` (GPU tensor cores): the
-    output is cut into tile_m x tile_n tiles spread in waves over ``sms`` streaming multiprocessors, reaching
-    ``efficiency`` of the peak MAC rate (fitted to measurements, see ``accelsim fit``)."""
+class SystolicMatrixEngines:
+    """A group of systolic GEMM arrays (Gaudi MME, TPU MXU, Trainium tensor engine, Ascend cube): rows x cols
+    MACs with a dataflow, costed by SCALE-Sim's formulas (accelsim.systolic)."""
 
     kind: Literal["matrix"]
     count: PosInt
-    #: MACs per cycle per engine for each dtype it supports (for systolic: rows*cols at the densest dtype).
+    #: MACs per cycle per engine for each dtype it supports (rows*cols at the densest dtype).
     macs_per_cycle: dict[Dtype, PosInt]
-    model: Literal["systolic", "tiled"] = "systolic"
-    rows: PosInt | None = None
-    cols: PosInt | None = None
-    dataflow: Dataflow | None = None
-    sms: PosInt | None = None
-    tile_m: PosInt | None = None
-    tile_n: PosInt | None = None
-    efficiency: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0
-    #: tiled: fixed cycles per wave of tiles (prologue, epilogue, pipeline fill), which short-K GEMMs feel most.
-    wave_overhead_cycles: NonNegInt = 0
+    rows: PosInt
+    cols: PosInt
+    dataflow: Dataflow
+    model: Literal["systolic"] = "systolic"
     clock_ghz: PosFloat | None = None
     #: Engines in the same ``shared_unit`` cannot run at the same time (e.g. tensor and CUDA cores of one SM).
     shared_unit: str | None = None
+
+
+@pydantic_dataclass(config=STRICT)
+class TiledMatrixEngines:
+    """GPU tensor cores: a GEMM's output is cut into tile_m x tile_n tiles spread in waves over ``sms`` streaming
+    multiprocessors, reaching ``efficiency`` of the peak MAC rate (fitted to measurements, see ``accelsim fit``)."""
+
+    kind: Literal["matrix"]
+    count: PosInt
+    #: MACs per cycle per engine (all its SMs together) for each dtype it supports.
+    macs_per_cycle: dict[Dtype, PosInt]
+    model: Literal["tiled"]
+    sms: PosInt
+    tile_m: PosInt
+    tile_n: PosInt
+    efficiency: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0
+    #: Fixed cycles per wave of tiles (prologue, epilogue, pipeline fill), which short-K GEMMs feel most.
+    wave_overhead_cycles: NonNegInt = 0
+    clock_ghz: PosFloat | None = None
+    shared_unit: str | None = None
+
+
+#: A matrix engine group is one of the two models; a profile that names no ``model`` is systolic.
+MatrixEngines = SystolicMatrixEngines | TiledMatrixEngines
+MATRIX_MODELS = ("systolic", "tiled")
+
+
+def matrix_engine_model(value: Any) -> str:
+    """The ``model`` tag of a matrix engine group, as written or as built (absent: systolic)."""
+    if isinstance(value, dict):
+        model = value.get("model", "systolic")
+        return model if isinstance(model, str) else repr(model)
+    return str(getattr(value, "model", "systolic"))
+
+
+MatrixEngineSpec = Annotated[
+    Annotated[SystolicMatrixEngines, Tag("systolic")] | Annotated[TiledMatrixEngines, Tag("tiled")],
+    Discriminator(matrix_engine_model),
+]
 
 
 @pydantic_dataclass(config=STRICT)
@@ -83,7 +110,7 @@ class DmaEngines:
     shared_unit: str | None = None
 
 
-EngineSpec = Annotated[Union[MatrixEngines, VectorEngines, DmaEngines], Field(discriminator="kind")]
+EngineSpec = Annotated[MatrixEngineSpec | VectorEngines | DmaEngines, Field(discriminator="kind")]
 
 
 @pydantic_dataclass(config=STRICT)
@@ -169,20 +196,10 @@ class Chip:
         return tuple(g.index for g in self.groups for _ in range(g.count))
 
     @cached_property
-    def instance_resource(self) -> tuple[int, ...]:
-        """For each engine instance, the resource it occupies: engines of groups naming the same ``shared_unit``
-        pair up by instance number (tensor core k with CUDA core k) and share one; any other engine has its own.
-        Two engines with the same resource never run at once."""
-        out: list[int] = []
-        shared: dict[tuple[str, int], int] = {}
-        for g in self.groups:
-            for k in range(g.count):
-                if g.spec.shared_unit:
-                    out.append(shared.setdefault((g.spec.shared_unit, k), len(shared)))
-                else:
-                    out.append(-1)
-        base = len(shared)
-        return tuple(r if r >= 0 else base + e for e, r in enumerate(out))
+    def units(self) -> EngineUnits:
+        """What each engine instance occupies: engines of groups naming the same ``shared_unit`` share a unit and
+        never run at once (accelsim.units)."""
+        return EngineUnits.from_groups((g.count, g.spec.shared_unit) for g in self.groups)
 
     @cached_property
     def instance_names(self) -> tuple[str, ...]:
@@ -213,7 +230,7 @@ class Chip:
     def cycles_to_us(self, cycles: float) -> float:
         return cycles / (self.spec.clock_ghz * 1e3)
 
-    def headline(self) -> dict[str, object]:
+    def headline(self) -> Headline:
         """Peak figures computed from the profile, to check against a datasheet."""
         matrix: dict[str, float] = {}
         vector: dict[str, float] = {}
@@ -228,18 +245,42 @@ class Chip:
                     rate = 2 * lanes * spec.vector_issue_per_cycle * spec.count * ghz / 1e3
                     vector[dt] = vector.get(dt, 0.0) + rate
         mem = self.spec.memory
-        return {
-            "name": self.name,
-            "clock_ghz": self.clock_ghz,
-            "engines": {g.name: {"kind": g.kind, "count": g.count} for g in self.groups},
-            "peak_matrix_tflops": {k: round(v, 2) for k, v in matrix.items()},
-            "peak_vector_tflops": {k: round(v, 2) for k, v in vector.items()},
-            "hbm_tb_per_s": round(mem.hbm_bandwidth_gbps / 1e3, 3),
-            "hbm_gb": mem.hbm_gb,
-            "sram_mb": mem.sram_mb,
-            "dispatch_overhead_cycles": self.spec.dispatch_overhead_cycles,
-            "launch_gap_cycles": self.spec.launch_gap_cycles,
-        }
+        return Headline(
+            name=self.name,
+            clock_ghz=self.clock_ghz,
+            engines={g.name: EngineCount(g.kind, g.count) for g in self.groups},
+            peak_matrix_tflops={k: round(v, 2) for k, v in matrix.items()},
+            peak_vector_tflops={k: round(v, 2) for k, v in vector.items()},
+            hbm_tb_per_s=round(mem.hbm_bandwidth_gbps / 1e3, 3),
+            hbm_gb=mem.hbm_gb,
+            sram_mb=mem.sram_mb,
+            dispatch_overhead_cycles=self.spec.dispatch_overhead_cycles,
+            launch_gap_cycles=self.spec.launch_gap_cycles,
+        )
+
+
+@dataclass(frozen=True)
+class EngineCount:
+    """An engine group in a headline: its kind and how many engines it has."""
+
+    kind: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A chip's peak figures, computed from its profile (``accelsim chips``; ``asdict`` gives the JSON)."""
+
+    name: str
+    clock_ghz: float
+    engines: dict[str, EngineCount]
+    peak_matrix_tflops: dict[str, float]
+    peak_vector_tflops: dict[str, float]
+    hbm_tb_per_s: float
+    hbm_gb: float
+    sram_mb: float
+    dispatch_overhead_cycles: int
+    launch_gap_cycles: int
 
 
 def chip_from_dict(data: dict, source: str = "<dict>") -> Chip:
@@ -250,12 +291,6 @@ def chip_from_dict(data: dict, source: str = "<dict>") -> Chip:
     for gname, g in spec.engines.items():
         if isinstance(g, MatrixEngines) and not g.macs_per_cycle:
             raise AccelsimError("needs at least one dtype", source=source, key=f"engines.{gname}.macs_per_cycle")
-        if isinstance(g, MatrixEngines):
-            needed = ("rows", "cols", "dataflow") if g.model == "systolic" else ("sms", "tile_m", "tile_n")
-            for key in needed:
-                if getattr(g, key) is None:
-                    raise AccelsimError(f"required key is missing (a {g.model} matrix engine needs "
-                                        f"{', '.join(needed)})", source=source, key=f"engines.{gname}.{key}")
         if isinstance(g, VectorEngines) and not g.lanes:
             raise AccelsimError("needs at least one dtype", source=source, key=f"engines.{gname}.lanes")
     from .ops import OPS  # local import: ops knows nothing of chips

@@ -5,20 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 from . import run as run_graph
-from .chip import load_chip
-from .errors import AccelsimError
 from .analytic import analytic_counts
+from .chip import load_chip
+from .compare import compare
+from .errors import AccelsimError
 from .graph import TaskGraph, load_graph
 from .lowering import lower
-from .compare import compare
+from .registry import get_scheduler, load_plugin, scheduler_names
 from .report import chips_report, compare_report, run_report, table
 from .resources import shipped_names
-from .scheduling import get_scheduler, load_plugin, scheduler_names
 from .trace import write_chrome_trace
 from .workload import load_workload
+
+T = TypeVar("T")
 
 
 def _add_inputs(sp: argparse.ArgumentParser, chip_help: str) -> None:
@@ -134,7 +138,7 @@ def _cmd_plot(args: argparse.Namespace) -> None:
         print("\n".join(map(str, plots.save(plots.comparison(everything), args.out, "comparison"))))
 
 
-def _cmd_sweep(args: argparse.Namespace) -> None:
+def _cmd_sweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .sweep import parse_axis, plan, run_sweep
@@ -152,8 +156,13 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     units = plan(args.chip, [parse_axis(a) for a in args.set], [w.strip() for w in args.workload.split(",")],
                  names, args.plugin)
     stats = run_sweep(units, out, workers=args.workers, dask=args.dask, progress=not args.quiet)
-    print(f"{stats['ran']} of {stats['units']} points run ({stats['skipped']} already in {out}), "
-          f"{stats['failed']} failed, {stats['seconds']:.1f} s")
+    print(f"{stats.ran} of {stats.units} points run ({stats.skipped} already in {out}), "
+          f"{stats.failed} failed, {stats.seconds:.1f} s")
+    if stats.failed:
+        print(f"accelsim: error: {stats.failed} of {stats.ran} points failed; their rows in {out} give the error",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def _cmd_sweep_plot(args: argparse.Namespace) -> None:
@@ -165,19 +174,33 @@ def _cmd_sweep_plot(args: argparse.Namespace) -> None:
         print(p)
 
 
+@dataclass(frozen=True)
+class WorkloadListing:
+    """One line of ``accelsim workloads``: the workload's summary (workload.py's keys) and what lowering gives."""
+
+    summary: dict[str, object]
+    flops: int
+    bytes: int
+    tasks: int
+    description: str
+
+    def to_json(self) -> dict[str, object]:
+        return {**self.summary, "flops": self.flops, "bytes": self.bytes, "tasks": self.tasks,
+                "description": self.description}
+
+
 def _cmd_workloads(args: argparse.Namespace) -> None:
-    rows = []
+    listings = []
     for name in shipped_names("workloads"):
         wl = load_workload(name)
         flops, nbytes = analytic_counts(wl)
-        rows.append({**wl.summary(), "flops": flops, "bytes": nbytes, "tasks": len(lower(wl)),
-                     "description": wl.spec.description})
+        listings.append(WorkloadListing(wl.summary(), flops, nbytes, len(lower(wl)), wl.spec.description))
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([w.to_json() for w in listings], indent=2))
         return
+    columns = ("name", "layers", "d_model", "heads", "seq_len", "batch", "attention", "mode")
     print(table(["workload", "layers", "d_model", "heads", "seq", "batch", "attention", "mode", "GFLOP", "tasks"],
-                [(r["name"], r["layers"], r["d_model"], r["heads"], r["seq_len"], r["batch"], r["attention"],
-                  r["mode"], round(r["flops"] / 1e9), r["tasks"]) for r in rows]))
+                [(*(w.summary[c] for c in columns), round(w.flops / 1e9), w.tasks) for w in listings]))
 
 
 def _cmd_chips(args: argparse.Namespace) -> None:
@@ -186,13 +209,13 @@ def _cmd_chips(args: argparse.Namespace) -> None:
             raise AccelsimError("`accelsim chips show` needs a chip name or path", key="NAME")
         chip = load_chip(args.name)
         if args.json:
-            print(json.dumps(chip.headline(), indent=2))
+            print(json.dumps(asdict(chip.headline()), indent=2))
         else:
             print(chips_report([chip]))
         return
     chips = [load_chip(n) for n in shipped_names("chips")]
     if args.json:
-        print(json.dumps([c.headline() for c in chips], indent=2))
+        print(json.dumps([asdict(c.headline()) for c in chips], indent=2))
     else:
         print(chips_report(chips))
 
@@ -219,7 +242,7 @@ def _cmd_validate(args: argparse.Namespace) -> None:
         print(json.dumps(result))
         return
     rows = []
-    for r in result["records"]:  # type: ignore[union-attr]
+    for r in _part(result, "records", list):
         what = r.get("variant") or r.get("op") or "x".join(str(r[k]) for k in ("B", "M", "K", "N") if k in r)
         size = ", ".join(f"{k}={r[k]}" for k in ("B", "H", "S", "D", "rows", "cols", "d_model") if k in r)
         rows.append((r["kind"], what, size, f"{r['measured_ms']:.4f}", f"{r['predicted_ms']:.4f}",
@@ -228,12 +251,20 @@ def _cmd_validate(args: argparse.Namespace) -> None:
     print(f"\n|error| over records of at least {MIN_MS} ms")
     print(table(["kind", "records", "median", "90th percentile"],
                 [(k, v["records"], f"{v['median_abs_error']:.1%}", f"{v['p90_abs_error']:.1%}")
-                 for k, v in result["summary"].items()]))  # type: ignore[union-attr]
+                 for k, v in _part(result, "summary", dict).items()]))
     conc = result.get("concurrency")
-    if conc:
+    if isinstance(conc, dict) and conc:
         print(f"\nconcurrency: GEMM {conc['gemm_ms']:.2f} ms + softmax {conc['softmax_ms']:.2f} ms; in a row "
               f"{conc['serial_ms']:.2f} ms, on two streams {conc['two_streams_ms']:.2f} ms predicted "
               f"(measured {conc['measured_serial_ms']:.2f} and {conc['measured_two_streams_ms']:.2f} ms)")
+
+
+def _part(result: Mapping[str, object], key: str, kind: type[T]) -> T:
+    """``result[key]`` checked to be a ``kind`` (validation and fit return loosely typed dicts)."""
+    value = result[key]
+    if not isinstance(value, kind):
+        raise TypeError(f"{key!r}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
 
 
 def _cmd_fit(args: argparse.Namespace) -> None:
@@ -246,7 +277,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         return
     print(f"# fitted to {result['records']} records of {args.measurements}: median |error| "
           f"{result['median_abs_error']:.1%} ({result['evaluations']} evaluations); paste into {result['chip']}")
-    for key, value in result["parameters"].items():  # type: ignore[union-attr]
+    for key, value in _part(result, "parameters", dict).items():
         print(f"{key} = {value}")
 
 
@@ -254,9 +285,11 @@ def _cmd_schedulers(args: argparse.Namespace) -> None:
     print("\n".join(scheduler_names()))
 
 
-COMMANDS = {"chips": _cmd_chips, "run": _cmd_run, "compare": _cmd_compare, "plot": _cmd_plot, "sweep": _cmd_sweep,
-            "sweep-plot": _cmd_sweep_plot, "workloads": _cmd_workloads, "schedulers": _cmd_schedulers,
-            "validate": _cmd_validate, "fit": _cmd_fit}
+#: Each command returns its exit status, or None for 0 (1 when the work ran but part of it failed).
+COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
+    "chips": _cmd_chips, "run": _cmd_run, "compare": _cmd_compare, "plot": _cmd_plot, "sweep": _cmd_sweep,
+    "sweep-plot": _cmd_sweep_plot, "workloads": _cmd_workloads, "schedulers": _cmd_schedulers,
+    "validate": _cmd_validate, "fit": _cmd_fit}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -264,13 +297,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for spec in getattr(args, "plugin", []):
             load_plugin(spec)
-        COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
     except AccelsimError as exc:
         print(f"accelsim: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. piped into `head`
         return 0
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

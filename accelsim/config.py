@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import pydantic
-from pydantic import ConfigDict, Field, Strict, TypeAdapter
+from pydantic import ConfigDict, Field, Strict, Tag, TypeAdapter
 from pydantic_core import ErrorDetails
 
 from .errors import AccelsimError
@@ -100,7 +100,9 @@ def _describe(model: type, error: ErrorDetails) -> str:
         return f"unknown key {error['loc'][-1]!r} (a typo?){hint}"
     if kind == "union_tag_invalid":
         ctx = error["ctx"]
-        return f"unknown {ctx['discriminator'].strip(chr(39))} {ctx['tag']!r}; allowed: {ctx['expected_tags']}"
+        # A field discriminator is named as the field ('kind'); a callable one by its function ('engine_model()').
+        name = ctx["discriminator"].strip("'").removesuffix("()").replace("_", " ")
+        return f"unknown {name} {ctx['tag']!r}; allowed: {ctx['expected_tags']}"
     if kind == "union_tag_not_found":
         return f"required key {error['ctx']['discriminator']} is missing"
     if kind == "missing":
@@ -126,11 +128,8 @@ def _step(tp: Any, part: str | int) -> Any:
     if origin is typing.Annotated:
         return _step(args[0], part)
     if origin in (typing.Union, types.UnionType):
-        for arg in args:  # a tagged union: loc holds the tag value, e.g. 'matrix'
-            tag = _field_types(arg).get("kind")
-            if tag is not None and part in typing.get_args(tag):
-                return arg
-        return None
+        # A tagged union: loc holds the tag value, e.g. 'matrix' (the ``kind`` field) or 'tiled' (a Tag).
+        return next((arg for arg in args if _has_tag(arg, part)), None)
     if origin in (dict, typing.Mapping):
         return args[1] if isinstance(part, str) else None
     if origin in (list, tuple):
@@ -138,8 +137,22 @@ def _step(tp: Any, part: str | int) -> Any:
     return _field_types(tp).get(part) if isinstance(part, str) else None
 
 
+def _has_tag(tp: Any, part: str | int) -> bool:
+    """Whether a member of a tagged union answers to the tag ``part``: by a pydantic Tag on it, or by the values
+    its ``kind`` field allows (a member that is itself a union answers to its members' kinds)."""
+    if typing.get_origin(tp) is typing.Annotated:
+        base, *metadata = typing.get_args(tp)
+        return any(isinstance(m, Tag) and m.tag == part for m in metadata) or _has_tag(base, part)
+    if _is_union(tp):
+        return any(_has_tag(arg, part) for arg in typing.get_args(tp))
+    tag = _field_types(tp).get("kind")
+    return tag is not None and part in typing.get_args(tag)
+
+
 def _field_types(tp: Any) -> dict[str, Any]:
     """A dataclass's resolved field types (annotations may be strings under ``from __future__``)."""
+    if typing.get_origin(tp) is typing.Annotated:
+        return _field_types(typing.get_args(tp)[0])
     if not hasattr(tp, "__dataclass_fields__"):
         return {}
     hints = typing.get_type_hints(tp, include_extras=True)

@@ -10,60 +10,60 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
-from .chip import Chip, DmaEngines, EngineGroup, MatrixEngines, VectorEngines
+from .chip import (
+    Chip,
+    DmaEngines,
+    EngineGroup,
+    MatrixEngines,
+    SystolicMatrixEngines,
+    TiledMatrixEngines,
+    VectorEngines,
+)
 from .errors import AccelsimError
 from .graph import Task, TaskGraph
-from .ops import OPS, vector_instructions
+from .ops import OPS, Gemm
 from .systolic import systolic_cycles
 
 INFEASIBLE = -1
 
 
-def _matmuls(task: Task) -> list[tuple[int, int, int, int]]:
-    """A matrix op as (batch, M, K, N) GEMMs."""
-    if task.op == "gemm":
-        m, k, n = task.shape
-        return [(1, m, k, n)]
-    if task.op == "bmm":
-        b, m, k, n = task.shape
-        return [(b, m, k, n)]
-    if task.op == "outer_acc":  # sum_i k_i v_i^T over n tokens is (dk x n) @ (n x dv)
-        b, n, dk, dv = task.shape
-        return [(b, dk, n, dv)]
-    g, s, d = task.shape  # flash_attn_causal: QK^T and P V, each over half the (causal) scores
-    return [(g, s, d, (s + 1) // 2), (g, s, (s + 1) // 2, d)]
-
-
 def matrix_engine_cycles(task: Task, spec: MatrixEngines) -> int:
     """Cycles of a matrix op on one engine, by the engine's model; -1 if it cannot run it."""
     op_spec = OPS[task.op]
-    macs = spec.macs_per_cycle.get(task.dtype)  # type: ignore[call-overload]
+    macs = cast(dict[str, int], spec.macs_per_cycle).get(task.dtype)  # a task may name a dtype the engine lacks
     if op_spec.category != "matrix" or macs is None:
         return INFEASIBLE
-    if spec.model == "tiled":
-        return tiled_cycles(_matmuls(task), spec, macs)
+    gemms = op_spec.gemms(task.shape)
+    if isinstance(spec, TiledMatrixEngines):
+        return tiled_cycles(gemms, spec, macs)
+    return systolic_engine_cycles(gemms, spec, macs)
+
+
+def systolic_engine_cycles(gemms: tuple[Gemm, ...], spec: SystolicMatrixEngines, macs: int) -> int:
+    """SCALE-Sim's cycles for each GEMM on the array; a dtype with fewer MACs per cycle than the array's densest
+    (rows x cols) takes proportionally longer."""
     r, c, flow = spec.rows, spec.cols, spec.dataflow
-    cycles = sum(b * systolic_cycles(m, k, n, r, c, flow) for b, m, k, n in _matmuls(task))  # type: ignore[arg-type]
-    # The array is rows x cols MACs at the densest dtype; a dtype with fewer MACs per cycle takes longer.
-    full = r * c  # type: ignore[operator]
+    cycles = sum(b * systolic_cycles(m, k, n, r, c, flow) for b, m, k, n in gemms)
+    full = r * c
     return math.ceil(cycles * full / macs) if macs < full else cycles
 
 
-def tiled_cycles(matmuls: list[tuple[int, int, int, int]], spec: MatrixEngines, macs: int) -> int:
+def tiled_cycles(gemms: tuple[Gemm, ...], spec: TiledMatrixEngines, macs: int) -> int:
     """GPU-style GEMM: output tiles spread in waves over the SMs; a wave takes one tile's MACs at one SM's rate,
     divided by the achieved efficiency. Wave quantisation is what makes a 129-tile GEMM cost two waves."""
     sms, tm, tn = spec.sms, spec.tile_m, spec.tile_n
-    per_sm = macs / sms  # type: ignore[operator]
+    per_sm = macs / sms
     total = 0.0
-    for b, m, k, n in matmuls:
-        tiles = b * -(-m // tm) * -(-n // tn)  # type: ignore[operator]
-        waves = -(-tiles // sms)  # type: ignore[operator]
+    for b, m, k, n in gemms:
+        tiles = b * -(-m // tm) * -(-n // tn)
+        waves = -(-tiles // sms)
         # A partial last tile still takes a whole tile's time; a wave of tiles smaller than the tile shape (m or n
         # below it) takes proportionally less.
-        tile_macs = min(m, tm) * min(n, tn) * k  # type: ignore[type-var]
+        tile_macs = min(m, tm) * min(n, tn) * k
         total += waves * (tile_macs / per_sm / spec.efficiency + spec.wave_overhead_cycles)
     return math.ceil(total)
 
@@ -71,10 +71,10 @@ def tiled_cycles(matmuls: list[tuple[int, int, int, int]], spec: MatrixEngines, 
 def vector_engine_cycles(task: Task, spec: VectorEngines, overrides: dict[str, float] | None = None) -> int:
     """SIMD cycles: instructions over lanes and issue width, plus the pipeline latency of each dependent pass."""
     op_spec = OPS[task.op]
-    lanes = spec.lanes.get(task.dtype)  # type: ignore[call-overload]
+    lanes = cast(dict[str, int], spec.lanes).get(task.dtype)
     if op_spec.category == "dma" or lanes is None:
         return INFEASIBLE
-    instructions = vector_instructions(task.op, task.shape, overrides)
+    instructions = op_spec.instructions(task.shape, (overrides or {}).get(task.op))
     issue = math.ceil(instructions / (lanes * spec.vector_issue_per_cycle))
     steps = task.shape[0] if op_spec.scan else op_spec.dependent_steps
     return issue + spec.pipeline_latency_cycles * steps
@@ -135,7 +135,7 @@ class CostTable:
     stream: np.ndarray  # int64 [tasks, groups]: bytes streamed through HBM (see stream_bytes)
 
     @classmethod
-    def build(cls, graph: TaskGraph, chip: Chip) -> "CostTable":
+    def build(cls, graph: TaskGraph, chip: Chip) -> CostTable:
         groups = chip.groups
         n = len(graph.tasks)
         compute = np.full((n, len(groups)), INFEASIBLE, dtype=np.int64)

@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from .chip import DTYPE_BYTES, ENGINE_KINDS, Dtype
 from .config import STRICT, NonNegInt, PosInt, build, read_toml
 from .errors import AccelsimError
 from .ops import OPS, default_bytes, default_flops
+from .vocabulary import DTYPE_BYTES, ENGINE_KINDS, Dtype
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .attention import UnitOp, linear_ops, softmax_ops, window_ops
-from .chip import DTYPE_BYTES
 from .graph import Task, TaskGraph
 from .ops import OPS, default_flops
+from .vocabulary import DTYPE_BYTES
 from .workload import Workload
 
 #: Task names per block of token rows: entry ``i`` lists the tasks that produce row block ``i``.

@@ -12,6 +12,7 @@ import heapq
 import math
 from array import array
 from collections.abc import Callable
+from typing import cast
 
 import simpy
 
@@ -41,7 +42,7 @@ class SharedBandwidth:
 
     def add(self, token: int, nbytes: int) -> None:
         """Start streaming ``nbytes`` for ``token`` now."""
-        now = self.env.now
+        now = cast(int, self.env.now)  # whole cycles: every delay the simulation schedules is an int
         self._advance(now)
         heapq.heappush(self.streams, (self.virtual + nbytes, self.seq, token))
         self.seq += 1
@@ -79,7 +80,7 @@ class SharedBandwidth:
         self.env.timeout(at - now).callbacks.append(self._wake)
 
     def _wake(self, _event: object) -> None:
-        now = self.env.now
+        now = cast(int, self.env.now)  # whole cycles: every delay the simulation schedules is an int
         heapq.heappop(self.pending)
         self._advance(now)
         streams, finished = self.streams, []

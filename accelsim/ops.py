@@ -27,20 +27,31 @@ FLOPs per element follow the convention of counting each add, multiply, exp or d
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+
 Shape = tuple[int, ...]
+#: One batched GEMM: (batch, M, K, N), i.e. batch x (M x K) @ (K x N).
+Gemm = tuple[int, int, int, int]
 
 
-@dataclass(frozen=True)
+def elements(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+@dataclass(frozen=True, kw_only=True)
 class OpSpec:
-    """One op: its category, how its shape reads, and per-element work on a vector core."""
+    """An element-wise or row-wise op: its category, how its shape reads, and its work per tensor element.
+
+    Everything the cost models and the lowering need to know of an op is on its spec (the subclasses below
+    override what differs), so a new op is one entry in ``OPS``."""
 
     name: str
-    category: str  # "matrix", "vector" or "dma"
-    arity: int  # number of dimensions of the shape; 0 = any
-    shape_doc: str
-    flops_per_element: float
-    instructions_per_element: float
+    category: str = "vector"  # "matrix", "vector" or "dma"
+    arity: int = 0  # number of dimensions of the shape; 0 = any
+    shape_doc: str = "(any shape: elements = product; rows are the last dimension)"
+    flops_per_element: float = 0
+    instructions_per_element: float = 0
     dependent_steps: int = 1
     default_engines: tuple[str, ...] = ("vector",)
     #: Reads of each row a row op makes when a row does not fit on chip: softmax reads it for the max, the sum of
@@ -52,6 +63,105 @@ class OpSpec:
     #: depends on the one before, so it pays the engine's pipeline latency per step, not ``dependent_steps``.
     scan: bool = False
 
+    def flops(self, shape: Shape) -> int:
+        """The FLOPs a task of this shape does (each add, multiply, exp or divide counts one)."""
+        return int(self.flops_per_element * elements(shape))
+
+    def instructions(self, shape: Shape, per_element: float | None = None) -> float:
+        """Element-instructions a vector core issues for it (before dividing by its lanes); ``per_element``
+        overrides the spec's count (a chip profile's ``vector_instructions``)."""
+        return (self.instructions_per_element if per_element is None else per_element) * elements(shape)
+
+    def traffic(self, shape: Shape, dtype_bytes: int) -> tuple[int, int]:
+        """(bytes read, bytes written) when the task streams its operands once: one tensor in, one out."""
+        n = elements(shape) * dtype_bytes
+        return n, n
+
+    def gemms(self, shape: Shape) -> tuple[Gemm, ...]:
+        """A matrix op as batched GEMMs; other ops have none."""
+        return ()
+
+    def macs(self, shape: Shape) -> int:
+        return sum(b * m * k * n for b, m, k, n in self.gemms(shape))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MatrixOp(OpSpec):
+    """A matrix product: its element is one multiply-accumulate. ``decompose`` gives it as batched GEMMs and
+    ``operands`` its (elements read, elements written)."""
+
+    decompose: Callable[[Shape], tuple[Gemm, ...]]
+    operands: Callable[[Shape], tuple[int, int]]
+    category: str = "matrix"
+    flops_per_element: float = 2
+    instructions_per_element: float = 1
+    default_engines: tuple[str, ...] = ("matrix",)
+
+    def gemms(self, shape: Shape) -> tuple[Gemm, ...]:
+        return self.decompose(shape)
+
+    def flops(self, shape: Shape) -> int:
+        return 2 * self.macs(shape)
+
+    def instructions(self, shape: Shape, per_element: float | None = None) -> float:
+        return float(self.macs(shape))  # one FMA per MAC on a vector core
+
+    def traffic(self, shape: Shape, dtype_bytes: int) -> tuple[int, int]:
+        read, written = self.operands(shape)
+        return read * dtype_bytes, written * dtype_bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowAttentionOp(OpSpec):
+    """Windowed softmax attention on vector cores, as GFormer's TPC kernel: each of S queries against its w most
+    recent keys, per (batch*head): QK^T and x V are 2*S*w*D MACs, the softmax is over S*w scores.
+    ``instructions_per_element`` is per score (softmax's); the backward (``passes = 2``) does everything twice."""
+
+    passes: int = 1
+    arity: int = 4
+    shape_doc: str = "(batch*heads, S, w, D)"
+    instructions_per_element: float = 10
+    dependent_steps: int = 3
+
+    def _macs_and_scores(self, shape: Shape) -> tuple[int, int]:
+        g, s, w, d = shape
+        return 2 * g * s * w * d, g * s * w
+
+    def flops(self, shape: Shape) -> int:
+        macs, scores = self._macs_and_scores(shape)
+        return self.passes * (2 * macs + 5 * scores)
+
+    def instructions(self, shape: Shape, per_element: float | None = None) -> float:
+        macs, scores = self._macs_and_scores(shape)
+        per_score = self.instructions_per_element if per_element is None else per_element
+        return self.passes * (macs + per_score * scores)
+
+    def traffic(self, shape: Shape, dtype_bytes: int) -> tuple[int, int]:
+        g, s, _, d = shape
+        return self.passes * 3 * g * s * d * dtype_bytes, self.passes * g * s * d * dtype_bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class DmaOp(OpSpec):
+    """A DMA transfer of ``shape[0]`` bytes: no compute, only traffic."""
+
+    category: str = "dma"
+    arity: int = 1
+    shape_doc: str = "(bytes,)"
+    default_engines: tuple[str, ...] = ("dma",)
+
+    def instructions(self, shape: Shape, per_element: float | None = None) -> float:
+        return 0.0
+
+    def traffic(self, shape: Shape, dtype_bytes: int) -> tuple[int, int]:
+        return shape[0], 0
+
+
+def _flash_gemms(shape: Shape) -> tuple[Gemm, ...]:
+    g, s, d = shape  # QK^T and P V, each over the causal half of the S x S scores
+    half = (s + 1) // 2
+    return (g, s, d, half), (g, s, half, d)
+
 
 OPS: dict[str, OpSpec] = {}
 
@@ -60,13 +170,17 @@ def _op(spec: OpSpec) -> None:
     OPS[spec.name] = spec
 
 
-# Matrix products: the element is one MAC.
-_op(OpSpec("gemm", "matrix", 3, "(M, K, N)", 2, 1, 1, ("matrix",)))
-_op(OpSpec("bmm", "matrix", 4, "(batch, M, K, N)", 2, 1, 1, ("matrix",)))
+_op(MatrixOp(name="gemm", arity=3, shape_doc="(M, K, N)", decompose=lambda s: ((1, s[0], s[1], s[2]),),
+             operands=lambda s: (s[0] * s[1] + s[1] * s[2], s[0] * s[2])))
+_op(MatrixOp(name="bmm", arity=4, shape_doc="(batch, M, K, N)", decompose=lambda s: ((s[0], s[1], s[2], s[3]),),
+             operands=lambda s: (s[0] * (s[1] * s[2] + s[2] * s[3]), s[0] * s[1] * s[3])))
 # Sum over n of outer products k_i v_i^T, batch times: as a GEMM (dk x n) @ (n x dv). GFormer splits this work.
-_op(OpSpec("outer_acc", "matrix", 4, "(batch, n, dk, dv)", 2, 1, 1, ("matrix", "vector")))
+_op(MatrixOp(name="outer_acc", arity=4, shape_doc="(batch, n, dk, dv)", default_engines=("matrix", "vector"),
+             decompose=lambda s: ((s[0], s[2], s[1], s[3]),),
+             operands=lambda s: (s[0] * s[1] * (s[2] + s[3]), s[0] * s[2] * s[3])))
 # A fused causal attention kernel (FlashAttention): QK^T and P V over the causal half of the S x S scores.
-_op(OpSpec("flash_attn_causal", "matrix", 3, "(batch*heads, S, D)", 2, 1, 1, ("matrix",)))
+_op(MatrixOp(name="flash_attn_causal", arity=3, shape_doc="(batch*heads, S, D)", decompose=_flash_gemms,
+             operands=lambda s: (3 * s[0] * s[1] * s[2], s[0] * s[1] * s[2])))
 # Element-wise and row-wise ops: the element is one tensor element.
 _ROW_PASSES = {"softmax": 3, "layernorm": 2, "softmax_grad": 2, "layernorm_grad": 2}
 for _name, _flops, _instr, _steps in (
@@ -88,86 +202,25 @@ for _name, _flops, _instr, _steps in (
     ("layernorm_grad", 12, 9, 3),
     ("elu1_grad", 2, 7, 1),
 ):
-    _op(OpSpec(_name, "vector", 0, "(any shape: elements = product; rows are the last dimension)", _flops, _instr,
-               _steps, row_passes=_ROW_PASSES.get(_name, 1)))
+    _op(OpSpec(name=_name, flops_per_element=_flops, instructions_per_element=_instr, dependent_steps=_steps,
+               row_passes=_ROW_PASSES.get(_name, 1)))
 for _name, _flops, _instr in (("strided_copy", 0, 1), ("masked_fill", 1, 1), ("broadcast_mul", 1, 1),
                               ("broadcast_divide", 1, 4)):
-    _op(OpSpec(_name, "vector", 0, "(any shape: elements = product)", _flops, _instr, strided=True))
+    _op(OpSpec(name=_name, shape_doc="(any shape: elements = product)", flops_per_element=_flops,
+               instructions_per_element=_instr, strided=True))
 # A running sum along an outer axis (torch.cumsum over the sequence): strided, and one dependent step per position.
-_op(OpSpec("cumsum", "vector", 2, "(length, columns)", 1, 1, strided=True, scan=True))
-# Windowed softmax attention on vector cores, as GFormer's TPC kernel: each of S queries against its w most recent
-# keys, per (batch*head): QK^T and x V are 2*S*w*D MACs, the softmax is over S*w scores.
-_op(OpSpec("window_attn", "vector", 4, "(batch*heads, S, w, D)", 0, 0, 3))
-_op(OpSpec("window_attn_grad", "vector", 4, "(batch*heads, S, w, D)", 0, 0, 3))
-_op(OpSpec("dma", "dma", 1, "(bytes,)", 0, 0, 1, ("dma",)))
-
-
-def elements(shape: Shape) -> int:
-    return math.prod(shape)
-
-
-def matrix_macs(op: str, shape: Shape) -> int:
-    """MACs of a matrix op."""
-    if op == "flash_attn_causal":
-        g, s, d = shape
-        return 2 * g * s * ((s + 1) // 2) * d
-    return math.prod(shape)
-
-
-def window_macs_and_scores(shape: Shape) -> tuple[int, int]:
-    g, s, w, d = shape
-    return 2 * g * s * w * d, g * s * w
+_op(OpSpec(name="cumsum", arity=2, shape_doc="(length, columns)", flops_per_element=1, instructions_per_element=1,
+           strided=True, scan=True))
+_op(WindowAttentionOp(name="window_attn"))
+_op(WindowAttentionOp(name="window_attn_grad", passes=2))
+_op(DmaOp(name="dma"))
 
 
 def default_flops(op: str, shape: Shape) -> int:
     """The FLOP count a task of this op and shape has unless the task says otherwise."""
-    spec = OPS[op]
-    if spec.category == "matrix":
-        return 2 * matrix_macs(op, shape)
-    if op in ("window_attn", "window_attn_grad"):
-        macs, scores = window_macs_and_scores(shape)
-        factor = 1 if op == "window_attn" else 2  # backward: dQ, dK, dV, dP from the same MACs twice over
-        return factor * (2 * macs + 5 * scores)
-    if spec.category == "dma":
-        return 0
-    return int(spec.flops_per_element * elements(shape))
-
-
-def vector_instructions(op: str, shape: Shape, overrides: dict[str, float] | None = None) -> float:
-    """Element-instructions a vector core issues for this op (before dividing by its lanes)."""
-    spec = OPS[op]
-    if spec.category == "matrix":
-        return float(matrix_macs(op, shape))  # one FMA per MAC
-    if op in ("window_attn", "window_attn_grad"):
-        macs, scores = window_macs_and_scores(shape)
-        per_score = (overrides or {}).get(op, OPS["softmax"].instructions_per_element)
-        factor = 1 if op == "window_attn" else 2
-        return factor * (macs + per_score * scores)
-    per = (overrides or {}).get(op, spec.instructions_per_element)
-    return per * elements(shape)
+    return OPS[op].flops(shape)
 
 
 def default_bytes(op: str, shape: Shape, dtype_bytes: int) -> tuple[int, int]:
     """(bytes read, bytes written) for a task that streams its operands once from and to memory."""
-    spec = OPS[op]
-    if op == "gemm":
-        m, k, n = shape
-        return (m * k + k * n) * dtype_bytes, m * n * dtype_bytes
-    if op == "bmm":
-        b, m, k, n = shape
-        return b * (m * k + k * n) * dtype_bytes, b * m * n * dtype_bytes
-    if op == "outer_acc":
-        b, n, dk, dv = shape
-        return b * n * (dk + dv) * dtype_bytes, b * dk * dv * dtype_bytes
-    if op == "flash_attn_causal":
-        g, s, d = shape
-        return 3 * g * s * d * dtype_bytes, g * s * d * dtype_bytes
-    if op in ("window_attn", "window_attn_grad"):
-        g, s, w, d = shape
-        factor = 1 if op == "window_attn" else 2
-        return factor * 3 * g * s * d * dtype_bytes, factor * g * s * d * dtype_bytes
-    if spec.category == "dma":
-        return shape[0], 0
-    n = elements(shape) * dtype_bytes
-    return n, n
-
+    return OPS[op].traffic(shape, dtype_bytes)

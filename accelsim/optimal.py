@@ -30,10 +30,10 @@ def optimal_latency(graph: TaskGraph, chip: Chip, costs: CostTable | None = None
         tail[i] = fastest[i] + max((tail[s] for s in graph.succs[i]), default=0)
     best = [sum(max(d for d in row if d >= 0) for row in dur)]  # running everything in a row is feasible
     finish = [0] * n
-    resource = chip.instance_resource  # engines sharing a unit never run at once
-    free = [0] * (max(resource) + 1)
-    # Engines are interchangeable when they are of one group and their resources are shared alike.
-    kind_of = [tuple(sorted(group_of[x] for x in range(n_eng) if resource[x] == resource[e])) + (group_of[e],)
+    unit_of = chip.units.unit_of  # engines sharing a unit never run at once
+    free = [0] * len(chip.units)
+    # Engines are interchangeable when they are of one group and share their unit with engines of the same groups.
+    kind_of = [tuple(sorted(group_of[x] for x in chip.units.members[unit_of[e]])) + (group_of[e],)
                for e in range(n_eng)]
 
     def search(done: int, last_start: int, last_task: int, span: int) -> None:
@@ -53,7 +53,7 @@ def optimal_latency(graph: TaskGraph, chip: Chip, costs: CostTable | None = None
             ready = max((finish[p] for p in preds[i]), default=0)
             seen: set[tuple[tuple[int, ...], int]] = set()
             for e in range(n_eng):
-                d, r = dur[i][e], resource[e]
+                d, r = dur[i][e], unit_of[e]
                 if d < 0 or (kind_of[e], free[r]) in seen:
                     continue
                 seen.add((kind_of[e], free[r]))

@@ -13,6 +13,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from .results import Results
 from .trace import busy_engines_by_kind
@@ -21,7 +22,7 @@ from .trace import busy_engines_by_kind
 MAX_ROWS_PER_GROUP = 8
 
 
-@dataclass
+@dataclass(frozen=True)
 class TimelineData:
     """Rows top to bottom, and per row and op the [start, end) cycle intervals drawn."""
 
@@ -44,7 +45,8 @@ def timeline_data(results: Results, max_rows_per_group: int = MAX_ROWS_PER_GROUP
     row_of = {e: r for r, ids in enumerate(members) for e in ids}
     data = TimelineData(rows, members, latency_cycles=results.latency_cycles)
     ops = [t.op for t in results.graph.tasks]
-    for i, (e, s, f) in enumerate(zip(results.engine.tolist(), results.start.tolist(), results.end.tolist())):
+    for i, (e, s, f) in enumerate(zip(results.engine.tolist(), results.start.tolist(), results.end.tolist(),
+                                      strict=True)):
         data.bars.setdefault((row_of[e], ops[i]), []).append((s, f))
     return data
 
@@ -72,10 +74,17 @@ def timeline(results: Results, max_rows_per_group: int = MAX_ROWS_PER_GROUP) -> 
     ax.set_xlim(0, max(data.latency_cycles, 1) * us_per_cycle)
     ax.set_xlabel("time (us)")
     ax.set_ylabel("engine")
-    secondary = ax.secondary_xaxis("top", functions=(lambda u: u / us_per_cycle, lambda c: c * us_per_cycle))
+
+    def to_cycles(us: ArrayLike) -> np.ndarray:
+        return np.asarray(us) / us_per_cycle
+
+    def to_us(cycles: ArrayLike) -> np.ndarray:
+        return np.asarray(cycles) * us_per_cycle
+
+    secondary = ax.secondary_xaxis("top", functions=(to_cycles, to_us))
     secondary.set_xlabel("cycles")
     handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
+    unique = dict(zip(labels, handles, strict=True))
     ax.legend(unique.values(), unique.keys(), title="op", loc="upper left", bbox_to_anchor=(1.01, 1),
               fontsize="small")
     ax.set_title(_title(results, "Engine timeline") + f" ({results.latency_us:,.1f} us)")
@@ -149,11 +158,19 @@ def utilization_over_time(results: Results, bins: int = 200) -> Figure:
     return fig
 
 
-def comparison_data(rows: Sequence[Results]) -> dict[str, dict[str, dict[str, object]]]:
+@dataclass(frozen=True)
+class ComparisonPoint:
+    """One bar group of the chip comparison: a scheduler's latency and per-kind utilization on one chip."""
+
+    latency_us: float
+    utilization: dict[str, float]  # mean busy fraction per engine kind
+
+
+def comparison_data(rows: Sequence[Results]) -> dict[str, dict[str, ComparisonPoint]]:
     """chip -> scheduler -> latency (us) and utilization per kind."""
-    out: dict[str, dict[str, dict[str, object]]] = {}
+    out: dict[str, dict[str, ComparisonPoint]] = {}
     for r in rows:
-        out.setdefault(r.chip.name, {})[r.scheduler] = {"latency_us": r.latency_us, "utilization": r.utilization()}
+        out.setdefault(r.chip.name, {})[r.scheduler] = ComparisonPoint(r.latency_us, r.utilization())
     return out
 
 
@@ -162,15 +179,15 @@ def comparison(rows: Sequence[Results]) -> Figure:
     data = comparison_data(rows)
     chips = list(data)
     schedulers = list(dict.fromkeys(r.scheduler for r in rows))
-    kinds = [k for k in ("matrix", "vector") if any(k in v["utilization"] for c in data.values() for v in c.values())]
+    kinds = [k for k in ("matrix", "vector") if any(k in v.utilization for c in data.values() for v in c.values())]
     fig, axes = plt.subplots(1, 1 + len(kinds), figsize=(5 + 4 * len(kinds), 4.5))
     width = 0.8 / len(schedulers)
     x = np.arange(len(chips))
     for k, s in enumerate(schedulers):
-        lat = [data[c][s]["latency_us"] / 1e3 if s in data[c] else 0 for c in chips]
+        lat = [data[c][s].latency_us / 1e3 if s in data[c] else 0 for c in chips]
         axes[0].bar(x + k * width, lat, width, label=s)
         for j, kind in enumerate(kinds):
-            util = [data[c][s]["utilization"].get(kind, 0) * 100 if s in data[c] else 0 for c in chips]  # type: ignore[union-attr]
+            util = [data[c][s].utilization.get(kind, 0) * 100 if s in data[c] else 0 for c in chips]
             axes[1 + j].bar(x + k * width, util, width, label=s)
     axes[0].set_ylabel("latency (ms)")
     axes[0].set_title("Latency")

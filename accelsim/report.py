@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .chip import Chip
 from .results import Results
+
+if TYPE_CHECKING:  # compare imports the schedulers, which would make an import cycle at run time
+    from .compare import Comparison
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -14,7 +18,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
     for k, r in enumerate(cells):
-        parts = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        parts = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
         lines.append("  ".join(parts).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -43,33 +47,32 @@ def chips_report(chips: Sequence[Chip]) -> str:
     rows = []
     for c in chips:
         h = c.headline()
-        mat = ", ".join(f"{k} {v:g}" for k, v in h["peak_matrix_tflops"].items())  # type: ignore[union-attr]
-        vec = ", ".join(f"{k} {v:g}" for k, v in h["peak_vector_tflops"].items())  # type: ignore[union-attr]
-        eng = " ".join(f"{v['count']}x{k}" for k, v in h["engines"].items())  # type: ignore[union-attr]
-        rows.append((c.name, f"{c.clock_ghz:g}", eng, mat, vec, h["hbm_tb_per_s"], h["sram_mb"]))
+        mat = ", ".join(f"{k} {v:g}" for k, v in h.peak_matrix_tflops.items())
+        vec = ", ".join(f"{k} {v:g}" for k, v in h.peak_vector_tflops.items())
+        eng = " ".join(f"{v.count}x{k}" for k, v in h.engines.items())
+        rows.append((c.name, f"{c.clock_ghz:g}", eng, mat, vec, h.hbm_tb_per_s, h.sram_mb))
     return table(["chip", "GHz", "engines", "matrix TFLOPS", "vector TFLOPS", "HBM TB/s", "SRAM MB"], rows)
 
 
-def compare_report(cmp: "Comparison") -> str:  # noqa: F821 (import cycle avoided)
+def compare_report(cmp: Comparison) -> str:
     used = {cmp.chip.groups[cmp.chip.instance_group[e]].kind for r in cmp.results for e in set(r.engine.tolist())}
     kinds = [k for k in cmp.chip.kinds if k in used]  # kinds no scheduler used are left out of the table
     head = (f"chip {cmp.chip.name}  workload {cmp.graph.name}  tasks {len(cmp.graph):,}  lower bound "
             f"{cmp.bound.cycles:,} cycles = {cmp.chip.cycles_to_us(cmp.bound.cycles) / 1e3:.3f} ms "
             f"(critical path {cmp.bound.critical_path:,}, area {cmp.bound.area:,}, memory {cmp.bound.memory:,})")
-    rows = []
+    rows: list[list[object]] = []
     for r in cmp.rows():
-        util, idle = r["utilization"], r["idle_cycles"]
-        rows.append([r["scheduler"], r["latency_cycles"], f"{r['latency_us'] / 1e3:.3f}", f"{r['speedup']:.2f}x"]
-                    + [f"{util.get(k, 0):.1%}" for k in kinds]  # type: ignore[union-attr]
-                    + [f"{cmp.chip.cycles_to_us(idle.get(k, 0)) / 1e3:.1f}" for k in kinds]  # type: ignore[union-attr]
-                    + [f"{r['gap_to_bound']:+.1%}"])
+        rows.append([r.scheduler, r.latency_cycles, f"{r.latency_us / 1e3:.3f}", f"{r.speedup:.2f}x"]
+                    + [f"{r.utilization.get(k, 0):.1%}" for k in kinds]
+                    + [f"{cmp.chip.cycles_to_us(r.idle_cycles.get(k, 0)) / 1e3:.1f}" for k in kinds]
+                    + [f"{r.gap_to_bound:+.1%}"])
     headers = (["scheduler", "cycles", "ms", "speedup"] + [f"util {k}" for k in kinds]
                + [f"idle {k} (engine-ms)" for k in kinds] + ["vs bound"])
     lines = [head, "", table(headers, rows)]
     for r in cmp.rows():
-        if "split" in r:
-            s = r["split"]
-            lines.append(f"\n{r['scheduler']}: {s['to_vector']} of {s['dual_tasks']} dual-capable tasks on vector "
+        if r.split is not None:
+            s = r.split
+            lines.append(f"\n{r.scheduler}: {s['to_vector']} of {s['dual_tasks']} dual-capable tasks on vector "
                          f"cores (fraction {s['fraction_to_vector']:g}; closed form {s['closed_form_fraction']:g}; "
                          f"chosen candidate {s['chosen']})")
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from .chip import Chip
 from .graph import TaskGraph
 
 
-@dataclass
+@dataclass(frozen=True)
 class EngineStats:
     name: str
     kind: str
@@ -20,6 +20,37 @@ class EngineStats:
     idle_cycles: int
     longest_idle_cycles: int
     utilization: float
+
+    def to_json(self) -> dict[str, object]:
+        """The engine's entry under ``engines`` in ``run --json`` (its name is the key)."""
+        return {"kind": self.kind, "tasks": self.tasks, "busy_cycles": self.busy_cycles,
+                "idle_cycles": self.idle_cycles, "longest_idle_cycles": self.longest_idle_cycles,
+                "utilization": round(self.utilization, 4)}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The headline figures of one simulation; ``to_json`` gives the top of ``run --json``."""
+
+    chip: str
+    graph: str
+    scheduler: str
+    tasks: int
+    latency_cycles: int
+    latency_us: float  # rounded to 4 decimals
+    utilization: dict[str, float]  # per engine kind, rounded to 4 decimals
+    idle_cycles: dict[str, int]  # idle engine-cycles per engine kind
+    flops: int
+    bytes_moved: int
+    notes: dict[str, object] = field(default_factory=dict)  # the scheduler's notes; left out of JSON when empty
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "chip": self.chip, "graph": self.graph, "scheduler": self.scheduler, "tasks": self.tasks,
+            "latency_cycles": self.latency_cycles, "latency_us": self.latency_us, "utilization": self.utilization,
+            "idle_cycles": self.idle_cycles, "flops": self.flops, "bytes_moved": self.bytes_moved,
+            **({"notes": self.notes} if self.notes else {}),
+        }
 
 
 @dataclass
@@ -100,33 +131,30 @@ class Results:
             out[st.kind] = out.get(st.kind, 0) + st.idle_cycles
         return out
 
-    def summary(self) -> dict[str, object]:
-        return {
-            "chip": self.chip.name,
-            "graph": self.graph.name,
-            "scheduler": self.scheduler,
-            "tasks": len(self.graph),
-            "latency_cycles": self.latency_cycles,
-            "latency_us": round(self.latency_us, 4),
-            "utilization": {k: round(v, 4) for k, v in self.utilization().items()},
-            "idle_cycles": self.idle_cycles(),
-            "flops": self.graph.total_flops,
-            "bytes_moved": self.bytes_moved,
-            **({"notes": self.notes} if self.notes else {}),
-        }
+    def summary(self) -> RunSummary:
+        return RunSummary(
+            chip=self.chip.name,
+            graph=self.graph.name,
+            scheduler=self.scheduler,
+            tasks=len(self.graph),
+            latency_cycles=self.latency_cycles,
+            latency_us=round(self.latency_us, 4),
+            utilization={k: round(v, 4) for k, v in self.utilization().items()},
+            idle_cycles=self.idle_cycles(),
+            flops=self.graph.total_flops,
+            bytes_moved=self.bytes_moved,
+            notes=self.notes,
+        )
 
     def to_dict(self, tasks: bool = True) -> dict[str, object]:
         """The JSON report: summary, per-engine figures and (optionally) every task's placement and times."""
-        out = self.summary()
-        out["engines"] = {
-            st.name: {"kind": st.kind, "tasks": st.tasks, "busy_cycles": st.busy_cycles, "idle_cycles": st.idle_cycles,
-                      "longest_idle_cycles": st.longest_idle_cycles, "utilization": round(st.utilization, 4)}
-            for st in self.engines
-        }
+        out = self.summary().to_json()
+        out["engines"] = {st.name: st.to_json() for st in self.engines}
         if tasks:
             names = self.chip.instance_names
             out["tasks"] = [
                 {"name": t.name, "op": t.op, "engine": names[e], "start_cycle": s, "end_cycle": f, "deps": list(t.deps)}
-                for t, e, s, f in zip(self.graph.tasks, self.engine.tolist(), self.start.tolist(), self.end.tolist())
+                for t, e, s, f in zip(self.graph.tasks, self.engine.tolist(), self.start.tolist(), self.end.tolist(),
+                                      strict=True)
             ]
         return out

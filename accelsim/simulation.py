@@ -12,6 +12,7 @@ about one event per task, which is what makes 10^5 tasks per second reachable (b
 from __future__ import annotations
 
 from array import array
+from typing import cast
 
 import numpy as np
 import simpy
@@ -23,7 +24,7 @@ from .errors import AccelsimError
 from .graph import TaskGraph
 from .memory import SharedBandwidth
 from .results import Results
-from .scheduling import Schedule
+from .schedule import Schedule
 
 
 def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable | None = None,
@@ -47,14 +48,9 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
     engine_of = schedule.engine
     queues = schedule.order
     position = [0] * n_engines
-    busy = [False] * n_engines
-    # Engines that share a unit (tensor and CUDA cores of one SM) run one at a time (Chip.instance_resource).
-    resource = chip.instance_resource
-    members: dict[int, list[int]] = {}
-    for e, r in enumerate(resource):
-        members.setdefault(r, []).append(e)
-    unit_of = [resource[e] if len(members[resource[e]]) > 1 else -1 for e in range(n_engines)]
-    unit_members = [members.get(u, []) for u in range(max(resource, default=-1) + 1)]
+    # A unit runs one task at a time; engines that share one (tensor and CUDA cores of one SM) take turns.
+    unit_of = chip.units.unit_of
+    unit_members = chip.units.members
     unit_busy = [False] * len(unit_members)
     start = array("q", [-1]) * n
     end = array("q", [-1]) * n
@@ -62,7 +58,8 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
     done_count = 0
 
     def try_start(e: int) -> None:
-        if busy[e]:
+        u = unit_of[e]
+        if unit_busy[u]:
             return
         q = queues[e]
         p = position[e]
@@ -71,14 +68,9 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
         i = q[p]
         if waiting[i]:
             return
-        u = unit_of[e]
-        if u >= 0:
-            if unit_busy[u]:
-                return
-            unit_busy[u] = True
-        busy[e] = True
+        unit_busy[u] = True
         position[e] = p + 1
-        now = env.now
+        now = int(env.now)  # integer delays keep SimPy's clock an int
         start[i] = now
         c = compute[i]
         b = hbm[i]
@@ -96,25 +88,19 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
             finish(i)
 
     def finish_event(event: Timeout) -> None:
-        finish(event.value)
+        finish(cast(int, event.value))  # the task index the Timeout was given
 
     def finish(i: int) -> None:
         nonlocal done_count
-        end[i] = env.now
+        end[i] = int(env.now)
         done_count += 1
-        e = engine_of[i]
-        busy[e] = False
-        u = unit_of[e]
-        if u >= 0:
-            unit_busy[u] = False
+        u = unit_of[engine_of[i]]
+        unit_busy[u] = False
         for s in succs[i]:
             waiting[s] -= 1
             if not waiting[s]:
                 try_start(engine_of[s])
-        if u >= 0:
-            for other in unit_members[u]:
-                try_start(other)
-        else:
+        for e in unit_members[u]:
             try_start(e)
 
     memory = SharedBandwidth(env, chip.hbm_bytes_per_cycle, stream_done)

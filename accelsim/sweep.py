@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .chip import chip_from_dict
+from .chip import MatrixEngines, chip_from_dict
 from .config import read_toml
 from .errors import AccelsimError
+from .graph import TaskGraph
 from .resources import resolve
 
 
@@ -79,48 +80,84 @@ def with_value(base: dict, key: str, value: object, source: str) -> dict:
 
 def point_profile(base: dict, keys: Sequence[str], values: Sequence[object], source: str) -> dict:
     data = base
-    for k, v in zip(keys, values):
+    for k, v in zip(keys, values, strict=True):
         data = with_value(data, k, v, source)
     return data
 
 
 @lru_cache(maxsize=16)
-def _lowered(workload: str):
+def _lowered(workload: str) -> TaskGraph:
     from .lowering import lower
     from .workload import load_workload
 
     return lower(load_workload(workload))
 
 
-def run_unit(unit: Unit) -> list[dict[str, object]]:
+@dataclass(frozen=True)
+class SweepRecord:
+    """One row of the sweep file: a point's swept values, a workload and a scheduler, and what the simulation gave
+    (all None, with ``error`` set, when the point failed)."""
+
+    point: tuple[tuple[str, object], ...]  # (swept key, value) in the order of the axes
+    workload: str
+    scheduler: str
+    latency_us: float | None = None
+    latency_cycles: int | None = None
+    util_matrix: float | None = None
+    util_vector: float | None = None
+    util_dma: float | None = None
+    lower_bound_cycles: int | None = None
+    peak_bf16_tflops: float | None = None
+    engines: int | None = None
+    matrix_macs: int | None = None  # MACs per cycle of all matrix engines together (see ``matrix_macs``)
+    error: str = ""
+
+    def csv_row(self) -> dict[str, object]:
+        """The row as the CSV journal writes it: swept keys, then COLUMNS; a None is left out (an empty cell)."""
+        out: dict[str, object] = dict(self.point)
+        for name in COLUMNS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+def matrix_macs(spec: MatrixEngines) -> int:
+    """MACs per cycle of one matrix engine at bf16 (the dtype of the ``peak_bf16_tflops`` column), or at its
+    fastest dtype when it has no bf16. Every matrix engine has ``macs_per_cycle``; only systolic arrays have rows
+    and cols (a GPU's tiled tensor cores do not)."""
+    rates = spec.macs_per_cycle
+    return rates["bf16"] if "bf16" in rates else max(rates.values())
+
+
+def run_unit(unit: Unit) -> list[SweepRecord]:
     """Simulate one (point, workload) under every scheduler; a failure becomes an ``error`` in each row."""
     from .compare import compare
-    from .scheduling import load_plugin
+    from .registry import load_plugin
 
     for plugin in unit.plugins:
         load_plugin(plugin)
-    label = dict(zip(unit.keys, unit.values))
+    point = tuple(zip(unit.keys, unit.values, strict=True))
     try:
         chip = chip_from_dict(point_profile(unit.base, unit.keys, unit.values, "sweep"), "sweep point")
         cmp = compare(chip, _lowered(unit.workload), list(unit.schedulers))
         head = chip.headline()
-        peak = (head["peak_matrix_tflops"].get("bf16", 0.0)  # type: ignore[union-attr]
-                + head["peak_vector_tflops"].get("bf16", 0.0))  # type: ignore[union-attr]
+        peak = head.peak_matrix_tflops.get("bf16", 0.0) + head.peak_vector_tflops.get("bf16", 0.0)
         engines = sum(g.count for g in chip.groups)
-        array = sum(g.count * g.spec.rows * g.spec.cols for g in chip.groups if g.kind == "matrix")  # type: ignore[union-attr]
+        array = sum(g.count * matrix_macs(g.spec) for g in chip.groups if isinstance(g.spec, MatrixEngines))
         rows = []
         for r in cmp.results:
             util = r.utilization()
-            rows.append({**label, "workload": unit.workload, "scheduler": r.scheduler,
-                         "latency_us": round(r.latency_us, 4), "latency_cycles": r.latency_cycles,
-                         "util_matrix": round(util.get("matrix", 0.0), 5),
-                         "util_vector": round(util.get("vector", 0.0), 5), "util_dma": round(util.get("dma", 0.0), 5),
-                         "lower_bound_cycles": cmp.bound.cycles,
-                         "peak_bf16_tflops": round(peak, 3), "engines": engines, "matrix_macs": array, "error": ""})
+            rows.append(SweepRecord(
+                point, unit.workload, r.scheduler, latency_us=round(r.latency_us, 4),
+                latency_cycles=r.latency_cycles, util_matrix=round(util.get("matrix", 0.0), 5),
+                util_vector=round(util.get("vector", 0.0), 5), util_dma=round(util.get("dma", 0.0), 5),
+                lower_bound_cycles=cmp.bound.cycles, peak_bf16_tflops=round(peak, 3), engines=engines,
+                matrix_macs=array))
         return rows
     except Exception as exc:  # a failing point is recorded and the sweep goes on
         message = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-        return [{**label, "workload": unit.workload, "scheduler": s, "error": message} for s in unit.schedulers]
+        return [SweepRecord(point, unit.workload, s, error=message) for s in unit.schedulers]
 
 
 COLUMNS = ("workload", "scheduler", "latency_us", "latency_cycles", "util_matrix", "util_vector", "util_dma",
@@ -156,13 +193,13 @@ class Journal:
             n = len(self.header) - len(COLUMNS)
             return {(*row[:n], row[n]) for row in reader if len(row) == len(self.header)}
 
-    def append(self, rows: Iterable[dict[str, object]]) -> None:
+    def append(self, rows: Iterable[SweepRecord]) -> None:
         new = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
         with self.csv_path.open("a", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=self.header, extrasaction="ignore")
             if new:
                 writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows(r.csv_row() for r in rows)
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -196,7 +233,7 @@ def plan(chip: str, axes: Sequence[Axis], workloads: Sequence[str], schedulers: 
         try:
             chip_from_dict(point_profile(base, keys, values, str(path)), str(path))
         except AccelsimError as exc:
-            shown = ", ".join(f"{k}={v!r}" for k, v in zip(keys, values))
+            shown = ", ".join(f"{k}={v!r}" for k, v in zip(keys, values, strict=True))
             raise AccelsimError(f"{exc.detail} (at {shown})", source=str(path), key=exc.key) from None
         for w in workloads:
             units.append(Unit(base, keys, values, w, tuple(schedulers), tuple(plugins)))
@@ -208,8 +245,19 @@ def unit_key(unit: Unit) -> tuple[str, ...]:
     return (*(str(v) for v in unit.values), unit.workload)
 
 
+@dataclass(frozen=True)
+class SweepStats:
+    """What a ``run_sweep`` call did: units in the sweep, already in the file, run now, and failed of those."""
+
+    units: int
+    skipped: int
+    ran: int
+    failed: int
+    seconds: float
+
+
 def run_sweep(units: Sequence[Unit], out: Path, workers: int | None = None, dask: str | None = None,
-              progress: bool = True) -> dict[str, float]:
+              progress: bool = True) -> SweepStats:
     """Run the units not yet in ``out``; returns counts and timings."""
     journal = Journal(out, units[0].keys if units else ())
     done = journal.done()
@@ -220,15 +268,15 @@ def run_sweep(units: Sequence[Unit], out: Path, workers: int | None = None, dask
     failed = 0
     for rows in results:
         journal.append(rows)
-        failed += any(r.get("error") for r in rows)
+        failed += any(r.error for r in rows)
         bar.update(1)
     bar.close()
     journal.finish()
-    return {"units": len(units), "skipped": len(units) - len(todo), "ran": len(todo), "failed": failed,
-            "seconds": time.perf_counter() - start}
+    return SweepStats(units=len(units), skipped=len(units) - len(todo), ran=len(todo), failed=failed,
+                      seconds=time.perf_counter() - start)
 
 
-def _run_local(units: Sequence[Unit], workers: int | None) -> Iterator[list[dict[str, object]]]:
+def _run_local(units: Sequence[Unit], workers: int | None) -> Iterator[list[SweepRecord]]:
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(units) <= 1:
         yield from map(run_unit, units)
@@ -241,7 +289,7 @@ def _run_local(units: Sequence[Unit], workers: int | None) -> Iterator[list[dict
             yield f.result()
 
 
-def _run_dask(units: Sequence[Unit], address: str) -> Iterator[list[dict[str, object]]]:
+def _run_dask(units: Sequence[Unit], address: str) -> Iterator[list[SweepRecord]]:
     try:
         from distributed import Client, as_completed
     except ImportError:

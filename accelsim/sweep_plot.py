@@ -81,7 +81,7 @@ def sweep_plots(path: Path, out: Path) -> list[Path]:
         written += save(fig, out, f"sweep_{key.replace('.', '_')}")
     gain = gains(rows, keys)
     if gain:
-        labels = [", ".join(f"{k}={v}" for k, v in zip(keys, p[:-1])) + f" [{p[-1]}]" for p in gain]
+        labels = [", ".join(f"{k}={v}" for k, v in zip(keys, p[:-1], strict=True)) + f" [{p[-1]}]" for p in gain]
         fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(gain)), 3.5 + 0.075 * max(map(len, labels))))
         ax.bar(range(len(gain)), list(gain.values()))
         ax.axhline(1.0, color="grey", linewidth=0.8)
@@ -95,9 +95,9 @@ def sweep_plots(path: Path, out: Path) -> list[Path]:
         for s in schedulers:
             pts = [(float(r["peak_bf16_tflops"]), float(r["latency_us"]) / 1e3) for r in rows
                    if r["workload"] == w and r["scheduler"] == s]
-            ax.scatter(*zip(*pts), s=18, alpha=0.6, label=f"{w}, {s}")
+            ax.scatter([c for c, _ in pts], [lat for _, lat in pts], s=18, alpha=0.6, label=f"{w}, {s}")
             front = pareto_front(pts)
-            ax.step(*zip(*front), where="post", linewidth=1.5)
+            ax.step([c for c, _ in front], [lat for _, lat in front], where="post", linewidth=1.5)
     ax.set_xlabel("cost proxy: peak BF16 TFLOPS (matrix + vector)")
     ax.set_ylabel("latency (ms)")
     ax.set_title("Pareto front of latency against peak compute")

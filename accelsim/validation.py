@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from .chip import DTYPE_BYTES, Chip
+from .chip import Chip
 from .errors import AccelsimError
 from .graph import TaskGraph, make_task
 from .ops import OPS
+from .vocabulary import DTYPE_BYTES
 
 MIN_MS = 0.05  # records below this are dominated by launch overhead and noise (calibration README)
 

@@ -12,10 +12,10 @@ from typing import Any, Literal, NoReturn
 
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from .chip import Dtype
 from .config import STRICT, PosFloat, PosInt, build, read_toml
 from .errors import AccelsimError
 from .resources import resolve
+from .vocabulary import Dtype
 
 Variant = Literal["softmax", "window", "linear", "hybrid"]
 Mode = Literal["inference", "training"]

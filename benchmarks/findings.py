@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=4)
     args = ap.parse_args()
     chip = accelsim.load_chip("gaudi1")
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for variant in ("softmax", "window", "linear", "hybrid"):
         wl = load_workload("gpt2-small", [f"variant={variant}", "mode=training", "embeddings=false",
                                           f"layers={args.layers}", "batch_split=4"])
@@ -69,6 +69,7 @@ def main() -> None:
             cmp = compare(c, lower(load_workload(preset, [f"layers={args.layers}"])), ["naive", "balanced"])
             naive, bal = cmp.results
             split = bal.notes["split"]
+            assert isinstance(split, dict), "the balanced scheduler notes its split"
             rows.append((c.name, preset, f"{naive.latency_us / 1e3:.2f}", f"{bal.latency_us / 1e3:.2f}",
                          f"{naive.latency_cycles / bal.latency_cycles:.2f}x",
                          f"{naive.utilization()['vector']:.0%} -> {bal.utilization()['vector']:.0%}",

@@ -78,10 +78,9 @@ def _measure(which: str, n: int, seed: int) -> dict[str, float]:
 
 
 def _in_subprocess(which: str, n: int, seed: int, memory: bool) -> dict[str, float]:
-    code = ("import json,sys; sys.path.insert(0, %r); import sim_throughput as b; "
-            "print(json.dumps(b._measure(%r, %d, %d) if %r else b.%s(%d, %d)))"
-            % (sys.path[0], which, n, seed, memory, "run_accelsim" if which == "accelsim" else "run_bare_simpy", n,
-               seed))
+    bare = "run_accelsim" if which == "accelsim" else "run_bare_simpy"
+    code = (f"import json,sys; sys.path.insert(0, {sys.path[0]!r}); import sim_throughput as b; "
+            f"print(json.dumps(b._measure({which!r}, {n:d}, {seed:d}) if {memory!r} else b.{bare}({n:d}, {seed:d})))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -50,9 +50,9 @@ def main() -> None:
     units = plan("gaudi2", [parse_axis(f"engines.tpc.count={counts}")], [str(workload)], ["naive", "balanced"])
     rows = []
 
-    def timed(label: str, **kw: object) -> float:
+    def timed(label: str, workers: int | None = None, dask: str | None = None) -> float:
         t = time.perf_counter()
-        run_sweep(units, tmp / f"{label.replace(' ', '_')}.csv", progress=False, **kw)  # type: ignore[arg-type]
+        run_sweep(units, tmp / f"{label.replace(' ', '_')}.csv", workers=workers, dask=dask, progress=False)
         s = time.perf_counter() - t
         rows.append((label, s, len(units) / s))
         return s

@@ -5,8 +5,7 @@
 """
 
 from accelsim import Schedule, Scheduler, register
-from accelsim.scheduling import list_schedule
-from accelsim.schedulers import preferred_kinds, priority_order, upward_rank
+from accelsim.planning import list_schedule, preferred_kinds, priority_order, upward_rank
 
 
 @register

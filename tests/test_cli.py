@@ -125,3 +125,17 @@ def test_run_a_workload_with_overrides(capsys):
 def test_set_is_refused_with_a_hand_written_graph(capsys):
     code, _, err = run_cli(capsys, "run", "--chip", "gaudi1", "--graph", EXAMPLE, "--set", "layers=1")
     assert code == 2 and "--set" in err
+
+
+def test_compare_json_rows_and_table(capsys):
+    code, out, _ = run_cli(capsys, "compare", "--chip", "gaudi1", "--graph", EXAMPLE, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["speedup_over"] == "naive"
+    rows = {r["scheduler"]: r for r in data["results"]}
+    assert list(rows) == ["naive", "balanced", "heft"]
+    keys = ["scheduler", "latency_cycles", "latency_us", "speedup", "utilization", "idle_cycles", "gap_to_bound"]
+    assert list(rows["naive"]) == keys and list(rows["heft"]) == keys  # no split note: no "split" key
+    assert list(rows["balanced"]) == [*keys, "split"] and rows["naive"]["speedup"] == 1.0
+    code, out, _ = run_cli(capsys, "compare", "--chip", "gaudi1", "--graph", EXAMPLE)
+    assert code == 0 and out.splitlines()[2].split()[:4] == ["scheduler", "cycles", "ms", "speedup"]
+    assert "dual-capable tasks on vector cores" in out

@@ -1,11 +1,10 @@
 """Cost models are pure functions of (task, engine group): checked alone, without a simulation."""
 
-import math
 
 import pytest
 
 import accelsim
-from accelsim import compute_cycles, estimate_cycles, make_task, systolic_cycles
+from accelsim import compute_cycles, estimate_cycles, make_task
 from accelsim.ops import OPS
 
 
@@ -18,9 +17,10 @@ def test_vector_op_costs_instructions_over_lanes_plus_latency_per_pass():
     tpc = groups(chip)["tpc"]
     add = make_task("a", "add", [128 * 100])
     softmax = make_task("s", "softmax", [100, 128])
-    assert compute_cycles(add, tpc, chip) == 100 + 4 * 1
-    spec = OPS["softmax"]
-    assert compute_cycles(softmax, tpc, chip) == 100 * spec.instructions_per_element + 4 * spec.dependent_steps
+    assert compute_cycles(add, tpc, chip) == 100 + 4 * 1  # 12,800 adds over 128 lanes, one pass
+    # softmax: 10 instructions per element (ops.py: max, subtract, exp 6, sum, scale) over 12,800 elements and
+    # 128 lanes = 1,000 cycles, plus 4 cycles of latency for each of its 3 dependent passes.
+    assert compute_cycles(softmax, tpc, chip) == 1_012
 
 
 def test_exp_and_divide_cost_more_than_add():
@@ -43,8 +43,8 @@ def test_fp32_on_the_gaudi1_mme_runs_at_a_quarter_of_bf16():
     mme = groups(chip)["mme"]
     bf16 = compute_cycles(make_task("g", "gemm", [512, 512, 512]), mme, chip)
     fp32 = compute_cycles(make_task("g", "gemm", [512, 512, 512], dtype="fp32"), mme, chip)
-    assert bf16 == systolic_cycles(512, 512, 512, 128, 128, "os")
-    assert fp32 == 4 * bf16
+    assert bf16 == 12_255  # os on 128 x 128: (128 + 128 + 512 - 2) x 16 folds - 1
+    assert fp32 == 4 * 12_255
 
 
 def test_a_dtype_the_engine_lacks_cannot_run_there():
@@ -55,20 +55,20 @@ def test_a_dtype_the_engine_lacks_cannot_run_there():
 def test_batched_and_outer_product_tasks_compose_from_the_systolic_model():
     chip = accelsim.load_chip("gaudi2")
     mme, tpc = groups(chip)["mme"], groups(chip)["tpc"]
-    assert compute_cycles(make_task("b", "bmm", [6, 128, 64, 128]), mme, chip) == 6 * systolic_cycles(
-        128, 64, 128, 256, 256, "os")
+    # Each 128 x 64 @ 64 x 128 GEMM fits the 256 x 256 array in one fold: (256 + 256 + 64 - 2) - 1 = 573 cycles.
+    assert compute_cycles(make_task("b", "bmm", [6, 128, 64, 128]), mme, chip) == 6 * 573
     outer = make_task("o", "outer_acc", [4, 64, 32, 32])  # 4 x sum of 64 outer products of 32-vectors
-    assert compute_cycles(outer, mme, chip) == 4 * systolic_cycles(32, 64, 32, 256, 256, "os")
-    # ... and on a vector core: one FMA per MAC over 128 lanes.
-    assert compute_cycles(outer, tpc, chip) == math.ceil(4 * 64 * 32 * 32 / 128) + 4
+    assert compute_cycles(outer, mme, chip) == 4 * 573  # each is (32 x 64) @ (64 x 32): one fold, K = 64
+    # ... and on a vector core: one FMA per MAC, 4 x 64 x 32 x 32 = 262,144 MACs over 128 lanes, + 4 latency.
+    assert compute_cycles(outer, tpc, chip) == 2_048 + 4
 
 
-def test_estimate_is_the_roofline_of_dispatch_plus_compute_and_memory():
-    chip = accelsim.load_chip("gaudi2")
-    tpc = groups(chip)["tpc"]
-    big_copy = make_task("c", "copy", [1 << 24])  # 64 MiB of traffic, little compute per byte
-    memory = math.ceil(big_copy.bytes / chip.hbm_bytes_per_cycle)
-    assert estimate_cycles(big_copy, tpc, chip) == max(memory, 100 + compute_cycles(big_copy, tpc, chip))
+def test_estimate_is_the_roofline_of_dispatch_plus_compute_and_memory(tiny_chip):
+    tpc = groups(tiny_chip)["tpc"]  # 8 bf16 lanes, no latency, no dispatch cost; HBM 16 bytes per cycle
+    copy = make_task("c", "copy", [800])  # 1,600 bytes in and 1,600 out: 200 cycles of HBM, 100 of compute
+    assert estimate_cycles(copy, tpc, tiny_chip) == 200
+    exp = make_task("e", "exp", [800])  # the same traffic, 6 instructions per element: 600 cycles of compute
+    assert estimate_cycles(exp, tpc, tiny_chip) == 600
 
 
 def test_a_task_only_runs_on_kinds_it_allows():
@@ -86,3 +86,16 @@ def test_every_op_has_a_cost_on_its_default_engine(op):
     task = make_task("t", op, shape)
     by_kind = {g.kind: g for g in chip.groups}
     assert compute_cycles(task, by_kind[task.engines[0]], chip) >= 0
+
+
+def test_a_tiled_gemm_costs_whole_waves_of_tiles():
+    from conftest import tiny_chip_dict
+
+    tiled = {"kind": "matrix", "count": 1, "model": "tiled", "sms": 2, "tile_m": 4, "tile_n": 4,
+             "macs_per_cycle": {"bf16": 32}, "efficiency": 0.5, "wave_overhead_cycles": 10}
+    chip = accelsim.chip_from_dict(tiny_chip_dict(engines={"tc": tiled}), "gpu.toml")
+    # (8 x 3) @ (3 x 12): 2 x 3 = 6 output tiles over 2 SMs = 3 waves; a tile is 4 x 4 x 3 = 48 MACs at 16 MACs
+    # per cycle per SM and half efficiency = 6 cycles, + 10 of overhead = 16 cycles a wave.
+    assert compute_cycles(make_task("g", "gemm", [8, 3, 12]), chip.groups[0], chip) == 3 * 16
+    # 9 rows: a third row of tiles (partial, still whole tiles): 9 tiles = 5 waves.
+    assert compute_cycles(make_task("g", "gemm", [9, 3, 12]), chip.groups[0], chip) == 5 * 16

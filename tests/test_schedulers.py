@@ -1,4 +1,4 @@
-"""Schedulers: valid schedules, never below the lower bound, balanced never behind naive, near the optimum."""
+"""Schedulers: valid schedules, never below the lower bound, near the optimum and near the bound."""
 
 import json
 
@@ -14,11 +14,16 @@ from accelsim.cli import main
 from accelsim.optimal import optimal_latency
 from accelsim.strategies import chip_dicts, chips, task_graphs, workload_graphs
 
+from conftest import tiny_chip_dict
+
 BUILT_IN = ["first-free", "naive", "balanced", "heft"]
 #: Worst latency / optimum seen over 4,000 random graphs of at most 8 tasks on random chips, GPU-like shared units
 #: included (tools/optimum_ratio.py): balanced 1.96, heft 1.98. List scheduling has no constant guarantee on
 #: unrelated engines; this factor is measured, not proven.
 FACTOR = 2.0
+#: Worst latency / lower bound seen for balanced and heft over 300 random lowered workloads on random chips: 1.63
+#: (naive: 1.87). Measured, not proven.
+BOUND_FACTOR = 2.0
 
 
 @given(chips(dma=True), task_graphs(max_tasks=14, dma=True), st.sampled_from(BUILT_IN))
@@ -26,11 +31,6 @@ def test_every_scheduler_gives_a_valid_schedule_never_below_the_lower_bound(chip
     results = accelsim.run(chip, graph, name)
     assert_valid(results)
     assert results.latency_cycles >= lower_bound(graph, chip).cycles
-
-
-@given(chips(), task_graphs(max_tasks=14))
-def test_balanced_is_never_slower_than_naive(chip, graph):
-    assert accelsim.run(chip, graph, "balanced").latency_cycles <= accelsim.run(chip, graph, "naive").latency_cycles
 
 
 def roomy_hbm(d):
@@ -45,6 +45,17 @@ def test_balanced_and_heft_are_within_a_factor_of_the_optimum(chip, graph):
     for name in ("balanced", "heft"):
         latency = accelsim.run(chip, graph, name).latency_cycles
         assert best <= latency <= FACTOR * best, (name, latency, best)
+
+
+def test_balanced_finds_the_split_worked_out_by_hand(tiny_chip):
+    chip = roomy_hbm(tiny_chip_dict())
+    # Six independent outer-product sums, each (4 x 8) @ (8 x 4): 13 cycles on the 4 x 4 MME ((4 + 4 + 8 - 2) - 1)
+    # and 128 MACs / 8 lanes = 16 cycles on either TPC. All on the MME: 78; two on the MME and two on each TPC:
+    # max(26, 32) = 32; three and three: max(39, 32) = 39. The best split is 32 cycles.
+    graph = TaskGraph([make_task(f"o{i}", "outer_acc", [1, 8, 4, 4]) for i in range(6)])
+    results = accelsim.run(chip, graph, "balanced")
+    assert results.latency_cycles == 32 == optimal_latency(graph, chip)
+    assert results.notes["split"]["to_vector"] == 4
 
 
 def test_the_optimum_of_a_small_graph_found_by_hand(tiny_chip):
@@ -76,8 +87,9 @@ def test_balanced_reports_the_split_it_chose():
 
 
 def test_balanced_closed_form_equalises_the_two_kinds():
-    from accelsim.schedulers import Balanced
     import numpy as np
+
+    from accelsim.policies import Balanced
 
     # matrix-only load 100 on 1 engine, vector-only 0 on 2 cores; dual work costs 100 on matrix, 400 on vector.
     kinds = ["matrix", "matrix"]
@@ -94,8 +106,8 @@ def test_a_user_scheduler_registers_in_a_few_lines_and_runs(tiny_chip):
         name = "test-last-engine"
 
         def schedule(self, graph, chip, costs):
-            kinds = accelsim.schedulers.preferred_kinds(graph, chip)
-            last = {k: v[-1] for k, v in accelsim.scheduling.engines_by_kind(chip).items()}
+            kinds = accelsim.planning.preferred_kinds(graph, chip)
+            last = {k: v[-1] for k, v in accelsim.planning.engines_by_kind(chip).items()}
             engine = [last[k] for k in kinds]
             return Schedule.from_plan(graph, chip, engine, [0] * len(graph), self.name)
 
@@ -121,7 +133,7 @@ def test_compare_runs_a_scheduler_from_a_plugin_file(capsys, tmp_path):
     plugin = tmp_path / "my_policy.py"
     plugin.write_text(
         "from accelsim import Scheduler, register\n"
-        "from accelsim.schedulers import Naive\n\n"
+        "from accelsim.policies import Naive\n\n"
         "@register\n"
         "class Mine(Naive):\n"
         "    name = 'mine'\n")
@@ -139,9 +151,10 @@ def test_an_unknown_scheduler_or_plugin_is_a_one_line_error(capsys):
 
 
 def test_heft_fills_idle_gaps():
-    from accelsim.schedulers import GapPlanner
+    from accelsim.planning import GapPlanner
+    from accelsim.units import EngineUnits
 
-    gaps = GapPlanner([0])
+    gaps = GapPlanner(EngineUnits.from_groups([(1, None)]))
     gaps.place(0, 0, 10)
     gaps.place(0, 20, 30)
     assert gaps.earliest(0, 0, 10) == 10  # fits exactly between the two
@@ -163,7 +176,7 @@ def test_the_readme_example_scheduler_runs_from_the_cli(capsys):
 def test_the_readme_property_test_holds_for_the_example_scheduler(chip, graph):
     from pathlib import Path
 
-    accelsim.scheduling.load_plugin(str(Path(__file__).parent.parent / "examples" / "critical_first.py"))
+    accelsim.registry.load_plugin(str(Path(__file__).parent.parent / "examples" / "critical_first.py"))
     results = accelsim.run(chip, graph, "critical-first")
     assert_valid(results)
     assert results.latency_cycles >= lower_bound(graph, chip).cycles
@@ -175,5 +188,5 @@ def test_schedulers_on_random_small_workloads(chip, graph, name):
     results = accelsim.run(chip, graph, name)
     assert_valid(results)
     assert results.latency_cycles >= lower_bound(graph, chip).cycles
-    if name == "balanced":
-        assert results.latency_cycles <= accelsim.run(chip, graph, "naive").latency_cycles
+    if name in ("balanced", "heft"):
+        assert results.latency_cycles <= BOUND_FACTOR * lower_bound(graph, chip).cycles

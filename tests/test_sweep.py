@@ -1,12 +1,13 @@
 """Design-space sweeps: every combination, streamed to a file, resumable, failures recorded, Dask backend."""
 
 import csv
+import dataclasses
 
 import pytest
 
 from accelsim import AccelsimError
 from accelsim.cli import main
-from accelsim.sweep import Journal, parse_axis, plan, run_sweep, unit_key
+from accelsim.sweep import COLUMNS, Journal, SweepRecord, parse_axis, plan, run_sweep, unit_key
 from accelsim.sweep_plot import pareto_front, sweep_plots
 
 TINY = """
@@ -50,7 +51,7 @@ def test_every_combination_gets_a_row_per_workload_and_scheduler(tmp_path, tiny)
                  [tiny], ["naive", "balanced"])
     stats = run_sweep(units, out, workers=1, progress=False)
     rows = read(out)
-    assert stats["ran"] == 6 and len(rows) == 6 * 2
+    assert stats.ran == 6 and len(rows) == 6 * 2
     assert {(r["engines.tpc.count"], r["memory.hbm_bandwidth_gbps"]) for r in rows} == {
         (a, b) for a in ("4", "8", "16") for b in ("800", "2450")}
     assert all(r["error"] == "" and float(r["latency_us"]) > 0 for r in rows)
@@ -68,9 +69,9 @@ def test_an_interrupted_sweep_resumes_without_redoing_or_losing_points(tmp_path,
         fh.write("8,tiny-gp")  # and a torn half-written row
     stats = run_sweep(units, out, workers=2, progress=False)
     rows = read(out)
-    assert stats["skipped"] == 2 and stats["ran"] == 2
+    assert stats.skipped == 2 and stats.ran == 2
     assert sorted(r["engines.tpc.count"] for r in rows) == ["16", "2", "4", "8"]
-    assert run_sweep(units, out, workers=1, progress=False)["ran"] == 0  # complete: nothing to redo
+    assert run_sweep(units, out, workers=1, progress=False).ran == 0  # complete: nothing to redo
     assert Journal(out, units[0].keys).done() == {unit_key(u) for u in units}
 
 
@@ -84,6 +85,49 @@ def test_a_failing_point_records_its_error_and_the_sweep_goes_on(tmp_path, tiny)
     assert len(rows) == 2
     bad = [r for r in rows if r["error"]]
     assert len(bad) == 1 and "no engine" in bad[0]["error"] and bad[0]["latency_us"] == ""
+
+
+def test_a_sweep_with_a_failed_point_exits_1_after_writing_every_row(tmp_path, tiny, capsys):
+    out = tmp_path / "s.csv"
+    code = main(["sweep", "--chip", "gaudi2", "--set", "engines.mme.macs_per_cycle={ fp8 = 131072 },{ bf16 = 65536 }",
+                 "--workload", tiny, "--schedulers", "naive", "--out", str(out), "--workers", "1", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "2 of 2 points run" in captured.out and "1 failed" in captured.out
+    assert "1 of 2 points failed" in captured.err
+    assert len(read(out)) == 2
+
+
+def test_a_sweep_without_failures_exits_0(tmp_path, tiny, capsys):
+    code = main(["sweep", "--chip", "gaudi1", "--set", "clock_ghz=1.0", "--workload", tiny, "--schedulers", "naive",
+                 "--out", str(tmp_path / "s.csv"), "--workers", "1", "--quiet"])
+    assert code == 0 and "0 failed" in capsys.readouterr().out
+
+
+def test_a_gpu_profile_sweeps(tmp_path, tiny):
+    # h200's tensor cores are tiled (no rows or cols): every point used to fail on rows * cols.
+    out = tmp_path / "s.csv"
+    stats = run_sweep(plan("h200", [parse_axis("clock_ghz=1.5,1.83")], [tiny], ["naive", "balanced"]), out,
+                      workers=1, progress=False)
+    rows = read(out)
+    assert stats.failed == 0 and len(rows) == 2 * 2
+    assert all(r["error"] == "" and float(r["latency_us"]) > 0 for r in rows)
+    # chips/h200.toml: one tensor engine of macs_per_cycle bf16 = 270,336 (132 SMs x 2,048); tensor + cuda = 2.
+    assert {r["matrix_macs"] for r in rows} == {"270336"} and {r["engines"] for r in rows} == {"2"}
+
+
+def test_matrix_macs_of_a_systolic_profile(tmp_path, tiny):
+    # chips/gaudi2.toml: MMEs of 256 x 256 = 65,536 bf16 MACs per cycle; 1 or 2 of them.
+    # engines: 1 or 2 MMEs + 24 TPCs + 8 DMA engines = 33 or 34.
+    out = tmp_path / "s.csv"
+    run_sweep(plan("gaudi2", [parse_axis("engines.mme.count=1,2")], [tiny], ["naive"]), out, workers=1,
+              progress=False)
+    got = {r["engines.mme.count"]: (r["matrix_macs"], r["engines"]) for r in read(out)}
+    assert got == {"1": ("65536", "33"), "2": ("131072", "34")}
+
+
+def test_a_record_has_a_field_per_column():
+    assert [f.name for f in dataclasses.fields(SweepRecord)][1:] == list(COLUMNS)
 
 
 @pytest.mark.parametrize("item, words", [

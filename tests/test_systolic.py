@@ -12,7 +12,11 @@ from accelsim import AccelsimError, split_gemm_cycles, systolic_cycles
 CASES = json.loads((Path(__file__).parent / "data" / "scalesim_cycles.json").read_text())["cases"]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['M']}x{c['K']}x{c['N']}-{c['rows']}x{c['cols']}-{c['dataflow']}")
+def _case_id(c: dict) -> str:
+    return f"{c['M']}x{c['K']}x{c['N']}-{c['rows']}x{c['cols']}-{c['dataflow']}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_equals_scale_sim(case):
     got = systolic_cycles(case["M"], case["K"], case["N"], case["rows"], case["cols"], case["dataflow"])
     assert got == case["cycles"]

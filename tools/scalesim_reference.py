@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import tempfile
+
 from scalesim.scale_sim import scalesim
 
 CFG = """[general]
@@ -58,9 +59,11 @@ def cycles(M, K, N, R, C, df):
     d = os.path.join(tempfile.mkdtemp(prefix="scalesim-"), "run")
     os.makedirs(d, exist_ok=True)
     open(f"{d}/c.cfg", "w").write(CFG.format(R=R, C=C, DF=df))
-    open(f"{d}/t.csv", "w").write(f"Layer, M, N, K,\nl0, {M}, {N}, {K},\n"); open(f"{d}/l.csv", "w").write("Layer,\n")
+    open(f"{d}/t.csv", "w").write(f"Layer, M, N, K,\nl0, {M}, {N}, {K},\n")
+    open(f"{d}/l.csv", "w").write("Layer,\n")
     with contextlib.redirect_stdout(io.StringIO()):
-        s = scalesim(save_disk_space=True, verbose=False, config=f"{d}/c.cfg", topology=f"{d}/t.csv", layout=f"{d}/l.csv", input_type_gemm=True)
+        s = scalesim(save_disk_space=True, verbose=False, config=f"{d}/c.cfg", topology=f"{d}/t.csv",
+                     layout=f"{d}/l.csv", input_type_gemm=True)
         s.run_scale(top_path=d)
     rep = [p for p in os.listdir(d + "/t") if "COMPUTE_REPORT" in p][0]
     lines = open(f"{d}/t/{rep}").read().strip().splitlines()

@@ -1,0 +1,18 @@
+"""The words a task graph and a chip profile share: data types (with their sizes) and engine kinds.
+
+They live apart from both so that the target-independent side (graphs, workloads, the lowering) never imports a
+chip, and the chip side never imports a workload.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
+#: Bytes per element of each dtype.
+DTYPE_BYTES: dict[str, int] = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
+
+#: Engine kinds that run on vector-style (SIMD lanes) cost models.
+VECTOR_LIKE = ("vector", "scalar", "gpsimd")
+#: Every engine kind a task may ask for and a chip may have.
+ENGINE_KINDS = ("matrix", *VECTOR_LIKE, "dma")
