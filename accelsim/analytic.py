@@ -3,6 +3,22 @@
 The lowering must conserve these totals at every granularity (tests/test_lowering.py). Conventions are the
 lowering's: each op reads its operands and writes its result once (a tiled op reuses shared operands from SRAM),
 element-wise FLOPs per element from accelsim.ops, a matrix product 2 FLOPs per MAC.
+
+It is a second description on purpose, so it must change, by hand, whenever the lowering (accelsim.lowering,
+accelsim.attention) changes one of the decisions it mirrors:
+
+- the traffic rule: operands read and the result written once per op; a tiled GEMM's panels and a row op's
+  parameters (layernorm scale and shift) fetched once; what a unit op declares ``shared``;
+- the layer's op list (``layer_forward``): layernorm, QKV, the split-heads and merge-heads copies, projection,
+  residual adds, the MLP with ``Workload.d_ff`` and GELU;
+- each attention variant's op table (``softmax_ops``, ``window_ops``, ``linear_ops``: ops, sizes, which chunks
+  have a state update), causal or not, and the hybrid's split of heads (``Workload.linear_heads``);
+- training's backward (``layer_backward``): a data-gradient and a weight-gradient GEMM per weight, the gradient
+  kernels, layernorm's parameter reductions, the attention tables' backward ops;
+- Adam: 4 elements read and 3 written per parameter, for every weight, the layernorms, embeddings and heads;
+- the ends (``_EmbeddingsAndHeads``): GPT gather, positions, final layernorm, LM head and cross-entropy; ViT
+  patchify, patch GEMM, pooling, classifier; their backward; and without embeddings the input (and output
+  gradient) copies.
 """
 
 from __future__ import annotations

@@ -44,7 +44,10 @@ def _once_at_end(i: int, n: int) -> bool:
 
 def softmax_ops(q: int, S: int, D: int, causal: bool, backward: bool) -> list[UnitOp]:
     """Unfused softmax attention for ``q`` query rows against all ``S`` keys: QK^T, scale, mask, softmax, x V."""
-    e = lambda G: G * q * S  # noqa: E731  scores per unit
+
+    def e(G: int) -> int:  # scores per unit
+        return G * q * S
+
     if not backward:
         ops = [
             UnitOp("qk", "bmm", lambda G, n: ((G, q, D, S), G * q * D, e(G)), (("input", "input"),),
@@ -96,7 +99,10 @@ def linear_ops(c: int, D: int, causal: bool, backward: bool) -> list[UnitOp]:
     work GFormer splits between matrix engine and vector cores), a running prefix of those sums as the state,
     the intra-chunk masked products, and the normaliser."""
     dual = ("matrix", "vector")
-    cd = lambda G: G * c * D  # noqa: E731
+
+    def cd(G: int) -> int:  # elements of one of q, k, v per unit
+        return G * c * D
+
     if not backward and causal:
         return [
             UnitOp("phi", "elu1", lambda G, n: ((2 * cd(G),), 2 * cd(G), 2 * cd(G)), (("input", "input"),)),

@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import pydantic
 from pydantic import ConfigDict, Field, Strict, Tag, TypeAdapter
+from pydantic_core import ErrorDetails
 
 from .errors import AccelsimError
 
@@ -91,7 +92,7 @@ def key_path(loc: tuple[str | int, ...]) -> str:
 _UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")
 
 
-def _describe(model: type, error: dict[str, Any]) -> str:
+def _describe(model: type, error: ErrorDetails) -> str:
     kind = error["type"]
     if kind in _UNKNOWN_KEY:
         allowed = _allowed_keys(model, tuple(error["loc"])[:-1])

@@ -13,7 +13,9 @@ an H200 with 1.43x its bandwidth). The gap between back-to-back kernels is measu
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -60,7 +62,7 @@ def _keys(data: dict, p: Param) -> list[list[str]]:
 
 def _apply(data: dict, values: np.ndarray) -> dict:
     out = copy.deepcopy(data)
-    for p, v in zip(PARAMS, values):
+    for p, v in zip(PARAMS, values, strict=True):
         for path in _keys(out, p):
             node = out
             for k in path[:-1]:
@@ -69,7 +71,22 @@ def _apply(data: dict, values: np.ndarray) -> dict:
     return out
 
 
-def fit(chip: str, records: list[dict]) -> dict[str, object]:
+@dataclass(frozen=True)
+class FitResult:
+    """Fitted parameter values by dotted profile key, ready to paste into the profile, and how well they fit."""
+
+    chip: str  # the profile's path
+    records: int  # records fitted (at least MIN_MS)
+    parameters: Mapping[str, int | float]
+    median_abs_error: float
+    evaluations: int  # model evaluations the least-squares search took
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON ``accelsim fit --json`` prints."""
+        return {**asdict(self), "parameters": dict(self.parameters)}
+
+
+def fit(chip: str, records: list[dict]) -> FitResult:
     """Robust least squares on log(predicted / measured) over the records; returns the fitted values by profile
     key and the fit's median |error|."""
     path = resolve(chip, "chips")
@@ -88,11 +105,11 @@ def fit(chip: str, records: list[dict]) -> dict[str, object]:
     x0 = (np.array([p.start for p in PARAMS]) - lo) / scale
     res = least_squares(residuals, x0, bounds=(0, 1), diff_step=0.02, max_nfev=200, loss="soft_l1", f_scale=0.1)
     x = res.x
-    fitted: dict[str, object] = {}
-    for p, v in zip(PARAMS, lo + x * scale):
-        for path in _keys(data, p):
-            fitted[".".join(path)] = int(round(v)) if p.integer else round(float(v), 4)
+    fitted: dict[str, int | float] = {}
+    for p, v in zip(PARAMS, lo + x * scale, strict=True):
+        for keys in _keys(data, p):
+            fitted[".".join(keys)] = int(round(v)) if p.integer else round(float(v), 4)
     evaluations = int(res.nfev)
     errors = np.abs(np.exp(residuals(x)) - 1)
-    return {"chip": str(path), "records": len(micro), "parameters": fitted,
-            "median_abs_error": round(float(np.median(errors)), 4), "evaluations": evaluations}
+    return FitResult(chip=str(path), records=len(micro), parameters=fitted,
+                     median_abs_error=round(float(np.median(errors)), 4), evaluations=evaluations)

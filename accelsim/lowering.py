@@ -11,11 +11,17 @@ Granularity is a knob:
 Traffic: each op reads its operands and writes its result once. When a GEMM is tiled, an operand panel is fetched
 from HBM by the first tile that uses it and reused from SRAM by the others, so the total is the same at every
 granularity (accelsim.analytic gives it in closed form).
+
+The lowering is one class assembled from parts that share the task list and the blocking of token rows: element-
+and row-wise ops on token rows, GEMMs, training's weight gradients and optimizer, attention, the embeddings and
+heads at the two ends, and the transformer layer that strings them together.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from .attention import UnitOp, linear_ops, softmax_ops, window_ops
 from .graph import Task, TaskGraph
@@ -23,339 +29,451 @@ from .ops import OPS, default_flops
 from .vocabulary import DTYPE_BYTES
 from .workload import Workload
 
-Handle = list[list[str]]  # task names per block of token rows
-Final = tuple[range, int, int, str]  # an attention output task: batch elements, first and last + 1 position, name
+#: Task names per block of token rows: entry ``i`` lists the tasks that produce row block ``i``.
+TokenRowTasks = list[list[str]]
+#: For each row block, the tasks an op on that block waits for.
+BlockDeps = Callable[[int], list[str]]
 
 
-class _Lowering:
+class RowBlock(NamedTuple):
+    """A block of token rows: one sequence's positions ``[first_position, first_position + positions)``.
+
+    At op and head granularity there is one block of every row, with ``batch == -1``."""
+
+    batch: int
+    first_position: int
+    positions: int
+
+
+class AttentionOutput(NamedTuple):
+    """A task whose output leaves the attention: the batch elements and positions ``[first, end)`` it writes."""
+
+    batches: range
+    first_position: int
+    end_position: int
+    task: str
+
+
+@dataclass(frozen=True)
+class SavedActivations:
+    """Forward outputs of one layer that its backward pass reads (the inputs of its weight gradients)."""
+
+    ln1: TokenRowTasks
+    merged: TokenRowTasks
+    ln2: TokenRowTasks
+    act: TokenRowTasks
+
+
+def _same_block(rows: TokenRowTasks) -> BlockDeps:
+    """Row block ``i`` of an op depends on row block ``i`` of ``rows``."""
+    return lambda i: rows[i]
+
+
+def _no_deps(i: int) -> list[str]:
+    return []
+
+
+def _all_tasks(*handles: TokenRowTasks) -> list[str]:
+    """Every task of the given ops, for a consumer that reads all their rows (a weight gradient, a reduction)."""
+    return [name for rows in handles for block in rows for name in block]
+
+
+class _GraphBuilder:
+    """The graph under construction and the workload's sizes, shared by every part of the lowering.
+
+    One task list keeps the graph in topological order whatever part emits; one blocking of token rows makes every
+    op's block ``i`` cover the same rows, so a block can depend on the block of the same index before it."""
+
     def __init__(self, wl: Workload) -> None:
         self.wl = wl
         spec = wl.spec
-        self.s = DTYPE_BYTES[spec.run.dtype]
         self.dtype = spec.run.dtype
-        self.gran = spec.lowering.granularity
-        self.fine = self.gran == "tile"
-        self.tm, self.tn = spec.lowering.tile_m, spec.lowering.tile_n
-        self.B, self.S = spec.run.batch, wl.seq_len
-        self.d, self.H, self.D, self.dff = spec.model.d_model, spec.model.heads, wl.d_head, wl.d_ff
+        self.dtype_bytes = DTYPE_BYTES[spec.run.dtype]
+        self.granularity = spec.lowering.granularity
+        self.per_tile = self.granularity == "tile"
+        self.tile_m, self.tile_n = spec.lowering.tile_m, spec.lowering.tile_n
+        self.batch, self.seq_len = spec.run.batch, wl.seq_len
+        self.d_model, self.heads = spec.model.d_model, spec.model.heads
+        self.d_head, self.d_ff = wl.d_head, wl.d_ff
         self.tasks: list[Task] = []
-        # Blocks of token rows: (batch, first position, positions) at tile granularity; else one block of all rows.
-        if self.fine:
-            step = min(self.S, self.tm)
-            self.blocks = [(b, p, min(step, self.S - p)) for b in range(self.B) for p in range(0, self.S, step)]
+        # At tile granularity, blocks of up to tile_m positions of one sequence; else one block of all rows.
+        self.row_blocks: list[RowBlock]
+        if self.per_tile:
+            step = min(self.seq_len, self.tile_m)
+            self.row_blocks = [RowBlock(b, p, min(step, self.seq_len - p))
+                               for b in range(self.batch) for p in range(0, self.seq_len, step)]
         else:
-            self.blocks = [(-1, 0, self.S)]
+            self.row_blocks = [RowBlock(-1, 0, self.seq_len)]
 
-    # ---- emitting ------------------------------------------------------------------------------------------
     def emit(self, name: str, op: str, shape: tuple[int, ...], reads: int, writes: int, deps: list[str],
              group: str, engines: tuple[str, ...] | None = None) -> str:
-        self.tasks.append(Task(name, op, shape, self.dtype, default_flops(op, shape), reads * self.s,
-                               writes * self.s, engines or OPS[op].default_engines, tuple(dict.fromkeys(deps)),
-                               group))
+        """Append one task; ``reads`` and ``writes`` count elements. Returns its name."""
+        self.tasks.append(Task(name, op, shape, self.dtype, default_flops(op, shape), reads * self.dtype_bytes,
+                               writes * self.dtype_bytes, engines or OPS[op].default_engines,
+                               tuple(dict.fromkeys(deps)), group))
         return name
 
-    def rows(self, i: int) -> int:
-        b, _, n = self.blocks[i]
-        return n if b >= 0 else self.B * self.S
+    def block_rows(self, i: int) -> int:
+        """Token rows in row block ``i``."""
+        block = self.row_blocks[i]
+        return block.positions if block.batch >= 0 else self.batch * self.seq_len
 
     def label(self, name: str, *idx: int) -> str:
-        return f"{name}[{','.join(map(str, idx))}]" if self.fine else name
+        """A task name, indexed by tile at tile granularity."""
+        return f"{name}[{','.join(map(str, idx))}]" if self.per_tile else name
 
-    def blocks_at(self, p0: int, p1: int, batches: range) -> list[int]:
-        """Row blocks of the given batch elements holding positions [p0, p1)."""
-        if not self.fine:
+    def blocks_holding(self, first: int, end: int, batches: range) -> list[int]:
+        """Row blocks of the given batch elements holding positions [first, end)."""
+        if not self.per_tile:
             return [0]
-        return [i for i, (b, p, n) in enumerate(self.blocks) if b in batches and p < p1 and p + n > p0]
+        return [i for i, (b, p, n) in enumerate(self.row_blocks) if b in batches and p < end and p + n > first]
 
-    # ---- ops on token rows ---------------------------------------------------------------------------------
-    def vec(self, name: str, op: str, cols: int, deps: Callable[[int], list[str]], group: str, inputs: int = 1,
-            params: int = 0, writes: int | None = None) -> Handle:
+    def column_tiles(self, cols: int) -> list[int]:
+        """Widths of the output column tiles of a ``cols``-wide result."""
+        if not self.per_tile:
+            return [cols]
+        return [min(self.tile_n, cols - j) for j in range(0, cols, self.tile_n)]
+
+
+class _TokenRowOps(_GraphBuilder):
+    """Element- and row-wise ops (layernorm, GELU, residual adds, copies) over token rows, one task per row block:
+    at tile granularity the next op's block can start as soon as its own rows are done."""
+
+    def row_op(self, name: str, op: str, cols: int, deps: BlockDeps, group: str, inputs: int = 1, params: int = 0,
+               writes: int | None = None) -> TokenRowTasks:
         """An element-wise or row-wise op over ``cols`` columns of every token row, block by block.
 
         ``inputs`` tensors of that size are read (plus ``params`` elements); the output has the same size unless
         ``writes`` gives a fixed count per block (a reduction's partial result)."""
         out = []
-        for i in range(len(self.blocks)):
-            r = self.rows(i)
-            e = r * cols
+        for i in range(len(self.row_blocks)):
+            elements = self.block_rows(i) * cols
             first = params if i == 0 else 0  # parameters are fetched once, then reused from SRAM
-            out.append([self.emit(self.label(name, i), op, (e,), inputs * e + first, e if writes is None else writes,
-                                  deps(i), group)])
+            out.append([self.emit(self.label(name, i), op, (elements,), inputs * elements + first,
+                                  elements if writes is None else writes, deps(i), group)])
         return out
 
-    def gemm(self, name: str, K: int, N: int, deps: Callable[[int], list[str]], group: str) -> Handle:
-        """Activations (rows x K) @ weights (K x N), tiled over rows and output columns."""
-        cols = self.col_tiles(N)
+
+class _Gemms(_GraphBuilder):
+    """Activation x weight products, tiled over row blocks and output column tiles; the first tile to use an
+    operand panel fetches it, so traffic does not depend on the tiling."""
+
+    def gemm(self, name: str, inner: int, cols: int, deps: BlockDeps, group: str) -> TokenRowTasks:
+        """Activations (rows x inner) @ weights (inner x cols), tiled over rows and output columns."""
+        widths = self.column_tiles(cols)
         out = []
-        for i in range(len(self.blocks)):
-            M = self.rows(i)
-            d = deps(i)
-            out.append([self.emit(self.label(name, i, j), "gemm", (M, K, n),
-                                  (M * K if j == 0 else 0) + (K * n if i == 0 else 0), M * n, d, group)
-                        for j, n in enumerate(cols)])
+        for i in range(len(self.row_blocks)):
+            rows = self.block_rows(i)
+            waits = deps(i)
+            out.append([self.emit(self.label(name, i, j), "gemm", (rows, inner, width),
+                                  (rows * inner if j == 0 else 0) + (inner * width if i == 0 else 0), rows * width,
+                                  waits, group)
+                        for j, width in enumerate(widths)])
         return out
 
-    def col_tiles(self, N: int) -> list[int]:
-        if not self.fine:
-            return [N]
-        return [min(self.tn, N - j) for j in range(0, N, self.tn)]
 
-    def weight_grad(self, name: str, K: int, M: int, N: int, deps: list[str], group: str,
-                    training_update: bool = True) -> list[str]:
-        """dW (K x N) = X^T (K x M) @ dY (M x N), tiled over the weight; then Adam on each tile."""
-        krows = [min(self.tm, K - k) for k in range(0, K, self.tm)] if self.fine else [K]
-        cols = self.col_tiles(N)
+class _TrainingUpdates(_GraphBuilder):
+    """Training's parameter side: weight gradients (tiled over the weight, not the tokens, since every token
+    contributes to every element) and the Adam update of each parameter tile as soon as its gradient is done."""
+
+    def weight_grad(self, name: str, in_features: int, tokens: int, out_features: int, deps: list[str],
+                    group: str) -> list[str]:
+        """dW (in x out) = X^T (in x tokens) @ dY (tokens x out), tiled over the weight; then Adam on each tile."""
+        row_tiles = ([min(self.tile_m, in_features - k) for k in range(0, in_features, self.tile_m)]
+                     if self.per_tile else [in_features])
+        widths = self.column_tiles(out_features)
         names = []
-        for a, kk in enumerate(krows):
-            for j, n in enumerate(cols):
-                g = self.emit(self.label(name, a, j), "gemm", (kk, M, n), (kk * M if j == 0 else 0) +
-                              (M * n if a == 0 else 0), kk * n, deps, group)
-                names.append(self.adam(f"{name}.adam", kk * n, [g], group, a, j))
+        for a, rows in enumerate(row_tiles):
+            for j, width in enumerate(widths):
+                grad = self.emit(self.label(name, a, j), "gemm", (rows, tokens, width),
+                                 (rows * tokens if j == 0 else 0) + (tokens * width if a == 0 else 0), rows * width,
+                                 deps, group)
+                names.append(self.adam(f"{name}.adam", rows * width, [grad], group, a, j))
         return names
 
     def param_grad(self, name: str, cols: int, writes: int, deps: list[str], group: str) -> str:
         """A parameter gradient summed over every token row (layernorm scale and shift, positions): one task."""
-        e = self.B * self.S * cols
-        return self.emit(name, "reduce", (e,), e, writes, deps, group)
+        elements = self.batch * self.seq_len * cols
+        return self.emit(name, "reduce", (elements,), elements, writes, deps, group)
 
     def adam_rows(self, name: str, rows: int, cols: int, deps: list[str], group: str) -> list[str]:
         """Adam over a (rows x cols) table, in blocks of tile_m rows at tile granularity."""
-        step = self.tm if self.fine else rows
-        return [self.adam(name, min(step, rows - r) * cols, deps, group, k) for k, r in enumerate(range(0, rows, step))]
+        step = self.tile_m if self.per_tile else rows
+        return [self.adam(name, min(step, rows - r) * cols, deps, group, k)
+                for k, r in enumerate(range(0, rows, step))]
 
     def adam(self, name: str, elements: int, deps: list[str], group: str, *idx: int) -> str:
         """Adam: read weight, gradient and two moments; write weight and moments."""
         return self.emit(self.label(name, *idx), "adam", (elements,), 4 * elements, 3 * elements, deps, group)
 
-    # ---- attention -----------------------------------------------------------------------------------------
+
+class _Attention(_TokenRowOps):
+    """Attention from the per-unit op tables of accelsim.attention: grouped by variant, head and batch slice as the
+    granularity asks, one task per unit (query block or chunk) at tile granularity, all units merged otherwise."""
+
     def head_groups(self) -> list[tuple[str, list[int], range]]:
         """(variant, heads, batch elements) groups: one per variant at op granularity, one per head at head
         granularity, and at tile granularity one per head and batch slice (``batch_split`` slices)."""
         wl = self.wl
         linear = wl.linear_heads
-        if wl.spec.attention.variant in ("softmax", "window"):
-            kinds = [(wl.spec.attention.variant, list(range(self.H)))]
+        variant = wl.spec.attention.variant
+        kinds: list[tuple[str, list[int]]]
+        if variant in ("softmax", "window"):
+            kinds = [(variant, list(range(self.heads)))]
         else:
-            kinds = [("window", list(range(self.H - linear))), ("linear", list(range(self.H - linear, self.H)))]
+            kinds = [("window", list(range(self.heads - linear))),
+                     ("linear", list(range(self.heads - linear, self.heads)))]
         kinds = [(v, hs) for v, hs in kinds if hs]
-        everyone = range(self.B)
-        if self.gran == "op":
+        everyone = range(self.batch)
+        if self.granularity == "op":
             return [(v, hs, everyone) for v, hs in kinds]
-        if self.gran == "head":
+        if self.granularity == "head":
             return [(v, [h], everyone) for v, hs in kinds for h in hs]
-        step = self.B // self.wl.spec.lowering.batch_split
-        return [(v, [h], range(b, b + step)) for v, hs in kinds for h in hs for b in range(0, self.B, step)]
+        step = self.batch // wl.spec.lowering.batch_split
+        return [(v, [h], range(b, b + step)) for v, hs in kinds for h in hs for b in range(0, self.batch, step)]
 
     def unit_table(self, variant: str, backward: bool) -> tuple[int, list[UnitOp]]:
-        a = self.wl.spec.attention
+        """Query positions per unit, and the variant's op table."""
+        spec = self.wl.spec.attention
         causal = self.wl.causal
         if variant == "softmax":
-            q = self.tm if self.fine and self.S % self.tm == 0 else self.S
-            return q, softmax_ops(q, self.S, self.D, causal, backward)
+            positions = self.tile_m if self.per_tile and self.seq_len % self.tile_m == 0 else self.seq_len
+            return positions, softmax_ops(positions, self.seq_len, self.d_head, causal, backward)
         if variant == "window":
-            return a.window, window_ops(a.window, self.D, backward)
-        return a.chunk, linear_ops(a.chunk, self.D, causal, backward)
+            return spec.window, window_ops(spec.window, self.d_head, backward)
+        return spec.chunk, linear_ops(spec.chunk, self.d_head, causal, backward)
 
-    def attention(self, layer: int, inputs: Handle, backward: bool) -> list[Final]:
+    def attention(self, layer: int, inputs: TokenRowTasks, backward: bool) -> list[AttentionOutput]:
         """Emit every head group's units; return the final tasks with the batch elements and positions written."""
-        finals: list[Final] = []
+        outputs: list[AttentionOutput] = []
         tag = "bwd" if backward else "fwd"
-        split = len(self.head_groups()) > len({tuple(h) for _, h, _ in self.head_groups()})
-        for variant, heads, batches in self.head_groups():
-            q, table = self.unit_table(variant, backward)
-            n = self.S // q
-            G = len(batches) * len(heads)
-            hname = (f"h{heads[0]}" if len(heads) == 1 else variant) + (f".b{batches.start}" if split else "")
-            group = f"L{layer}.attn.{tag}"
-            per_unit = self.fine
+        groups = self.head_groups()
+        split_batch = len(groups) > len({tuple(heads) for _, heads, _ in groups})
+        group = f"L{layer}.attn.{tag}"
+        per_unit = self.per_tile
+        for variant, heads, batches in groups:
+            unit_positions, table = self.unit_table(variant, backward)
+            units = self.seq_len // unit_positions
+            sequences = len(batches) * len(heads)
+            head_label = (f"h{heads[0]}" if len(heads) == 1 else variant) + (f".b{batches.start}" if split_batch
+                                                                             else "")
             # Reverse chains (a backward prefix sum depends on the unit after it) are emitted last unit first, so
             # every task's dependencies exist before it and the graph stays in topological order.
             reverse = any(rel not in ("all", "input") and int(rel) > 0 for op in table for _, rel in op.deps)
-            units = (range(n - 1, -1, -1) if reverse else range(n)) if per_unit else [0]
+            order = (range(units - 1, -1, -1) if reverse else range(units)) if per_unit else [0]
             made: dict[tuple[str, int], str] = {}
             by_op: dict[str, list[str]] = {}
-            present = {op.name: [i for i in range(n) if op.exists(i, n)] for op in table}
-            for u in units:
+            present = {op.name: [i for i in range(units) if op.exists(i, units)] for op in table}
+            for u in order:
                 for op in table:
                     has = present[op.name]
-                    if not has or per_unit and not op.exists(u, n):
+                    if not has or per_unit and not op.exists(u, units):
                         continue
-                    shape, reads, writes = op.size(G, n)
+                    shape, reads, writes = op.size(sequences, units)
                     if not per_unit:  # all units of the op in one task
                         shape = (shape[0] * len(has), *shape[1:])
                         reads, writes = reads * len(has), writes * len(has)
                     if not per_unit or u == has[0]:
-                        shared_reads, shared_writes = op.shared(G, n)
+                        shared_reads, shared_writes = op.shared(sequences, units)
                         reads, writes = reads + shared_reads, writes + shared_writes
                     deps: list[str] = []
                     for dep, rel in op.deps:
                         if dep == "input":
-                            deps += self.attention_inputs(variant, u * q, (u + 1) * q if per_unit else self.S,
-                                                          batches, inputs, backward)
+                            end = (u + 1) * unit_positions if per_unit else self.seq_len
+                            deps += self.attention_inputs(variant, u * unit_positions, end, batches, inputs,
+                                                          backward)
                         elif rel == "all" or not per_unit:
                             deps += by_op.get(dep, [])
                         else:
-                            name = made.get((dep, u + int(rel)))
-                            if name is not None:
-                                deps.append(name)
-                    name = self.emit(f"L{layer}.{tag}.{hname}.{op.name}" + (f"[{u}]" if per_unit else ""), op.op,
-                                     shape, reads, writes, deps, group, op.engines)
+                            found = made.get((dep, u + int(rel)))
+                            if found is not None:
+                                deps.append(found)
+                    name = self.emit(f"L{layer}.{tag}.{head_label}.{op.name}" + (f"[{u}]" if per_unit else ""),
+                                     op.op, shape, reads, writes, deps, group, op.engines)
                     made[(op.name, u)] = name
                     by_op.setdefault(op.name, []).append(name)
                     if op.final:
                         if not per_unit or op.reach == "all":
-                            finals.append((batches, 0, self.S, name))
+                            outputs.append(AttentionOutput(batches, 0, self.seq_len, name))
                         else:
-                            finals.append((batches, max(0, (u - int(op.reach)) * q), (u + 1) * q, name))
-        return finals
+                            first = max(0, (u - int(op.reach)) * unit_positions)
+                            outputs.append(AttentionOutput(batches, first, (u + 1) * unit_positions, name))
+        return outputs
 
-    def attention_inputs(self, variant: str, p0: int, p1: int, batches: range, inputs: Handle,
+    def attention_inputs(self, variant: str, first: int, end: int, batches: range, inputs: TokenRowTasks,
                          backward: bool) -> list[str]:
-        if not self.fine:
-            return [n for blk in inputs for n in blk]
+        """The input tasks a unit of queries at positions [first, end) reads."""
+        if not self.per_tile:
+            return _all_tasks(inputs)
         if variant == "softmax" and not backward:
-            lo, hi = 0, self.S  # scores against every key
+            lo, hi = 0, self.seq_len  # scores against every key
         elif variant == "window" and not backward:
-            lo, hi = max(0, p0 - (p1 - p0)), p1  # its own block and the previous one
+            lo, hi = max(0, first - (end - first)), end  # its own block and the previous one
         else:
-            lo, hi = p0, p1
-        return [n for i in self.blocks_at(lo, hi, batches) for n in inputs[i]]
+            lo, hi = first, end
+        return [name for i in self.blocks_holding(lo, hi, batches) for name in inputs[i]]
 
-    def merge(self, name: str, cols: int, finals: list[Final], group: str) -> Handle:
+    def merge_heads(self, name: str, cols: int, outputs: list[AttentionOutput], group: str) -> TokenRowTasks:
         """Heads back into token rows (a transpose-copy, as ``a.transpose(1, 2).reshape(b, s, d)``)."""
 
         def deps(i: int) -> list[str]:
-            b, p0, n = self.blocks[i]
-            return [f for bs, f0, f1, f in finals if not self.fine or (b in bs and f0 < p0 + n and f1 > p0)]
+            b, first, positions = self.row_blocks[i]
+            return [o.task for o in outputs if not self.per_tile or (
+                b in o.batches and o.first_position < first + positions and o.end_position > first)]
 
-        return self.vec(name, "copy", cols, deps, group)
+        return self.row_op(name, "copy", cols, deps, group)
 
-    # ---- model ---------------------------------------------------------------------------------------------
-    def block(self, layer: int, x: Handle) -> tuple[Handle, dict]:
-        d, dff, g = self.d, self.dff, f"L{layer}"
-        same = lambda h: (lambda i: h[i])  # noqa: E731  block i depends on block i of h
-        L = f"L{layer}"
-        ln1 = self.vec(f"{L}.ln1", "layernorm", d, same(x), g, params=2 * d)
-        qkv = self.gemm(f"{L}.qkv", d, 3 * d, same(ln1), g)
-        split = self.vec(f"{L}.split_heads", "copy", 3 * d, same(qkv), g)
-        finals = self.attention(layer, split, backward=False)
-        merged = self.merge(f"{L}.merge_heads", d, finals, g)
-        proj = self.gemm(f"{L}.proj", d, d, same(merged), g)
-        res1 = self.vec(f"{L}.res1", "add", d, lambda i: proj[i] + x[i], g, inputs=2)
-        ln2 = self.vec(f"{L}.ln2", "layernorm", d, same(res1), g, params=2 * d)
-        up = self.gemm(f"{L}.mlp_up", d, dff, same(ln2), g)
-        act = self.vec(f"{L}.gelu", "gelu", dff, same(up), g)
-        down = self.gemm(f"{L}.mlp_down", dff, d, same(act), g)
-        out = self.vec(f"{L}.res2", "add", d, lambda i: down[i] + res1[i], g, inputs=2)
-        saved = {"x": x, "ln1": ln1, "merged": merged, "res1": res1, "ln2": ln2, "act": act}
-        return out, saved
 
-    def block_backward(self, layer: int, dy: Handle, saved: dict) -> Handle:
-        d, dff, T = self.d, self.dff, self.B * self.S
-        L = f"L{layer}"
-        g = f"{L}.bwd"
-        same = lambda h: (lambda i: h[i])  # noqa: E731
-        flat = lambda *hs: [n for h in hs for blk in h for n in blk]  # noqa: E731
-        d_act = self.gemm(f"{L}.mlp_down.dA", d, dff, same(dy), g)
-        self.weight_grad(f"{L}.mlp_down.dW", dff, T, d, flat(saved["act"], dy), g)
-        d_up = self.vec(f"{L}.gelu.bwd", "gelu_grad", dff, same(d_act), g, inputs=2)
-        d_ln2 = self.gemm(f"{L}.mlp_up.dA", dff, d, same(d_up), g)
-        self.weight_grad(f"{L}.mlp_up.dW", d, T, dff, flat(saved["ln2"], d_up), g)
-        d_res1_branch = self.vec(f"{L}.ln2.bwd", "layernorm_grad", d, same(d_ln2), g, inputs=2, params=2 * d)
-        ln2_params = self.param_grad(f"{L}.ln2.dparams", 2 * d, 2 * d, flat(d_ln2), g)
-        d_res1 = self.vec(f"{L}.res1.bwd", "add", d, lambda i: d_res1_branch[i] + dy[i], g, inputs=2)
-        d_merged = self.gemm(f"{L}.proj.dA", d, d, same(d_res1), g)
-        self.weight_grad(f"{L}.proj.dW", d, T, d, flat(saved["merged"], d_res1), g)
-        d_heads = self.vec(f"{L}.split_dout", "copy", d, same(d_merged), g)
-        finals = self.attention(layer, d_heads, backward=True)
-        d_qkv = self.merge(f"{L}.merge_dqkv", 3 * d, finals, g)
-        d_ln1 = self.gemm(f"{L}.qkv.dA", 3 * d, d, same(d_qkv), g)
-        self.weight_grad(f"{L}.qkv.dW", d, T, 3 * d, flat(saved["ln1"], d_qkv), g)
-        d_x_branch = self.vec(f"{L}.ln1.bwd", "layernorm_grad", d, same(d_ln1), g, inputs=2, params=2 * d)
-        ln1_params = self.param_grad(f"{L}.ln1.dparams", 2 * d, 2 * d, flat(d_ln1), g)
-        self.adam(f"{L}.ln.adam", 4 * d, [ln1_params, ln2_params], g)
-        return self.vec(f"{L}.res0.bwd", "add", d, lambda i: d_x_branch[i] + d_res1[i], g, inputs=2)
+class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
+    """The two ends of the model, which differ by family: a GPT's token embedding and LM head, a ViT's patch
+    embedding and pooled classifier (whose ops act on one row per image, not on token rows)."""
 
-    def lower(self) -> TaskGraph:
-        wl, m = self.wl, self.wl.spec.model
-        training = wl.spec.run.mode == "training"
-        x = self.embed_forward() if m.embeddings else self.vec("input", "copy", self.d, lambda i: [], "input")
-        saved = []
-        for layer in range(m.layers):
-            x, s = self.block(layer, x)
-            saved.append(s)
-        dy = self.head_forward(x, training) if m.embeddings else (
-            self.vec("output", "copy", self.d, lambda i: x[i], "output") if training else x)
-        if training:
-            for layer in reversed(range(m.layers)):
-                dy = self.block_backward(layer, dy, saved[layer])
-            if m.embeddings:
-                self.embed_backward(dy)
-        graph = TaskGraph(self.tasks, name=wl.name, source=wl.source)
-        graph.meta.update(wl.summary())
-        return graph
+    def embed_forward(self) -> TokenRowTasks:
+        d_model, family = self.d_model, self.wl.spec.model.family
+        if family == "gpt":
+            tokens = self.row_op("embed.gather", "copy", d_model, _no_deps, "embed")
+            return self.row_op("embed.pos", "add", d_model, _same_block(tokens), "embed", inputs=2)
+        patches, patch_elements, batch = self.wl.patches, self.wl.patch_elements, self.batch
+        pixels = batch * patches * patch_elements
+        patchify = self.emit("embed.patchify", "copy", (pixels,), pixels, pixels, [], "embed")
+        widths = self.column_tiles(d_model)
+        patch_rows = batch * patches
+        row_tiles = ([min(self.tile_m, patch_rows - r) for r in range(0, patch_rows, self.tile_m)]
+                     if self.per_tile else [patch_rows])
+        patch_tiles = [self.emit(self.label("embed.patch", a, j), "gemm", (rows, patch_elements, width),
+                                 (rows * patch_elements if j == 0 else 0) + (patch_elements * width if a == 0 else 0),
+                                 rows * width, [patchify], "embed")
+                       for a, rows in enumerate(row_tiles) for j, width in enumerate(widths)]
+        return self.row_op("embed.pos", "add", d_model, lambda i: patch_tiles, "embed", inputs=2)
 
-    # ---- embeddings and heads ------------------------------------------------------------------------------
-    def embed_forward(self) -> Handle:
-        d, m = self.d, self.wl.spec.model
-        if m.family == "gpt":
-            tok = self.vec("embed.gather", "copy", d, lambda i: [], "embed")
-            return self.vec("embed.pos", "add", d, lambda i: tok[i], "embed", inputs=2)
-        P, cpp = self.wl.patches, m.channels * m.patch_size ** 2  # type: ignore[operator]
-        B = self.B
-        patches = self.emit("embed.patchify", "copy", (B * P * cpp,), B * P * cpp, B * P * cpp, [], "embed")
-        cols = self.col_tiles(d)
-        prow = [min(self.tm, B * P - r) for r in range(0, B * P, self.tm)] if self.fine else [B * P]
-        self.patch_tiles = [self.emit(self.label("embed.patch", a, j), "gemm", (r, cpp, n),
-                                      (r * cpp if j == 0 else 0) + (cpp * n if a == 0 else 0), r * n, [patches],
-                                      "embed")
-                            for a, r in enumerate(prow) for j, n in enumerate(cols)]
-        return self.vec("embed.pos", "add", d, lambda i: self.patch_tiles, "embed", inputs=2)
+    def head_forward(self, x: TokenRowTasks, training: bool) -> TokenRowTasks:
+        """The head; in training also its backward. Returns the gradient reaching the last layer's output (the
+        logits' rows when not training)."""
+        if self.wl.spec.model.family == "gpt":
+            return self._lm_head(x, training)
+        return self._classifier_head(x, training)
 
-    def head_forward(self, x: Handle, training: bool) -> Handle:
-        d, m = self.d, self.wl.spec.model
-        flat = [n for blk in x for n in blk]
-        if m.family == "gpt":
-            V = m.vocab
-            lnf = self.vec("head.ln", "layernorm", d, lambda i: x[i], "head", params=2 * d)
-            logits = self.gemm("head.lm", d, V, lambda i: lnf[i], "head")  # type: ignore[arg-type]
-            if not training:
-                return logits
-            loss = self.vec("head.loss", "softmax_grad", V, lambda i: logits[i], "head")  # type: ignore[arg-type]
-            d_lnf = self.gemm("head.lm.dA", V, d, lambda i: loss[i], "head")  # type: ignore[arg-type]
-            T = self.B * self.S
-            self.weight_grad("head.lm.dW", d, T, V, [n for h in (lnf, loss) for b in h for n in b], "head")  # type: ignore[arg-type]
-            return self.vec("head.ln.bwd", "layernorm_grad", d, lambda i: d_lnf[i], "head", inputs=2, params=2 * d)
-        # ViT: the class token (or the mean of the tokens) through a layernorm and the classifier.
-        B, C = self.B, m.classes
-        pooled = self.emit("head.pool", "copy" if m.class_token else "reduce", (B * d if m.class_token else
-                           self.B * self.S * d,), B * d if m.class_token else self.B * self.S * d, B * d, flat, "head")
-        lnf = self.emit("head.ln", "layernorm", (B * d,), B * d + 2 * d, B * d, [pooled], "head")
-        logits = self.emit("head.classifier", "gemm", (B, d, C), B * d + d * C, B * C, [lnf], "head")  # type: ignore[arg-type]
+    def _lm_head(self, x: TokenRowTasks, training: bool) -> TokenRowTasks:
+        d_model, vocab = self.d_model, self.wl.vocab
+        lnf = self.row_op("head.ln", "layernorm", d_model, _same_block(x), "head", params=2 * d_model)
+        logits = self.gemm("head.lm", d_model, vocab, _same_block(lnf), "head")
+        if not training:
+            return logits
+        loss = self.row_op("head.loss", "softmax_grad", vocab, _same_block(logits), "head")
+        d_lnf = self.gemm("head.lm.dA", vocab, d_model, _same_block(loss), "head")
+        self.weight_grad("head.lm.dW", d_model, self.batch * self.seq_len, vocab, _all_tasks(lnf, loss), "head")
+        return self.row_op("head.ln.bwd", "layernorm_grad", d_model, _same_block(d_lnf), "head", inputs=2,
+                           params=2 * d_model)
+
+    def _classifier_head(self, x: TokenRowTasks, training: bool) -> TokenRowTasks:
+        """ViT: the class token (or the mean of the tokens) through a layernorm and the classifier."""
+        d, batch, classes = self.d_model, self.batch, self.wl.classes
+        class_token = self.wl.spec.model.class_token
+        pooled_in = batch * d if class_token else batch * self.seq_len * d
+        pooled = self.emit("head.pool", "copy" if class_token else "reduce", (pooled_in,), pooled_in, batch * d,
+                           _all_tasks(x), "head")
+        lnf = self.emit("head.ln", "layernorm", (batch * d,), batch * d + 2 * d, batch * d, [pooled], "head")
+        logits = self.emit("head.classifier", "gemm", (batch, d, classes), batch * d + d * classes,
+                           batch * classes, [lnf], "head")
         if not training:
             return x
-        loss = self.emit("head.loss", "softmax_grad", (B * C,), B * C, B * C, [logits], "head")  # type: ignore[operator]
-        d_ln = self.emit("head.classifier.dA", "gemm", (B, C, d), B * C + C * d, B * d, [loss], "head")  # type: ignore[operator]
-        dw = self.emit("head.classifier.dW", "gemm", (d, B, C), d * B + B * C, d * C, [lnf, loss], "head")  # type: ignore[operator]
-        self.adam("head.classifier.adam", d * C, [dw], "head")  # type: ignore[operator]
-        d_pool = self.emit("head.ln.bwd", "layernorm_grad", (B * d,), 2 * B * d + 2 * d, B * d, [d_ln], "head")
+        loss = self.emit("head.loss", "softmax_grad", (batch * classes,), batch * classes, batch * classes,
+                         [logits], "head")
+        d_ln = self.emit("head.classifier.dA", "gemm", (batch, classes, d), batch * classes + classes * d,
+                         batch * d, [loss], "head")
+        d_weights = self.emit("head.classifier.dW", "gemm", (d, batch, classes), d * batch + batch * classes,
+                              d * classes, [lnf, loss], "head")
+        self.adam("head.classifier.adam", d * classes, [d_weights], "head")
+        d_pool = self.emit("head.ln.bwd", "layernorm_grad", (batch * d,), 2 * batch * d + 2 * d, batch * d, [d_ln],
+                           "head")
         # The gradient reaches the tokens as a full-size tensor (zeros but the class token, or the mean's share).
-        return self.vec("head.pool.bwd", "copy", d, lambda i: [d_pool], "head")
+        return self.row_op("head.pool.bwd", "copy", d, lambda i: [d_pool], "head")
 
-    def embed_backward(self, dy: Handle) -> None:
-        d, m = self.d, self.wl.spec.model
-        flat = [n for blk in dy for n in blk]
-        if m.family == "gpt":
-            V, S = m.vocab, self.S
-            scatter = self.vec("embed.scatter", "add", d, lambda i: dy[i], "embed", inputs=2)
-            pos = self.param_grad("embed.pos.dparams", d, S * d, flat, "embed")
-            self.adam_rows("embed.adam", V, d, [n for blk in scatter for n in blk], "embed")  # type: ignore[arg-type]
-            self.adam("embed.pos.adam", S * d, [pos], "embed")
+    def embed_backward(self, dy: TokenRowTasks) -> None:
+        d_model, seq_len = self.d_model, self.seq_len
+        every = _all_tasks(dy)
+        if self.wl.spec.model.family == "gpt":
+            scatter = self.row_op("embed.scatter", "add", d_model, _same_block(dy), "embed", inputs=2)
+            positions = self.param_grad("embed.pos.dparams", d_model, seq_len * d_model, every, "embed")
+            self.adam_rows("embed.adam", self.wl.vocab, d_model, _all_tasks(scatter), "embed")
+            self.adam("embed.pos.adam", seq_len * d_model, [positions], "embed")
             return
-        P, cpp, B = self.wl.patches, m.channels * m.patch_size ** 2, self.B  # type: ignore[operator]
-        self.weight_grad("embed.patch.dW", cpp, B * P, d, flat, "embed")
-        pos = self.param_grad("embed.pos.dparams", d, self.S * d, flat, "embed")
-        self.adam("embed.pos.adam", self.S * d, [pos], "embed")
+        self.weight_grad("embed.patch.dW", self.wl.patch_elements, self.batch * self.wl.patches, d_model, every,
+                         "embed")
+        positions = self.param_grad("embed.pos.dparams", d_model, seq_len * d_model, every, "embed")
+        self.adam("embed.pos.adam", seq_len * d_model, [positions], "embed")
+
+
+class _Lowering(_Attention, _EmbeddingsAndHeads):
+    """A pre-layernorm transformer layer forward and backward, and the whole model: embeddings, layers, head,
+    then in training the layers' backward passes in reverse and the embeddings' update."""
+
+    def layer_forward(self, layer: int, x: TokenRowTasks) -> tuple[TokenRowTasks, SavedActivations]:
+        d, d_ff = self.d_model, self.d_ff
+        g = f"L{layer}"
+        ln1 = self.row_op(f"{g}.ln1", "layernorm", d, _same_block(x), g, params=2 * d)
+        qkv = self.gemm(f"{g}.qkv", d, 3 * d, _same_block(ln1), g)
+        split = self.row_op(f"{g}.split_heads", "copy", 3 * d, _same_block(qkv), g)
+        outputs = self.attention(layer, split, backward=False)
+        merged = self.merge_heads(f"{g}.merge_heads", d, outputs, g)
+        proj = self.gemm(f"{g}.proj", d, d, _same_block(merged), g)
+        res1 = self.row_op(f"{g}.res1", "add", d, lambda i: proj[i] + x[i], g, inputs=2)
+        ln2 = self.row_op(f"{g}.ln2", "layernorm", d, _same_block(res1), g, params=2 * d)
+        up = self.gemm(f"{g}.mlp_up", d, d_ff, _same_block(ln2), g)
+        act = self.row_op(f"{g}.gelu", "gelu", d_ff, _same_block(up), g)
+        down = self.gemm(f"{g}.mlp_down", d_ff, d, _same_block(act), g)
+        out = self.row_op(f"{g}.res2", "add", d, lambda i: down[i] + res1[i], g, inputs=2)
+        return out, SavedActivations(ln1=ln1, merged=merged, ln2=ln2, act=act)
+
+    def layer_backward(self, layer: int, dy: TokenRowTasks, saved: SavedActivations) -> TokenRowTasks:
+        d, d_ff, tokens = self.d_model, self.d_ff, self.batch * self.seq_len
+        L = f"L{layer}"
+        g = f"{L}.bwd"
+        d_act = self.gemm(f"{L}.mlp_down.dA", d, d_ff, _same_block(dy), g)
+        self.weight_grad(f"{L}.mlp_down.dW", d_ff, tokens, d, _all_tasks(saved.act, dy), g)
+        d_up = self.row_op(f"{L}.gelu.bwd", "gelu_grad", d_ff, _same_block(d_act), g, inputs=2)
+        d_ln2 = self.gemm(f"{L}.mlp_up.dA", d_ff, d, _same_block(d_up), g)
+        self.weight_grad(f"{L}.mlp_up.dW", d, tokens, d_ff, _all_tasks(saved.ln2, d_up), g)
+        d_res1_branch = self.row_op(f"{L}.ln2.bwd", "layernorm_grad", d, _same_block(d_ln2), g, inputs=2,
+                                    params=2 * d)
+        ln2_params = self.param_grad(f"{L}.ln2.dparams", 2 * d, 2 * d, _all_tasks(d_ln2), g)
+        d_res1 = self.row_op(f"{L}.res1.bwd", "add", d, lambda i: d_res1_branch[i] + dy[i], g, inputs=2)
+        d_merged = self.gemm(f"{L}.proj.dA", d, d, _same_block(d_res1), g)
+        self.weight_grad(f"{L}.proj.dW", d, tokens, d, _all_tasks(saved.merged, d_res1), g)
+        d_heads = self.row_op(f"{L}.split_dout", "copy", d, _same_block(d_merged), g)
+        outputs = self.attention(layer, d_heads, backward=True)
+        d_qkv = self.merge_heads(f"{L}.merge_dqkv", 3 * d, outputs, g)
+        d_ln1 = self.gemm(f"{L}.qkv.dA", 3 * d, d, _same_block(d_qkv), g)
+        self.weight_grad(f"{L}.qkv.dW", d, tokens, 3 * d, _all_tasks(saved.ln1, d_qkv), g)
+        d_x_branch = self.row_op(f"{L}.ln1.bwd", "layernorm_grad", d, _same_block(d_ln1), g, inputs=2,
+                                 params=2 * d)
+        ln1_params = self.param_grad(f"{L}.ln1.dparams", 2 * d, 2 * d, _all_tasks(d_ln1), g)
+        self.adam(f"{L}.ln.adam", 4 * d, [ln1_params, ln2_params], g)
+        return self.row_op(f"{L}.res0.bwd", "add", d, lambda i: d_x_branch[i] + d_res1[i], g, inputs=2)
+
+    def lower(self) -> TaskGraph:
+        wl, model = self.wl, self.wl.spec.model
+        training = wl.spec.run.mode == "training"
+        x = self.embed_forward() if model.embeddings else self.row_op("input", "copy", self.d_model, _no_deps,
+                                                                      "input")
+        saved = []
+        for layer in range(model.layers):
+            x, activations = self.layer_forward(layer, x)
+            saved.append(activations)
+        if model.embeddings:
+            dy = self.head_forward(x, training)
+        elif training:
+            dy = self.row_op("output", "copy", self.d_model, _same_block(x), "output")
+        else:
+            dy = x
+        if training:
+            for layer in reversed(range(model.layers)):
+                dy = self.layer_backward(layer, dy, saved[layer])
+            if model.embeddings:
+                self.embed_backward(dy)
+        graph = TaskGraph(self.tasks, name=wl.name, source=wl.source)
+        graph.meta.update(wl.summary().to_dict())
+        return graph
 
 
 def lower(workload: Workload) -> TaskGraph:

@@ -28,7 +28,7 @@ def random_graph(n: int, seed: int = 0, max_deps: int = 3, window: int = 64) -> 
     for i in range(n):
         p = protos[kinds[i]]
         k = min(int(ndeps[i]), i)
-        deps = ()
+        deps: tuple[str, ...] = ()
         if k:
             lo = max(0, i - window)
             picks = np.unique(rng.integers(lo, i, size=k))

@@ -6,15 +6,20 @@ Each record becomes the kernels PyTorch launched, in order on one stream (each d
 ``gpu_calib.py`` wrote them: ``softmax_unfused`` as QK^T, scale, mask, softmax and x V; ``sdpa_flash`` as one
 fused kernel; eager layers kernel after kernel. A training step's backward is derived kernel by kernel (a GEMM's
 backward is two GEMMs; an element-wise op's, one kernel reading the gradient and its saved input).
+
+Sizes come from each record (B, H, S, D, d_model, heads); what the script fixes in its code and its records do
+not carry (the window, the chunk, the MLP's width, the hybrid's split, the concurrency shapes, the dtype) comes
+from one place, ``GPU_CALIB``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +27,37 @@ from .chip import Chip
 from .errors import AccelsimError
 from .graph import TaskGraph, make_task
 from .ops import OPS
+from .vocabulary import DTYPE_BYTES
 
 MIN_MS = 0.05  # records below this are dominated by launch overhead and noise (calibration README)
+
+
+@dataclass(frozen=True)
+class CalibrationScript:
+    """What ``../shared/calibration/gpu_calib.py`` hard-codes in its code and its records do not carry; each value
+    mirrors the script's line cited. Change it here, and only here, if the script changes."""
+
+    #: ``attn_window(q, k, v, w=256)`` (line 102): the ``window256`` variant's window and query block.
+    window: int = 256
+    #: ``attn_linear_chunked(q, k, v, c=64)`` (line 121): the ``linear_chunked`` variant's chunk.
+    chunk: int = 64
+    #: ``"w1": R(dm, 4 * dm)``, ``"w2": R(4 * dm, dm)`` (lines 180 and 193): the layers' MLP hidden width / d_model.
+    mlp_ratio: int = 4
+    #: ``hh = h // 2`` (line 167): a ``hybrid`` layer's first h // 2 heads are windowed, the rest linear.
+    hybrid_window_divisor: int = 2
+    #: ``a, bm = R(8192, 8192), R(8192, 8192)`` (line 210): the concurrency record's GEMM, M x K x N.
+    concurrency_gemm: tuple[int, int, int] = (8192, 8192, 8192)
+    #: ``x = R(65536, 4096)`` (line 211): the concurrency record's softmax input, rows x cols.
+    concurrency_softmax: tuple[int, int] = (65536, 4096)
+    #: ``dt = torch.bfloat16`` on a GPU (line 12; the device record's ``dtype``): every tensor is BF16.
+    dtype: str = "bf16"
+
+    def window_heads(self, heads: int) -> int:
+        """Heads of a hybrid layer that use windowed attention."""
+        return heads // self.hybrid_window_divisor
+
+
+GPU_CALIB = CalibrationScript()
 
 
 @dataclass
@@ -80,7 +114,7 @@ def _attention(st: _Stream, variant: str, B: int, H: int, S: int, D: int) -> Non
     elif variant == "sdpa_flash":
         st.k("flash_attn_causal", (G, S, D))
     elif variant == "window256":
-        w = 256
+        w = GPU_CALIB.window
         nb = S // w
         for _ in range(2):  # kp, vp: zeros for block 0, then a strided copy of the shifted blocks
             st.k("copy", (G * w * D,), 0, G * w * D)
@@ -96,7 +130,7 @@ def _attention(st: _Stream, variant: str, B: int, H: int, S: int, D: int) -> Non
         st.row("softmax", G * S, 2 * w)
         st.k("bmm", (G * nb, w, 2 * w, D))
     elif variant == "linear_chunked":
-        c = 64
+        c = GPU_CALIB.chunk
         n = S // c
         st_el = G * n * D * D
         for _ in range(2):  # phi(q), phi(k): elu, then + 1
@@ -140,15 +174,18 @@ def _attention(st: _Stream, variant: str, B: int, H: int, S: int, D: int) -> Non
 
 
 def _layer(st: _Stream, variant: str, B: int, S: int, dm: int, h: int) -> None:
+    """gpu_calib.py's ``layer_fn``: a pre-layernorm block, with the attention its variant names."""
     T = B * S
+    hidden = GPU_CALIB.mlp_ratio * dm
     st.row("layernorm", T, dm)
     st.k("gemm", (T, dm, 3 * dm))
     if variant != "sdpa_flash":  # q, k, v are strided views of the QKV output; eager ops copy them first
         for _ in range(3):
             st.vec("strided_copy", T * dm // 3 if variant == "hybrid" else T * dm)
     if variant == "hybrid":
-        _attention(st, "window256", B, h // 2, S, dm // h)
-        _attention(st, "linear_chunked", B, h - h // 2, S, dm // h)
+        windowed = GPU_CALIB.window_heads(h)
+        _attention(st, "window256", B, windowed, S, dm // h)
+        _attention(st, "linear_chunked", B, h - windowed, S, dm // h)
         st.vec("strided_copy", T * dm)  # torch.cat of the two halves along the heads
     else:
         _attention(st, variant, B, h, S, dm // h)
@@ -157,9 +194,9 @@ def _layer(st: _Stream, variant: str, B: int, S: int, dm: int, h: int) -> None:
     st.k("gemm", (T, dm, dm))
     st.vec("add", T * dm, inputs=2)
     st.row("layernorm", T, dm)
-    st.k("gemm", (T, dm, 4 * dm))
-    st.vec("gelu", T * 4 * dm)
-    st.k("gemm", (T, 4 * dm, dm))
+    st.k("gemm", (T, dm, hidden))
+    st.vec("gelu", T * hidden)
+    st.k("gemm", (T, hidden, dm))
     st.vec("add", T * dm, inputs=2)
 
 
@@ -239,8 +276,10 @@ def lower_record(rec: dict) -> TaskGraph:
 
 def _graph(kernels: list[Kernel], name: str) -> TaskGraph:
     names = [f"k{i}.{k.op}" for i, k in enumerate(kernels)]
-    tasks = [make_task(names[i], k.op, k.shape, bytes_read=None if k.reads is None else 2 * k.reads,
-                       bytes_written=None if k.writes is None else 2 * k.writes, deps=names[i - 1:i])
+    size = DTYPE_BYTES[GPU_CALIB.dtype]
+    tasks = [make_task(names[i], k.op, k.shape, dtype=GPU_CALIB.dtype,
+                       bytes_read=None if k.reads is None else size * k.reads,
+                       bytes_written=None if k.writes is None else size * k.writes, deps=names[i - 1:i])
              for i, k in enumerate(kernels)]
     return TaskGraph(tasks, name=name, source="<measurement>")
 
@@ -269,21 +308,80 @@ def predict_ms(chip: Chip, graph: TaskGraph) -> float:
     return run(chip, graph, "naive").latency_us / 1e3
 
 
-def concurrency(chip: Chip, rec: dict) -> dict[str, float]:
-    """The concurrency record: an 8192^3 GEMM and a 65536 x 4096 softmax, alone, in a row and on two streams."""
+@dataclass(frozen=True)
+class Concurrency:
+    """The concurrency record, predicted (ms) next to what was measured."""
+
+    gemm_ms: float
+    softmax_ms: float
+    serial_ms: float
+    two_streams_ms: float
+    measured_two_streams_ms: float
+    measured_serial_ms: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def concurrency(chip: Chip, rec: Mapping[str, Any]) -> Concurrency:
+    """The concurrency record: a GEMM and a softmax (GPU_CALIB's shapes), alone, in a row and on two streams."""
     from . import run
 
-    gemm = make_task("gemm", "gemm", (8192, 8192, 8192))
-    soft = make_task("softmax", "softmax", (65536, 4096))
+    gemm = make_task("gemm", "gemm", GPU_CALIB.concurrency_gemm, dtype=GPU_CALIB.dtype)
+    soft = make_task("softmax", "softmax", GPU_CALIB.concurrency_softmax, dtype=GPU_CALIB.dtype)
     alone = {t.name: run(chip, TaskGraph([t]), "naive").latency_us / 1e3 for t in (gemm, soft)}
-    after = make_task("softmax", "softmax", (65536, 4096), deps=["gemm"])
+    after = make_task("softmax", "softmax", GPU_CALIB.concurrency_softmax, dtype=GPU_CALIB.dtype, deps=["gemm"])
     serial = run(chip, TaskGraph([gemm, after]), "naive").latency_us / 1e3
     both = run(chip, TaskGraph([gemm, soft]), "naive").latency_us / 1e3
-    return {"gemm_ms": alone["gemm"], "softmax_ms": alone["softmax"], "serial_ms": serial, "two_streams_ms": both,
-            "measured_two_streams_ms": rec["two_streams_ms"], "measured_serial_ms": rec["serial_ms"]}
+    return Concurrency(gemm_ms=alone["gemm"], softmax_ms=alone["softmax"], serial_ms=serial, two_streams_ms=both,
+                       measured_two_streams_ms=rec["two_streams_ms"], measured_serial_ms=rec["serial_ms"])
 
 
-def validate(chip: Chip, records: list[dict]) -> dict[str, object]:
+@dataclass(frozen=True)
+class Prediction:
+    """One measured record (as read, every key kept) with its predicted latency."""
+
+    record: Mapping[str, Any]
+    measured_ms: float
+    predicted_ms: float
+    rel_error: float  # predicted / measured - 1
+
+    @property
+    def kind(self) -> str:
+        return str(self.record["kind"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's keys, then measured_ms, predicted_ms and rel_error (the JSON ``validate`` prints)."""
+        return {**self.record, "measured_ms": self.measured_ms, "predicted_ms": self.predicted_ms,
+                "rel_error": self.rel_error}
+
+
+@dataclass(frozen=True)
+class ErrorStats:
+    """|error| statistics over the records of one kind (or all of them) of at least MIN_MS."""
+
+    records: int
+    median_abs_error: float
+    p90_abs_error: float
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Predicted against measured milliseconds for every record a chip profile was checked on."""
+
+    chip: str
+    records: tuple[Prediction, ...]
+    summary: Mapping[str, ErrorStats]  # by record kind, then "overall"
+    concurrency: Concurrency | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON ``accelsim validate --json`` prints."""
+        return {"chip": self.chip, "records": [r.to_dict() for r in self.records],
+                "summary": {kind: asdict(stats) for kind, stats in self.summary.items()},
+                "concurrency": None if self.concurrency is None else self.concurrency.to_dict()}
+
+
+def validate(chip: Chip, records: list[dict]) -> Validation:
     """Predicted against measured milliseconds per record, and |error| statistics over records >= MIN_MS."""
     rows = []
     conc = None
@@ -293,18 +391,18 @@ def validate(chip: Chip, records: list[dict]) -> dict[str, object]:
         if rec.get("kind") not in MEASURED:
             continue
         pred = predict_ms(chip, lower_record(rec))
-        rows.append({**rec, "measured_ms": rec["ms"], "predicted_ms": round(pred, 5),
-                     "rel_error": round(pred / rec["ms"] - 1, 4)})
-    return {"chip": chip.name, "records": rows, "summary": summarize(rows), "concurrency": conc}
+        rows.append(Prediction(rec, measured_ms=rec["ms"], predicted_ms=round(pred, 5),
+                               rel_error=round(pred / rec["ms"] - 1, 4)))
+    return Validation(chip=chip.name, records=tuple(rows), summary=summarize(rows), concurrency=conc)
 
 
-def summarize(rows: list[dict]) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
-    kinds = sorted({r["kind"] for r in rows})
+def summarize(rows: Sequence[Prediction]) -> dict[str, ErrorStats]:
+    out: dict[str, ErrorStats] = {}
+    kinds = sorted({r.kind for r in rows})
     for kind in [*kinds, "overall"]:
-        errs = np.array([abs(r["rel_error"]) for r in rows
-                         if r["measured_ms"] >= MIN_MS and (kind == "overall" or r["kind"] == kind)])
+        errs = np.array([abs(r.rel_error) for r in rows
+                         if r.measured_ms >= MIN_MS and (kind == "overall" or r.kind == kind)])
         if len(errs):
-            out[kind] = {"records": int(len(errs)), "median_abs_error": round(float(np.median(errs)), 4),
-                         "p90_abs_error": round(float(np.percentile(errs, 90)), 4)}
+            out[kind] = ErrorStats(records=int(len(errs)), median_abs_error=round(float(np.median(errs)), 4),
+                                   p90_abs_error=round(float(np.percentile(errs, 90)), 4))
     return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NoReturn
 
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
@@ -74,6 +74,36 @@ class WorkloadSpec:
     description: str = ""
 
 
+def _given(value: int | None, key: str) -> int:
+    """A field ``_check`` requires for this family (so never None on a loaded workload)."""
+    if value is None:
+        raise AccelsimError("required for this model family", key=key)
+    return value
+
+
+@dataclass(frozen=True)
+class WorkloadSummary:
+    """The headline figures of a workload (``accelsim workloads``, a lowered graph's ``meta``)."""
+
+    name: str
+    family: str
+    layers: int
+    d_model: int
+    heads: int
+    d_head: int
+    d_ff: int
+    seq_len: int
+    batch: int
+    dtype: str
+    mode: str
+    attention: str
+    granularity: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The keys and values ``accelsim workloads --json`` prints."""
+        return dataclasses.asdict(self)
+
+
 @dataclass(frozen=True)
 class Workload:
     """A validated workload with its derived sizes."""
@@ -96,15 +126,34 @@ class Workload:
 
     @property
     def patches(self) -> int:
+        """vit: patches per image; gpt: 0."""
         m = self.spec.model
-        return (m.image_size // m.patch_size) ** 2 if m.family == "vit" else 0  # type: ignore[operator]
+        if m.family != "vit":
+            return 0
+        return (_given(m.image_size, "model.image_size") // _given(m.patch_size, "model.patch_size")) ** 2
+
+    @property
+    def patch_elements(self) -> int:
+        """vit: input elements per patch (channels x patch_size^2)."""
+        m = self.spec.model
+        return m.channels * _given(m.patch_size, "model.patch_size") ** 2
+
+    @property
+    def vocab(self) -> int:
+        """gpt with embeddings: the LM head's size."""
+        return _given(self.spec.model.vocab, "model.vocab")
+
+    @property
+    def classes(self) -> int:
+        """vit with embeddings: the classifier's size."""
+        return _given(self.spec.model.classes, "model.classes")
 
     @property
     def seq_len(self) -> int:
         m, r = self.spec.model, self.spec.run
         if m.family == "vit":
             return self.patches + (1 if m.class_token else 0)
-        return r.seq_len  # type: ignore[return-value]
+        return _given(r.seq_len, "run.seq_len")
 
     @property
     def tokens(self) -> int:
@@ -123,18 +172,18 @@ class Workload:
     def causal(self) -> bool:
         return self.spec.model.family == "gpt"
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> WorkloadSummary:
         m, r, a = self.spec.model, self.spec.run, self.spec.attention
-        return {"name": self.name, "family": m.family, "layers": m.layers, "d_model": m.d_model, "heads": m.heads,
-                "d_head": self.d_head, "d_ff": self.d_ff, "seq_len": self.seq_len, "batch": r.batch,
-                "dtype": r.dtype, "mode": r.mode, "attention": a.variant,
-                "granularity": self.spec.lowering.granularity}
+        return WorkloadSummary(name=self.name, family=m.family, layers=m.layers, d_model=m.d_model, heads=m.heads,
+                               d_head=self.d_head, d_ff=self.d_ff, seq_len=self.seq_len, batch=r.batch,
+                               dtype=r.dtype, mode=r.mode, attention=a.variant,
+                               granularity=self.spec.lowering.granularity)
 
 
 def _check(spec: WorkloadSpec, source: str) -> None:
     m, r, a = spec.model, spec.run, spec.attention
 
-    def fail(key: str, msg: str) -> None:
+    def fail(key: str, msg: str) -> NoReturn:
         raise AccelsimError(msg, source=source, key=key)
 
     if m.d_model % m.heads:
@@ -153,7 +202,7 @@ def _check(spec: WorkloadSpec, source: str) -> None:
     else:
         if m.image_size is None or m.patch_size is None:
             fail("model.image_size" if m.image_size is None else "model.patch_size", "required for a vit model")
-        if m.image_size % m.patch_size:  # type: ignore[operator]
+        if m.image_size % m.patch_size:
             fail("model.image_size", f"image_size {m.image_size} is not divisible by patch_size {m.patch_size}")
         if m.embeddings and m.classes is None:
             fail("model.classes", "required for a vit model with embeddings")

@@ -19,7 +19,9 @@ H200 = read_records(DATA / "h200.jsonl")
 
 
 def test_records_lower_to_the_kernels_their_code_launched():
-    ops = lambda rec: [t.op for t in lower_record(rec).tasks]  # noqa: E731
+    def ops(rec):
+        return [t.op for t in lower_record(rec).tasks]
+
     base = {"kind": "attention", "B": 2, "H": 2, "S": 512, "D": 64}
     # masked_fill out of place is a clone then a strided fill; the mask itself is two small kernels
     assert ops({**base, "variant": "softmax_unfused"}) == ["bmm", "scale", "copy", "copy", "copy", "masked_fill",
@@ -70,15 +72,16 @@ def test_a_scan_pays_one_pipeline_latency_per_step():
 def test_tensor_and_cuda_cores_do_not_overlap_but_gaudi_engines_do():
     rec = next(r for r in H200 if r["kind"] == "concurrency")
     gpu = concurrency(accelsim.load_chip("h200"), rec)
-    assert gpu["two_streams_ms"] == pytest.approx(gpu["serial_ms"])  # as measured: 2.30 against 2.35 ms
+    assert gpu.two_streams_ms == pytest.approx(gpu.serial_ms)  # as measured: 2.30 against 2.35 ms
     gaudi = concurrency(accelsim.load_chip("gaudi2"), rec)
-    assert gaudi["two_streams_ms"] < 0.9 * gaudi["serial_ms"]
+    assert gaudi.two_streams_ms < 0.9 * gaudi.serial_ms
 
 
 def test_the_shipped_h200_parameters_are_what_fit_gives():
     result = fit("h200", H200)
     profile = read_toml(accelsim.resources.resolve("h200", "chips"))
-    for key, value in result["parameters"].items():
+    assert result.chip == str(accelsim.resources.resolve("h200", "chips"))
+    for key, value in result.parameters.items():
         node = profile
         for part in key.split("."):
             node = node[part]
@@ -94,10 +97,10 @@ def test_the_shipped_h200_parameters_are_what_fit_gives():
 ])
 def test_validation_meets_the_accuracy_target(chip, measurements, records):
     # The target: median |error| <= 10% and 90th percentile <= 25% over records of at least 0.05 ms.
-    summary = validate(accelsim.load_chip(chip), read_records(DATA / measurements))["summary"]
-    assert summary["overall"]["records"] == records
-    assert summary["overall"]["median_abs_error"] <= 0.10
-    assert summary["overall"]["p90_abs_error"] <= 0.25
+    overall = validate(accelsim.load_chip(chip), read_records(DATA / measurements)).summary["overall"]
+    assert overall.records == records
+    assert overall.median_abs_error <= 0.10
+    assert overall.p90_abs_error <= 0.25
 
 
 def test_validate_command_json(capsys):
