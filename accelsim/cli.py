@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TypeVar
 
 from . import run as run_graph
 from .analytic import analytic_counts
@@ -20,9 +19,7 @@ from .registry import get_scheduler, load_plugin, scheduler_names
 from .report import chips_report, compare_report, run_report, table
 from .resources import shipped_names
 from .trace import write_chrome_trace
-from .workload import load_workload
-
-T = TypeVar("T")
+from .workload import WorkloadSummary, load_workload
 
 
 def _add_inputs(sp: argparse.ArgumentParser, chip_help: str) -> None:
@@ -178,14 +175,14 @@ def _cmd_sweep_plot(args: argparse.Namespace) -> None:
 class WorkloadListing:
     """One line of ``accelsim workloads``: the workload's summary (workload.py's keys) and what lowering gives."""
 
-    summary: dict[str, object]
+    summary: WorkloadSummary
     flops: int
     bytes: int
     tasks: int
     description: str
 
     def to_json(self) -> dict[str, object]:
-        return {**self.summary, "flops": self.flops, "bytes": self.bytes, "tasks": self.tasks,
+        return {**self.summary.to_dict(), "flops": self.flops, "bytes": self.bytes, "tasks": self.tasks,
                 "description": self.description}
 
 
@@ -200,7 +197,7 @@ def _cmd_workloads(args: argparse.Namespace) -> None:
         return
     columns = ("name", "layers", "d_model", "heads", "seq_len", "batch", "attention", "mode")
     print(table(["workload", "layers", "d_model", "heads", "seq", "batch", "attention", "mode", "GFLOP", "tasks"],
-                [(*(w.summary[c] for c in columns), round(w.flops / 1e9), w.tasks) for w in listings]))
+                [(*(getattr(w.summary, c) for c in columns), round(w.flops / 1e9), w.tasks) for w in listings]))
 
 
 def _cmd_chips(args: argparse.Namespace) -> None:
@@ -239,10 +236,10 @@ def _cmd_validate(args: argparse.Namespace) -> None:
 
     result = validate(load_chip(args.chip), read_records(args.measurements))
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result.to_dict()))
         return
     rows = []
-    for r in _part(result, "records", list):
+    for r in (p.to_dict() for p in result.records):
         what = r.get("variant") or r.get("op") or "x".join(str(r[k]) for k in ("B", "M", "K", "N") if k in r)
         size = ", ".join(f"{k}={r[k]}" for k in ("B", "H", "S", "D", "rows", "cols", "d_model") if k in r)
         rows.append((r["kind"], what, size, f"{r['measured_ms']:.4f}", f"{r['predicted_ms']:.4f}",
@@ -250,21 +247,13 @@ def _cmd_validate(args: argparse.Namespace) -> None:
     print(table(["kind", "what", "size", "measured ms", "predicted ms", "error", ""], rows))
     print(f"\n|error| over records of at least {MIN_MS} ms")
     print(table(["kind", "records", "median", "90th percentile"],
-                [(k, v["records"], f"{v['median_abs_error']:.1%}", f"{v['p90_abs_error']:.1%}")
-                 for k, v in _part(result, "summary", dict).items()]))
-    conc = result.get("concurrency")
-    if isinstance(conc, dict) and conc:
-        print(f"\nconcurrency: GEMM {conc['gemm_ms']:.2f} ms + softmax {conc['softmax_ms']:.2f} ms; in a row "
-              f"{conc['serial_ms']:.2f} ms, on two streams {conc['two_streams_ms']:.2f} ms predicted "
-              f"(measured {conc['measured_serial_ms']:.2f} and {conc['measured_two_streams_ms']:.2f} ms)")
-
-
-def _part(result: Mapping[str, object], key: str, kind: type[T]) -> T:
-    """``result[key]`` checked to be a ``kind`` (validation and fit return loosely typed dicts)."""
-    value = result[key]
-    if not isinstance(value, kind):
-        raise TypeError(f"{key!r}: expected {kind.__name__}, got {type(value).__name__}")
-    return value
+                [(k, v.records, f"{v.median_abs_error:.1%}", f"{v.p90_abs_error:.1%}")
+                 for k, v in result.summary.items()]))
+    conc = result.concurrency
+    if conc:
+        print(f"\nconcurrency: GEMM {conc.gemm_ms:.2f} ms + softmax {conc.softmax_ms:.2f} ms; in a row "
+              f"{conc.serial_ms:.2f} ms, on two streams {conc.two_streams_ms:.2f} ms predicted "
+              f"(measured {conc.measured_serial_ms:.2f} and {conc.measured_two_streams_ms:.2f} ms)")
 
 
 def _cmd_fit(args: argparse.Namespace) -> None:
@@ -273,11 +262,11 @@ def _cmd_fit(args: argparse.Namespace) -> None:
 
     result = fit(args.chip, read_records(args.measurements))
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result.to_dict()))
         return
-    print(f"# fitted to {result['records']} records of {args.measurements}: median |error| "
-          f"{result['median_abs_error']:.1%} ({result['evaluations']} evaluations); paste into {result['chip']}")
-    for key, value in _part(result, "parameters", dict).items():
+    print(f"# fitted to {result.records} records of {args.measurements}: median |error| "
+          f"{result.median_abs_error:.1%} ({result.evaluations} evaluations); paste into {result.chip}")
+    for key, value in result.parameters.items():
         print(f"{key} = {value}")
 
 
