@@ -17,6 +17,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .config import STRICT, NonNegInt, PosFloat, PosInt, build, read_toml
 from .errors import AccelsimError
+from .ops import OPS
 from .resources import resolve
 from .units import EngineUnits
 from .vocabulary import Dtype
@@ -293,8 +294,6 @@ def chip_from_dict(data: dict, source: str = "<dict>") -> Chip:
             raise AccelsimError("needs at least one dtype", source=source, key=f"engines.{gname}.macs_per_cycle")
         if isinstance(g, VectorEngines) and not g.lanes:
             raise AccelsimError("needs at least one dtype", source=source, key=f"engines.{gname}.lanes")
-    from .ops import OPS  # local import: ops knows nothing of chips
-
     for op in spec.vector_instructions:
         if op not in OPS:
             raise AccelsimError(

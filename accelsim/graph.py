@@ -6,6 +6,7 @@ of when or where it runs. That is for the scheduler and the simulation.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -113,8 +114,6 @@ class TaskGraph:
     @cached_property
     def topo_order(self) -> list[int]:
         """A topological order that keeps the given order wherever dependencies allow (Kahn, smallest first)."""
-        import heapq
-
         if all(p < i for i, ps in enumerate(self.preds) for p in ps):
             return list(range(len(self.tasks)))  # already in order (the lowering emits graphs this way)
         indeg = [len(p) for p in self.preds]
