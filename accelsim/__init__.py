@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from . import policies  # registers the built-in schedulers by name
 from .chip import Chip, chip_from_dict, load_chip
+from .compiler import compile_graph
 from .costs import CostTable, compute_cycles, estimate_cycles
 from .errors import AccelsimError
 from .graph import Task, TaskGraph, graph_from_dict, load_graph, make_task
 from .registry import Scheduler, get_scheduler, register, scheduler_names
 from .results import Results
+from .runner import run
 from .schedule import Schedule
 from .simulation import simulate
 from .systolic import split_gemm_cycles, systolic_cycles
@@ -19,17 +21,8 @@ from .systolic import split_gemm_cycles, systolic_cycles
 __version__ = "0.1.0"
 
 
-def run(chip: Chip | str, graph: TaskGraph, scheduler: str | Scheduler = "first-free") -> Results:
-    """Schedule ``graph`` on ``chip`` with the named policy and simulate it."""
-    chip = load_chip(chip) if isinstance(chip, str) else chip
-    policy = get_scheduler(scheduler)
-    costs = CostTable.build(graph, chip)
-    schedule = policy.schedule(graph, chip, costs)
-    return simulate(graph, chip, schedule, costs)
-
-
 __all__ = [
-    "AccelsimError", "Chip", "CostTable", "Results", "Schedule", "Scheduler", "Task", "TaskGraph",
+    "AccelsimError", "Chip", "CostTable", "compile_graph", "Results", "Schedule", "Scheduler", "Task", "TaskGraph",
     "chip_from_dict", "compute_cycles", "estimate_cycles", "get_scheduler", "graph_from_dict", "load_chip",
     "load_graph", "make_task", "policies", "register", "run", "scheduler_names", "simulate", "split_gemm_cycles",
     "systolic_cycles",

@@ -3,7 +3,8 @@
 - critical path: the longest dependency chain with every task on its fastest allowed engine, running alone;
 - area: the LP  min T  s.t.  sum_t x_tg p_tg <= n_g T  for each engine group g,  sum_g x_tg = 1,  x >= 0
   (work may be split fractionally over groups: a relaxation, hence a bound);
-- memory: all bytes through HBM at its full bandwidth.
+- memory: every byte that must go through HBM (all but what the compiler planned on chip), as costed at its full
+  bandwidth.
 
 Every bound uses uncontended durations, which the simulation never beats, so each is a valid bound on the
 simulated latency (up to one cycle of rounding in the memory bound).
@@ -71,5 +72,5 @@ def lower_bound(graph: TaskGraph, chip: Chip, costs: CostTable | None = None) ->
     costs = costs if costs is not None else CostTable.build(graph, chip)
     cp = critical_path(graph, costs)
     area = area_bound(chip, costs)
-    memory = int(graph.total_bytes // chip.hbm_bytes_per_cycle)
+    memory = int(int(costs.stream.sum()) // chip.hbm_bytes_per_cycle)
     return LowerBound(max(cp, area, memory), cp, area, memory)

@@ -93,9 +93,6 @@ class VectorEngines:
     vector_issue_per_cycle: PosInt = 1
     pipeline_latency_cycles: NonNegInt = 4
     local_memory_kb: PosInt | None = None
-    #: A row op (softmax, layernorm, reductions) whose rows are longer than this cannot keep a row on chip and
-    #: re-reads its input from HBM on each dependent pass. None: rows always fit.
-    row_buffer_elements: PosInt | None = None
     clock_ghz: PosFloat | None = None
     shared_unit: str | None = None
 
@@ -116,21 +113,43 @@ EngineSpec = Annotated[MatrixEngineSpec | VectorEngines | DmaEngines, Field(disc
 
 @pydantic_dataclass(config=STRICT)
 class MemorySpec:
-    """HBM and on-chip SRAM. HBM bandwidth is shared by every task that streams from it.
+    """HBM and on-chip SRAM. HBM bandwidth is shared by every task that streams from it, SRAM bandwidth (where
+    set) by every task that reads or writes a tensor kept on chip.
 
-    A stream of b bytes moves as if it were ``(b + bandwidth_half_bytes) / bandwidth_efficiency`` bytes at the
-    full rate: at most ``bandwidth_efficiency`` of the peak is reached, and a stream of ``bandwidth_half_bytes``
-    gets half of that (start-up costs). A stream with strided or broadcast operands (OpSpec.strided) reaches
-    ``strided_bandwidth_efficiency`` instead, where set: narrow, scattered accesses waste part of each DRAM burst.
-    All default to the ideal (1, 0, unset); GPU profiles fit them."""
+    A stream of b bytes moves as if it were ``b / bandwidth_efficiency`` bytes at the full rate: at most
+    ``bandwidth_efficiency`` of the peak is reached. A stream with strided or broadcast operands (OpSpec.strided)
+    reaches ``strided_bandwidth_efficiency`` instead, where set: narrow, scattered accesses waste part of each
+    DRAM burst. Both default to the ideal; GPU profiles fit them."""
 
     hbm_gb: PosFloat
     hbm_bandwidth_gbps: PosFloat
     sram_mb: PosFloat
     sram_bandwidth_gbps: PosFloat | None = None
     bandwidth_efficiency: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0
-    bandwidth_half_bytes: NonNegInt = 0
     strided_bandwidth_efficiency: Annotated[float, Strict(), Field(gt=0, le=1)] | None = None
+
+
+@pydantic_dataclass(config=STRICT)
+class CompilerSpec:
+    """How the chip's graph compiler maps a task graph onto its engines (accelsim.compiler). The defaults are an
+    eager GPU runtime's: one kernel per op (which spreads itself over the SMs), no fusion, nothing kept on chip
+    between kernels, no prefetch."""
+
+    #: Split each op over every engine of the kind that runs it, as Gaudi's graph compiler spreads a GEMM over all
+    #: MMEs and a TPC kernel over all TPCs. False: one task per op.
+    split_over_engines: bool = False
+    #: With split_over_engines: cut each op into at least this many parts, so that a consumer can start on the
+    #: first parts while the producer works on the rest (Gaudi's compiler slices GEMMs to pipeline MME and TPC).
+    slices: PosInt = 1
+    #: Fuse chains of element-wise and row ops into one vector kernel whose intermediates never leave the chip.
+    fuse_vector_chains: bool = False
+    #: Keep an op's output in SRAM until its consumers have read it, when it fits (short-lived tensors first).
+    keep_on_chip: bool = False
+    #: The fraction of SRAM the compiler may give to tensors kept on chip (the rest: code, scratch, reserves).
+    on_chip_fraction: Annotated[float, Strict(), Field(gt=0, le=1)] = 0.5
+    #: Load each matrix op's weights into SRAM on the DMA engines this many matrix ops ahead (0: the op streams its
+    #: weights itself). Needs DMA engines.
+    prefetch_depth: NonNegInt = 0
 
 
 @pydantic_dataclass(config=STRICT)
@@ -148,6 +167,7 @@ class ChipSpec:
     description: str = ""
     #: Optional per-op override of the vector instruction counts in accelsim.ops (op name -> instructions/element).
     vector_instructions: dict[str, PosFloat] = field(default_factory=dict)
+    compiler: CompilerSpec = field(default_factory=CompilerSpec)
 
 
 @dataclass(frozen=True)
@@ -221,9 +241,18 @@ class Chip:
         efficiency = mem.bandwidth_efficiency
         if strided and mem.strided_bandwidth_efficiency is not None:
             efficiency = mem.strided_bandwidth_efficiency
-        if not nbytes or (efficiency == 1.0 and not mem.bandwidth_half_bytes):
-            return nbytes
-        return math.ceil((nbytes + mem.bandwidth_half_bytes) / efficiency)
+        return nbytes if efficiency == 1.0 else math.ceil(nbytes / efficiency)
+
+    @property
+    def sram_bytes_per_cycle(self) -> float | None:
+        """On-chip SRAM bandwidth in bytes per chip cycle, where the profile gives it."""
+        gbps = self.spec.memory.sram_bandwidth_gbps
+        return None if gbps is None else gbps / self.spec.clock_ghz
+
+    @property
+    def on_chip_capacity(self) -> int:
+        """Bytes of SRAM the compiler may keep tensors in (CompilerSpec.on_chip_fraction of it)."""
+        return int(self.spec.memory.sram_mb * 1e6 * self.spec.compiler.on_chip_fraction)
 
     def group_clock_ghz(self, group: EngineGroup) -> float:
         return group.spec.clock_ghz or self.spec.clock_ghz

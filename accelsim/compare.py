@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from .bounds import LowerBound, lower_bound
 from .chip import Chip
+from .compiler import compile_graph
 from .costs import CostTable
 from .graph import TaskGraph
 from .registry import Scheduler, get_scheduler
@@ -74,7 +75,9 @@ class Comparison:
 
 
 def compare(chip: Chip, graph: TaskGraph, schedulers: Sequence[str | Scheduler]) -> Comparison:
-    """Schedule and simulate ``graph`` with each scheduler; the cost table and bound are computed once."""
+    """Compile ``graph`` for ``chip``, then schedule and simulate it with each scheduler; the compiled graph, the
+    cost table and the bound are computed once."""
+    graph = compile_graph(graph, chip).graph
     costs = CostTable.build(graph, chip)
     results = []
     for name in schedulers:

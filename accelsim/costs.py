@@ -25,6 +25,7 @@ from .chip import (
 )
 from .errors import AccelsimError
 from .graph import Task, TaskGraph
+from .onchip import OnChipPlan
 from .ops import OPS, Gemm
 from .systolic import systolic_cycles
 
@@ -69,14 +70,17 @@ def tiled_cycles(gemms: tuple[Gemm, ...], spec: TiledMatrixEngines, macs: int) -
 
 
 def vector_engine_cycles(task: Task, spec: VectorEngines, overrides: dict[str, float] | None = None) -> int:
-    """SIMD cycles: instructions over lanes and issue width, plus the pipeline latency of each dependent pass."""
-    op_spec = OPS[task.op]
+    """SIMD cycles: instructions over lanes and issue width, plus the pipeline latency of each dependent pass. A
+    fused kernel issues its ops' instructions one after the other and pays each op's passes."""
     lanes = cast(dict[str, int], spec.lanes).get(task.dtype)
-    if op_spec.category == "dma" or lanes is None:
+    if OPS[task.op].category == "dma" or lanes is None:
         return INFEASIBLE
-    instructions = op_spec.instructions(task.shape, (overrides or {}).get(task.op))
+    instructions, steps = 0.0, 0
+    for op, shape in (*task.fused, (task.op, task.shape)):
+        op_spec = OPS[op]
+        instructions += op_spec.instructions(shape, (overrides or {}).get(op))
+        steps += shape[0] if op_spec.scan else op_spec.dependent_steps
     issue = math.ceil(instructions / (lanes * spec.vector_issue_per_cycle))
-    steps = task.shape[0] if op_spec.scan else op_spec.dependent_steps
     return issue + spec.pipeline_latency_cycles * steps
 
 
@@ -103,62 +107,63 @@ def compute_cycles(task: Task, group: EngineGroup, chip: Chip) -> int:
     return math.ceil(own * chip.clock_ghz / spec.clock_ghz)
 
 
-def stream_bytes(task: Task, group: EngineGroup, chip: Chip) -> int:
-    """Bytes a task streams through HBM on an engine of ``group``, as costed at the full HBM rate: its traffic,
-    with the input re-read on every pass of a row op whose rows do not fit the engine's row buffer, then the
-    memory's efficiency (the strided one for an op with strided operands) and start-up cost (MemorySpec)."""
-    spec = group.spec
-    traffic = task.bytes
-    if isinstance(spec, VectorEngines) and spec.row_buffer_elements and len(task.shape) >= 2:
-        passes = OPS[task.op].row_passes
-        if passes > 1 and task.shape[-1] > spec.row_buffer_elements:
-            traffic = task.bytes_read * passes + task.bytes_written
-    return chip.stream_bytes(traffic, OPS[task.op].strided)
+def stream_bytes(task: Task, chip: Chip, nbytes: int | None = None) -> int:
+    """Bytes a task streams through HBM as costed at the full HBM rate: ``nbytes`` of its traffic (default: all of
+    it) at the memory's efficiency, the strided one for an op with strided operands (MemorySpec)."""
+    return chip.stream_bytes(task.bytes if nbytes is None else nbytes, OPS[task.op].strided)
 
 
 def estimate_cycles(task: Task, group: EngineGroup, chip: Chip) -> int:
-    """Uncontended duration: roofline of (dispatch + compute) and HBM traffic. -1 where it cannot run."""
+    """Uncontended duration of a task alone, all its traffic through HBM: the launch gap plus the roofline of
+    (dispatch + compute) and HBM traffic. -1 where it cannot run."""
     own = compute_cycles(task, group, chip)
     if own < 0:
         return INFEASIBLE
-    memory = math.ceil(stream_bytes(task, group, chip) / chip.hbm_bytes_per_cycle)
+    memory = math.ceil(stream_bytes(task, chip) / chip.hbm_bytes_per_cycle)
     return chip.spec.launch_gap_cycles + max(chip.spec.dispatch_overhead_cycles + own, memory)
 
 
 @dataclass(frozen=True)
 class CostTable:
-    """Per task and engine group: compute cycles, bytes streamed and uncontended estimates (-1 = not allowed).
-    Built once per run."""
+    """Per task and engine group, compute cycles and uncontended estimates (-1 = not allowed); per task, the bytes
+    it streams through HBM (at the full rate) and through SRAM when every tensor the compiler planned on chip stays
+    there (accelsim.onchip). The estimate is what the simulation gives a task alone when nothing spills and SRAM
+    bandwidth does not bind. Built once per run."""
 
     compute: np.ndarray  # int64 [tasks, groups]
     estimate: np.ndarray  # int64 [tasks, groups]
-    stream: np.ndarray  # int64 [tasks, groups]: bytes streamed through HBM (see stream_bytes)
+    stream: np.ndarray  # int64 [tasks]: bytes streamed through HBM, as costed at its full rate
+    onchip: np.ndarray  # int64 [tasks]: bytes read from or written to SRAM
+    plan: OnChipPlan
 
     @classmethod
     def build(cls, graph: TaskGraph, chip: Chip) -> CostTable:
         groups = chip.groups
         n = len(graph.tasks)
+        plan = OnChipPlan.of(graph)
         compute = np.full((n, len(groups)), INFEASIBLE, dtype=np.int64)
-        stream = np.zeros((n, len(groups)), dtype=np.int64)
-        memo: dict[tuple, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        stream = np.zeros(n, dtype=np.int64)
+        memo: dict[tuple, tuple[int, ...]] = {}
         for i, t in enumerate(graph.tasks):
-            key = (t.op, t.shape, t.dtype, t.engines, t.bytes_read, t.bytes_written)
+            key = (t.op, t.shape, t.dtype, t.engines, t.fused)
             row = memo.get(key)
             if row is None:
-                row = (tuple(compute_cycles(t, g, chip) for g in groups),
-                       tuple(stream_bytes(t, g, chip) for g in groups))
-                memo[key] = row
-                if max(row[0]) < 0:
+                row = memo[key] = tuple(compute_cycles(t, g, chip) for g in groups)
+                if max(row) < 0:
                     raise AccelsimError(
                         f"no engine on chip {chip.name} can run it (op {t.op}, dtype {t.dtype}, allowed kinds "
                         f"{list(t.engines)}; chip has {[f'{g.name}:{g.kind}' for g in groups]})",
                         source=graph.source, key=f"task {t.name!r}")
-            compute[i], stream[i] = row
-        memory = np.ceil(stream / chip.hbm_bytes_per_cycle).astype(np.int64)
+            compute[i] = row
+            stream[i] = stream_bytes(t, chip, plan.hbm[i])
+        onchip = np.asarray(plan.sram, dtype=np.int64)
         spec = chip.spec
-        estimate = np.where(compute >= 0, spec.launch_gap_cycles + np.maximum(spec.dispatch_overhead_cycles + compute,
-                                                                              memory), INFEASIBLE)
-        return cls(compute, estimate, stream)
+        # SRAM bandwidth is left out: a tensor that spills at run time moves its bytes from SRAM to HBM, so only
+        # the HBM term stays a lower bound of the simulated time, which the bounds rely on.
+        busy = np.maximum(spec.dispatch_overhead_cycles + compute,
+                          np.ceil(stream / chip.hbm_bytes_per_cycle).astype(np.int64)[:, None])
+        estimate = np.where(compute >= 0, spec.launch_gap_cycles + busy, INFEASIBLE)
+        return cls(compute, estimate, stream, onchip, plan)
 
     def fastest(self) -> np.ndarray:
         """Per task, the smallest uncontended estimate over the groups allowed to run it."""

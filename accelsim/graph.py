@@ -34,6 +34,16 @@ class Task:
     engines: tuple[str, ...] = ("vector",)
     deps: tuple[str, ...] = ()
     group: str = ""  # free label for reports, e.g. "L3.attn.h2"
+    #: Its first dimension runs over this many independent sequences, one after the other (token rows, batch x
+    #: heads): a compiler that cuts it may let a part wait only for the parts of its own sequences. 1: unknown.
+    sequences: int = 1
+    #: Bytes of each dependency's output this task reads, aligned with ``deps`` (accelsim.compiler fills it in).
+    dep_bytes: tuple[int, ...] = ()
+    #: The chip's compiler keeps this task's output (``bytes_written``) in SRAM for its consumers, when there is
+    #: room when it starts (accelsim.onchip).
+    on_chip: bool = False
+    #: Vector ops fused into this task ahead of its own op, as (op, shape): one kernel, intermediates on chip.
+    fused: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     @property
     def bytes(self) -> int:

@@ -106,11 +106,13 @@ class _GraphBuilder:
             self.row_blocks = [RowBlock(-1, 0, self.seq_len)]
 
     def emit(self, name: str, op: str, shape: tuple[int, ...], reads: int, writes: int, deps: list[str],
-             group: str, engines: tuple[str, ...] | None = None) -> str:
-        """Append one task; ``reads`` and ``writes`` count elements. Returns its name."""
+             group: str, engines: tuple[str, ...] | None = None, per_sequence: bool = True) -> str:
+        """Append one task; ``reads`` and ``writes`` count elements. Returns its name. ``per_sequence``: its first
+        dimension runs over the batch's sequences, one after the other (token rows, batch x heads), so a compiler
+        may cut it by sequence; false for a weight's rows or a parameter's elements."""
         self.tasks.append(Task(name, op, shape, self.dtype, default_flops(op, shape), reads * self.dtype_bytes,
                                writes * self.dtype_bytes, engines or OPS[op].default_engines,
-                               tuple(dict.fromkeys(deps)), group))
+                               tuple(dict.fromkeys(deps)), group, sequences=self.batch if per_sequence else 1))
         return name
 
     def block_rows(self, i: int) -> int:
@@ -187,7 +189,7 @@ class _TrainingUpdates(_GraphBuilder):
             for j, width in enumerate(widths):
                 grad = self.emit(self.label(name, a, j), "gemm", (rows, tokens, width),
                                  (rows * tokens if j == 0 else 0) + (tokens * width if a == 0 else 0), rows * width,
-                                 deps, group)
+                                 deps, group, per_sequence=False)
                 names.append(self.adam(f"{name}.adam", rows * width, [grad], group, a, j))
         return names
 
@@ -204,7 +206,8 @@ class _TrainingUpdates(_GraphBuilder):
 
     def adam(self, name: str, elements: int, deps: list[str], group: str, *idx: int) -> str:
         """Adam: read weight, gradient and two moments; write weight and moments."""
-        return self.emit(self.label(name, *idx), "adam", (elements,), 4 * elements, 3 * elements, deps, group)
+        return self.emit(self.label(name, *idx), "adam", (elements,), 4 * elements, 3 * elements, deps, group,
+                         per_sequence=False)
 
 
 class _Attention(_TokenRowOps):
@@ -382,7 +385,7 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         d_ln = self.emit("head.classifier.dA", "gemm", (batch, classes, d), batch * classes + classes * d,
                          batch * d, [loss], "head")
         d_weights = self.emit("head.classifier.dW", "gemm", (d, batch, classes), d * batch + batch * classes,
-                              d * classes, [lnf, loss], "head")
+                              d * classes, [lnf, loss], "head", per_sequence=False)
         self.adam("head.classifier.adam", d * classes, [d_weights], "head")
         d_pool = self.emit("head.ln.bwd", "layernorm_grad", (batch * d,), 2 * batch * d + 2 * d, batch * d, [d_ln],
                            "head")

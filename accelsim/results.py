@@ -66,6 +66,10 @@ class Results:
     hbm_change_cycles: np.ndarray  # cycles at which the number of HBM streams changed
     hbm_change_streams: np.ndarray  # streams active from that cycle on
     notes: dict[str, object] = field(default_factory=dict)
+    #: Per task: bytes it moved to or from HBM and SRAM, and whether its output was kept on chip (accelsim.onchip).
+    hbm_bytes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sram_bytes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    kept_on_chip: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @property
     def latency_cycles(self) -> int:

@@ -23,6 +23,7 @@ from .costs import CostTable
 from .errors import AccelsimError
 from .graph import TaskGraph
 from .memory import SharedBandwidth
+from .ops import OPS
 from .results import Results
 from .schedule import Schedule
 
@@ -40,7 +41,7 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
     # Each task's compute cycles on the group of the engine it was given: one list, looked up per start.
     assigned_group = np.asarray(group_of, dtype=np.int64)[np.asarray(schedule.engine, dtype=np.int64)]
     compute = costs.compute[np.arange(n), assigned_group].tolist()
-    hbm = costs.stream[np.arange(n), assigned_group].tolist()
+    hbm = costs.stream.tolist()  # HBM bytes as costed at its full rate, if every planned tensor stays on chip
     dispatch = chip.spec.dispatch_overhead_cycles
     gap = chip.spec.launch_gap_cycles
     succs = graph.succs
@@ -56,6 +57,17 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
     end = array("q", [-1]) * n
     compute_end = array("q", [0]) * n
     done_count = 0
+    # The on-chip memory (accelsim.onchip): SRAM reserved for kept outputs, and what each task really moved.
+    plan = costs.plan
+    keep, inputs, spill_writes = plan.keep, plan.inputs, plan.spill_writes
+    on_chip = plan.any
+    sram_free = chip.on_chip_capacity
+    kept = [False] * n
+    readers_left = list(plan.consumers)
+    strided = [OPS[t.op].strided for t in graph.tasks] if on_chip else []
+    hbm_bytes = array("q", plan.hbm)
+    sram_bytes = array("q", [0]) * n
+    streams_left = [0] * n
 
     def try_start(e: int) -> None:
         u = unit_of[e]
@@ -74,13 +86,48 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
         start[i] = now
         c = compute[i]
         b = hbm[i]
-        if b:
+        s = 0
+        if on_chip:
+            b, s = place(i, b)
+        if b or (s and sram is not None):
             compute_end[i] = now + dispatch + c
-            memory.add(i, b)
+            if b:
+                streams_left[i] += 1
+                memory.add(i, b)
+            if s and sram is not None:
+                streams_left[i] += 1
+                sram.add(i, s)
         else:
             Timeout(env, dispatch + c + gap, i).callbacks.append(finish_event)
 
+    def place(i: int, b: int) -> tuple[int, int]:
+        """Reserve SRAM for task i's kept output if there is room; spilled bytes go through HBM instead.
+        Returns (HBM bytes as costed, SRAM bytes) of the task."""
+        nonlocal sram_free
+        spilled = 0
+        k = keep[i]
+        if k:
+            if sram_free >= k:
+                sram_free -= k
+                kept[i] = True
+            elif spill_writes[i]:
+                spilled += k
+        s = k if kept[i] else 0
+        for p, nb in inputs[i]:
+            if kept[p]:
+                s += nb
+            else:
+                spilled += nb
+        sram_bytes[i] = s
+        if spilled:
+            hbm_bytes[i] += spilled
+            b += chip.stream_bytes(spilled, strided[i])
+        return b, s
+
     def stream_done(i: int) -> None:
+        streams_left[i] -= 1
+        if streams_left[i]:
+            return
         wait = max(compute_end[i] - env.now, 0) + gap  # the launch gap follows whichever ends last
         if wait > 0:
             Timeout(env, wait, i).callbacks.append(finish_event)
@@ -96,6 +143,8 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
         done_count += 1
         u = unit_of[engine_of[i]]
         unit_busy[u] = False
+        if on_chip:
+            release(i)
         for s in succs[i]:
             waiting[s] -= 1
             if not waiting[s]:
@@ -103,7 +152,17 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
         for e in unit_members[u]:
             try_start(e)
 
+    def release(i: int) -> None:
+        """Task i has read its inputs: an output kept on chip is freed once its last reader is done."""
+        nonlocal sram_free
+        for p, _ in inputs[i]:
+            readers_left[p] -= 1
+            if not readers_left[p] and kept[p]:
+                sram_free += keep[p]
+
     memory = SharedBandwidth(env, chip.hbm_bytes_per_cycle, stream_done)
+    sram_rate = chip.sram_bytes_per_cycle
+    sram = SharedBandwidth(env, sram_rate, stream_done) if on_chip and sram_rate is not None else None
     for e in range(n_engines):
         try_start(e)
     env.run()
@@ -122,4 +181,7 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
         hbm_change_cycles=np.frombuffer(memory.change_cycles, dtype=np.int64).copy(),
         hbm_change_streams=np.asarray(memory.change_streams, dtype=np.int64),
         notes=dict(schedule.notes),
+        hbm_bytes=np.frombuffer(hbm_bytes, dtype=np.int64).copy(),
+        sram_bytes=np.frombuffer(sram_bytes, dtype=np.int64).copy(),
+        kept_on_chip=np.asarray(kept, dtype=bool),
     )

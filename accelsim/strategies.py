@@ -41,23 +41,31 @@ def chip_dicts(draw: st.DrawFn, dma: bool | None = None) -> dict:
     vector: dict = {"kind": "vector", "count": draw(st.integers(1, 8)),
                     "lanes": {"bf16": draw(st.sampled_from([16, 64, 128])), "fp32": 32},
                     "pipeline_latency_cycles": draw(st.integers(0, 8))}
-    if draw(st.booleans()):
-        vector["row_buffer_elements"] = draw(st.sampled_from([8, 64]))
-    if draw(st.booleans()):  # GPU-like: matrix and vector engines k share unit k
+    gpu_like = draw(st.booleans())
+    if gpu_like:  # matrix and vector engines k share unit k
         matrix["shared_unit"] = vector["shared_unit"] = "sm"
     engines: dict = {"mme": matrix, "tpc": vector}
-    if dma if dma is not None else draw(st.booleans()):
+    with_dma = dma if dma is not None else draw(st.booleans())
+    if with_dma:
         engines["dma"] = {"kind": "dma", "count": draw(st.integers(1, 4)),
                           "bytes_per_cycle": draw(st.sampled_from([16, 64, 256]))}
+    compiler: dict = {}
+    if not gpu_like and draw(st.booleans()):  # a graph compiler of Gaudi's kind, each pass on or off
+        compiler = {"split_over_engines": draw(st.booleans()), "fuse_vector_chains": draw(st.booleans()),
+                    "keep_on_chip": draw(st.booleans()), "on_chip_fraction": draw(st.sampled_from([0.25, 1.0])),
+                    "prefetch_depth": draw(st.sampled_from([0, 1, 2])) if with_dma else 0}
     return {
         "name": "random-chip",
         "clock_ghz": draw(st.sampled_from([0.5, 1.0, 1.8])),
         "dispatch_overhead_cycles": draw(st.integers(0, 50)),
         "launch_gap_cycles": draw(st.sampled_from([0, 0, 3, 40])),
         "engines": engines,
-        "memory": {"hbm_gb": 16, "hbm_bandwidth_gbps": draw(st.sampled_from([50, 200, 1000])), "sram_mb": 8,
-                   "bandwidth_efficiency": draw(st.sampled_from([1.0, 0.6])),
-                   "bandwidth_half_bytes": draw(st.sampled_from([0, 0, 500]))},
+        "memory": {"hbm_gb": 16, "hbm_bandwidth_gbps": draw(st.sampled_from([50, 200, 1000])),
+                   # from a few kB, where keeping tensors on chip binds, to plenty
+                   "sram_mb": draw(st.sampled_from([0.002, 0.02, 8.0])),
+                   **({"sram_bandwidth_gbps": draw(st.sampled_from([100, 2000]))} if draw(st.booleans()) else {}),
+                   "bandwidth_efficiency": draw(st.sampled_from([1.0, 0.6]))},
+        "compiler": compiler,
     }
 
 

@@ -27,6 +27,7 @@ from .chip import Chip
 from .errors import AccelsimError
 from .graph import TaskGraph, make_task
 from .ops import OPS
+from .runner import run
 from .vocabulary import DTYPE_BYTES
 
 MIN_MS = 0.05  # records below this are dominated by launch overhead and noise (calibration README)
@@ -303,8 +304,6 @@ MEASURED = ("gemm", "bmm", "vector", "attention", "layer", "layer_train")
 
 
 def predict_ms(chip: Chip, graph: TaskGraph) -> float:
-    from . import run
-
     return run(chip, graph, "naive").latency_us / 1e3
 
 
@@ -325,8 +324,6 @@ class Concurrency:
 
 def concurrency(chip: Chip, rec: Mapping[str, Any]) -> Concurrency:
     """The concurrency record: a GEMM and a softmax (GPU_CALIB's shapes), alone, in a row and on two streams."""
-    from . import run
-
     gemm = make_task("gemm", "gemm", GPU_CALIB.concurrency_gemm, dtype=GPU_CALIB.dtype)
     soft = make_task("softmax", "softmax", GPU_CALIB.concurrency_softmax, dtype=GPU_CALIB.dtype)
     alone = {t.name: run(chip, TaskGraph([t]), "naive").latency_us / 1e3 for t in (gemm, soft)}

@@ -81,7 +81,7 @@ def test_window_attention_is_vector_work_and_linear_attention_mostly_matrix_work
 
 
 def test_hybrid_mixes_window_and_linear_heads():
-    g = lower(load_workload("gformer-gpt", ["layers=1", "mode=inference"]))
+    g = lower(load_workload("gformer-gpt", ["layers=1", "mode=inference", "granularity=head"]))
     names = {t.name.split(".")[2] for t in g.tasks if ".fwd." in t.name}
     assert names == {f"h{h}" for h in range(12)}
     ops = {t.op for t in g.tasks if ".fwd.h0." in t.name} | {t.op for t in g.tasks if ".fwd.h11." in t.name}

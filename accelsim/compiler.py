@@ -1,0 +1,376 @@
+"""The chip's graph compiler: a target-independent task graph becomes the engine-level tasks the chip runs.
+
+What it does is the profile's ``[compiler]`` table (chip.CompilerSpec), never a branch on a chip's name. Passes,
+in order, each one off unless the profile turns it on:
+
+1. **Edges.** How many bytes each task reads from each dependency's output (``Task.dep_bytes``): as given, or
+   inferred: a task reads its dependencies' outputs first, whole, as far as its bytes read go, the rest from memory.
+2. **Fusion** (``fuse_vector_chains``). An element-wise or row op whose only consumer is another such op is folded
+   into it: one vector kernel, whose intermediate never leaves the chip (Gaudi's TPC fuser).
+3. **Prefetch** (``prefetch_depth``). Each matrix op's weights (the bytes it reads from no producer) are loaded
+   into SRAM by a DMA task that may start once the matrix op ``prefetch_depth`` places earlier is done.
+4. **On-chip plan** (``keep_on_chip``). Which outputs (and prefetched weights) stay in SRAM between producer and
+   consumers: shortest-lived first, each kept if the SRAM it needs is free over its whole life in program order.
+   At run time a kept tensor can still spill (accelsim.onchip), so the capacity holds for any schedule.
+5. **Split** (``split_over_engines``). Each task is cut into one part per engine of the kind that runs it (and
+   into at least ``slices`` parts, so that producer and consumer pipeline), along
+   the dimension its op allows where the chip runs the parts fastest (``partition``); bytes, FLOPs and edges are
+   shared out in proportion. A part waits for the producer parts holding the same rows when both are cut along
+   first dimensions of the same length, for those holding the same sequences when both first dimensions run over
+   the batch's sequences (``Task.sequences``), else for every part.
+
+With every pass off (a GPU) the graph comes back as given, one kernel per op. A graph lowered at ``head`` or
+``tile`` granularity is the user's own cut: the compiler does not split it again and says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .chip import Chip
+from .costs import compute_cycles
+from .graph import Task, TaskGraph
+from .onchip import OnChipPlan
+from .ops import OPS, elements
+
+#: The meta key that marks a graph as compiled, and for which chip.
+COMPILED_FOR = "compiled_for"
+
+
+@dataclass(frozen=True)
+class CompileReport:
+    """What the compiler did to one graph (``accelsim compile``)."""
+
+    chip: str
+    tasks_before: int
+    tasks_after: int
+    tasks_per_op_before: dict[str, int]
+    tasks_per_op_after: dict[str, int]
+    fused_kernels: int  # kernels made of more than one op
+    ops_fused_away: int  # ops folded into another op's kernel
+    prefetches: int  # DMA tasks loading a matrix op's weights
+    tensors_on_chip: int  # outputs (and prefetched weights) planned to stay in SRAM
+    hbm_bytes_before: int
+    hbm_bytes_after: int  # if every tensor planned on chip stays there
+    flops_per_kind: dict[str, int]  # by each task's preferred engine kind on this chip
+    warnings: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Compiled:
+    graph: TaskGraph
+    report: CompileReport
+
+
+def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
+    """Compile ``graph`` for ``chip``; a graph already compiled for this chip comes back as it is."""
+    if graph.meta.get(COMPILED_FOR) == chip.name:
+        return Compiled(graph, _report(graph, graph, chip, 0, ()))
+    spec = chip.spec.compiler
+    warnings: list[str] = []
+    user_cut = graph.meta.get("granularity") in ("head", "tile")
+    if user_cut:
+        warnings.append(
+            f"granularity {graph.meta['granularity']} is the workload's own cut and overrides the compiler of "
+            f"{chip.name}, which " + ("splits each op over its engines itself" if spec.split_over_engines
+                                      else "runs one kernel per op") + "; leave it unset for what the chip does")
+    tasks = with_edges(graph.tasks)
+    fused = 0
+    if spec.fuse_vector_chains:
+        tasks, fused = fuse_vector_chains(tasks)
+    capacity = chip.on_chip_capacity if spec.keep_on_chip else 0
+    prefetches = 0
+    if spec.keep_on_chip:
+        depth = spec.prefetch_depth if "dma" in chip.kinds else 0
+        tasks, prefetches = plan_on_chip(tasks, capacity, depth)
+    if spec.split_over_engines and not user_cut:
+        tasks = split_over_engines(tasks, chip, spec.slices)
+    meta = {**graph.meta, COMPILED_FOR: chip.name}
+    out = TaskGraph(tasks, name=graph.name, source=graph.source, meta=meta)
+    return Compiled(out, _report(graph, out, chip, prefetches, tuple(warnings), fused))
+
+
+# ---- 1. edges -----------------------------------------------------------------------------------------------
+
+
+def with_edges(tasks: Sequence[Task]) -> list[Task]:
+    """Every task with ``dep_bytes`` filled in: kept where given, else each dependency's whole output, in order,
+    as far as the task's bytes read go."""
+    written = {t.name: t.bytes_written for t in tasks}
+    out = []
+    for t in tasks:
+        if len(t.dep_bytes) == len(t.deps):
+            out.append(t)
+            continue
+        left, edges = t.bytes_read, []
+        for d in t.deps:
+            b = min(written[d], left)
+            edges.append(b)
+            left -= b
+        out.append(replace(t, dep_bytes=tuple(edges)))
+    return out
+
+
+# ---- 2. fusion ----------------------------------------------------------------------------------------------
+
+
+def _fusable(t: Task) -> bool:
+    spec = OPS[t.op]
+    return spec.category == "vector" and spec.arity == 0 and t.engines == ("vector",)
+
+
+def fuse_vector_chains(tasks: Sequence[Task]) -> tuple[list[Task], int]:
+    """Fold each element-wise or row op whose only consumer is another such op (same dtype) into that consumer.
+    Returns the new task list (program order kept) and how many ops were folded away."""
+    consumers: dict[str, list[str]] = {t.name: [] for t in tasks}
+    for t in tasks:
+        for d in t.deps:
+            consumers[d].append(t.name)
+    by_name = {t.name: t for t in tasks}
+    into = {}  # producer name -> the consumer it folds into
+    for t in tasks:
+        c = consumers[t.name]
+        if _fusable(t) and len(c) == 1 and _fusable(by_name[c[0]]) and by_name[c[0]].dtype == t.dtype:
+            into[t.name] = c[0]
+    merged: dict[str, Task] = {}
+    out = []
+    for t in tasks:
+        absorbed = [merged.pop(d) for d in t.deps if d in merged]
+        if absorbed:
+            t = _absorb(t, absorbed)
+        if t.name in into:
+            merged[t.name] = t
+        else:
+            out.append(t)
+    return out, len(into)
+
+
+def _absorb(consumer: Task, producers: list[Task]) -> Task:
+    """The consumer's kernel with the producers' ops run first inside it."""
+    names = {p.name for p in producers}
+    deps: dict[str, int] = {}
+    reads = consumer.bytes_read
+    for d, b in zip(consumer.deps, consumer.dep_bytes, strict=True):
+        if d in names:
+            reads -= b  # the producer's output never leaves the chip
+        else:
+            deps[d] = deps.get(d, 0) + b
+    fused: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    flops = consumer.flops
+    for p in producers:
+        reads += p.bytes_read
+        flops += p.flops
+        fused += (*p.fused, (p.op, p.shape))
+        for d, b in zip(p.deps, p.dep_bytes, strict=True):
+            deps[d] = deps.get(d, 0) + b
+    return replace(consumer, deps=tuple(deps), dep_bytes=tuple(deps.values()), bytes_read=reads, flops=flops,
+                   fused=fused + consumer.fused)
+
+
+# ---- 3 and 4. prefetch and the on-chip plan ------------------------------------------------------------------
+
+
+def plan_on_chip(tasks: Sequence[Task], capacity: int, prefetch_depth: int) -> tuple[list[Task], int]:
+    """Mark the outputs to keep on chip and add the weight prefetches that fit; returns the tasks and the number
+    of prefetches. Tensors are placed shortest-lived first (earliest last use breaking ties), each where the SRAM
+    it needs is free at every program position from its producer to its last consumer."""
+    position = {t.name: i for i, t in enumerate(tasks)}
+    last_use = [-1] * len(tasks)
+    for i, t in enumerate(tasks):
+        for d, b in zip(t.deps, t.dep_bytes, strict=True):
+            if b:
+                last_use[position[d]] = max(last_use[position[d]], i)
+    # Candidates: (first position, last position, bytes, what): outputs read by someone, and prefetches.
+    candidates: list[tuple[int, int, int, tuple[str, int]]] = []
+    for i, t in enumerate(tasks):
+        if last_use[i] >= 0 and 0 < t.bytes_written <= capacity:
+            candidates.append((i, last_use[i], t.bytes_written, ("output", i)))
+    matrix = [i for i, t in enumerate(tasks) if t.engines == ("matrix",)]
+    # Matrix op k's weights may load once matrix op k - depth - 1 is done: with depth 1, while op k - 1 computes.
+    waits_for = {i: matrix[k - prefetch_depth - 1] if k > prefetch_depth else -1 for k, i in enumerate(matrix)}
+    weights: dict[int, int] = {}
+    for i in matrix if prefetch_depth else ():
+        w = tasks[i].bytes_read - sum(tasks[i].dep_bytes)
+        if 0 < w <= capacity:
+            weights[i] = w
+            candidates.append((max(waits_for[i], 0), i, w, ("prefetch", i)))
+    load = np.zeros(len(tasks) + 1, dtype=np.int64)
+    kept: set[tuple[str, int]] = set()
+    for first, last, size, what in sorted(candidates, key=lambda c: (c[1] - c[0], c[1], c[0])):
+        if load[first:last + 1].max() + size <= capacity:
+            load[first:last + 1] += size
+            kept.add(what)
+    emit_after: dict[int, list[Task]] = {}  # program position -> the prefetches emitted right after it (-1: first)
+    for i, w in weights.items():
+        if ("prefetch", i) not in kept:
+            continue
+        after = waits_for[i]
+        waits = (tasks[after].name,) if after >= 0 else ()
+        emit_after.setdefault(after, []).append(Task(
+            name=f"prefetch:{tasks[i].name}", op="dma", shape=(w,), dtype=tasks[i].dtype, bytes_read=w,
+            bytes_written=w, engines=("dma",), deps=waits, group=tasks[i].group, dep_bytes=(0,) * len(waits),
+            on_chip=True))
+    out = list(emit_after.get(-1, ()))
+    for i, t in enumerate(tasks):
+        if ("output", i) in kept:
+            t = replace(t, on_chip=True)
+        if ("prefetch", i) in kept:
+            t = replace(t, deps=(*t.deps, f"prefetch:{t.name}"), dep_bytes=(*t.dep_bytes, weights[i]))
+        out.append(t)
+        out.extend(emit_after.get(i, ()))
+    return out, sum(1 for what in kept if what[0] == "prefetch")
+
+
+# ---- 5. split -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """How one task was cut: its part names and, along ``dim``, each part's [first, end) of ``length``, which
+    runs over ``sequences`` sequences one after the other when it is the first dimension (Task.sequences)."""
+
+    names: list[str]
+    dim: int
+    length: int
+    bounds: list[tuple[int, int]]
+    sequences: int
+
+    def overlap(self, dim: int, length: int, sequences: int, first: int, end: int) -> list[int]:
+        """How much of each part a consumer's part [first, end) of ``length`` along ``dim`` needs (0: none): the
+        same rows where both are cut along the same first dimension, the same sequences where both run over the
+        same sequences along their first dimensions, else all of every part."""
+        if dim == 0 and self.dim == 0 and self.length == length:
+            return [max(0, min(end, b) - max(first, a)) for a, b in self.bounds]
+        if dim == 0 and self.dim == 0 and sequences == self.sequences > 1:
+            mine = _sequences(first, end, length, sequences)
+            return [(b - a) * _touch(mine, _sequences(a, b, self.length, sequences)) for a, b in self.bounds]
+        return [b - a for a, b in self.bounds]
+
+
+def _sequences(first: int, end: int, length: int, sequences: int) -> tuple[int, int]:
+    """The sequences [s0, s1) that positions [first, end) of a first dimension of ``length`` touch."""
+    return first * sequences // length, -(-end * sequences // length)
+
+
+def _touch(a: tuple[int, int], b: tuple[int, int]) -> int:
+    return int(a[0] < b[1] and b[0] < a[1])
+
+
+def _cut(length: int, parts: int) -> list[tuple[int, int]]:
+    base, extra = divmod(length, parts)
+    out, at = [], 0
+    for j in range(parts):
+        n = base + (1 if j < extra else 0)
+        out.append((at, at + n))
+        at += n
+    return out
+
+
+def _share(total: int, weights: Sequence[int]) -> list[int]:
+    """``total`` shared out in proportion to ``weights``, in integers that add up to it exactly."""
+    whole = sum(weights)
+    if not whole:
+        return [0] * len(weights)
+    out = [total * w // whole for w in weights]
+    out[-1] += total - sum(out)
+    return out
+
+
+def split_over_engines(tasks: Sequence[Task], chip: Chip, slices: int = 1) -> list[Task]:
+    """Cut every task into parts for the engines of the kinds it may run on, choosing the cut (``partition``)."""
+    cut: dict[str, _Parts] = {}
+    out: list[Task] = []
+    for t in tasks:
+        dim, parts = partition(t, chip, slices)
+        bounds = _cut(t.shape[dim], parts)
+        names = [t.name] if parts == 1 else [f"{t.name}#{j}" for j in range(parts)]
+        sizes = [b - a for a, b in bounds]
+        reads, writes, flops = (_share(x, sizes) for x in (t.bytes_read, t.bytes_written, t.flops))
+        edge_shares = [_share(b, sizes) for b in t.dep_bytes]
+        # A fused kernel's ops are element-wise or row-wise: each part does its share of their elements.
+        fused_shares = [_share(elements(shape), sizes) for _, shape in t.fused]
+        for j, (a, b) in enumerate(bounds):
+            shape = t.shape[:dim] + (b - a,) + t.shape[dim + 1:]
+            deps: list[str] = []
+            dep_bytes: list[int] = []
+            for d, shares in zip(t.deps, edge_shares, strict=True):
+                producer = cut[d]
+                overlap = producer.overlap(dim, t.shape[dim], t.sequences, a, b)
+                picked = [(name, w) for name, w in zip(producer.names, overlap, strict=True) if w]
+                for name, share in zip([p for p, _ in picked], _share(shares[j], [w for _, w in picked]),
+                                       strict=True):
+                    deps.append(name)
+                    dep_bytes.append(share)
+            fused = tuple((op, (share[j],)) for (op, _), share in zip(t.fused, fused_shares, strict=True))
+            out.append(replace(t, name=names[j], shape=shape, flops=flops[j], bytes_read=reads[j],
+                               bytes_written=writes[j], deps=tuple(deps), dep_bytes=tuple(dep_bytes),
+                               fused=fused if parts > 1 else t.fused))
+        cut[t.name] = _Parts(names, dim, t.shape[dim], bounds, t.sequences)
+    return out
+
+
+def partition(task: Task, chip: Chip, slices: int = 1) -> tuple[int, int]:
+    """(dimension, parts) to cut ``task`` into: one part per engine of its kind (the most engines among the kinds
+    it allows), or ``slices`` parts where that is more, along a dimension its op allows. Each candidate is costed
+    on the chip (the slowest engine's share of parts, each part's cycles on the kind's fastest group), so a cut
+    that leaves the arrays half empty (a GEMM's rows below the array's) loses to one that does not; ties go to the
+    most parts, which pipeline best."""
+    dims = OPS[task.op].split_dims(task.shape)
+    engines = {g.kind: 0 for g in chip.groups}
+    for g in chip.groups:
+        engines[g.kind] += g.count
+    allowed = [k for k in task.engines if k in engines]
+    if not dims or not allowed:
+        return 0, 1
+    kind = allowed[0]
+    n = max(engines[k] for k in allowed)
+    groups = [g for g in chip.groups if g.kind == kind]
+    best: tuple[float, int, int, int] | None = None
+    for dim in dims:
+        for parts in sorted({min(n, task.shape[dim]), min(max(n, slices), task.shape[dim])}):
+            size = -(-task.shape[dim] // parts)
+            part = replace(task, shape=task.shape[:dim] + (size,) + task.shape[dim + 1:])
+            cycles = min((c for c in (compute_cycles(part, g, chip) for g in groups) if c >= 0), default=-1)
+            if cycles < 0:
+                return 0, 1
+            load = -(-parts // engines[kind]) * cycles
+            key = (load, -parts, dims.index(dim), parts)
+            if best is None or key < best:
+                best = key
+    assert best is not None
+    return dims[best[2]], best[3]
+
+
+# ---- the report ---------------------------------------------------------------------------------------------
+
+
+def _report(before: TaskGraph, after: TaskGraph, chip: Chip, prefetches: int, warnings: tuple[str, ...],
+            fused_away: int = 0) -> CompileReport:
+    present = set(chip.kinds)
+    flops: Counter[str] = Counter()
+    for t in after.tasks:
+        kind = next((k for k in t.engines if k in present), t.engines[0])
+        flops[kind] += t.flops
+    plan = OnChipPlan.of(after)
+    return CompileReport(
+        chip=chip.name,
+        tasks_before=len(before),
+        tasks_after=len(after),
+        tasks_per_op_before=dict(sorted(Counter(t.op for t in before.tasks).items())),
+        tasks_per_op_after=dict(sorted(Counter(t.op for t in after.tasks).items())),
+        fused_kernels=len({t.name.split("#")[0] for t in after.tasks if t.fused}),
+        ops_fused_away=fused_away,
+        prefetches=prefetches,
+        tensors_on_chip=len({t.name.split("#")[0] for i, t in enumerate(after.tasks) if plan.keep[i]}),
+        hbm_bytes_before=before.total_bytes,
+        hbm_bytes_after=sum(plan.hbm),
+        flops_per_kind=dict(flops),
+        warnings=warnings,
+    )
