@@ -23,6 +23,6 @@ def assert_valid(results: Results) -> None:
     for members in chip.units.members:  # a unit (an engine, or engines sharing one: accelsim.units) runs one task
         names = "/".join(chip.instance_names[e] for e in members)
         iv = np.concatenate([results.busy_intervals(e) for e in members])
-        iv = iv[np.argsort(iv[:, 0], kind="stable")]
+        iv = iv[np.lexsort((iv[:, 1], iv[:, 0]))]  # by start, then end: an empty task first
         overlap = (iv[1:, 0] < iv[:-1, 1]).nonzero()[0]
         assert not len(overlap), f"engine {names} runs two tasks at once at cycle {iv[overlap[0] + 1, 0]}"

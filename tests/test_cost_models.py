@@ -1,0 +1,250 @@
+"""Each cost model on a tiny hand-built chip, with the expected cycles and bytes worked out by hand."""
+
+import numpy as np
+import pytest
+
+import accelsim
+from accelsim import AccelsimError, CostTable, TaskGraph, compute_cycles, estimate_cycles, make_task
+from accelsim import costs as costs_module
+from accelsim.costs import stream_bytes
+
+from conftest import tiny_chip_dict
+
+
+def chip_with(engines=None, memory=None, **over):
+    """The tiny chip (4x4 os MME at 16 bf16 MACs, two 8-lane TPCs, a 1000 B/cycle DMA; 16 B/cycle of HBM), with
+    some engine groups' or the memory's fields replaced."""
+    d = tiny_chip_dict(**over)
+    for name, fields in (engines or {}).items():
+        d["engines"][name] = {**d["engines"].get(name, {}), **fields}
+    d["memory"] = {**d["memory"], **(memory or {})}
+    return accelsim.chip_from_dict(d, "test.toml")
+
+
+def group(chip, name):
+    return next(g for g in chip.groups if g.name == name)
+
+
+# Systolic matrix engines
+
+
+def test_a_dtype_below_the_arrays_rate_takes_proportionally_longer_and_one_above_it_no_less():
+    chip = chip_with({"mme": {"macs_per_cycle": {"bf16": 16, "fp32": 8, "int8": 32}}})
+    mme = group(chip, "mme")
+    # A 4x4x4 GEMM on the 4x4 output-stationary array: one fold, (4 + 4 + 4 - 2) - 1 = 9 cycles.
+    assert compute_cycles(make_task("g", "gemm", [4, 4, 4]), mme, chip) == 9
+    # fp32 at 8 MACs per cycle on a 16-MAC array: 9 x 16 / 8 = 18 cycles.
+    assert compute_cycles(make_task("g", "gemm", [4, 4, 4], dtype="fp32"), mme, chip) == 18
+    # int8 at 32 MACs per cycle cannot beat the array's 16 cells: SCALE-Sim's 9 cycles.
+    assert compute_cycles(make_task("g", "gemm", [4, 4, 4], dtype="int8"), mme, chip) == 9
+
+
+def test_systolic_cycles_stay_exact_integers_past_float_precision(tiny_chip):
+    # M = N = 1, K = 2^60 on the 4x4 os array: one fold of (4 + 4 + 2^60 - 2) - 1 = 2^60 + 5 cycles, which a
+    # float would round to 2^60.
+    task = make_task("g", "gemm", [1, 2**60, 1])
+    assert compute_cycles(task, group(tiny_chip, "mme"), tiny_chip) == 2**60 + 5
+
+
+# Tiled (GPU-style) matrix engines
+
+
+def chip_tiled(sms, macs, efficiency=1.0, wave_overhead=0):
+    d = tiny_chip_dict()
+    d["engines"]["mme"] = {"kind": "matrix", "count": 1, "model": "tiled", "sms": sms, "tile_m": 2, "tile_n": 2,
+                           "macs_per_cycle": {"bf16": macs}, "efficiency": efficiency,
+                           "wave_overhead_cycles": wave_overhead}
+    return accelsim.chip_from_dict(d, "gpu.toml")
+
+
+def test_tiled_gemm_runs_its_tiles_in_waves_at_the_achieved_efficiency():
+    chip = chip_tiled(sms=2, macs=8, efficiency=0.5, wave_overhead=3)  # 4 MACs per cycle per SM
+    # 4x4 output in 2x2 tiles = 4 tiles over 2 SMs = 2 waves; a wave is one 2x2x4 tile = 16 MACs / 4 per cycle
+    # / 0.5 efficiency = 8 cycles, + 3 of overhead = 11; two waves: 22.
+    assert compute_cycles(make_task("g", "gemm", [4, 4, 4]), group(chip, "mme"), chip) == 22
+
+
+def test_a_partial_tile_counts_as_a_whole_tile_in_the_wave_count():
+    chip = chip_tiled(sms=3, macs=12)  # 4 MACs per cycle per SM
+    # 2 batches of a 1x4 @ 4x3 GEMM: each has ceil(1/2) x ceil(3/2) = 2 tiles, 4 in all, over 3 SMs = 2 waves.
+    # A wave's tile is 1 x 2 (M below the tile) x K 4 = 8 MACs / 4 per cycle = 2 cycles; two waves: 4.
+    assert compute_cycles(make_task("b", "bmm", [2, 1, 4, 3]), group(chip, "mme"), chip) == 4
+
+
+def test_a_fused_kernel_costs_the_sum_of_its_gemms_on_tiled_engines():
+    chip = chip_tiled(sms=2, macs=8, efficiency=0.5, wave_overhead=3)  # 4 MACs per cycle per SM
+    # Causal attention over S = 6, D = 2: QK^T over half = 3 keys is a 6x2 @ 2x3 GEMM: 3 x 2 = 6 tiles = 3 waves
+    # of a 2x2x2 tile (8 MACs / 4 / 0.5 = 4 cycles, + 3) = 21; P V is 6x3 @ 3x2: 3 tiles = 2 waves of a 2x2x3 tile
+    # (12 MACs / 4 / 0.5 = 6, + 3) = 18. Together 39.
+    assert compute_cycles(make_task("f", "flash_attn_causal", [1, 6, 2]), group(chip, "mme"), chip) == 39
+
+
+# Vector cores
+
+
+def test_a_vector_core_cannot_run_a_dma_transfer_even_where_the_task_allows_it(tiny_chip):
+    task = make_task("d", "dma", [64], engines=["dma", "vector"])
+    assert compute_cycles(task, group(tiny_chip, "tpc"), tiny_chip) == -1
+    assert compute_cycles(task, group(tiny_chip, "dma"), tiny_chip) == 1  # 64 bytes at 1000 per cycle
+
+
+def test_a_vector_core_cannot_run_a_dtype_it_has_no_lanes_for(tiny_chip):
+    assert compute_cycles(make_task("a", "add", [64], dtype="fp32"), group(tiny_chip, "tpc"), tiny_chip) == -1
+
+
+def test_issue_width_multiplies_the_lanes():
+    chip = chip_with({"tpc": {"vector_issue_per_cycle": 2, "pipeline_latency_cycles": 3}})
+    # 160 adds over 8 lanes x 2 instructions per cycle = 10 cycles, + 3 of latency for its one pass.
+    assert compute_cycles(make_task("a", "add", [160]), group(chip, "tpc"), chip) == 13
+
+
+def test_a_row_op_pays_the_latency_once_per_dependent_pass():
+    chip = chip_with({"tpc": {"pipeline_latency_cycles": 3}})
+    # softmax over 2 rows of 8: 10 instructions x 16 elements / 8 lanes = 20 cycles, + 3 passes x 3 = 29.
+    assert compute_cycles(make_task("s", "softmax", [2, 8]), group(chip, "tpc"), chip) == 29
+
+
+def test_a_scan_pays_the_latency_once_per_position_along_its_length():
+    chip = chip_with({"tpc": {"pipeline_latency_cycles": 3}})
+    # cumsum over length 5 and 16 columns: 80 adds / 8 lanes = 10 cycles, + 5 dependent steps x 3 = 25.
+    assert compute_cycles(make_task("c", "cumsum", [5, 16]), group(chip, "tpc"), chip) == 25
+
+
+def test_an_engine_on_a_slower_clock_takes_more_chip_cycles():
+    chip = chip_with({"tpc": {"clock_ghz": 0.5}})  # the chip runs at 1 GHz
+    # 80 adds / 8 lanes = 10 of the core's cycles = 20 cycles of the chip's clock.
+    assert compute_cycles(make_task("a", "add", [80]), group(chip, "tpc"), chip) == 20
+    same = chip_with({"tpc": {"clock_ghz": 1.0}})  # the chip's own clock: 10
+    assert compute_cycles(make_task("a", "add", [80]), group(same, "tpc"), same) == 10
+
+
+# Bytes streamed through HBM
+
+
+def test_a_row_op_rereads_rows_that_do_not_fit_the_row_buffer():
+    chip = chip_with({"tpc": {"row_buffer_elements": 8}})
+    tpc = group(chip, "tpc")
+    # softmax over 2 rows of 16 bf16: 64 bytes in, 64 out; rows longer than 8 are read on each of its 3 passes:
+    # 3 x 64 + 64 = 256.
+    assert stream_bytes(make_task("s", "softmax", [2, 16]), tpc, chip) == 256
+    # Rows of exactly 8 fit: 4 x 8 bf16 = 64 in, 64 out, read once: 128.
+    assert stream_bytes(make_task("s", "softmax", [4, 8]), tpc, chip) == 128
+    # layernorm reads long rows twice: 2 x 64 + 64 = 192.
+    assert stream_bytes(make_task("n", "layernorm", [2, 16]), tpc, chip) == 192
+    # An element-wise op streams once whatever its rows: 2 x 16 bf16 in and out = 128.
+    assert stream_bytes(make_task("a", "add", [2, 16]), tpc, chip) == 128
+
+
+def test_the_row_is_the_last_dimension():
+    chip = chip_with({"tpc": {"row_buffer_elements": 8}})
+    tpc = group(chip, "tpc")
+    # 2 x 4 rows of 16: 128 bf16 = 256 bytes in, 256 out; rows of 16 do not fit: 3 x 256 + 256 = 1,024.
+    assert stream_bytes(make_task("s", "softmax", [2, 4, 16]), tpc, chip) == 1024
+    # 16 x 2 rows of 4 fit, though the first dimension is longer than 8: 256 bytes in, 256 out = 512.
+    assert stream_bytes(make_task("s", "softmax", [16, 2, 4]), tpc, chip) == 512
+
+
+def test_a_vector_without_rows_or_an_engine_without_a_row_buffer_streams_once():
+    chip = chip_with({"tpc": {"row_buffer_elements": 8}})
+    # A 1-D softmax of 16 bf16: 32 bytes in, 32 out, one stream.
+    assert stream_bytes(make_task("s", "softmax", [16]), group(chip, "tpc"), chip) == 64
+    # The tiny chip's cores keep any row: 2 x 16 bf16 in and out = 128.
+    tiny = chip_with()
+    assert stream_bytes(make_task("s", "softmax", [2, 16]), group(tiny, "tpc"), tiny) == 128
+    # A matrix engine streams a GEMM's operands once: (16 + 16) x 2 bytes in, 16 x 2 out = 96.
+    assert stream_bytes(make_task("g", "gemm", [4, 4, 4]), group(chip, "mme"), chip) == 96
+
+
+def test_strided_operands_stream_at_the_strided_efficiency():
+    chip = chip_with(memory={"strided_bandwidth_efficiency": 0.5})
+    tpc = group(chip, "tpc")
+    # 64 bf16 in and out = 256 bytes; strided at half efficiency costs as 512 at the full rate.
+    assert stream_bytes(make_task("t", "strided_copy", [64]), tpc, chip) == 512
+    assert stream_bytes(make_task("c", "copy", [64]), tpc, chip) == 256
+
+
+# The uncontended estimate
+
+
+def test_a_task_with_nothing_to_do_still_pays_dispatch_and_the_launch_gap():
+    chip = chip_with(dispatch_overhead_cycles=3, launch_gap_cycles=2)
+    empty = make_task("d", "dma", [64], bytes_read=0)  # no bytes: 0 cycles of transfer, 0 of HBM
+    assert compute_cycles(empty, group(chip, "dma"), chip) == 0
+    assert estimate_cycles(empty, group(chip, "dma"), chip) == 5  # 2 + max(3 + 0, 0)
+
+
+def test_estimate_adds_the_gap_to_the_longer_of_dispatch_plus_compute_and_memory():
+    chip = chip_with(dispatch_overhead_cycles=3, launch_gap_cycles=2)
+    tpc = group(chip, "tpc")
+    # copy of 800 bf16: 100 cycles of compute, 3,200 bytes / 16 = 200 of HBM: 2 + max(103, 200) = 202.
+    assert estimate_cycles(make_task("c", "copy", [800]), tpc, chip) == 202
+    # exp of 800: 600 cycles of compute, the same 200 of HBM: 2 + max(603, 200) = 605.
+    assert estimate_cycles(make_task("e", "exp", [800]), tpc, chip) == 605
+    assert estimate_cycles(make_task("e", "exp", [800]), group(chip, "mme"), chip) == -1
+
+
+# The cost table
+
+
+def test_the_cost_table_holds_compute_stream_and_estimate_per_task_and_group():
+    chip = chip_with(dispatch_overhead_cycles=3, launch_gap_cycles=2)  # groups: mme, tpc, dma
+    graph = TaskGraph([make_task("c", "copy", [800]), make_task("e", "exp", [800]),
+                       make_task("d", "dma", [64], bytes_read=0)])
+    table = CostTable.build(graph, chip)
+    # copy: 100 cycles of compute, 3,200 bytes; exp: 600 and 3,200; the empty transfer 0 and 0. The bytes are
+    # costed on every group, where the task may run or not.
+    assert table.compute.tolist() == [[-1, 100, -1], [-1, 600, -1], [-1, -1, 0]]
+    assert table.stream.tolist() == [[3200, 3200, 3200], [3200, 3200, 3200], [0, 0, 0]]
+    # 2 + max(3 + 100, 3,200 / 16 = 200) = 202; 2 + max(603, 200) = 605; 2 + max(3 + 0, 0) = 5.
+    assert table.estimate.tolist() == [[-1, 202, -1], [-1, 605, -1], [-1, -1, 5]]
+    assert table.compute.dtype == table.stream.dtype == table.estimate.dtype == np.int64
+
+
+def test_the_estimate_table_rounds_memory_cycles_up_in_integers():
+    chip = chip_with()
+    graph = TaskGraph([make_task("c", "copy", [801])])
+    table = CostTable.build(graph, chip)
+    # 801 bf16 in and out = 3,204 bytes / 16 per cycle = 200.25, rounded up: 201 (compute is 101).
+    assert table.estimate.tolist() == [[-1, 201, -1]]
+    assert table.estimate.dtype == np.int64
+
+
+def test_fastest_is_the_smallest_estimate_over_the_groups_allowed():
+    chip = chip_with()
+    graph = TaskGraph([
+        # os 4x4: 2 x 2 folds of (4 + 4 + 8 - 2) - 1 = 55 cycles on the MME; 512 MACs / 8 lanes = 64 on a TPC.
+        make_task("g", "gemm", [8, 8, 8], engines=["matrix", "vector"]),
+        make_task("d", "dma", [64], bytes_read=0),  # nothing to move: 0
+        make_task("c", "copy", [800]),  # 3,200 bytes / 16 = 200 cycles on a TPC, the only kind it allows
+    ])
+    assert CostTable.build(graph, chip).fastest().tolist() == [55, 0, 200]
+
+
+def test_tasks_with_the_same_signature_are_costed_once(monkeypatch):
+    chip = chip_with()
+    calls = []
+    original = costs_module.compute_cycles
+
+    def counting(task, group, chip):
+        calls.append(task.name)
+        return original(task, group, chip)
+
+    monkeypatch.setattr(costs_module, "compute_cycles", counting)
+    graph = TaskGraph([make_task("a", "copy", [800]), make_task("b", "copy", [800], deps=["a"]),
+                       make_task("c", "copy", [800], bytes_read=800)])
+    table = CostTable.build(graph, chip)
+    assert calls == ["a"] * 3 + ["c"] * 3  # one call per group (mme, tpc, dma) for a, none for b
+    # c reads 800 bytes instead of 1,600: 2,400 bytes streamed, not 3,200.
+    assert table.stream[:, 1].tolist() == [3200, 3200, 2400]
+
+
+def test_a_task_no_engine_can_run_is_named_with_what_the_chip_has():
+    chip = chip_with()  # the MME has bf16 only
+    graph = TaskGraph([make_task("ok", "add", [8]), make_task("g", "gemm", [4, 4, 4], dtype="fp32")],
+                      source="model.toml")
+    with pytest.raises(AccelsimError) as err:
+        CostTable.build(graph, chip)
+    assert err.value.source == "model.toml"
+    assert err.value.key == "task 'g'"
+    assert str(err.value) == ("model.toml: task 'g': no engine on chip tiny can run it (op gemm, dtype fp32, "
+                              "allowed kinds ['matrix']; chip has ['mme:matrix', 'tpc:vector', 'dma:dma'])")
