@@ -145,7 +145,7 @@ class CostTable:
         stream = np.zeros(n, dtype=np.int64)
         memo: dict[tuple, tuple[int, ...]] = {}
         for i, t in enumerate(graph.tasks):
-            key = (t.op, t.shape, t.dtype, t.engines, t.fused)
+            key = (t.op, t.shape, t.dtype, t.engines, t.fused, t.bytes_read, t.bytes_written)  # a DMA costs its bytes
             row = memo.get(key)
             if row is None:
                 row = memo[key] = tuple(compute_cycles(t, g, chip) for g in groups)
