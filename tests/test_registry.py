@@ -3,6 +3,7 @@ from a .py file or a module, each error a one-line message with its key or sourc
 
 import importlib.util
 import textwrap
+import uuid
 
 import pytest
 
@@ -149,14 +150,15 @@ def test_a_plugin_spec_without_a_loader_is_reported(only, tmp_path, monkeypatch)
 
 def test_a_plugin_module_is_imported_by_its_dotted_name(only, tmp_path, monkeypatch):
     known = only()
-    package = tmp_path / "team_policies"
+    team = f"team_policies_{uuid.uuid4().hex}"  # a new package each time: Python imports a module only once
+    package = tmp_path / team
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "fast.py").write_text(PLUGIN.format(name="from-module"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    load_plugin("team_policies.fast")
+    load_plugin(f"{team}.fast")
     assert list(known) == ["from-module"]
-    assert known["from-module"].__module__ == "team_policies.fast"
+    assert known["from-module"].__module__ == f"{team}.fast"
 
 
 def test_a_missing_plugin_module_is_reported_with_pythons_reason(only):
