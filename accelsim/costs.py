@@ -133,8 +133,10 @@ class CostTable:
     compute: np.ndarray  # int64 [tasks, groups]
     estimate: np.ndarray  # int64 [tasks, groups]
     stream: np.ndarray  # int64 [tasks]: bytes streamed through HBM, as costed at its full rate
-    onchip: np.ndarray  # int64 [tasks]: bytes read from or written to SRAM
-    plan: OnChipPlan
+    #: int64 [tasks]: bytes read from or written to SRAM, and the plan they come from (None in a table made by
+    #: hand: the simulation then takes the graph's own plan).
+    onchip: np.ndarray | None = None
+    plan: OnChipPlan | None = None
 
     @classmethod
     def build(cls, graph: TaskGraph, chip: Chip) -> CostTable:

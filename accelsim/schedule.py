@@ -47,8 +47,9 @@ class Schedule:
                                 f"has {n} tasks and the chip {engines} engines", key=f"scheduler {self.scheduler!r}")
         listed = np.fromiter((i for tasks in self.order for i in tasks), dtype=np.int64)
         listed_on = np.repeat(np.arange(engines), [len(tasks) for tasks in self.order])
-        if len(listed) and (listed.min() < 0 or listed.max() >= n):
-            raise AccelsimError(f"schedule names task index {int(listed.max())}, outside 0..{n - 1}",
+        outside = listed[(listed < 0) | (listed >= n)]
+        if len(outside):
+            raise AccelsimError(f"schedule names task index {int(outside[0])}, outside 0..{n - 1}",
                                 key=f"scheduler {self.scheduler!r}")
         seen = np.bincount(listed, minlength=n)
         if (seen != 1).any():
@@ -61,7 +62,7 @@ class Schedule:
             i, e = int(listed[wrong[0]]), int(listed_on[wrong[0]])
             raise AccelsimError(f"task {graph.tasks[i].name!r} is listed on engine {e} but assigned to "
                                 f"{self.engine[i]}", key=f"scheduler {self.scheduler!r}")
-        groups = np.asarray(chip.instance_group)[np.asarray(self.engine)]
+        groups = np.asarray(chip.instance_group)[assigned]
         ok = costs.compute[np.arange(n), groups] >= 0
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])

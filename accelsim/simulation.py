@@ -23,6 +23,7 @@ from .costs import CostTable
 from .errors import AccelsimError
 from .graph import TaskGraph
 from .memory import SharedBandwidth
+from .onchip import OnChipPlan
 from .ops import OPS
 from .results import Results
 from .schedule import Schedule
@@ -58,7 +59,7 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
     compute_end = array("q", [0]) * n
     done_count = 0
     # The on-chip memory (accelsim.onchip): SRAM reserved for kept outputs, and what each task really moved.
-    plan = costs.plan
+    plan = costs.plan if costs.plan is not None else OnChipPlan.of(graph)
     keep, inputs, spill_writes = plan.keep, plan.inputs, plan.spill_writes
     on_chip = plan.any
     sram_free = chip.on_chip_capacity

@@ -1,0 +1,171 @@
+"""Stories about the scheduler registry: registering by name, finding a scheduler, listing names and loading plugins
+from a .py file or a module, each error a one-line message with its key or source."""
+
+import importlib.util
+import textwrap
+import uuid
+
+import pytest
+
+from accelsim import AccelsimError, Schedule, Scheduler, registry
+from accelsim.registry import get_scheduler, load_plugin, register, scheduler_names
+
+
+class Quiet(Scheduler):
+    """A scheduler that puts nothing anywhere; only its name matters here."""
+
+    def schedule(self, graph, chip, costs):
+        return Schedule([], [], self.name)
+
+
+@pytest.fixture
+def only(monkeypatch):
+    """Run against a registry holding only the classes given, so the built-ins and other tests stay out of it."""
+
+    def install(*classes):
+        monkeypatch.setattr(registry, "SCHEDULERS", {cls.name: cls for cls in classes})
+        return registry.SCHEDULERS
+
+    return install
+
+
+def named(name):
+    return type(f"S_{name.replace('-', '_')}", (Quiet,), {"name": name})
+
+
+def test_register_makes_a_class_available_by_its_name_and_returns_it(only):
+    known = only()
+    cls = named("mine")
+    assert register(cls) is cls
+    assert known == {"mine": cls}
+    assert scheduler_names() == ["mine"]
+
+
+def test_registering_a_name_again_replaces_the_earlier_class(only):
+    old, new = named("same"), named("same")
+    known = only(old)
+    register(new)
+    assert known == {"same": new}
+
+
+def test_a_scheduler_class_without_a_name_is_refused(only):
+    known = only()
+
+    class Nameless(Quiet):
+        pass
+
+    with pytest.raises(AccelsimError) as info:
+        register(Nameless)
+    assert info.value.detail == "a scheduler class needs a non-empty `name`"
+    assert info.value.key == (
+        "test_a_scheduler_class_without_a_name_is_refused.<locals>.Nameless")
+    assert info.value.source is None
+    assert known == {}
+
+
+def test_scheduler_names_are_sorted(only):
+    only(named("zeta"), named("alpha"), named("mid"))
+    assert scheduler_names() == ["alpha", "mid", "zeta"]
+
+
+def test_get_scheduler_makes_a_fresh_instance_of_the_named_class(only):
+    cls = named("fresh")
+    only(cls)
+    first, second = get_scheduler("fresh"), get_scheduler("fresh")
+    assert type(first) is cls and type(second) is cls and first is not second
+
+
+def test_get_scheduler_hands_back_an_instance_it_is_given(only):
+    only()
+    mine = named("unregistered")()
+    assert get_scheduler(mine) is mine
+
+
+def test_an_unknown_scheduler_name_lists_the_registered_ones(only):
+    only(named("zeta"), named("alpha"))
+    with pytest.raises(AccelsimError) as info:
+        get_scheduler("beta")
+    assert str(info.value) == "scheduler: unknown scheduler 'beta'; registered: alpha, zeta"
+    assert info.value.key == "scheduler" and info.value.source is None
+
+
+def test_the_built_in_schedulers_are_registered():
+    assert {"naive", "first-free", "heft", "balanced"} <= set(scheduler_names())
+
+
+# --- plugins -----------------------------------------------------------------------------------------------------
+
+PLUGIN = textwrap.dedent('''
+    from accelsim import Schedule, Scheduler, register
+
+    @register
+    class Plugged(Scheduler):
+        name = "{name}"
+
+        def schedule(self, graph, chip, costs):
+            return Schedule([], [], self.name)
+''')
+
+
+def test_a_plugin_file_registers_its_schedulers_under_the_files_name(only, tmp_path):
+    known = only()
+    path = tmp_path / "my_policy.py"
+    path.write_text(PLUGIN.format(name="from-file"))
+    load_plugin(str(path))
+    assert list(known) == ["from-file"]
+    assert known["from-file"].__module__ == "my_policy"
+
+
+def test_a_missing_plugin_file_is_reported_with_its_path(only, tmp_path):
+    only()
+    missing = str(tmp_path / "nowhere.py")
+    with pytest.raises(AccelsimError) as info:
+        load_plugin(missing)
+    assert str(info.value) == f"{missing}: plugin file not found"
+    assert info.value.source == missing and info.value.key is None
+
+
+def test_a_plugin_file_python_finds_no_loader_for_is_reported(only, tmp_path, monkeypatch):
+    only()
+    path = tmp_path / "odd.py"
+    path.write_text("")
+    monkeypatch.setattr(importlib.util, "spec_from_file_location", lambda name, location: None)
+    with pytest.raises(AccelsimError) as info:
+        load_plugin(str(path))
+    assert str(info.value) == f"{path}: cannot load this file as a Python module"
+    assert info.value.source == str(path) and info.value.key is None
+
+
+def test_a_plugin_spec_without_a_loader_is_reported(only, tmp_path, monkeypatch):
+    only()
+    path = tmp_path / "odd.py"
+    path.write_text("")
+    spec = importlib.util.spec_from_file_location("odd", path)
+    spec.loader = None
+    monkeypatch.setattr(importlib.util, "spec_from_file_location", lambda name, location: spec)
+    with pytest.raises(AccelsimError) as info:
+        load_plugin(str(path))
+    assert info.value.detail == "cannot load this file as a Python module"
+
+
+def test_a_plugin_module_is_imported_by_its_dotted_name(only, tmp_path, monkeypatch):
+    known = only()
+    team = f"team_policies_{uuid.uuid4().hex}"  # a new package each time: Python imports a module only once
+    package = tmp_path / team
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "fast.py").write_text(PLUGIN.format(name="from-module"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_plugin(f"{team}.fast")
+    assert list(known) == ["from-module"]
+    assert known["from-module"].__module__ == f"{team}.fast"
+
+
+def test_a_missing_plugin_module_is_reported_with_pythons_reason(only):
+    only()
+    with pytest.raises(AccelsimError) as info:
+        load_plugin("no_such_policy_module")
+    assert str(info.value) == ("no_such_policy_module: cannot import plugin module "
+                               "(No module named 'no_such_policy_module')")
+    assert info.value.source == "no_such_policy_module" and info.value.key is None
+    assert info.value.__cause__ is None and info.value.__suppress_context__
