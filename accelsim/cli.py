@@ -33,7 +33,8 @@ def _add_inputs(sp: argparse.ArgumentParser, chip_help: str) -> None:
     what.add_argument("--workload", help="shipped workload name or path to a .toml workload")
     what.add_argument("--graph", help="hand-written task graph file (.toml)")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a workload field, e.g. --set seq_len=4096 --set mode=training")
+                    help="override a workload field, e.g. --set seq_len=4096 --set mode=training (a workload. "
+                         "prefix, as sweep --set takes it, may be written)")
     _add_plugin(sp)
 
 
@@ -108,7 +109,13 @@ def _graph(args: argparse.Namespace) -> TaskGraph:
         if args.set:
             raise AccelsimError("--set overrides workload fields; it cannot be used with --graph", key="--set")
         return load_graph(args.graph)
-    return lower(load_workload(args.workload, args.set))
+    items = []
+    for item in args.set:
+        if item.strip().startswith("chip."):
+            raise AccelsimError(f"{args.command} --set overrides workload fields; a chip's keys are set in its "
+                                "profile, or swept with accelsim sweep --set chip.KEY=V1,V2", key=item.split("=")[0])
+        items.append(item.strip().removeprefix("workload."))  # the prefix a sweep's --set uses is taken here too
+    return lower(load_workload(args.workload, items))
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:

@@ -508,7 +508,7 @@ def run_sweep(units: Sequence[Unit], out: Path, workers: int | None = None, dask
                       seconds=time.perf_counter() - start)
 
 
-def _die_with_parent(parent: int) -> None:
+def _die_with_parent(parent: int, start_method: str) -> None:
     """Initialiser of each worker process: exit when the sweep's process dies, even by SIGKILL, rather than run
     on (or wait forever) as an orphan.
 
@@ -523,9 +523,7 @@ def _die_with_parent(parent: int) -> None:
 
             pr_set_pdeathsig = 1
             ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
-    import multiprocessing
-
-    direct = multiprocessing.get_start_method(allow_none=True) in (None, "fork", "spawn")
+    direct = start_method in ("fork", "spawn")  # forkserver: the parent is the server, which exits with ours
     if os.getppid() != ppid or (direct and ppid != parent):
         os._exit(1)  # the parent died before the watch was set up
 
@@ -543,10 +541,12 @@ def _run_local(units: Sequence[Unit], workers: int | None) -> Iterator[list[Swee
     if workers == 1 or len(units) <= 1:
         yield from map(run_unit, units)
         return
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(units)), initializer=_die_with_parent,
-                               initargs=(os.getpid(),))
+    context = multiprocessing.get_context()
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=context,
+                               initializer=_die_with_parent, initargs=(os.getpid(), context.get_start_method()))
     finished = False
     try:
         futures = [pool.submit(run_unit, u) for u in units]
