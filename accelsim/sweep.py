@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -502,6 +502,7 @@ def run_sweep(units: Sequence[Unit], out: Path, workers: int | None = None, dask
             failed += any(r.error for r in rows)
             bar.update(1)
     finally:
+        results.close()  # on an error or Ctrl-C: stop the workers now, not at interpreter exit
         bar.close()
     journal.finish()
     return SweepStats(units=len(units), skipped=len(units) - len(todo), ran=len(todo), failed=failed,
@@ -536,7 +537,7 @@ def _die_with_parent(parent: int, start_method: str) -> None:
     threading.Thread(target=watch, name="accelsim-parent-watch", daemon=True).start()
 
 
-def _run_local(units: Sequence[Unit], workers: int | None) -> Iterator[list[SweepRecord]]:
+def _run_local(units: Sequence[Unit], workers: int | None) -> Generator[list[SweepRecord], None, None]:
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(units) <= 1:
         yield from map(run_unit, units)
@@ -554,11 +555,26 @@ def _run_local(units: Sequence[Unit], workers: int | None) -> Iterator[list[Swee
             yield f.result()
         finished = True
     finally:
-        # Interrupted (Ctrl-C, an error writing a row): drop the queued units rather than run them for nothing.
-        pool.shutdown(wait=finished, cancel_futures=not finished)
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # interrupted (Ctrl-C, an error writing a row): stop now; the rows already written are kept
+            _stop(pool)
 
 
-def _run_dask(units: Sequence[Unit], address: str) -> Iterator[list[SweepRecord]]:
+def _stop(pool) -> None:
+    """Drop the queued units and end the running ones, rather than wait for work whose rows nobody will write."""
+    stop = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if stop is not None:
+        stop()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+
+
+def _run_dask(units: Sequence[Unit], address: str) -> Generator[list[SweepRecord], None, None]:
     try:
         from distributed import Client, as_completed
     except ImportError:
