@@ -15,6 +15,7 @@ from .compare import compare
 from .errors import AccelsimError
 from .graph import TaskGraph, load_graph
 from .lowering import lower
+from .outputs import check_output_dir, check_output_file, safe_name
 from .registry import get_scheduler, load_plugin, scheduler_names
 from .report import chips_report, compare_report, run_report, table
 from .resources import shipped_names
@@ -29,7 +30,8 @@ def _add_inputs(sp: argparse.ArgumentParser, chip_help: str) -> None:
     what.add_argument("--workload", help="shipped workload name or path to a .toml workload")
     what.add_argument("--graph", help="hand-written task graph file (.toml)")
     sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a workload field, e.g. --set seq_len=4096 --set mode=training")
+                    help="override a workload field, e.g. --set seq_len=4096 --set mode=training (a workload. "
+                         "prefix, as sweep --set takes it, may be written)")
     _add_plugin(sp)
 
 
@@ -65,8 +67,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="simulate every combination of chip-profile values, workloads and schedulers")
     sw.add_argument("--chip", required=True, help="the base profile, by name or path")
-    sw.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2,...",
-                    help="a dotted key of the profile's TOML and its values, e.g. engines.tpc.count=8,16,24")
+    sw.add_argument("--set", action="append", default=[], metavar="chip.KEY=V1,... | workload.KEY=V1,...",
+                    help="a swept key and its values: chip.KEY is a dotted key of the profile's TOML "
+                         "(chip.engines.tpc.count=8,16,24), workload.KEY a workload field as run --set takes it "
+                         "(workload.seq_len=1024,4096)")
     sw.add_argument("--workload", required=True, help="one or more workloads, separated by commas")
     sw.add_argument("--schedulers", default="naive,balanced")
     sw.add_argument("--out", required=True, help="results file: .csv, or .parquet")
@@ -78,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 
     swp = sub.add_parser("sweep-plot", help="plot a sweep's results")
     swp.add_argument("file")
-    swp.add_argument("--out", required=True)
+    swp.add_argument("--out", required=True, help="folder for the PNG and SVG files")
 
     val = sub.add_parser("validate", help="predict measured latencies and report the errors")
     val.add_argument("--chip", required=True)
@@ -102,7 +106,13 @@ def _graph(args: argparse.Namespace) -> TaskGraph:
         if args.set:
             raise AccelsimError("--set overrides workload fields; it cannot be used with --graph", key="--set")
         return load_graph(args.graph)
-    return lower(load_workload(args.workload, args.set))
+    items = []
+    for item in args.set:
+        if item.strip().startswith("chip."):
+            raise AccelsimError(f"{args.command} --set overrides workload fields; a chip's keys are set in its "
+                                "profile, or swept with accelsim sweep --set chip.KEY=V1,V2", key=item.split("=")[0])
+        items.append(item.strip().removeprefix("workload."))  # the prefix a sweep's --set uses is taken here too
+    return lower(load_workload(args.workload, items))
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
@@ -118,40 +128,62 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 def _cmd_plot(args: argparse.Namespace) -> None:
     from . import plots
 
+    check_output_dir(args.out, "--out")
     chips = [c.strip() for c in args.chip.split(",") if c.strip()]
     names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
+    if not chips:
+        raise AccelsimError("name at least one chip", key="--chip")
+    if not names:
+        raise AccelsimError("name at least one scheduler", key="--schedulers")
     graph = _graph(args)
+    loaded = [load_chip(c) for c in chips]  # every profile checked before the first simulation
     everything: list = []
-    for chip_name in chips:
-        chip = load_chip(chip_name)
+    used: set[str] = set()
+
+    def stem(*parts: str) -> str:
+        """A file name from chip and scheduler names: made safe (no path separator, no ..), and unique (two
+        chips whose names differ only in unsafe characters do not overwrite each other's figures)."""
+        base = safe_name("_".join(parts))
+        out, n = base, 2
+        while out in used:
+            out, n = f"{base}-{n}", n + 1
+        used.add(out)
+        return out
+
+    for chip in loaded:
         result = compare(chip, graph, names)
         everything += result.results
         for r in result.results:
-            written = plots.save(plots.timeline(r), args.out, f"timeline_{chip.name}_{r.scheduler}")
-            written += plots.save(plots.utilization_over_time(r), args.out, f"utilization_{chip.name}_{r.scheduler}")
+            written = plots.save(plots.timeline(r), args.out, stem("timeline", chip.name, r.scheduler))
+            written += plots.save(plots.utilization_over_time(r), args.out,
+                                  stem("utilization", chip.name, r.scheduler))
             print("\n".join(map(str, written)))
-        print("\n".join(map(str, plots.save(plots.idle_chart(result.results), args.out, f"idle_{chip.name}"))))
+        print("\n".join(map(str, plots.save(plots.idle_chart(result.results), args.out, stem("idle", chip.name)))))
     if len(chips) > 1:
-        print("\n".join(map(str, plots.save(plots.comparison(everything), args.out, "comparison"))))
+        print("\n".join(map(str, plots.save(plots.comparison(everything), args.out, stem("comparison")))))
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .sweep import parse_axis, plan, run_sweep
+    from .sweep import Journal, parse_axis, plan, run_sweep
 
-    if not args.set:
-        raise AccelsimError("name at least one --set KEY=V1,V2,... to sweep", key="--set")
     if args.workers is not None and args.workers < 1:
         raise AccelsimError(f"must be at least 1, got {args.workers}", key="--workers")
     out = Path(args.out)
     if out.suffix not in (".csv", ".parquet"):
-        raise AccelsimError("the results file must end in .csv or .parquet", source=args.out)
+        raise AccelsimError("the results file must end in .csv or .parquet", source=args.out, key="--out")
+    Journal(out, ()).check()  # where the rows go, before anything runs
+    if not args.set:
+        raise AccelsimError("name at least one --set chip.KEY=V1,V2,... or workload.KEY=V1,V2,... to sweep",
+                            key="--set")
+    axes = [parse_axis(a) for a in args.set]
     names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
+    if not names:
+        raise AccelsimError("name at least one scheduler", key="--schedulers")
     for n in names:
         get_scheduler(n)
-    units = plan(args.chip, [parse_axis(a) for a in args.set], [w.strip() for w in args.workload.split(",")],
-                 names, args.plugin)
+    units = plan(args.chip, axes, [w.strip() for w in args.workload.split(",")], names, args.plugin)
     stats = run_sweep(units, out, workers=args.workers, dask=args.dask, progress=not args.quiet)
     print(f"{stats.ran} of {stats.units} points run ({stats.skipped} already in {out}), "
           f"{stats.failed} failed, {stats.seconds:.1f} s")
@@ -167,6 +199,7 @@ def _cmd_sweep_plot(args: argparse.Namespace) -> None:
 
     from .sweep_plot import sweep_plots
 
+    check_output_dir(args.out, "--out")
     for p in sweep_plots(Path(args.file), Path(args.out)):
         print(p)
 
@@ -218,6 +251,8 @@ def _cmd_chips(args: argparse.Namespace) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
+    if args.trace:
+        check_output_file(args.trace, "--trace")  # before the simulation, not after it
     chip = load_chip(args.chip)
     graph = _graph(args)
     results = run_graph(chip, graph, args.scheduler)
@@ -292,6 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # e.g. piped into `head`
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: what finished is already written (sweeps append as points finish)
+        print("accelsim: interrupted", file=sys.stderr)
+        return 130
     return code or 0
 
 

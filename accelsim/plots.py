@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
+from .outputs import check_output_dir, safe_name, write_failed
 from .results import Results
 from .trace import busy_engines_by_kind
 
@@ -51,8 +52,14 @@ def timeline_data(results: Results, max_rows_per_group: int = MAX_ROWS_PER_GROUP
     return data
 
 
+def plain(text: object) -> str:
+    """``text`` as matplotlib is to draw it, literally: every ``$`` escaped, so a user's name (a chip called
+    ``a$b$c`` or ``$\\frac{``) never switches on mathtext, which would mangle or refuse it."""
+    return str(text).replace("$", r"\$")
+
+
 def _title(results: Results, what: str) -> str:
-    return f"{what}: {results.graph.name} on {results.chip.name}, {results.scheduler} scheduler"
+    return f"{what}: {plain(results.graph.name)} on {plain(results.chip.name)}, {plain(results.scheduler)} scheduler"
 
 
 def _op_colours(ops: Sequence[str]) -> dict[str, tuple]:
@@ -68,8 +75,8 @@ def timeline(results: Results, max_rows_per_group: int = MAX_ROWS_PER_GROUP) -> 
     fig, ax = plt.subplots(figsize=(12, 1.0 + 0.32 * len(data.rows)))
     for (row, op), spans in sorted(data.bars.items()):
         ax.broken_barh([(s * us_per_cycle, max(f - s, 1) * us_per_cycle) for s, f in spans], (row - 0.4, 0.8),
-                       facecolors=colours[op], linewidth=0, label=op)
-    ax.set_yticks(range(len(data.rows)), data.rows)
+                       facecolors=colours[op], linewidth=0, label=plain(op))
+    ax.set_yticks(range(len(data.rows)), [plain(r) for r in data.rows])
     ax.set_ylim(len(data.rows) - 0.5, -0.5)
     ax.set_xlim(0, max(data.latency_cycles, 1) * us_per_cycle)
     ax.set_xlabel("time (us)")
@@ -105,20 +112,20 @@ def idle_chart(results: Sequence[Results]) -> Figure:
     width = 0.8 / len(results)
     x = np.arange(len(kinds))
     for k, r in enumerate(results):
-        ax.bar(x + k * width, [data[r.scheduler].get(kind, 0.0) for kind in kinds], width, label=r.scheduler)
+        ax.bar(x + k * width, [data[r.scheduler].get(kind, 0.0) for kind in kinds], width, label=plain(r.scheduler))
         per_engine = [r.chip.cycles_to_us(s.idle_cycles) for s in r.engines]
-        ax2.bar(np.arange(len(per_engine)) + k * width, per_engine, width, label=r.scheduler)
+        ax2.bar(np.arange(len(per_engine)) + k * width, per_engine, width, label=plain(r.scheduler))
     ax.set_xticks(x + width * (len(results) - 1) / 2, kinds)
     ax.set_ylabel("idle time (engine-us, summed over the kind)")
     ax.set_title("Idle time per engine kind")
     ax.legend(title="scheduler")
     names = results[0].chip.instance_names
     step = max(1, len(names) // 24)
-    ax2.set_xticks(range(0, len(names), step), names[::step], rotation=90, fontsize="small")
+    ax2.set_xticks(range(0, len(names), step), [plain(n) for n in names[::step]], rotation=90, fontsize="small")
     ax2.set_ylabel("idle time (us)")
     ax2.set_title("Idle time per engine")
     ax2.legend(title="scheduler")
-    fig.suptitle(f"Engine idle time: {results[0].graph.name} on {results[0].chip.name}")
+    fig.suptitle(f"Engine idle time: {plain(results[0].graph.name)} on {plain(results[0].chip.name)}")
     fig.tight_layout()
     return fig
 
@@ -148,7 +155,7 @@ def utilization_over_time(results: Results, bins: int = 200) -> Figure:
     us_per_cycle = 1.0 / (results.chip.clock_ghz * 1e3)
     fig, ax = plt.subplots(figsize=(12, 4))
     for kind, (edges, frac) in data.items():
-        ax.stairs(frac * 100, edges * us_per_cycle, label=kind, linewidth=1.5)
+        ax.stairs(frac * 100, edges * us_per_cycle, label=plain(kind), linewidth=1.5)
     ax.set_ylim(0, 105)
     ax.set_xlabel("time (us)")
     ax.set_ylabel("engines busy (% of the kind)")
@@ -185,10 +192,10 @@ def comparison(rows: Sequence[Results]) -> Figure:
     x = np.arange(len(chips))
     for k, s in enumerate(schedulers):
         lat = [data[c][s].latency_us / 1e3 if s in data[c] else 0 for c in chips]
-        axes[0].bar(x + k * width, lat, width, label=s)
+        axes[0].bar(x + k * width, lat, width, label=plain(s))
         for j, kind in enumerate(kinds):
             util = [data[c][s].utilization.get(kind, 0) * 100 if s in data[c] else 0 for c in chips]
-            axes[1 + j].bar(x + k * width, util, width, label=s)
+            axes[1 + j].bar(x + k * width, util, width, label=plain(s))
     axes[0].set_ylabel("latency (ms)")
     axes[0].set_title("Latency")
     for j, kind in enumerate(kinds):
@@ -196,19 +203,27 @@ def comparison(rows: Sequence[Results]) -> Figure:
         axes[1 + j].set_ylim(0, 105)
         axes[1 + j].set_title(f"{kind} utilization")
     for ax in axes:
-        ax.set_xticks(x + width * (len(schedulers) - 1) / 2, chips)
+        ax.set_xticks(x + width * (len(schedulers) - 1) / 2, [plain(c) for c in chips])
         ax.legend(title="scheduler", fontsize="small")
-    fig.suptitle(f"{rows[0].graph.name}: schedulers across chips")
+    fig.suptitle(f"{plain(rows[0].graph.name)}: schedulers across chips")
     fig.tight_layout()
     return fig
 
 
 def save(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` and close the figure."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write ``stem.png`` and ``stem.svg`` into ``out_dir`` (created if need be) and close the figure.
+
+    ``stem`` is passed through ``safe_name``: a chip or scheduler name in it can never make a path that leaves
+    ``out_dir``. A folder that cannot be created or written is an AccelsimError."""
+    out = check_output_dir(out_dir, "--out")
+    stem = safe_name(stem)
     paths = [out / f"{stem}.png", out / f"{stem}.svg"]
-    for p in paths:
-        fig.savefig(p, dpi=110)
-    plt.close(fig)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for p in paths:
+            fig.savefig(p, dpi=110)
+    except OSError as exc:
+        raise write_failed(out, exc, "--out") from None
+    finally:
+        plt.close(fig)
     return paths

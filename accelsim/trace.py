@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 
+from .outputs import check_output_file, write_failed
 from .results import Results
 
 
@@ -62,8 +65,18 @@ def busy_engines_by_kind(results: Results) -> dict[str, tuple[list[int], list[in
 
 
 def write_chrome_trace(results: Results, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        json.dump(chrome_trace(results), fh)
+    """Write the trace to ``path``, whose folder must exist (``check_output_file``); a path that cannot be
+    written is an AccelsimError. The trace is written to a temporary file in the same folder and renamed, so a
+    failed write leaves no half a file."""
+    path = check_output_file(path, "--trace")
+    trace = chrome_trace(results)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump(trace, fh)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise write_failed(path, exc, "--trace") from None
     return path

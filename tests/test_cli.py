@@ -146,3 +146,12 @@ def test_compare_json_rows_and_table(capsys):
     code, out, _ = run_cli(capsys, "compare", "--chip", "gaudi1", "--graph", EXAMPLE)
     assert code == 0 and out.splitlines()[2].split()[:4] == ["scheduler", "cycles", "ms", "speedup"]
     assert "dual-capable tasks on vector cores" in out
+
+
+def test_run_set_takes_the_workload_prefix_a_sweep_uses_and_refuses_chip_keys(capsys):
+    argv = ["run", "--chip", "gaudi2", "--workload", "gpt2-small", "--set", "layers=1", "--set", "granularity=op"]
+    code, plain, _ = run_cli(capsys, *argv, "--set", "seq_len=512", "--json")
+    code2, prefixed, _ = run_cli(capsys, *argv, "--set", "workload.seq_len=512", "--json")
+    assert code == code2 == 0 and json.loads(plain)["latency_cycles"] == json.loads(prefixed)["latency_cycles"]
+    code, _, err = run_cli(capsys, *argv, "--set", "chip.engines.tpc.count=8")
+    assert code == 2 and err.count("\n") == 1 and "sweep --set chip.KEY" in err
