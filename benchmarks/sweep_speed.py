@@ -47,7 +47,7 @@ def main() -> None:
     workload = tmp / "tiny-gpt.toml"
     workload.write_text(TINY)
     counts = ",".join(str(4 + k) for k in range(args.points))
-    units = plan("gaudi2", [parse_axis(f"engines.tpc.count={counts}")], [str(workload)], ["naive", "balanced"])
+    units = plan("gaudi2", [parse_axis(f"chip.engines.tpc.count={counts}")], [str(workload)], ["naive", "balanced"])
     rows = []
 
     def timed(label: str, workers: int | None = None, dask: str | None = None) -> float:
