@@ -12,12 +12,13 @@ from . import run as run_graph
 from .analytic import analytic_counts
 from .chip import load_chip
 from .compare import compare
+from .compiler import compile_graph, compiler_warnings
 from .errors import AccelsimError
 from .graph import TaskGraph, load_graph
 from .lowering import lower
 from .outputs import check_output_dir, check_output_file, safe_name
 from .registry import get_scheduler, load_plugin, scheduler_names
-from .report import chips_report, compare_report, run_report, table
+from .report import chips_report, compare_report, compile_report, run_report, table
 from .resources import shipped_names
 from .trace import write_chrome_trace
 from .workload import WorkloadSummary, load_workload
@@ -54,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", default="first-free", help="registered scheduler name")
     run.add_argument("--trace", help="write a Chrome trace (Perfetto, chrome://tracing) to this path")
     run.add_argument("--json", action="store_true", help="print one JSON object with every task's placement")
+
+    cpl = sub.add_parser("compile", help="show what the chip's graph compiler makes of a workload or a task graph")
+    _add_inputs(cpl, "shipped chip name or path to a .toml profile")
+    cpl.add_argument("--json", action="store_true")
 
     cmp = sub.add_parser("compare", help="compare schedulers on one chip and workload")
     _add_inputs(cmp, "shipped chip name or path to a .toml profile")
@@ -122,6 +127,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     if not names:
         raise AccelsimError("name at least one scheduler", key="--schedulers")
     result = compare(chip, graph, names)
+    _warn_of(result.graph)
     print(json.dumps(result.to_dict()) if args.json else compare_report(result))
 
 
@@ -250,12 +256,24 @@ def _cmd_chips(args: argparse.Namespace) -> None:
         print(chips_report(chips))
 
 
+def _cmd_compile(args: argparse.Namespace) -> None:
+    report = compile_graph(_graph(args), load_chip(args.chip)).report
+    print(json.dumps(report.to_json()) if args.json else compile_report(report))
+
+
+def _warn_of(graph: TaskGraph) -> None:
+    """The compiler's warnings about a graph it compiled, one line each on stderr."""
+    for w in compiler_warnings(graph):
+        print(f"accelsim: warning: {w}", file=sys.stderr)
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     if args.trace:
         check_output_file(args.trace, "--trace")  # before the simulation, not after it
     chip = load_chip(args.chip)
     graph = _graph(args)
     results = run_graph(chip, graph, args.scheduler)
+    _warn_of(results.graph)
     if args.trace:
         write_chrome_trace(results, args.trace)
     if args.json:
@@ -311,7 +329,8 @@ def _cmd_schedulers(args: argparse.Namespace) -> None:
 
 #: Each command returns its exit status, or None for 0 (1 when the work ran but part of it failed).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
-    "chips": _cmd_chips, "run": _cmd_run, "compare": _cmd_compare, "plot": _cmd_plot, "sweep": _cmd_sweep,
+    "chips": _cmd_chips, "compile": _cmd_compile, "run": _cmd_run, "compare": _cmd_compare, "plot": _cmd_plot,
+    "sweep": _cmd_sweep,
     "sweep-plot": _cmd_sweep_plot, "workloads": _cmd_workloads, "schedulers": _cmd_schedulers,
     "validate": _cmd_validate, "fit": _cmd_fit}
 

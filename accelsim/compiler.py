@@ -37,8 +37,9 @@ from .graph import Task, TaskGraph
 from .onchip import OnChipPlan
 from .ops import OPS, elements
 
-#: The meta key that marks a graph as compiled, and for which chip.
+#: The meta keys that mark a graph as compiled, for which chip, and what the compiler warned of.
 COMPILED_FOR = "compiled_for"
+COMPILER_WARNINGS = "compiler_warnings"
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Compiled:
 def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
     """Compile ``graph`` for ``chip``; a graph already compiled for this chip comes back as it is."""
     if graph.meta.get(COMPILED_FOR) == chip.name:
-        return Compiled(graph, _report(graph, graph, chip, 0, ()))
+        return Compiled(graph, _report(graph, graph, chip, 0, compiler_warnings(graph)))
     spec = chip.spec.compiler
     warnings: list[str] = []
     user_cut = graph.meta.get("granularity") in ("head", "tile")
@@ -92,9 +93,15 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
         tasks, prefetches = plan_on_chip(tasks, capacity, depth)
     if spec.split_over_engines and not user_cut:
         tasks = split_over_engines(tasks, chip, spec.slices)
-    meta = {**graph.meta, COMPILED_FOR: chip.name}
+    meta = {**graph.meta, COMPILED_FOR: chip.name, COMPILER_WARNINGS: tuple(warnings)}
     out = TaskGraph(tasks, name=graph.name, source=graph.source, meta=meta)
     return Compiled(out, _report(graph, out, chip, prefetches, tuple(warnings), fused))
+
+
+def compiler_warnings(graph: TaskGraph) -> tuple[str, ...]:
+    """What the compiler warned of when it compiled ``graph`` (none for a graph it did not compile)."""
+    warnings = graph.meta.get(COMPILER_WARNINGS, ())
+    return tuple(str(w) for w in warnings) if isinstance(warnings, tuple) else ()
 
 
 # ---- 1. edges -----------------------------------------------------------------------------------------------

@@ -45,12 +45,13 @@ def matrix_engine_cycles(task: Task, spec: MatrixEngines) -> int:
 
 
 def systolic_engine_cycles(gemms: tuple[Gemm, ...], spec: SystolicMatrixEngines, macs: int) -> int:
-    """SCALE-Sim's cycles for each GEMM on the array; a dtype with fewer MACs per cycle than the array's densest
-    (rows x cols) takes proportionally longer."""
+    """SCALE-Sim's cycles for each GEMM on the rows x cols array, scaled by the dtype's MAC rate against one MAC per
+    cell and cycle: a dtype with fewer MACs per cycle (fp32 on Gaudi) takes proportionally longer, one with more
+    (fp8 packing two MACs per cell) proportionally less. Integer arithmetic, so the count stays exact."""
     r, c, flow = spec.rows, spec.cols, spec.dataflow
     cycles = sum(b * systolic_cycles(m, k, n, r, c, flow) for b, m, k, n in gemms)
     full = r * c
-    return math.ceil(cycles * full / macs) if macs < full else cycles
+    return cycles if macs == full else -(-cycles * full // macs)
 
 
 def tiled_cycles(gemms: tuple[Gemm, ...], spec: TiledMatrixEngines, macs: int) -> int:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .chip import Chip
+from .compiler import CompileReport
 from .results import Results
 
 if TYPE_CHECKING:  # compare imports the schedulers, which would make an import cycle at run time
@@ -75,4 +76,26 @@ def compare_report(cmp: Comparison) -> str:
             lines.append(f"\n{r.scheduler}: {s['to_vector']} of {s['dual_tasks']} dual-capable tasks on vector "
                          f"cores (fraction {s['fraction_to_vector']:g}; closed form {s['closed_form_fraction']:g}; "
                          f"chosen candidate {s['chosen']})")
+    return "\n".join(lines)
+
+
+def compile_report(report: CompileReport) -> str:
+    """What the chip's compiler did: tasks per op before and after, fusion, on-chip tensors, HBM bytes, work."""
+    saved = report.hbm_bytes_before - report.hbm_bytes_after
+    share = saved / report.hbm_bytes_before if report.hbm_bytes_before else 0.0
+    lines = [
+        f"chip {report.chip}  tasks {report.tasks_before:,} -> {report.tasks_after:,}  "
+        f"fused kernels {report.fused_kernels:,} ({report.ops_fused_away:,} ops folded in)  "
+        f"weight prefetches {report.prefetches:,}  tensors kept on chip {report.tensors_on_chip:,}",
+        f"HBM bytes {report.hbm_bytes_before:,} -> {report.hbm_bytes_after:,} (saved {saved:,}, {share:.1%}, if "
+        "every tensor planned on chip stays there)",
+        "",
+    ]
+    ops = sorted(set(report.tasks_per_op_before) | set(report.tasks_per_op_after))
+    lines.append(table(["op", "tasks before", "tasks after"],
+                       [(op, report.tasks_per_op_before.get(op, 0), report.tasks_per_op_after.get(op, 0))
+                        for op in ops]))
+    lines += ["", table(["engine kind", "GFLOP"], [(k, round(v / 1e9, 3)) for k, v in
+                                                   sorted(report.flops_per_kind.items())])]
+    lines += [f"warning: {w}" for w in report.warnings]
     return "\n".join(lines)

@@ -244,7 +244,8 @@ def _backward(forward: list[Kernel]) -> list[Kernel]:
 
 
 def lower_record(rec: dict) -> TaskGraph:
-    """The kernels of one measured record, each after the one before."""
+    """The kernels of one measured record, each after the one before, in the record's ``dtype`` (default: what
+    gpu_calib.py ran, GPU_CALIB.dtype): an fp8 GEMM record is costed at the fp8 rate."""
     st = _Stream()
     kind = rec["kind"]
     if kind == "gemm":
@@ -272,13 +273,16 @@ def lower_record(rec: dict) -> TaskGraph:
             st.vec("add", T, inputs=2)
     else:
         raise AccelsimError(f"cannot lower a {kind!r} record", key="kind")
-    return _graph(st.kernels, f"{kind}")
+    dtype = rec.get("dtype", GPU_CALIB.dtype)
+    if dtype not in DTYPE_BYTES:
+        raise AccelsimError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPE_BYTES)}", key="dtype")
+    return _graph(st.kernels, f"{kind}", dtype)
 
 
-def _graph(kernels: list[Kernel], name: str) -> TaskGraph:
+def _graph(kernels: list[Kernel], name: str, dtype: str) -> TaskGraph:
     names = [f"k{i}.{k.op}" for i, k in enumerate(kernels)]
-    size = DTYPE_BYTES[GPU_CALIB.dtype]
-    tasks = [make_task(names[i], k.op, k.shape, dtype=GPU_CALIB.dtype,
+    size = DTYPE_BYTES[dtype]
+    tasks = [make_task(names[i], k.op, k.shape, dtype=dtype,
                        bytes_read=None if k.reads is None else size * k.reads,
                        bytes_written=None if k.writes is None else size * k.writes, deps=names[i - 1:i])
              for i, k in enumerate(kernels)]
