@@ -7,17 +7,19 @@ in order, each one off unless the profile turns it on:
    inferred: a task reads its dependencies' outputs first, whole, as far as its bytes read go, the rest from memory.
 2. **Fusion** (``fuse_vector_chains``). An element-wise or row op whose only consumer is another such op is folded
    into it: one vector kernel, whose intermediate never leaves the chip (Gaudi's TPC fuser).
-3. **Prefetch** (``prefetch_depth``). Each matrix op's weights (the bytes it reads from no producer) are loaded
-   into SRAM by a DMA task that may start once the matrix op ``prefetch_depth`` places earlier is done.
-4. **On-chip plan** (``keep_on_chip``). Which outputs (and prefetched weights) stay in SRAM between producer and
+3. **Split** (``split_over_engines``). Each task is cut into one part per engine of the kind that runs it (into
+   at least ``slices`` parts, so that producer and consumer pipeline, and, where tensors are kept on chip, into
+   parts whose outputs fit a share of the SRAM), along the dimension its op allows where the chip runs the parts
+   fastest (``partition``); bytes, FLOPs and edges are shared out in proportion. A part waits for the producer
+   parts holding the same rows when both are cut along first dimensions of the same length, for those holding the
+   same sequences when both first dimensions run over the batch's sequences (``Task.sequences``), else for every
+   part.
+4. **Prefetch** (``prefetch_depth``). Each matrix op's weights (the bytes it reads from no producer) are loaded
+   into SRAM by DMA tasks that may start once the matrix op ``prefetch_depth + 1`` places earlier is done (all but
+   the first matrix op, which has nothing to hide its load under).
+5. **On-chip plan** (``keep_on_chip``). Which outputs (and prefetched weights) stay in SRAM between producer and
    consumers: shortest-lived first, each kept if the SRAM it needs is free over its whole life in program order.
    At run time a kept tensor can still spill (accelsim.onchip), so the capacity holds for any schedule.
-5. **Split** (``split_over_engines``). Each task is cut into one part per engine of the kind that runs it (and
-   into at least ``slices`` parts, so that producer and consumer pipeline), along
-   the dimension its op allows where the chip runs the parts fastest (``partition``); bytes, FLOPs and edges are
-   shared out in proportion. A part waits for the producer parts holding the same rows when both are cut along
-   first dimensions of the same length, for those holding the same sequences when both first dimensions run over
-   the batch's sequences (``Task.sequences``), else for every part.
 
 With every pass off (a GPU) the graph comes back as given, one kernel per op. A graph lowered at ``head`` or
 ``tile`` granularity is the user's own cut: the compiler does not split it again and says so.
@@ -36,6 +38,11 @@ from .costs import compute_cycles
 from .graph import Task, TaskGraph
 from .onchip import OnChipPlan
 from .ops import OPS, elements
+
+#: Where it keeps tensors on chip, the compiler cuts an op into parts whose outputs take at most this share of the
+#: SRAM it may use, so that a producer's part, its consumer's part and the next weights fit together (a choice of
+#: this model: Gaudi's compiler slices to fit SRAM, by rules that are not published).
+SLICE_SHARE = 4
 
 #: The meta keys that mark a graph as compiled, for which chip, and what the compiler warned of.
 COMPILED_FOR = "compiled_for"
@@ -87,12 +94,12 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
     if spec.fuse_vector_chains:
         tasks, fused = fuse_vector_chains(tasks)
     capacity = chip.on_chip_capacity if spec.keep_on_chip else 0
+    if spec.split_over_engines and not user_cut:
+        tasks = split_over_engines(tasks, chip, spec.slices, capacity // SLICE_SHARE)
     prefetches = 0
     if spec.keep_on_chip:
         depth = spec.prefetch_depth if "dma" in chip.kinds else 0
         tasks, prefetches = plan_on_chip(tasks, capacity, depth)
-    if spec.split_over_engines and not user_cut:
-        tasks = split_over_engines(tasks, chip, spec.slices)
     meta = {**graph.meta, COMPILED_FOR: chip.name, COMPILER_WARNINGS: tuple(warnings)}
     out = TaskGraph(tasks, name=graph.name, source=graph.source, meta=meta)
     return Compiled(out, _report(graph, out, chip, prefetches, tuple(warnings), fused))
@@ -199,9 +206,22 @@ def plan_on_chip(tasks: Sequence[Task], capacity: int, prefetch_depth: int) -> t
     for i, t in enumerate(tasks):
         if last_use[i] >= 0 and 0 < t.bytes_written <= capacity:
             candidates.append((i, last_use[i], t.bytes_written, ("output", i)))
-    matrix = [i for i, t in enumerate(tasks) if t.engines == ("matrix",)]
     # Matrix op k's weights may load once matrix op k - depth - 1 is done: with depth 1, while op k - 1 computes.
-    waits_for = {i: matrix[k - prefetch_depth - 1] if k > prefetch_depth else -1 for k, i in enumerate(matrix)}
+    # An op cut into parts counts once: its part j waits for part j of that op (or its last part).
+    ops: list[list[int]] = []
+    for i, t in enumerate(tasks):
+        if t.engines == ("matrix",):
+            if ops and tasks[ops[-1][0]].name.split("#")[0] == t.name.split("#")[0]:
+                ops[-1].append(i)
+            else:
+                ops.append([i])
+    waits_for = {}
+    for k, parts in enumerate(ops):
+        earlier = ops[k - prefetch_depth - 1] if k > prefetch_depth else []
+        for j, i in enumerate(parts):
+            waits_for[i] = earlier[min(j, len(earlier) - 1)] if earlier else -1
+    # The first matrix op has no earlier matrix work to hide its load under: it streams its weights itself.
+    matrix = [i for parts in ops[1:] for i in parts]
     weights: dict[int, int] = {}
     for i in matrix if prefetch_depth else ():
         w = tasks[i].bytes_read - sum(tasks[i].dep_bytes)
@@ -290,12 +310,12 @@ def _share(total: int, weights: Sequence[int]) -> list[int]:
     return out
 
 
-def split_over_engines(tasks: Sequence[Task], chip: Chip, slices: int = 1) -> list[Task]:
+def split_over_engines(tasks: Sequence[Task], chip: Chip, slices: int = 1, fit_bytes: int = 0) -> list[Task]:
     """Cut every task into parts for the engines of the kinds it may run on, choosing the cut (``partition``)."""
     cut: dict[str, _Parts] = {}
     out: list[Task] = []
     for t in tasks:
-        dim, parts = partition(t, chip, slices)
+        dim, parts = partition(t, chip, slices, fit_bytes)
         bounds = _cut(t.shape[dim], parts)
         names = [t.name] if parts == 1 else [f"{t.name}#{j}" for j in range(parts)]
         sizes = [b - a for a, b in bounds]
@@ -323,12 +343,13 @@ def split_over_engines(tasks: Sequence[Task], chip: Chip, slices: int = 1) -> li
     return out
 
 
-def partition(task: Task, chip: Chip, slices: int = 1) -> tuple[int, int]:
+def partition(task: Task, chip: Chip, slices: int = 1, fit_bytes: int = 0) -> tuple[int, int]:
     """(dimension, parts) to cut ``task`` into: one part per engine of its kind (the most engines among the kinds
-    it allows), or ``slices`` parts where that is more, along a dimension its op allows. Each candidate is costed
-    on the chip (the slowest engine's share of parts, each part's cycles on the kind's fastest group), so a cut
-    that leaves the arrays half empty (a GEMM's rows below the array's) loses to one that does not; ties go to the
-    most parts, which pipeline best."""
+    it allows), or ``slices`` parts where that is more, or, when ``fit_bytes`` is set and the output is larger,
+    enough parts (a multiple of the engines) for each part's output to fit in it, along a dimension its op allows.
+    Each candidate is costed on the chip (the slowest engine's share of parts, each part's cycles on the kind's
+    fastest group), so a cut that leaves the arrays half empty (a GEMM's rows below the array's) loses to one that
+    does not; ties go to the most parts, which pipeline best."""
     dims = OPS[task.op].split_dims(task.shape)
     engines = {g.kind: 0 for g in chip.groups}
     for g in chip.groups:
@@ -339,20 +360,24 @@ def partition(task: Task, chip: Chip, slices: int = 1) -> tuple[int, int]:
     kind = allowed[0]
     n = max(engines[k] for k in allowed)
     groups = [g for g in chip.groups if g.kind == kind]
-    best: tuple[float, int, int, int] | None = None
+    candidates: list[tuple[int, int, int]] = []  # (load, dimension, parts)
     for dim in dims:
-        for parts in sorted({min(n, task.shape[dim]), min(max(n, slices), task.shape[dim])}):
-            size = -(-task.shape[dim] // parts)
+        length = task.shape[dim]
+        fitting = n
+        if fit_bytes and task.bytes_written > fit_bytes:  # the longest parts whose outputs fit, as evenly as can be
+            fitting = -(-length // max(1, length * fit_bytes // task.bytes_written))
+        for parts in sorted({min(p, length) for p in (n, max(n, slices), fitting)}):
+            size = -(-length // parts)
             part = replace(task, shape=task.shape[:dim] + (size,) + task.shape[dim + 1:])
             cycles = min((c for c in (compute_cycles(part, g, chip) for g in groups) if c >= 0), default=-1)
             if cycles < 0:
                 return 0, 1
-            load = -(-parts // engines[kind]) * cycles
-            key = (load, -parts, dims.index(dim), parts)
-            if best is None or key < best:
-                best = key
-    assert best is not None
-    return dims[best[2]], best[3]
+            candidates.append((-(-parts // engines[kind]) * cycles, dim, parts))
+    # Within 1% of the least load counts as a tie (a fold's rounding): then the most parts, then the first dimension.
+    least = min(load for load, _, _ in candidates)
+    _, dim, parts = min(((-parts, dims.index(dim)), dim, parts) for load, dim, parts in candidates
+                        if load <= least * 1.01)
+    return dim, parts
 
 
 # ---- the report ---------------------------------------------------------------------------------------------
