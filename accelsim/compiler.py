@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -73,14 +74,24 @@ class CompileReport:
 
 @dataclass(frozen=True)
 class Compiled:
+    """The compiled graph; its report is worked out when asked for."""
+
     graph: TaskGraph
-    report: CompileReport
+    source: TaskGraph
+    chip: Chip
+    prefetches: int = 0
+    fused_away: int = 0
+
+    @cached_property
+    def report(self) -> CompileReport:
+        return _report(self.source, self.graph, self.chip, self.prefetches, compiler_warnings(self.graph),
+                       self.fused_away)
 
 
 def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
     """Compile ``graph`` for ``chip``; a graph already compiled for this chip comes back as it is."""
     if graph.meta.get(COMPILED_FOR) == chip.name:
-        return Compiled(graph, _report(graph, graph, chip, 0, compiler_warnings(graph)))
+        return Compiled(graph, graph, chip)
     spec = chip.spec.compiler
     warnings: list[str] = []
     user_cut = graph.meta.get("granularity") in ("head", "tile")
@@ -102,7 +113,7 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
         tasks, prefetches = plan_on_chip(tasks, capacity, depth)
     meta = {**graph.meta, COMPILED_FOR: chip.name, COMPILER_WARNINGS: tuple(warnings)}
     out = TaskGraph(tasks, name=graph.name, source=graph.source, meta=meta)
-    return Compiled(out, _report(graph, out, chip, prefetches, tuple(warnings), fused))
+    return Compiled(out, graph, chip, prefetches, fused)
 
 
 def compiler_warnings(graph: TaskGraph) -> tuple[str, ...]:
@@ -128,7 +139,7 @@ def with_edges(tasks: Sequence[Task]) -> list[Task]:
             b = min(written[d], left)
             edges.append(b)
             left -= b
-        out.append(replace(t, dep_bytes=tuple(edges)))
+        out.append(t.but(dep_bytes=tuple(edges)))
     return out
 
 
@@ -184,7 +195,7 @@ def _absorb(consumer: Task, producers: list[Task]) -> Task:
         fused += (*p.fused, (p.op, p.shape))
         for d, b in zip(p.deps, p.dep_bytes, strict=True):
             deps[d] = deps.get(d, 0) + b
-    return replace(consumer, deps=tuple(deps), dep_bytes=tuple(deps.values()), bytes_read=reads, flops=flops,
+    return consumer.but(deps=tuple(deps), dep_bytes=tuple(deps.values()), bytes_read=reads, flops=flops,
                    fused=fused + consumer.fused)
 
 
@@ -247,9 +258,9 @@ def plan_on_chip(tasks: Sequence[Task], capacity: int, prefetch_depth: int) -> t
     out = list(emit_after.get(-1, ()))
     for i, t in enumerate(tasks):
         if ("output", i) in kept:
-            t = replace(t, on_chip=True)
+            t = t.but(on_chip=True)
         if ("prefetch", i) in kept:
-            t = replace(t, deps=(*t.deps, f"prefetch:{t.name}"), dep_bytes=(*t.dep_bytes, weights[i]))
+            t = t.but(deps=(*t.deps, f"prefetch:{t.name}"), dep_bytes=(*t.dep_bytes, weights[i]))
         out.append(t)
         out.extend(emit_after.get(i, ()))
     return out, sum(1 for what in kept if what[0] == "prefetch")
@@ -336,7 +347,7 @@ def split_over_engines(tasks: Sequence[Task], chip: Chip, slices: int = 1, fit_b
                     deps.append(name)
                     dep_bytes.append(share)
             fused = tuple((op, (share[j],)) for (op, _), share in zip(t.fused, fused_shares, strict=True))
-            out.append(replace(t, name=names[j], shape=shape, flops=flops[j], bytes_read=reads[j],
+            out.append(t.but(name=names[j], shape=shape, flops=flops[j], bytes_read=reads[j],
                                bytes_written=writes[j], deps=tuple(deps), dep_bytes=tuple(dep_bytes),
                                fused=fused if parts > 1 else t.fused))
         cut[t.name] = _Parts(names, dim, t.shape[dim], bounds, t.sequences)
@@ -368,7 +379,7 @@ def partition(task: Task, chip: Chip, slices: int = 1, fit_bytes: int = 0) -> tu
             fitting = -(-length // max(1, length * fit_bytes // task.bytes_written))
         for parts in sorted({min(p, length) for p in (n, max(n, slices), fitting)}):
             size = -(-length // parts)
-            part = replace(task, shape=task.shape[:dim] + (size,) + task.shape[dim + 1:])
+            part = task.but(shape=task.shape[:dim] + (size,) + task.shape[dim + 1:])
             cycles = min((c for c in (compute_cycles(part, g, chip) for g in groups) if c >= 0), default=-1)
             if cycles < 0:
                 return 0, 1
@@ -402,7 +413,7 @@ def _report(before: TaskGraph, after: TaskGraph, chip: Chip, prefetches: int, wa
         prefetches=prefetches,
         tensors_on_chip=len({t.name.split("#")[0] for i, t in enumerate(after.tasks) if plan.keep[i]}),
         hbm_bytes_before=before.total_bytes,
-        hbm_bytes_after=sum(plan.hbm),
+        hbm_bytes_after=int(plan.hbm.sum()),
         flops_per_kind=dict(flops),
         warnings=warnings,
     )

@@ -144,6 +144,7 @@ class CostTable:
         groups = chip.groups
         n = len(graph.tasks)
         plan = OnChipPlan.of(graph)
+        hbm = plan.hbm.tolist()
         compute = np.full((n, len(groups)), INFEASIBLE, dtype=np.int64)
         stream = np.zeros(n, dtype=np.int64)
         memo: dict[tuple, tuple[int, ...]] = {}
@@ -158,8 +159,8 @@ class CostTable:
                         f"{list(t.engines)}; chip has {[f'{g.name}:{g.kind}' for g in groups]})",
                         source=graph.source, key=f"task {t.name!r}")
             compute[i] = row
-            stream[i] = stream_bytes(t, chip, plan.hbm[i])
-        onchip = np.asarray(plan.sram, dtype=np.int64)
+            stream[i] = stream_bytes(t, chip, int(hbm[i]))
+        onchip = plan.sram
         spec = chip.spec
         # SRAM bandwidth is left out: a tensor that spills at run time moves its bytes from SRAM to HBM, so only
         # the HBM term stays a lower bound of the simulated time, which the bounds rely on.

@@ -6,6 +6,7 @@ of when or where it runs. That is for the scheduler and the simulation.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,15 @@ class Task:
     @property
     def bytes(self) -> int:
         return self.bytes_read + self.bytes_written
+
+    def but(self, **changes: object) -> Task:
+        """A copy with ``changes``: ``dataclasses.replace``, but cheap enough for a compiler pass over 10^5 tasks."""
+        fields = {name: getattr(self, name) for name in _TASK_FIELDS}
+        fields.update(changes)
+        return Task(**fields)
+
+
+_TASK_FIELDS = tuple(f.name for f in dataclasses.fields(Task))
 
 
 def make_task(

@@ -12,42 +12,53 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .graph import TaskGraph
 from .ops import OPS
 
 
 @dataclass(frozen=True)
 class OnChipPlan:
-    """Per task: ``keep`` the bytes of its output planned on chip (0: none); ``inputs`` the (producer, bytes) it
-    reads from producers whose output is planned on chip; ``hbm`` and ``sram`` the bytes it moves through each
-    memory when every planned tensor does stay on chip; ``spill_writes`` whether a spilled output is written."""
+    """Per task (arrays over the graph's tasks): ``keep`` the bytes of its output planned on chip (0: none);
+    ``hbm`` and ``sram`` the bytes it moves through each memory when every planned tensor does stay on chip;
+    ``consumers`` how many tasks read its kept output; ``spill_writes`` whether a spilled output is written back.
+    ``inputs[i]``: the (producer, bytes) task i reads from producers whose output is planned on chip (only tasks
+    that have some)."""
 
-    keep: list[int]
-    inputs: list[list[tuple[int, int]]]
-    hbm: list[int]
-    sram: list[int]
-    spill_writes: list[bool]
-    consumers: list[int]
+    keep: np.ndarray
+    hbm: np.ndarray
+    sram: np.ndarray
+    consumers: np.ndarray
+    spill_writes: np.ndarray
+    inputs: dict[int, list[tuple[int, int]]]
 
     @classmethod
     def of(cls, graph: TaskGraph) -> OnChipPlan:
         tasks = graph.tasks
-        keep = [t.bytes_written if t.on_chip else 0 for t in tasks]
-        inputs: list[list[tuple[int, int]]] = [[] for _ in tasks]
-        consumers = [0] * len(tasks)
-        for i, t in enumerate(tasks):
-            for p, b in zip(graph.preds[i], t.dep_bytes, strict=False):
-                if b and keep[p]:
-                    inputs[i].append((p, b))
-                    consumers[p] += 1
-        # An output kept on chip that nobody reads from there is written out after all.
-        keep = [k if consumers[i] else 0 for i, k in enumerate(keep)]
-        sram = [keep[i] + sum(b for _, b in inputs[i]) for i in range(len(tasks))]
-        hbm = [t.bytes - sram[i] for i, t in enumerate(tasks)]
-        spill_writes = [not OPS[t.op].copies_memory for t in tasks]
-        return cls(keep, inputs, hbm, sram, spill_writes, consumers)
+        n = len(tasks)
+        total = np.fromiter((t.bytes for t in tasks), dtype=np.int64, count=n)
+        kept = [i for i, t in enumerate(tasks) if t.on_chip]
+        keep = np.zeros(n, dtype=np.int64)
+        sram = np.zeros(n, dtype=np.int64)
+        consumers = np.zeros(n, dtype=np.int64)
+        inputs: dict[int, list[tuple[int, int]]] = {}
+        if kept:
+            planned = {i: tasks[i].bytes_written for i in kept}
+            for i, t in enumerate(tasks):
+                for p, b in zip(graph.preds[i], t.dep_bytes, strict=False):
+                    if b and p in planned:
+                        inputs.setdefault(i, []).append((p, b))
+                        consumers[p] += 1
+                        sram[i] += b
+            for i in kept:  # an output kept on chip that nobody reads from there is written out after all
+                if consumers[i]:
+                    keep[i] = planned[i]
+                    sram[i] += planned[i]
+        spill_writes = np.fromiter((not OPS[t.op].copies_memory for t in tasks), dtype=bool, count=n)
+        return cls(keep, total - sram, sram, consumers, spill_writes, inputs)
 
     @property
     def any(self) -> bool:
         """Whether anything is planned on chip at all (else the simulation can skip the bookkeeping)."""
-        return any(self.keep)
+        return bool(self.keep.any())

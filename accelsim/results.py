@@ -156,9 +156,14 @@ class Results:
         out["engines"] = {st.name: st.to_json() for st in self.engines}
         if tasks:
             names = self.chip.instance_names
+            n = len(self.graph)
+            hbm = self.hbm_bytes.tolist() if len(self.hbm_bytes) == n else [t.bytes for t in self.graph.tasks]
+            sram = self.sram_bytes.tolist() if len(self.sram_bytes) == n else [0] * n
+            kept = self.kept_on_chip.tolist() if len(self.kept_on_chip) == n else [False] * n
             out["tasks"] = [
-                {"name": t.name, "op": t.op, "engine": names[e], "start_cycle": s, "end_cycle": f, "deps": list(t.deps)}
-                for t, e, s, f in zip(self.graph.tasks, self.engine.tolist(), self.start.tolist(), self.end.tolist(),
-                                      strict=True)
+                {"name": t.name, "op": t.op, "engine": names[e], "start_cycle": s, "end_cycle": f, "deps": list(t.deps),
+                 "hbm_bytes": h, "sram_bytes": b, "kept_on_chip": k}
+                for t, e, s, f, h, b, k in zip(self.graph.tasks, self.engine.tolist(), self.start.tolist(),
+                                               self.end.tolist(), hbm, sram, kept, strict=True)
             ]
         return out

@@ -60,14 +60,17 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
     done_count = 0
     # The on-chip memory (accelsim.onchip): SRAM reserved for kept outputs, and what each task really moved.
     plan = costs.plan if costs.plan is not None else OnChipPlan.of(graph)
-    keep, inputs, spill_writes = plan.keep, plan.inputs, plan.spill_writes
     on_chip = plan.any
     sram_free = chip.on_chip_capacity
-    kept = [False] * n
-    readers_left = list(plan.consumers)
+    kept = [False] * n if on_chip else []
+    keep = plan.keep.tolist() if on_chip else []
+    spill_writes = plan.spill_writes.tolist() if on_chip else []
+    readers_left = plan.consumers.tolist() if on_chip else []
+    inputs = plan.inputs
+    no_inputs: list[tuple[int, int]] = []
     strided = [OPS[t.op].strided for t in graph.tasks] if on_chip else []
-    hbm_bytes = array("q", plan.hbm)
-    sram_bytes = array("q", [0]) * n
+    hbm_bytes = plan.hbm.copy()  # what each task really moved: spills are added at run time
+    sram_bytes = plan.sram.copy() if on_chip else np.zeros(n, dtype=np.int64)
     streams_left = [0] * n
 
     def try_start(e: int) -> None:
@@ -114,7 +117,7 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
             elif spill_writes[i]:
                 spilled += k
         s = k if kept[i] else 0
-        for p, nb in inputs[i]:
+        for p, nb in inputs.get(i, no_inputs):
             if kept[p]:
                 s += nb
             else:
@@ -156,7 +159,7 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
     def release(i: int) -> None:
         """Task i has read its inputs: an output kept on chip is freed once its last reader is done."""
         nonlocal sram_free
-        for p, _ in inputs[i]:
+        for p, _ in inputs.get(i, no_inputs):
             readers_left[p] -= 1
             if not readers_left[p] and kept[p]:
                 sram_free += keep[p]
@@ -182,7 +185,7 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
         hbm_change_cycles=np.frombuffer(memory.change_cycles, dtype=np.int64).copy(),
         hbm_change_streams=np.asarray(memory.change_streams, dtype=np.int64),
         notes=dict(schedule.notes),
-        hbm_bytes=np.frombuffer(hbm_bytes, dtype=np.int64).copy(),
-        sram_bytes=np.frombuffer(sram_bytes, dtype=np.int64).copy(),
-        kept_on_chip=np.asarray(kept, dtype=bool),
+        hbm_bytes=hbm_bytes,
+        sram_bytes=sram_bytes,
+        kept_on_chip=np.asarray(kept, dtype=bool) if on_chip else np.zeros(n, dtype=bool),
     )

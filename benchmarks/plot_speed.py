@@ -23,7 +23,7 @@ def main() -> None:
     graph = lower(load_workload(args.workload, [f"layers={args.layers}"]))
     results = accelsim.run("gaudi3", graph, "heft")
     out = tempfile.mkdtemp()
-    print(f"{'figure':24s} {'seconds':>8s}   ({len(graph):,} tasks on gaudi3, PNG + SVG)")
+    print(f"{'figure':24s} {'seconds':>8s}   ({len(results.graph):,} tasks on gaudi3 after its compiler, PNG + SVG)")
     for name, make in (("timeline", lambda: plots.timeline(results)),
                        ("idle", lambda: plots.idle_chart([results])),
                        ("utilization over time", lambda: plots.utilization_over_time(results))):

@@ -133,11 +133,11 @@ def sram_in_use(results) -> int:
     """The most SRAM the kept outputs held at any cycle: each from its producer's start to its last reader's end."""
     plan = OnChipPlan.of(results.graph)
     last = {}
-    for i, reads in enumerate(plan.inputs):
+    for i, reads in plan.inputs.items():
         for p, _ in reads:
             last[p] = max(last.get(p, 0), int(results.end[i]))
-    events = sorted([(int(results.start[p]), plan.keep[p]) for p in last if results.kept_on_chip[p]]
-                    + [(last[p], -plan.keep[p]) for p in last if results.kept_on_chip[p]],
+    events = sorted([(int(results.start[p]), int(plan.keep[p])) for p in last if results.kept_on_chip[p]]
+                    + [(last[p], -int(plan.keep[p])) for p in last if results.kept_on_chip[p]],
                     key=lambda e: (e[0], e[1]))  # frees before takes at the same cycle
     peak = held = 0
     for _, change in events:
