@@ -162,3 +162,31 @@ def test_compiling_conserves_the_work_and_never_adds_traffic_or_overfills_sram(c
                         else 0) for i, t in enumerate(results.graph.tasks)]
     assert (results.hbm_bytes + results.sram_bytes == np.array(moved)).all()
     assert sram_in_use(results) <= chip.on_chip_capacity
+
+
+# ---- more of the chip never makes a workload slower ---------------------------------------------------------
+
+
+def _latency_us(profile: dict, workload: str, scheduler: str) -> float:
+    graph = accelsim.lowering.lower(accelsim.workload.load_workload(workload, ["layers=1"]))
+    return accelsim.run(accelsim.chip_from_dict(profile, "variant.toml"), graph, scheduler).latency_us
+
+
+def _gaudi2(**changes) -> dict:
+    from accelsim.config import read_toml
+    from accelsim.resources import resolve
+
+    d = read_toml(resolve("gaudi2", "chips"))
+    d["engines"]["tpc"]["count"] = changes.get("tpcs", 24)
+    d["memory"]["hbm_bandwidth_gbps"] *= changes.get("hbm", 1)
+    d["clock_ghz"] *= changes.get("clock", 1)
+    return d
+
+
+def test_more_vector_cores_bandwidth_or_clock_never_slow_a_workload_down():
+    # Under naive, which issues each kind in program order. Balanced and heft are list schedulers, which are not
+    # monotone in general (Graham's anomalies): benchmarks/monotonicity.py measures by how much (README).
+    for workload in ("gformer-vit", "gpt2-small"):
+        for knob, steps in (("tpcs", (24, 32, 48)), ("hbm", (1, 1.5, 2)), ("clock", (1, 1.25, 1.5))):
+            times = [_latency_us(_gaudi2(**{knob: v}), workload, "naive") for v in steps]
+            assert times == sorted(times, reverse=True), (workload, knob, times)
