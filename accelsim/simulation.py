@@ -29,9 +29,15 @@ from .results import Results
 from .schedule import Schedule
 
 
+class GaveUp(Exception):
+    """The schedule was still running at the cycle the caller said it no longer cares about."""
+
+
 def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable | None = None,
-             *, check: bool = True) -> Results:
-    """Run ``schedule`` and return when every task ran, where, and how busy each engine was."""
+             *, check: bool = True, give_up_after: int | None = None) -> Results:
+    """Run ``schedule`` and return when every task ran, where, and how busy each engine was. With
+    ``give_up_after``, raise GaveUp as soon as the clock passes that cycle with work left (a search that only
+    needs to know whether a candidate beats the best so far stops there)."""
     costs = costs if costs is not None else CostTable.build(graph, chip)
     if check:
         schedule.validate(graph, chip, costs)
@@ -169,7 +175,9 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
     sram = SharedBandwidth(env, sram_rate, stream_done) if on_chip and sram_rate is not None else None
     for e in range(n_engines):
         try_start(e)
-    env.run()
+    env.run(until=None if give_up_after is None else give_up_after + 1)
+    if done_count != n and give_up_after is not None and env.now > give_up_after:
+        raise GaveUp(give_up_after)
     if done_count != n:
         stuck = [graph.tasks[q[position[e]]].name for e, q in enumerate(queues) if position[e] < len(q)][:3]
         raise AccelsimError(f"the schedule deadlocks: {n - done_count} tasks never start (engine queue heads "

@@ -19,7 +19,7 @@ from ..planning import (
 )
 from ..registry import Scheduler, register
 from ..schedule import Schedule
-from ..simulation import simulate
+from ..simulation import GaveUp, simulate
 from .naive import Naive
 
 
@@ -50,34 +50,39 @@ class Balanced(Scheduler):
         dual = dual_capable(graph, chip)
         kind_cost = self._kind_costs(chip, costs)
         f_star = self.closed_form(kinds, dual, kind_cost, present) if dual else 0.0
-        tried: dict[float, tuple[int, Schedule]] = {}
+        # Each candidate's latency, or None where its simulation gave up once it was sure to be slower than the
+        # point the climb stood on (so never the best): the climb, and what it chooses, are as with full runs.
+        tried: dict[float, tuple[int | None, Schedule]] = {}
 
-        def evaluate(f: float) -> int:
+        def evaluate(f: float, beat: int | None = None) -> float:
             f = round(min(1.0, max(0.0, f)), 6)
             if f not in tried:
                 plan = self.plan(graph, chip, costs, self.assign(graph, kinds, dual, f), kind_cost)
-                tried[f] = (simulate(graph, chip, plan, costs, check=False).latency_cycles, plan)
-            return tried[f][0]
+                tried[f] = (_latency(graph, chip, plan, costs, beat), plan)
+            latency = tried[f][0]
+            return math.inf if latency is None else latency
 
         # Hill-climb from the closed form: try a step either side, move to the better, halve the step when
-        # neither helps; stop at a 1/16 step or after max_evaluations plans.
+        # neither helps; stop at a 1/16 step or after max_evaluations plans. The extremes are tried too: a few
+        # dual tasks round to all or none.
         f, step = round(f_star, 6), 0.25
-        for end in ((0.0, 1.0) if dual else ()):  # the extremes too: a few dual tasks round to all or none
-            evaluate(end)
-        evaluate(f)
+        here = evaluate(f)
+        for end in ((0.0, 1.0) if dual else ()):
+            evaluate(end, int(here))
         while dual and step >= 1 / 16 and len(tried) < self.max_evaluations:
             around = [g for g in (f - step, f + step) if 0.0 <= g <= 1.0]
-            best = min(around, key=evaluate, default=f)
-            if evaluate(best) < evaluate(f):
-                f = round(best, 6)
+            best = min(around, key=lambda g: evaluate(g, int(here)), default=f)
+            if evaluate(best) < here:
+                f, here = round(best, 6), evaluate(best)
             else:
                 step /= 2
-        naive = Naive().schedule(graph, chip, costs)
-        naive_latency = simulate(graph, chip, naive, costs, check=False).latency_cycles
-        f = min(tried, key=lambda x: (tried[x][0], x))
+        f = min(tried, key=lambda x: (evaluate(x), x))
         latency, chosen = tried[f]
+        assert latency is not None  # the best was never given up on
+        naive = Naive().schedule(graph, chip, costs)
+        naive_latency = _latency(graph, chip, naive, costs, latency - 1) if latency else None  # None: no faster
         label = f"f={f:g}"
-        if naive_latency < latency:
+        if naive_latency is not None:
             label, chosen = "naive", naive
         final_kinds = self.assign(graph, kinds, dual, f) if label != "naive" else kinds
         moved = sum(1 for i in dual if final_kinds[i] == "vector")
@@ -153,3 +158,11 @@ class Balanced(Scheduler):
         for g in chip.groups:
             groups_of_kind.setdefault(g.kind, []).append(g.index)
         return place_earliest_finish(graph, chip, costs, order, lambda i: groups_of_kind[assigned[i]], "balanced")
+
+
+def _latency(graph: TaskGraph, chip: Chip, plan: Schedule, costs: CostTable, beat: int | None) -> int | None:
+    """The plan's simulated latency; None when it cannot finish by cycle ``beat`` (not asked: always the latency)."""
+    try:
+        return simulate(graph, chip, plan, costs, check=False, give_up_after=beat).latency_cycles
+    except GaveUp:
+        return None
