@@ -62,3 +62,45 @@ class OnChipPlan:
     def any(self) -> bool:
         """Whether anything is planned on chip at all (else the simulation can skip the bookkeeping)."""
         return bool(self.keep.any())
+
+
+class SramPool:
+    """SRAM at run time: a producer reserves room for its kept output when it starts, or spills it; the room is
+    freed when the last task reading it ends. ``kept[i]``: task i's output did stay on chip; ``sram_bytes[i]``:
+    the bytes task i moved through SRAM (all 0 for a task that has not started)."""
+
+    def __init__(self, plan: OnChipPlan, capacity: int) -> None:
+        self.plan = plan
+        self.free = capacity
+        n = len(plan.keep)
+        self.kept = np.zeros(n, dtype=bool)
+        self.sram_bytes = np.zeros(n, dtype=np.int64)
+        self.readers_left = plan.consumers.copy()
+
+    def place(self, i: int) -> int:
+        """Task i starts: reserve room for its kept output if there is any. Returns the bytes it must move
+        through HBM beyond its plan: a spilled output (unless it copies memory) and inputs that spilled."""
+        plan = self.plan
+        spilled = 0
+        k = int(plan.keep[i])
+        if k:
+            if self.free >= k:
+                self.free -= k
+                self.kept[i] = True
+            elif plan.spill_writes[i]:
+                spilled += k
+        on_chip = k if self.kept[i] else 0
+        for p, nb in plan.inputs.get(i, ()):
+            if self.kept[p]:
+                on_chip += nb
+            else:
+                spilled += nb
+        self.sram_bytes[i] = on_chip
+        return spilled
+
+    def release(self, i: int) -> None:
+        """Task i has ended: a kept output it was the last to read is freed."""
+        for p, _ in self.plan.inputs.get(i, ()):
+            self.readers_left[p] -= 1
+            if not self.readers_left[p] and self.kept[p]:
+                self.free += int(self.plan.keep[p])

@@ -23,7 +23,7 @@ from .costs import CostTable
 from .errors import AccelsimError
 from .graph import TaskGraph
 from .memory import SharedBandwidth
-from .onchip import OnChipPlan
+from .onchip import OnChipPlan, SramPool
 from .ops import OPS
 from .results import Results
 from .schedule import Schedule
@@ -66,17 +66,8 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
     done_count = 0
     # The on-chip memory (accelsim.onchip): SRAM reserved for kept outputs, and what each task really moved.
     plan = costs.plan if costs.plan is not None else OnChipPlan.of(graph)
-    on_chip = plan.any
-    sram_free = chip.on_chip_capacity
-    kept = [False] * n if on_chip else []
-    keep = plan.keep.tolist() if on_chip else []
-    spill_writes = plan.spill_writes.tolist() if on_chip else []
-    readers_left = plan.consumers.tolist() if on_chip else []
-    inputs = plan.inputs
-    no_inputs: list[tuple[int, int]] = []
-    strided = [OPS[t.op].strided for t in graph.tasks] if on_chip else []
+    sram_pool = SramPool(plan, chip.on_chip_capacity) if plan.any else None
     hbm_bytes = plan.hbm.copy()  # what each task really moved: spills are added at run time
-    sram_bytes = plan.sram.copy() if on_chip else np.zeros(n, dtype=np.int64)
     streams_left = [0] * n
 
     def try_start(e: int) -> None:
@@ -97,8 +88,12 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
         c = compute[i]
         b = hbm[i]
         s = 0
-        if on_chip:
-            b, s = place(i, b)
+        if sram_pool is not None:
+            spilled = sram_pool.place(i)
+            s = int(sram_pool.sram_bytes[i])
+            if spilled:
+                hbm_bytes[i] += spilled
+                b += chip.stream_bytes(spilled, OPS[graph.tasks[i].op].strided)
         if b or (s and sram is not None):
             compute_end[i] = now + dispatch + c
             if b:
@@ -109,30 +104,6 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
                 sram.add(i, s)
         else:
             Timeout(env, dispatch + c + gap, i).callbacks.append(finish_event)
-
-    def place(i: int, b: int) -> tuple[int, int]:
-        """Reserve SRAM for task i's kept output if there is room; spilled bytes go through HBM instead.
-        Returns (HBM bytes as costed, SRAM bytes) of the task."""
-        nonlocal sram_free
-        spilled = 0
-        k = keep[i]
-        if k:
-            if sram_free >= k:
-                sram_free -= k
-                kept[i] = True
-            elif spill_writes[i]:
-                spilled += k
-        s = k if kept[i] else 0
-        for p, nb in inputs.get(i, no_inputs):
-            if kept[p]:
-                s += nb
-            else:
-                spilled += nb
-        sram_bytes[i] = s
-        if spilled:
-            hbm_bytes[i] += spilled
-            b += chip.stream_bytes(spilled, strided[i])
-        return b, s
 
     def stream_done(i: int) -> None:
         streams_left[i] -= 1
@@ -153,8 +124,8 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
         done_count += 1
         u = unit_of[engine_of[i]]
         unit_busy[u] = False
-        if on_chip:
-            release(i)
+        if sram_pool is not None:
+            sram_pool.release(i)
         for s in succs[i]:
             waiting[s] -= 1
             if not waiting[s]:
@@ -162,17 +133,9 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
         for e in unit_members[u]:
             try_start(e)
 
-    def release(i: int) -> None:
-        """Task i has read its inputs: an output kept on chip is freed once its last reader is done."""
-        nonlocal sram_free
-        for p, _ in inputs.get(i, no_inputs):
-            readers_left[p] -= 1
-            if not readers_left[p] and kept[p]:
-                sram_free += keep[p]
-
     memory = SharedBandwidth(env, chip.hbm_bytes_per_cycle, stream_done)
     sram_rate = chip.sram_bytes_per_cycle
-    sram = SharedBandwidth(env, sram_rate, stream_done) if on_chip and sram_rate is not None else None
+    sram = SharedBandwidth(env, sram_rate, stream_done) if sram_pool is not None and sram_rate is not None else None
     for e in range(n_engines):
         try_start(e)
     env.run(until=None if give_up_after is None else give_up_after + 1)
@@ -194,6 +157,6 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
         hbm_change_streams=np.asarray(memory.change_streams, dtype=np.int64),
         notes=dict(schedule.notes),
         hbm_bytes=hbm_bytes,
-        sram_bytes=sram_bytes,
-        kept_on_chip=np.asarray(kept, dtype=bool) if on_chip else np.zeros(n, dtype=bool),
+        sram_bytes=sram_pool.sram_bytes if sram_pool is not None else np.zeros(n, dtype=np.int64),
+        kept_on_chip=sram_pool.kept if sram_pool is not None else np.zeros(n, dtype=bool),
     )

@@ -1,0 +1,96 @@
+"""SRAM at run time: room reserved for kept outputs, freed after the last reader, spills when there is none."""
+
+from conftest import tiny_chip_dict
+
+import accelsim
+from accelsim import Schedule, TaskGraph, make_task, simulate
+from accelsim.onchip import OnChipPlan, SramPool
+
+
+def kept(task, *reads):
+    """``task`` with its output planned on chip, reading ``reads`` bytes from each of its dependencies."""
+    return task.but(on_chip=True, dep_bytes=tuple(reads) or task.dep_bytes)
+
+
+def reader(name, deps, reads):
+    """A copy of 800 bf16 reading ``reads`` bytes from each dependency's kept output."""
+    return make_task(name, "copy", [800], deps=deps).but(dep_bytes=tuple(reads))
+
+
+def one_producer_two_readers():
+    # p writes 1,600 bytes kept on chip; c1 and c2 each read all of it.
+    return TaskGraph([kept(make_task("p", "copy", [800])), reader("c1", ["p"], [1600]),
+                      reader("c2", ["p"], [1600])])
+
+
+def test_the_plan_moves_kept_bytes_from_hbm_to_sram():
+    plan = OnChipPlan.of(one_producer_two_readers())
+    # p: 1,600 in from HBM, 1,600 out to SRAM; each reader: 1,600 in from SRAM, 1,600 out to HBM.
+    assert plan.keep.tolist() == [1600, 0, 0] and plan.consumers.tolist() == [2, 0, 0]
+    assert plan.hbm.tolist() == [1600, 1600, 1600] and plan.sram.tolist() == [1600, 1600, 1600]
+    assert plan.inputs == {1: [(0, 1600)], 2: [(0, 1600)]} and plan.any
+
+
+def test_an_output_nobody_reads_from_sram_is_written_out():
+    plan = OnChipPlan.of(TaskGraph([kept(make_task("p", "copy", [800]))]))
+    assert plan.keep.tolist() == [0] and plan.hbm.tolist() == [3200] and not plan.any
+
+
+def test_room_that_just_fits_is_taken_and_freed_after_the_last_reader():
+    pool = SramPool(OnChipPlan.of(one_producer_two_readers()), capacity=1600)
+    assert pool.place(0) == 0 and pool.kept[0] and pool.free == 0  # exactly 1,600 bytes of room
+    assert pool.place(1) == 0 and pool.sram_bytes.tolist() == [1600, 1600, 0]
+    pool.release(1)
+    assert pool.free == 0  # c2 has yet to read it
+    pool.place(2)
+    pool.release(2)
+    assert pool.free == 1600 and pool.readers_left.tolist() == [0, 0, 0]
+
+
+def test_without_room_the_output_spills_and_its_readers_read_it_back():
+    pool = SramPool(OnChipPlan.of(one_producer_two_readers()), capacity=1599)
+    assert pool.place(0) == 1600 and not pool.kept[0]  # written to HBM
+    assert pool.place(1) == 1600 and pool.place(2) == 1600  # each reads it from HBM
+    assert pool.sram_bytes.tolist() == [0, 0, 0]
+    pool.release(1)
+    pool.release(2)
+    assert pool.free == 1599  # nothing was reserved, nothing is given back
+
+
+def test_a_load_with_no_room_writes_nothing_back_and_spilled_inputs_add_up():
+    # A DMA load's output is a copy of memory: spilled, it is simply not kept. r reads it and p2's output.
+    load = kept(make_task("w", "dma", [1000], bytes_written=1000))
+    p2 = kept(make_task("p2", "copy", [800]))
+    graph = TaskGraph([load, p2, reader("r", ["w", "p2"], [1000, 1600])])
+    pool = SramPool(OnChipPlan.of(graph), capacity=0)
+    assert pool.place(0) == 0 and pool.place(1) == 1600
+    assert pool.place(2) == 1000 + 1600
+
+
+def chip(**memory):
+    mem = {"hbm_gb": 1, "hbm_bandwidth_gbps": 16, "sram_mb": 1, **memory}
+    return accelsim.chip_from_dict(tiny_chip_dict(memory=mem), "tiny.toml")
+
+
+def on_tpc0(graph, c):
+    tpc0 = c.instance_names.index("tpc0")
+    order = [list(range(len(graph))) if e == tpc0 else [] for e in range(len(c.instance_names))]
+    return simulate(graph, c, Schedule([tpc0] * len(graph), order))
+
+
+def test_sram_bandwidth_binds_a_task_that_moves_more_on_chip_than_it_computes():
+    graph = TaskGraph([kept(make_task("p", "copy", [800])), reader("c", ["p"], [1600])])
+    # No SRAM bandwidth given: p streams 1,600 bytes from HBM (100 cycles at 16 a cycle), c writes 1,600: 100.
+    assert on_tpc0(graph, chip()).end.tolist() == [100, 200]
+    # 8 bytes a cycle of SRAM (8 GB/s at 1 GHz): p's 1,600 bytes into SRAM take 200 cycles, and p ends when the
+    # slower of its two streams does; c reads them back in 200 more.
+    assert on_tpc0(graph, chip(sram_bandwidth_gbps=8)).end.tolist() == [200, 400]
+
+
+def test_a_spilled_strided_output_costs_the_strided_rate():
+    graph = TaskGraph([kept(make_task("t", "strided_copy", [800])), reader("c", ["t"], [1600])])
+    half = chip(sram_mb=1e-6, strided_bandwidth_efficiency=0.5)  # 1 byte of SRAM: t spills
+    results = on_tpc0(graph, half)
+    # t reads 1,600 and writes its 1,600 back, strided at half efficiency: 6,400 bytes at full rate, 400 cycles.
+    assert results.end[0] == 400 and results.hbm_bytes.tolist() == [3200, 3200]
+    assert not results.kept_on_chip.any()
