@@ -1,7 +1,6 @@
 """The chip's graph compiler: what it makes of a graph, what it conserves, and how on-chip memory behaves."""
 
 import numpy as np
-from conftest import tiny_chip_dict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,6 +9,8 @@ from accelsim import Schedule, TaskGraph, compile_graph, make_task, simulate
 from accelsim.checks import assert_valid
 from accelsim.onchip import OnChipPlan
 from accelsim.strategies import chips, task_graphs, workload_graphs
+
+from conftest import tiny_chip_dict
 
 
 def compiling_chip(sram_mb: float = 8.0, **compiler):

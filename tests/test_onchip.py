@@ -1,10 +1,10 @@
 """SRAM at run time: room reserved for kept outputs, freed after the last reader, spills when there is none."""
 
-from conftest import tiny_chip_dict
-
 import accelsim
 from accelsim import Schedule, TaskGraph, make_task, simulate
 from accelsim.onchip import OnChipPlan, SramPool
+
+from conftest import tiny_chip_dict
 
 
 def kept(task, *reads):
