@@ -285,11 +285,13 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> None:
+    from collections import Counter
+
     from .validation import MIN_MS, read_records, validate
 
     result = validate(load_chip(args.chip), read_records(args.measurements))
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps(result.to_dict(), allow_nan=False))
         return
     rows = []
     for r in (p.to_dict() for p in result.records):
@@ -299,14 +301,25 @@ def _cmd_validate(args: argparse.Namespace) -> None:
                      f"{r['rel_error']:+.1%}", "" if r["measured_ms"] >= MIN_MS else "(< 0.05 ms)"))
     print(table(["kind", "what", "size", "measured ms", "predicted ms", "error", ""], rows))
     print(f"\n|error| over records of at least {MIN_MS} ms")
-    print(table(["kind", "records", "median", "90th percentile"],
-                [(k, v.records, f"{v.median_abs_error:.1%}", f"{v.p90_abs_error:.1%}")
-                 for k, v in result.summary.items()]))
+    if result.summary:
+        print(table(["kind", "records", "median", "90th percentile"],
+                    [(k, v.records, f"{v.median_abs_error:.1%}", f"{v.p90_abs_error:.1%}")
+                     for k, v in result.summary.items()]))
+    else:
+        print("none: every record is shorter")
     conc = result.concurrency
     if conc:
         print(f"\nconcurrency: GEMM {conc.gemm_ms:.2f} ms + softmax {conc.softmax_ms:.2f} ms; in a row "
               f"{conc.serial_ms:.2f} ms, on two streams {conc.two_streams_ms:.2f} ms predicted "
               f"(measured {conc.measured_serial_ms:.2f} and {conc.measured_two_streams_ms:.2f} ms)")
+    if result.skipped:
+        print(f"\nskipped {len(result.skipped)} record{'s' if len(result.skipped) > 1 else ''}, not predicted:")
+        first: dict[tuple[str, str], int] = {}
+        for s in result.skipped:
+            first.setdefault((s.kind, s.reason), s.line)
+        for (kind, reason), n in Counter((s.kind, s.reason) for s in result.skipped).items():
+            print(f"  {n} {kind} record{'s' if n > 1 else ''} (line {first[kind, reason]}"
+                  f"{' and more' if n > 1 else ''}): {reason}")
 
 
 def _cmd_fit(args: argparse.Namespace) -> None:
@@ -315,7 +328,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
 
     result = fit(args.chip, read_records(args.measurements))
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps(result.to_dict(), allow_nan=False))
         return
     print(f"# fitted to {result.records} records of {args.measurements}: median |error| "
           f"{result.median_abs_error:.1%} ({result.evaluations} evaluations); paste into {result.chip}")

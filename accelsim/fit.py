@@ -13,17 +13,27 @@ an H200 with 1.43x its bandwidth). The gap between back-to-back kernels is measu
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from scipy.optimize import least_squares
 
-from .chip import chip_from_dict
+from .chip import Chip, EngineGroup, MatrixEngines, TiledMatrixEngines, chip_from_dict
 from .config import read_toml
+from .errors import AccelsimError
 from .resources import resolve
-from .validation import MEASURED, MIN_MS, lower_record, predict_ms
+from .validation import (
+    MEASURED,
+    MIN_MS,
+    ConcurrencyRecord,
+    Measurements,
+    Record,
+    lower_record,
+    measurements,
+    predict_at,
+)
 
 FITTED_KINDS = MEASURED
 
@@ -51,19 +61,32 @@ PARAMS = (
 )
 
 
-def _group(data: dict, kind: str) -> str:
-    return next(name for name, g in data["engines"].items() if g["kind"] == kind)
+def _describe(g: EngineGroup) -> str:
+    return f"{g.name} ({g.kind}, {g.spec.model})" if isinstance(g.spec, MatrixEngines) else f"{g.name} ({g.kind})"
 
 
-def _keys(data: dict, p: Param) -> list[list[str]]:
+def _groups(chip: Chip) -> dict[str, str]:
+    """The engine groups the parameters name: the first tiled matrix group (tensor cores) and the first vector
+    group (CUDA cores). A profile without both is not a GPU profile this fit knows."""
+    matrix = next((g.name for g in chip.groups if isinstance(g.spec, TiledMatrixEngines)), None)
+    vector = next((g.name for g in chip.groups if g.kind == "vector"), None)
+    if matrix is None or vector is None:
+        wanted = (('a matrix group with model = "tiled" (tensor cores)', matrix), ("a vector group", vector))
+        missing = " and ".join(what for what, name in wanted if name is None)
+        raise AccelsimError(f"accelsim fit fits GPU profiles: it needs {missing}; this profile has "
+                            f"{', '.join(map(_describe, chip.groups))}", source=chip.source, key="engines")
+    return {"matrix": matrix, "vector": vector}
+
+
+def _keys(groups: Mapping[str, str], p: Param) -> list[list[str]]:
     """The profile key paths a parameter sets, engine groups named."""
-    return [[_group(data, k[1:-1]) if k.startswith("{") else k for k in keys] for keys in (p.path, *p.tied)]
+    return [[groups[k[1:-1]] if k.startswith("{") else k for k in keys] for keys in (p.path, *p.tied)]
 
 
-def _apply(data: dict, values: np.ndarray) -> dict:
+def _apply(data: dict, groups: Mapping[str, str], values: np.ndarray) -> dict:
     out = copy.deepcopy(data)
     for p, v in zip(PARAMS, values, strict=True):
-        for path in _keys(out, p):
+        for path in _keys(groups, p):
             node = out
             for k in path[:-1]:
                 node = node.setdefault(k, {})
@@ -86,28 +109,37 @@ class FitResult:
         return {**asdict(self), "parameters": dict(self.parameters)}
 
 
-def fit(chip: str, records: list[dict]) -> FitResult:
+def fit(chip: str, records: Measurements | Sequence[Mapping[str, Any]]) -> FitResult:
     """Robust least squares on log(predicted / measured) over the records; returns the fitted values by profile
-    key and the fit's median |error|."""
+    key and the fit's median |error|. A profile without tensor and CUDA core groups, or fewer usable records than
+    parameters, is an AccelsimError."""
     path = resolve(chip, "chips")
     data = read_toml(path)
-    micro = [r for r in records if r.get("kind") in FITTED_KINDS and r["ms"] >= MIN_MS]
-    graphs = [lower_record(r) for r in micro]
-    measured = np.array([r["ms"] for r in micro])
+    groups = _groups(chip_from_dict(data, str(path)))
+    m = measurements(records)
+    micro: list[tuple[int, Record]] = [(r.line, r.spec) for r in m.records if not isinstance(r.spec, ConcurrencyRecord)
+                                       and r.spec.kind in FITTED_KINDS and r.spec.ms >= MIN_MS]
+    if len(micro) < len(PARAMS):
+        kinds = ", ".join(FITTED_KINDS)
+        raise AccelsimError(f"{len(micro) or 'no'} record{'' if len(micro) == 1 else 's'} to fit: accelsim fit needs "
+                            f"at least {len(PARAMS)} (one per parameter) of kinds {kinds}, each of at least "
+                            f"{MIN_MS} ms", source=m.source)
+    graphs = [(line, lower_record(spec)) for line, spec in micro]
+    measured = np.array([spec.ms for _, spec in micro])
     lo = np.array([p.low for p in PARAMS])
     hi = np.array([p.high for p in PARAMS])
     scale = hi - lo
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        c = chip_from_dict(_apply(data, lo + x * scale), str(path))
-        return np.log(np.array([predict_ms(c, g) for g in graphs]) / measured)
+        c = chip_from_dict(_apply(data, groups, lo + x * scale), str(path))
+        return np.log(np.array([predict_at(c, g, m.source, line) for line, g in graphs]) / measured)
 
     x0 = (np.array([p.start for p in PARAMS]) - lo) / scale
     res = least_squares(residuals, x0, bounds=(0, 1), diff_step=0.02, max_nfev=200, loss="soft_l1", f_scale=0.1)
     x = res.x
     fitted: dict[str, int | float] = {}
     for p, v in zip(PARAMS, lo + x * scale, strict=True):
-        for keys in _keys(data, p):
+        for keys in _keys(groups, p):
             fitted[".".join(keys)] = int(round(v)) if p.integer else round(float(v), 4)
     evaluations = int(res.nfev)
     errors = np.abs(np.exp(residuals(x)) - 1)

@@ -1,6 +1,8 @@
 """Predictions against measurements: lower each measured record the way its code ran, simulate it on a chip
 profile, and compare. Records follow ../shared/calibration/README.md (gemm, bmm, vector, attention, layer,
-layer_train, concurrency).
+layer_train, concurrency); each is checked against its kind's typed model before anything is simulated (a bad one
+is one AccelsimError naming the file, the line and the key), and a record of a kind accelsim does not predict is
+listed as skipped, with the reason.
 
 Each record becomes the kernels PyTorch launched, in order on one stream (each depends on the one before), as
 ``gpu_calib.py`` wrote them: ``softmax_unfused`` as QK^T, scale, mask, softmax and x V; ``sdpa_flash`` as one
@@ -16,19 +18,23 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
+from pydantic import Field, Strict
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .chip import Chip
+from .config import STRICT, PosInt, build
 from .errors import AccelsimError
 from .graph import TaskGraph, make_task
 from .ops import OPS
 from .runner import run
-from .vocabulary import DTYPE_BYTES
+from .vocabulary import DTYPE_BYTES, Dtype
 
 MIN_MS = 0.05  # records below this are dominated by launch overhead and noise (calibration README)
 
@@ -51,7 +57,7 @@ class CalibrationScript:
     #: ``x = R(65536, 4096)`` (line 211): the concurrency record's softmax input, rows x cols.
     concurrency_softmax: tuple[int, int] = (65536, 4096)
     #: ``dt = torch.bfloat16`` on a GPU (line 12; the device record's ``dtype``): every tensor is BF16.
-    dtype: str = "bf16"
+    dtype: Dtype = "bf16"
 
     def window_heads(self, heads: int) -> int:
         """Heads of a hybrid layer that use windowed attention."""
@@ -59,6 +65,164 @@ class CalibrationScript:
 
 
 GPU_CALIB = CalibrationScript()
+
+#: A latency, or a rate derived from one: a positive, finite number (JSON's NaN and Infinity are refused).
+Finite = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
+AttentionVariant = Literal["softmax_unfused", "sdpa_flash", "window256", "linear_chunked", "linear_outer"]
+
+
+def _multiple(key: str, value: int, of: int, why: str) -> None:
+    if value % of:
+        raise AccelsimError(f"must be a multiple of {of} ({why}), got {value}", key=key)
+
+
+# What a record ran (the keys lower_record reads), one class per kind; the records add what was measured. Field
+# names are the records' keys (calibration README). A shape's ``check`` refuses what the script could not have run.
+
+
+@pydantic_dataclass(config=STRICT, kw_only=True)
+class GemmShape:
+    kind: Literal["gemm"]
+    M: PosInt
+    K: PosInt
+    N: PosInt
+    dtype: Dtype = GPU_CALIB.dtype
+
+    def check(self) -> None:
+        pass
+
+
+@pydantic_dataclass(config=STRICT, kw_only=True)
+class BmmShape:
+    kind: Literal["bmm"]
+    B: PosInt
+    M: PosInt
+    K: PosInt
+    N: PosInt
+    dtype: Dtype = GPU_CALIB.dtype
+
+    def check(self) -> None:
+        pass
+
+
+@pydantic_dataclass(config=STRICT, kw_only=True)
+class VectorShape:
+    kind: Literal["vector"]
+    op: Literal["add", "gelu", "exp", "softmax", "layernorm", "rowsum"]
+    rows: PosInt
+    cols: PosInt
+    dtype: Dtype = GPU_CALIB.dtype
+
+    def check(self) -> None:
+        pass
+
+
+def _check_sequence(variant: str, S: int) -> None:
+    """The sequence length a variant's reshapes need: whole windows, whole chunks."""
+    if variant in ("window256", "hybrid"):
+        _multiple("S", S, GPU_CALIB.window, f"the window of {variant}")
+    if variant in ("linear_chunked", "hybrid"):
+        _multiple("S", S, GPU_CALIB.chunk, f"the chunk of {variant}")
+
+
+@pydantic_dataclass(config=STRICT, kw_only=True)
+class AttentionShape:
+    kind: Literal["attention"]
+    variant: AttentionVariant
+    B: PosInt
+    H: PosInt
+    S: PosInt
+    D: PosInt
+    dtype: Dtype = GPU_CALIB.dtype
+
+    def check(self) -> None:
+        _check_sequence(self.variant, self.S)
+
+
+@pydantic_dataclass(config=STRICT, kw_only=True)
+class LayerShape:
+    kind: Literal["layer", "layer_train"]
+    variant: AttentionVariant | Literal["hybrid"]
+    B: PosInt
+    S: PosInt
+    d_model: PosInt
+    heads: PosInt
+    dtype: Dtype = GPU_CALIB.dtype
+
+    def check(self) -> None:
+        if self.d_model % self.heads:
+            raise AccelsimError(f"must divide d_model ({self.d_model}) into whole heads, got {self.heads}",
+                                key="heads")
+        if self.variant == "hybrid" and GPU_CALIB.window_heads(self.heads) == 0:
+            raise AccelsimError(f"a hybrid layer needs at least {GPU_CALIB.hybrid_window_divisor} heads (some "
+                                f"windowed, the rest linear), got {self.heads}", key="heads")
+        _check_sequence(self.variant, self.S)
+
+
+@pydantic_dataclass(config=STRICT, kw_only=True)
+class GemmRecord(GemmShape):
+    ms: Finite
+    iters: PosInt | None = None
+    tflops: Finite | None = None
+
+
+@pydantic_dataclass(config=STRICT, kw_only=True)
+class BmmRecord(BmmShape):
+    ms: Finite
+    iters: PosInt | None = None
+    tflops: Finite | None = None
+
+
+@pydantic_dataclass(config=STRICT, kw_only=True)
+class VectorRecord(VectorShape):
+    ms: Finite
+    iters: PosInt | None = None
+    gbps: Finite | None = None
+
+
+@pydantic_dataclass(config=STRICT, kw_only=True)
+class AttentionRecord(AttentionShape):
+    ms: Finite
+    iters: PosInt | None = None
+
+
+@pydantic_dataclass(config=STRICT, kw_only=True)
+class LayerRecord(LayerShape):
+    ms: Finite
+    iters: PosInt | None = None
+    model: str | None = None  # the model the sizes come from, e.g. gpt2-small
+
+
+@pydantic_dataclass(config=STRICT, kw_only=True)
+class ConcurrencyRecord:
+    """GPU_CALIB's GEMM and softmax, each alone, one after the other, and on two streams at once (ms)."""
+
+    kind: Literal["concurrency"]
+    gemm_ms: Finite
+    softmax_ms: Finite
+    serial_ms: Finite
+    two_streams_ms: Finite
+
+    def check(self) -> None:
+        pass
+
+
+Shape = GemmShape | BmmShape | VectorShape | AttentionShape | LayerShape
+Record = GemmRecord | BmmRecord | VectorRecord | AttentionRecord | LayerRecord
+SHAPES: dict[str, type[Shape]] = {"gemm": GemmShape, "bmm": BmmShape, "vector": VectorShape,
+                                  "attention": AttentionShape, "layer": LayerShape, "layer_train": LayerShape}
+LOWERED: dict[str, type[Record]] = {"gemm": GemmRecord, "bmm": BmmRecord, "vector": VectorRecord,
+                                   "attention": AttentionRecord, "layer": LayerRecord, "layer_train": LayerRecord}
+#: Every kind of record accelsim predicts, and what each must hold.
+RECORDS: dict[str, type[Record] | type[ConcurrencyRecord]] = {**LOWERED, "concurrency": ConcurrencyRecord}
+#: Kinds of record the calibration scripts write that accelsim does not predict, and why.
+NOT_PREDICTED = {
+    "device": "the GPU and its software, not a measurement",
+    "done": "the end of the run, not a measurement",
+    "llm_generate": "a whole model's generation throughput (tokens/s), not kernels or layers",
+}
+#: The kinds of record lowered to kernels and predicted one by one (the concurrency record is predicted apart).
+MEASURED = tuple(SHAPES)
 
 
 @dataclass
@@ -120,7 +284,8 @@ def _attention(st: _Stream, variant: str, B: int, H: int, S: int, D: int) -> Non
         for _ in range(2):  # kp, vp: zeros for block 0, then a strided copy of the shifted blocks
             st.k("copy", (G * w * D,), 0, G * w * D)
             st.vec("strided_copy", G * w * D)
-            st.vec("strided_copy", X - G * w * D)
+            if nb > 1:  # one block: nothing to shift
+                st.vec("strided_copy", X - G * w * D)
         for _ in range(4):  # k2, v2: each a concatenation along the key axis, one strided copy per half
             st.vec("strided_copy", X)
         st.k("bmm", (G * nb, w, D, 2 * w))
@@ -243,40 +408,78 @@ def _backward(forward: list[Kernel]) -> list[Kernel]:
     return out
 
 
-def lower_record(rec: dict) -> TaskGraph:
+def lower_record(rec: Mapping[str, Any] | Shape) -> TaskGraph:
     """The kernels of one measured record, each after the one before, in the record's ``dtype`` (default: what
-    gpu_calib.py ran, GPU_CALIB.dtype): an fp8 GEMM record is costed at the fp8 rate."""
+    gpu_calib.py ran, GPU_CALIB.dtype): an fp8 GEMM record is costed at the fp8 rate. A mapping is checked first
+    (as a record where it carries ``ms``, else as what ran); a bad one is an AccelsimError naming the key."""
+    r = rec if isinstance(rec, GemmShape | BmmShape | VectorShape | AttentionShape | LayerShape) else _shape(rec)
     st = _Stream()
-    kind = rec["kind"]
-    if kind == "gemm":
-        st.k("gemm", (rec["M"], rec["K"], rec["N"]))
-    elif kind == "bmm":
-        st.k("bmm", (rec["B"], rec["M"], rec["K"], rec["N"]))
-    elif kind == "vector":
-        n, rows, cols = rec["rows"] * rec["cols"], rec["rows"], rec["cols"]
+    if isinstance(r, GemmShape):
+        st.k("gemm", (r.M, r.K, r.N))
+    elif isinstance(r, BmmShape):
+        st.k("bmm", (r.B, r.M, r.K, r.N))
+    elif isinstance(r, VectorShape):
+        n, rows, cols = r.rows * r.cols, r.rows, r.cols
         op = {"add": "add", "gelu": "gelu", "exp": "exp", "softmax": "softmax", "layernorm": "layernorm",
-              "rowsum": "reduce"}[rec["op"]]
+              "rowsum": "reduce"}[r.op]
         shape = (rows, cols)
         st.k(op, shape, (2 * n if op == "add" else n) + (2 * cols if op == "layernorm" else 0),
              rows if op == "reduce" else n)
-    elif kind == "attention":
-        _attention(st, rec["variant"], rec["B"], rec["H"], rec["S"], rec["D"])
-    elif kind in ("layer", "layer_train"):
-        _layer(st, rec["variant"], rec["B"], rec["S"], rec["d_model"], rec["heads"])
-        if kind == "layer_train":
-            T = rec["B"] * rec["S"] * rec["d_model"]
+    elif isinstance(r, AttentionShape):
+        _attention(st, r.variant, r.B, r.H, r.S, r.D)
+    else:
+        _layer(st, r.variant, r.B, r.S, r.d_model, r.heads)
+        if r.kind == "layer_train":
+            T = r.B * r.S * r.d_model
             st.vec("copy", T)  # .float()
             st.vec("reduce", T, writes=1)  # .sum()
             forward = list(st.kernels)
             st.kernels += _backward(forward)
             st.vec("add", T, inputs=2)  # the residual stream's gradients accumulate twice per layer
             st.vec("add", T, inputs=2)
-    else:
-        raise AccelsimError(f"cannot lower a {kind!r} record", key="kind")
-    dtype = rec.get("dtype", GPU_CALIB.dtype)
-    if dtype not in DTYPE_BYTES:
-        raise AccelsimError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPE_BYTES)}", key="dtype")
-    return _graph(st.kernels, f"{kind}", dtype)
+    return _graph(st.kernels, r.kind, r.dtype)
+
+
+def _shape(rec: Mapping[str, Any]) -> Shape:
+    kind = _kind(rec, "<record>", None)
+    if kind not in SHAPES:
+        raise AccelsimError(f"cannot lower a {kind!r} record; lowered kinds: {', '.join(SHAPES)}", key="kind")
+    return _checked(LOWERED[kind] if "ms" in rec else SHAPES[kind], rec, "<record>", None)
+
+
+def _where(line: int | None, key: str | None) -> str | None:
+    """``line 3: ms``: a problem's place in a measurement file (no line: in a record given as a mapping)."""
+    parts = [p for p in (None if line is None else f"line {line}", key) if p]
+    return ": ".join(parts) or None
+
+
+def _kind(rec: Any, source: str, line: int | None) -> str:
+    if not isinstance(rec, Mapping):
+        got = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(rec), "a number")
+        raise AccelsimError(f"expected a JSON object ({{\"kind\": ..., ...}}), got {got}", source=source,
+                            key=_where(line, None))
+    if "kind" not in rec:
+        raise AccelsimError(f"required key is missing (the record's kind: {', '.join(RECORDS)}, ...)",
+                            source=source, key=_where(line, "kind"))
+    kind = rec["kind"]
+    if not isinstance(kind, str):
+        raise AccelsimError(f"must be a string naming the record's kind, got {kind!r}", source=source,
+                            key=_where(line, "kind"))
+    return kind
+
+
+_Spec = TypeVar("_Spec", bound=Shape | ConcurrencyRecord)
+
+
+def _checked(model: type[_Spec], rec: Mapping[str, Any], source: str, line: int | None) -> _Spec:
+    """``rec`` as ``model``, its keys' types, values and combinations checked; one AccelsimError for the first
+    problem, naming the line and the key."""
+    try:
+        spec = build(model, dict(rec), source)
+        spec.check()
+    except AccelsimError as exc:
+        raise AccelsimError(exc.detail, source=source, key=_where(line, exc.key)) from None
+    return spec
 
 
 def _graph(kernels: list[Kernel], name: str, dtype: str) -> TaskGraph:
@@ -289,26 +492,130 @@ def _graph(kernels: list[Kernel], name: str, dtype: str) -> TaskGraph:
     return TaskGraph(tasks, name=name, source="<measurement>")
 
 
-def read_records(path: str | Path) -> list[dict]:
+@dataclass(frozen=True)
+class Measured:
+    """A record accelsim predicts: where it is, what it holds as read (every key kept), and that checked."""
+
+    line: int
+    record: Mapping[str, Any]
+    spec: Record | ConcurrencyRecord
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A record of a kind accelsim does not predict, and why; ``validate`` lists it, never drops it unsaid."""
+
+    line: int
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """A measurement file's records, checked: those accelsim predicts (concurrency included) and those skipped."""
+
+    source: str
+    records: tuple[Measured, ...]
+    skipped: tuple[Skipped, ...] = ()
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def read_records(path: str | Path) -> Measurements:
+    """A JSON-lines measurement file (../shared/calibration/README.md), every record checked: a line that is not
+    UTF-8, not a JSON object or not a valid record of its kind is one AccelsimError naming the file, the line and
+    the key; a record of a kind accelsim does not predict is skipped, with its reason."""
     p = Path(path)
+    source = str(p)
     if not p.exists():
-        raise AccelsimError("file not found", source=str(p))
-    records = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
+        raise AccelsimError("file not found", source=source)
+    if p.is_dir():
+        raise AccelsimError("is a directory, expected a JSON-lines file", source=source)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise AccelsimError(f"cannot be read ({exc.strerror})", source=source) from None
+    rows: list[tuple[int, Any]] = []
+    for n, raw in enumerate(data.splitlines(), 1):
+        try:
+            text = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise AccelsimError(f"not UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1})",
+                                source=source, key=f"line {n}") from None
+        if not text.strip():
             continue
         try:
-            records.append(json.loads(line))
+            rows.append((n, json.loads(text, object_pairs_hook=_no_duplicates)))
         except json.JSONDecodeError as exc:
-            raise AccelsimError(f"not a JSON object ({exc.msg})", source=str(p), key=f"line {n}") from None
-    return records
+            raise AccelsimError(f"not a JSON object ({exc.msg} at column {exc.colno})", source=source,
+                                key=f"line {n}") from None
+        except _DuplicateKey as exc:
+            raise AccelsimError(f"key {exc.args[0]!r} is given twice", source=source, key=f"line {n}") from None
+        except RecursionError:
+            raise AccelsimError("not a JSON object (nested too deeply)", source=source, key=f"line {n}") from None
+    if not rows:
+        raise AccelsimError("no records: the file is empty; expected one JSON object per line "
+                            "(../shared/calibration/README.md)", source=source)
+    return _check_rows(rows, source)
 
 
-MEASURED = ("gemm", "bmm", "vector", "attention", "layer", "layer_train")
+def measurements(records: Measurements | Sequence[Mapping[str, Any]]) -> Measurements:
+    """Measurements as read, or records given as mappings (numbered from 1), checked as a file's are."""
+    return records if isinstance(records, Measurements) else _check_rows(list(enumerate(records, 1)), "<records>")
+
+
+def _check_rows(rows: Sequence[tuple[int, Any]], source: str) -> Measurements:
+    records: list[Measured] = []
+    skipped: list[Skipped] = []
+    concurrency_line = None
+    for n, rec in rows:
+        kind = _kind(rec, source, n)
+        if kind not in RECORDS:
+            reason = NOT_PREDICTED.get(kind, f"not a kind accelsim predicts ({', '.join(RECORDS)})")
+            skipped.append(Skipped(n, kind, reason))
+            continue
+        spec = _checked(RECORDS[kind], rec, source, n)
+        if isinstance(spec, ConcurrencyRecord):
+            if concurrency_line is not None:
+                skipped.append(Skipped(n, kind, f"a second concurrency record; the first (line {concurrency_line})"
+                                                " is the one compared"))
+                continue
+            concurrency_line = n
+        records.append(Measured(n, rec, spec))
+    return Measurements(source, tuple(records), tuple(skipped))
 
 
 def predict_ms(chip: Chip, graph: TaskGraph) -> float:
     return run(chip, graph, "naive").latency_us / 1e3
+
+
+def predict_at(chip: Chip, graph: TaskGraph, source: str, line: int) -> float:
+    """``predict_ms``, a failure named by the record's file and line: a dtype or op the chip cannot run, sizes
+    past what 64-bit counters hold, a latency that is not a finite number."""
+    where = f"line {line}"
+    try:
+        ms = predict_ms(chip, graph)
+    except AccelsimError as exc:
+        detail = f"{exc.key}: {exc.detail}" if exc.key else exc.detail
+        raise AccelsimError(f"cannot simulate it on {chip.name}: {detail}", source=source, key=where) from None
+    except OverflowError:
+        raise AccelsimError("sizes too large to simulate (a kernel's bytes or cycles overflow 64 bits)",
+                            source=source, key=where) from None
+    if not math.isfinite(ms) or ms <= 0:
+        raise AccelsimError(f"cannot simulate it on {chip.name}: the predicted latency is {ms} ms", source=source,
+                            key=where)
+    return ms
 
 
 @dataclass(frozen=True)
@@ -326,16 +633,19 @@ class Concurrency:
         return asdict(self)
 
 
-def concurrency(chip: Chip, rec: Mapping[str, Any]) -> Concurrency:
+def concurrency(chip: Chip, rec: Mapping[str, Any] | ConcurrencyRecord, source: str = "<record>",
+                line: int = 1) -> Concurrency:
     """The concurrency record: a GEMM and a softmax (GPU_CALIB's shapes), alone, in a row and on two streams."""
+    if not isinstance(rec, ConcurrencyRecord):
+        rec = _checked(ConcurrencyRecord, rec, source, None)
     gemm = make_task("gemm", "gemm", GPU_CALIB.concurrency_gemm, dtype=GPU_CALIB.dtype)
     soft = make_task("softmax", "softmax", GPU_CALIB.concurrency_softmax, dtype=GPU_CALIB.dtype)
-    alone = {t.name: run(chip, TaskGraph([t]), "naive").latency_us / 1e3 for t in (gemm, soft)}
+    alone = {t.name: predict_at(chip, TaskGraph([t]), source, line) for t in (gemm, soft)}
     after = make_task("softmax", "softmax", GPU_CALIB.concurrency_softmax, dtype=GPU_CALIB.dtype, deps=["gemm"])
-    serial = run(chip, TaskGraph([gemm, after]), "naive").latency_us / 1e3
-    both = run(chip, TaskGraph([gemm, soft]), "naive").latency_us / 1e3
+    serial = predict_at(chip, TaskGraph([gemm, after]), source, line)
+    both = predict_at(chip, TaskGraph([gemm, soft]), source, line)
     return Concurrency(gemm_ms=alone["gemm"], softmax_ms=alone["softmax"], serial_ms=serial, two_streams_ms=both,
-                       measured_two_streams_ms=rec["two_streams_ms"], measured_serial_ms=rec["serial_ms"])
+                       measured_two_streams_ms=rec.two_streams_ms, measured_serial_ms=rec.serial_ms)
 
 
 @dataclass(frozen=True)
@@ -374,27 +684,36 @@ class Validation:
     records: tuple[Prediction, ...]
     summary: Mapping[str, ErrorStats]  # by record kind, then "overall"
     concurrency: Concurrency | None
+    skipped: tuple[Skipped, ...] = ()  # records of kinds accelsim does not predict, with the reason
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON ``accelsim validate --json`` prints."""
         return {"chip": self.chip, "records": [r.to_dict() for r in self.records],
                 "summary": {kind: asdict(stats) for kind, stats in self.summary.items()},
-                "concurrency": None if self.concurrency is None else self.concurrency.to_dict()}
+                "concurrency": None if self.concurrency is None else self.concurrency.to_dict(),
+                "skipped": [asdict(s) for s in self.skipped]}
 
 
-def validate(chip: Chip, records: list[dict]) -> Validation:
-    """Predicted against measured milliseconds per record, and |error| statistics over records >= MIN_MS."""
+def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) -> Validation:
+    """Predicted against measured milliseconds per record, and |error| statistics over records >= MIN_MS. Records
+    given as mappings are checked as a file's are; none that accelsim predicts is an AccelsimError."""
+    m = measurements(records)
+    if not m.records:
+        kinds = Counter(s.kind for s in m.skipped)
+        found = ", ".join(f"{n} {k}" for k, n in kinds.items()) or "none"
+        raise AccelsimError(f"no record accelsim predicts ({', '.join(RECORDS)}); records found: {found}",
+                            source=m.source)
     rows = []
     conc = None
-    for rec in records:
-        if rec.get("kind") == "concurrency":
-            conc = concurrency(chip, rec)
-        if rec.get("kind") not in MEASURED:
+    for r in m.records:
+        if isinstance(r.spec, ConcurrencyRecord):
+            conc = concurrency(chip, r.spec, m.source, r.line)
             continue
-        pred = predict_ms(chip, lower_record(rec))
-        rows.append(Prediction(rec, measured_ms=rec["ms"], predicted_ms=round(pred, 5),
-                               rel_error=round(pred / rec["ms"] - 1, 4)))
-    return Validation(chip=chip.name, records=tuple(rows), summary=summarize(rows), concurrency=conc)
+        pred = predict_at(chip, lower_record(r.spec), m.source, r.line)
+        rows.append(Prediction(r.record, measured_ms=r.spec.ms, predicted_ms=round(pred, 5),
+                               rel_error=round(pred / r.spec.ms - 1, 4)))
+    return Validation(chip=chip.name, records=tuple(rows), summary=summarize(rows), concurrency=conc,
+                      skipped=m.skipped)
 
 
 def summarize(rows: Sequence[Prediction]) -> dict[str, ErrorStats]:

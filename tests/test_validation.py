@@ -70,7 +70,7 @@ def test_a_scan_pays_one_pipeline_latency_per_step():
 
 
 def test_tensor_and_cuda_cores_do_not_overlap_but_gaudi_engines_do():
-    rec = next(r for r in H200 if r["kind"] == "concurrency")
+    rec = next(r.record for r in H200.records if r.record["kind"] == "concurrency")
     gpu = concurrency(accelsim.load_chip("h200"), rec)
     assert gpu.two_streams_ms == pytest.approx(gpu.serial_ms)  # as measured: 2.30 against 2.35 ms
     gaudi = concurrency(accelsim.load_chip("gaudi2"), rec)
