@@ -40,7 +40,3 @@ class EngineUnits:
 
     def __len__(self) -> int:
         return len(self.members)
-
-    def is_shared(self, engine: int) -> bool:
-        """Whether another engine occupies the same unit."""
-        return len(self.members[self.unit_of[engine]]) > 1

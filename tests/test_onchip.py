@@ -1,5 +1,7 @@
 """SRAM at run time: room reserved for kept outputs, freed after the last reader, spills when there is none."""
 
+import numpy as np
+
 import accelsim
 from accelsim import Schedule, TaskGraph, make_task, simulate
 from accelsim.onchip import OnChipPlan, SramPool
@@ -94,3 +96,29 @@ def test_a_spilled_strided_output_costs_the_strided_rate():
     # t reads 1,600 and writes its 1,600 back, strided at half efficiency: 6,400 bytes at full rate, 400 cycles.
     assert results.end[0] == 400 and results.hbm_bytes.tolist() == [3200, 3200]
     assert not results.kept_on_chip.any()
+
+
+def test_a_task_both_reading_and_keeping_moves_both_through_sram():
+    # p -> q -> r, each output kept: q reads 1,600 bytes of p's from SRAM and writes its 1,600 there too.
+    graph = TaskGraph([kept(make_task("p", "copy", [800])), kept(reader("q", ["p"], [1600])),
+                       reader("r", ["q"], [1600])])
+    plan = OnChipPlan.of(graph)
+    assert plan.sram.tolist() == [1600, 3200, 1600] and plan.hbm.tolist() == [1600, 0, 1600]
+
+
+def test_a_dependency_read_for_nothing_is_no_reader_and_a_graph_without_edges_keeps_nothing():
+    # r waits for p but reads none of its bytes: p's output has no reader on chip, so it is written out.
+    graph = TaskGraph([kept(make_task("p", "copy", [800])), reader("r", ["p"], [0])])
+    plan = OnChipPlan.of(graph)
+    assert plan.keep.tolist() == [0] * 2 and plan.consumers.tolist() == [0, 0] and plan.inputs == {}
+    # A graph the compiler never saw has no edge bytes at all: nothing on chip, every byte through HBM.
+    raw = OnChipPlan.of(TaskGraph([make_task("p", "copy", [800]), make_task("r", "copy", [800], deps=["p"])]))
+    assert not raw.any and raw.hbm.tolist() == [3200, 3200]
+
+
+def test_the_plans_and_the_pools_counts_are_integers():
+    plan = OnChipPlan.of(one_producer_two_readers())
+    assert {a.dtype for a in (plan.keep, plan.hbm, plan.sram, plan.consumers)} == {np.dtype(np.int64)}
+    assert plan.spill_writes.dtype == np.dtype(bool)
+    pool = SramPool(plan, capacity=1600)
+    assert pool.kept.dtype == np.dtype(bool) and pool.sram_bytes.dtype == np.dtype(np.int64)
