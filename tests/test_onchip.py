@@ -1,6 +1,7 @@
 """SRAM at run time: room reserved for kept outputs, freed after the last reader, spills when there is none."""
 
 import numpy as np
+import pytest
 
 import accelsim
 from accelsim import Schedule, TaskGraph, make_task, simulate
@@ -122,3 +123,40 @@ def test_the_plans_and_the_pools_counts_are_integers():
     assert plan.spill_writes.dtype == np.dtype(bool)
     pool = SramPool(plan, capacity=1600)
     assert pool.kept.dtype == np.dtype(bool) and pool.sram_bytes.dtype == np.dtype(np.int64)
+
+
+def test_a_task_that_moves_nothing_through_hbm_just_computes():
+    # p -> q -> r, outputs kept: q reads p's 1,600 bytes from SRAM and keeps its own: no HBM at all, only its 100
+    # cycles of compute. p streams its 1,600 input bytes (100 cycles); r writes 1,600 bytes out (100).
+    graph = TaskGraph([kept(make_task("p", "copy", [800])), kept(reader("q", ["p"], [1600])),
+                       reader("r", ["q"], [1600])])
+    results = on_tpc0(graph, chip())
+    assert results.end.tolist() == [100, 200, 300] and results.hbm_bytes.tolist() == [1600, 0, 1600]
+    # With SRAM bandwidth too (8 bytes a cycle), a transfer of no bytes at all still ends, at once.
+    empty = make_task("e", "dma", [64], bytes_read=0)
+    with_empty = TaskGraph([*graph.tasks, empty])
+    c = chip(sram_bandwidth_gbps=8)
+    dma0 = c.instance_names.index("dma0")
+    tpc0 = c.instance_names.index("tpc0")
+    order = [[0, 1, 2] if e == tpc0 else [3] if e == dma0 else [] for e in range(len(c.instance_names))]
+    r = simulate(with_empty, c, Schedule([tpc0, tpc0, tpc0, dma0], order))
+    assert r.end[3] == 0 and r.latency_cycles > 0
+
+
+def test_a_run_with_nothing_on_chip_reports_integer_bytes_and_no_kept_output():
+    results = accelsim.run(chip(), TaskGraph([make_task("a", "copy", [800])]))
+    assert results.sram_bytes.dtype == np.dtype(np.int64) and results.kept_on_chip.dtype == np.dtype(bool)
+    assert results.sram_bytes.tolist() == [0] and results.kept_on_chip.tolist() == [False]
+
+
+def test_a_search_can_give_up_on_a_schedule_once_it_cannot_win():
+    from accelsim.simulation import GaveUp
+
+    graph = TaskGraph([make_task("a", "copy", [800]), make_task("b", "copy", [800], deps=["a"])])
+    c = chip()  # each copy: 1,600 bytes in and out at 16 a cycle = 200 cycles; the two end at 400
+    tpc0 = c.instance_names.index("tpc0")
+    plan = Schedule([tpc0, tpc0], [[0, 1] if e == tpc0 else [] for e in range(len(c.instance_names))])
+    assert simulate(graph, c, plan, give_up_after=400).latency_cycles == 400  # done by then: the result
+    with pytest.raises(GaveUp) as err:
+        simulate(graph, c, plan, give_up_after=399)
+    assert err.value.args == (399,)
