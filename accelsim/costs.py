@@ -127,16 +127,15 @@ def estimate_cycles(task: Task, group: EngineGroup, chip: Chip) -> int:
 @dataclass(frozen=True)
 class CostTable:
     """Per task and engine group, compute cycles and uncontended estimates (-1 = not allowed); per task, the bytes
-    it streams through HBM (at the full rate) and through SRAM when every tensor the compiler planned on chip stays
-    there (accelsim.onchip). The estimate is what the simulation gives a task alone when nothing spills and SRAM
+    it streams through HBM (at the full rate) when every tensor the compiler planned on chip stays there
+    (accelsim.onchip). The estimate is what the simulation gives a task alone when nothing spills and SRAM
     bandwidth does not bind. Built once per run."""
 
     compute: np.ndarray  # int64 [tasks, groups]
     estimate: np.ndarray  # int64 [tasks, groups]
     stream: np.ndarray  # int64 [tasks]: bytes streamed through HBM, as costed at its full rate
-    #: int64 [tasks]: bytes read from or written to SRAM, and the plan they come from (None in a table made by
-    #: hand: the simulation then takes the graph's own plan).
-    onchip: np.ndarray | None = None
+    #: What the compiler planned on chip, which the stream leaves out (None in a table made by hand: the
+    #: simulation then takes the graph's own plan).
     plan: OnChipPlan | None = None
 
     @classmethod
@@ -160,14 +159,13 @@ class CostTable:
                         source=graph.source, key=f"task {t.name!r}")
             compute[i] = row
             stream[i] = stream_bytes(t, chip, int(hbm[i]))
-        onchip = plan.sram
         spec = chip.spec
         # SRAM bandwidth is left out: a tensor that spills at run time moves its bytes from SRAM to HBM, so only
         # the HBM term stays a lower bound of the simulated time, which the bounds rely on.
         busy = np.maximum(spec.dispatch_overhead_cycles + compute,
                           np.ceil(stream / chip.hbm_bytes_per_cycle).astype(np.int64)[:, None])
         estimate = np.where(compute >= 0, spec.launch_gap_cycles + busy, INFEASIBLE)
-        return cls(compute, estimate, stream, onchip, plan)
+        return cls(compute, estimate, stream, plan)
 
     def fastest(self) -> np.ndarray:
         """Per task, the smallest uncontended estimate over the groups allowed to run it."""

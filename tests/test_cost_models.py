@@ -222,3 +222,12 @@ def test_a_task_no_engine_can_run_is_named_with_what_the_chip_has():
     assert err.value.key == "task 'g'"
     assert str(err.value) == ("model.toml: task 'g': no engine on chip tiny can run it (op gemm, dtype fp32, "
                               "allowed kinds ['matrix']; chip has ['mme:matrix', 'tpc:vector', 'dma:dma'])")
+
+
+def test_a_fused_kernel_pays_the_dependent_passes_of_every_op_in_it():
+    chip = chip_with({"tpc": {"pipeline_latency_cycles": 5}})
+    tpc = group(chip, "tpc")
+    # layernorm (5 instructions, 3 passes) fused ahead of an add (1 instruction, 1 pass) over 80 bf16 on 8 lanes:
+    # (5 + 1) x 80 / 8 = 60 cycles of issue, and 5 cycles of latency for each of the 3 + 1 passes: 80.
+    fused = make_task("a", "add", [80]).but(fused=(("layernorm", (80,)),))
+    assert compute_cycles(fused, tpc, chip) == 60 + 5 * 4
