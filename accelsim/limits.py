@@ -25,9 +25,10 @@ MAX_ENGINES = 100_000
 #: Clocks, GHz: from 10 MHz to 100 GHz.
 MIN_CLOCK_GHZ = 0.01
 MAX_CLOCK_GHZ = 100.0
-#: Bandwidths (HBM, SRAM), GB/s: from 1 MB/s to 1 PB/s.
+#: Bandwidths (HBM, SRAM), GB/s: from 1 MB/s up to 1e9 GB/s, far past any memory (1 PB/s would do physically),
+#: so that a study or a test can make memory never bind.
 MIN_BANDWIDTH_GBPS = 0.001
-MAX_BANDWIDTH_GBPS = 1e6
+MAX_BANDWIDTH_GBPS = 1e9
 #: A DMA engine's bytes per cycle.
 MAX_BYTES_PER_CYCLE = 1e6
 #: Capacities: HBM in GB, SRAM in MB, an engine's local memory in kB.
