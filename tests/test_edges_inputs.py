@@ -352,3 +352,8 @@ def test_every_shipped_file_still_loads():
     for name in shipped_names("workloads"):
         load_workload(name)
     assert re.match(r"\w", load_graph(EXAMPLE).name)
+
+
+def test_a_path_with_a_nul_byte_gives_one_line(capsys):
+    message = cli_error(capsys, "chips", "show", "dir/a\x00b.toml")
+    assert message.startswith("dir/a\x00b.toml: ")
