@@ -42,8 +42,6 @@ MAX_CYCLES = 10**12
 MAX_INSTRUCTIONS_PER_ELEMENT = 1e6
 #: An efficiency (a fraction of a peak reached) at least this: a hundredth of the peak.
 MIN_EFFICIENCY = 0.01
-#: Compiler slices and prefetch depth.
-MAX_SLICES = MAX_ENGINES
 
 #: Workload sizes: a layer count, a model width, a sequence length or a batch each at most this (2^31 - 1).
 MAX_WORKLOAD_SIZE = 2**31 - 1
