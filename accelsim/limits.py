@@ -121,3 +121,34 @@ def check_compiled_size(graph: TaskGraph, chip: Chip) -> None:
         raise AccelsimError(f"{refusal}; make the run smaller (run.batch, run.seq_len, model.layers) or give the "
                             "chip's compiler fewer parts per op (compiler.slices, engine counts, more SRAM)",
                             source=graph.source, key="(size)")
+
+
+def serial_cycles_bound(graph: TaskGraph, chip: Chip) -> int:
+    """Chip cycles the graph takes run one task after another, each on the slowest engine group allowed to run it
+    and with all its traffic through HBM (costs.estimate_cycles, in Python integers): the simulated time of any
+    schedule stays below it, HBM contention included (shared bandwidth moves the same bytes in the same total
+    time). Tasks no engine can run count 0 (the cost table says so)."""
+    from .costs import estimate_cycles
+
+    memo: dict[tuple[object, ...], int] = {}
+    total = 0
+    for t in graph.tasks:
+        key = (t.op, t.shape, t.dtype, t.engines, t.fused, t.bytes_read, t.bytes_written)
+        cycles = memo.get(key)
+        if cycles is None:
+            cycles = memo[key] = max([estimate_cycles(t, g, chip) for g in chip.groups] + [0])
+        total += cycles
+    return total
+
+
+def check_cycles(graph: TaskGraph, chip: Chip) -> None:
+    """Refuse a run whose simulated time could pass what the simulator counts in (MAX_COUNT = 2^62 cycles, for
+    64-bit integers with room to spare): a huge graph on a slow chip (1 MB/s of HBM, a 1e6-instruction op)."""
+    from .errors import AccelsimError
+
+    cycles = serial_cycles_bound(graph, chip)
+    if cycles > MAX_COUNT:
+        raise AccelsimError(
+            f"on {chip.name} the run could last up to {cycles:.3g} cycles ({cycles / (chip.clock_ghz * 1e9):.3g} s), "
+            f"past the 2^62 ({MAX_COUNT:.3g}) cycles the simulator counts; make the run smaller or the chip faster "
+            "(memory.hbm_bandwidth_gbps, engine rates, vector_instructions)", source=graph.source, key="(size)")

@@ -16,7 +16,16 @@ from accelsim.cli import main
 from accelsim.config import read_toml
 from accelsim.errors import AccelsimError
 from accelsim.graph import load_graph
-from accelsim.limits import MAX_FILE_BYTES, MAX_NESTING, MAX_TASKS, check_compiled_size, compiled_tasks_bound
+from accelsim.limits import (
+    MAX_COUNT,
+    MAX_FILE_BYTES,
+    MAX_NESTING,
+    MAX_TASKS,
+    check_compiled_size,
+    check_cycles,
+    compiled_tasks_bound,
+    serial_cycles_bound,
+)
 from accelsim.lowering import estimate_tasks, lower
 from accelsim.resources import resolve
 from accelsim.workload import load_workload
@@ -203,6 +212,31 @@ def test_the_compiled_bound_holds_and_passes_the_shipped_runs():
         graph = lower(load_workload("gformer-gpt"))
         check_compiled_size(graph, chip)
         assert compiled_tasks_bound(graph, chip) >= len(compile_graph(graph, chip).graph)
+
+
+def test_a_run_whose_time_would_pass_int64_is_refused(tmp_path):
+    """In bounds one by one, a 1 MB/s HBM at 100 GHz and a batch of 100,000 make a run of ~5e19 cycles, which
+    overflowed the simulator's 64-bit clock (memory.py); the bound says so first (the runner must call
+    check_cycles on the compiled graph; see the branch's report)."""
+    text = (ROOT / "chips" / "h100.toml").read_text()
+    text = re.sub(r"(?m)^hbm_bandwidth_gbps = .*$", "hbm_bandwidth_gbps = 0.001", text)
+    text = re.sub(r"(?m)^clock_ghz = .*$", "clock_ghz = 100", text)
+    chip = load_chip(write(tmp_path, text, "slow.toml"))
+    graph = lower(load_workload("gpt2-small", ["batch=100000"]))
+    assert serial_cycles_bound(graph, chip) > MAX_COUNT
+    with pytest.raises(AccelsimError, match=r"\(size\): on h100 the run could last up to 4.6\de\+19 cycles"):
+        check_cycles(graph, chip)
+
+
+def test_the_cycle_bound_holds_for_shipped_runs():
+    from accelsim import run
+    from accelsim.compiler import compile_graph
+
+    for chip_name in ("gaudi2", "h100"):
+        chip = load_chip(chip_name)
+        graph = compile_graph(lower(load_workload("gpt2-small")), chip).graph
+        check_cycles(graph, chip)
+        assert run(chip, graph).latency_cycles <= serial_cycles_bound(graph, chip)
 
 
 # ---- 3. nesting and size, before parsing ---------------------------------------------------------------------
