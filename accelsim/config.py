@@ -120,9 +120,16 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or type(exc).__name__
 
 
-#: Strings and comments, whose brackets and dots do not nest anything (multi-line forms first).
-_NOT_CODE = re.compile(r'"""(?:[^\\]|\\.)*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*',
-                       re.DOTALL)
+#: Strings and comments, whose brackets and dots do not nest anything (multi-line forms first). Each form, once
+#: opened, matches up to its end or, unterminated, to the end of its line (of the text, for multi-line forms),
+#: without backtracking: the scan stays linear in the text whatever its quotes (the parser says what is amiss).
+_NOT_CODE = re.compile(
+    r'"""(?:[^"\\]++|\\.|"(?!""))*+(?:"""|\Z)'  # multi-line basic string
+    r"|'''.*?(?:'''|\Z)"  # multi-line literal string
+    r'|"(?:[^"\\\n]++|\\.)*+"?'  # basic string
+    r"|'[^'\n]*+'?"  # literal string
+    r"|#[^\n]*+",  # comment
+    re.DOTALL)
 #: A key of more than MAX_NESTING dotted parts (bare words, or strings already replaced by "").
 _KEY_PART = r'(?:[A-Za-z0-9_-]++|"")'
 _DEEP_KEY = re.compile(rf"(?<![A-Za-z0-9_-]){_KEY_PART}(?:[ \t]*+\.[ \t]*+{_KEY_PART}){{{MAX_NESTING},}}")

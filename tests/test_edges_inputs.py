@@ -283,6 +283,16 @@ def test_a_long_word_without_dots_scans_in_linear_time(tmp_path):
     assert time.perf_counter() - start < 3
 
 
+@pytest.mark.parametrize("text", ['"""' + 'x\\"' * 1_000_000, '"' + 'x\\"' * 1_000_000, 'a"' * 2_000_000])
+def test_unterminated_strings_scan_in_linear_time(tmp_path, text):
+    p = tmp_path / "quotes.toml"
+    p.write_text(text)
+    start = time.perf_counter()
+    with pytest.raises(AccelsimError, match="not valid TOML"):
+        read_toml(p)
+    assert time.perf_counter() - start < 3
+
+
 # ---- 4. special paths ----------------------------------------------------------------------------------------
 
 
