@@ -70,6 +70,11 @@ WorkloadSize = Annotated[int, Strict(), Field(ge=1, le=MAX_WORKLOAD_SIZE)]
 MlpRatio = Annotated[float, Strict(), Field(gt=0, le=MAX_MLP_RATIO, allow_inf_nan=False)]
 
 
+def check_nesting(text: str, source: str) -> None:
+    """Refuse TOML text (a file's, or a value given on the command line) nested deeper than MAX_NESTING."""
+    _check_nesting(text, source)
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; a missing, empty, unreadable, oversized, too deeply nested or malformed file is an
     AccelsimError naming the file. Only regular files are read (never a FIFO, a device or a directory), and at
@@ -220,13 +225,19 @@ def _describe(model: type, error: ErrorDetails) -> str:
     if kind in _NUMBER_ERRORS:
         bounds = _allowed_range(_type_at(model, tuple(error["loc"])))
         if bounds and kind.endswith(("_type", "_parsing", "_from_float")):  # the wrong type: say so, then the range
-            return f"{error['msg']}: {bounds} (got {got!r})"
+            return f"{error['msg']}: {bounds} (got {_shown(got)})"
         if bounds:
-            return f"must be {bounds} (got {got!r})"
+            return f"must be {bounds} (got {_shown(got)})"
     if kind == "bool_type":
-        return f"must be true or false (got {got!r})"
-    shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+        return f"must be true or false (got {_shown(got)})"
+    shown = f" (got {_shown(got)})" if not isinstance(got, dict | list) else ""
     return f"{error['msg']}{shown}"
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value as the message quotes it, cut short past ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 _NUMBER_ERRORS = ("int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "finite_number",

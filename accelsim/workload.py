@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, NoReturn
 from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from .config import STRICT, MlpRatio, StrictBool, WorkloadSize, build, read_toml
+from .config import STRICT, MlpRatio, StrictBool, WorkloadSize, build, check_nesting, read_toml
 from .errors import AccelsimError
 from .limits import MAX_COUNT, MAX_WORKLOAD_SIZE
 from .resources import resolve
@@ -284,6 +284,7 @@ def apply_override(data: dict, item: str, source: str) -> None:
         section, name = owners[0], key
     if section not in _SECTIONS or not name_in(_SECTIONS[section], name):
         raise AccelsimError(f"unknown key {key!r}", source="--set")
+    check_nesting(raw, f"--set {key}")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

@@ -253,6 +253,17 @@ def test_deep_nesting_is_refused_before_parsing(capsys, tmp_path, text):
     assert message.startswith(f"{f}: ") and f"at most {MAX_NESTING} levels" in message
 
 
+def test_a_deeply_nested_set_value_is_refused_before_parsing(capsys):
+    message = cli_error(capsys, "run", "--chip", "h100", "--workload", "gpt2-small", "--set", "seq_len=" + "[" * 2000)
+    assert message == f"--set seq_len: arrays or tables nested more than {MAX_NESTING} deep; at most {MAX_NESTING} " \
+                      "levels are allowed"
+
+
+def test_a_long_bad_value_is_quoted_cut_short(capsys):
+    message = cli_error(capsys, "run", "--chip", "h100", "--workload", "gpt2-small", "--set", "seq_len=" + "x" * 5000)
+    assert message.endswith("(got '" + "x" * 79 + "... (5,002 characters))") and len(message) < 400
+
+
 def test_dotted_keys_thousands_deep_are_refused_fast(capsys, tmp_path):
     f = write(tmp_path, ".".join(["a"] * 20_000) + " = 1\n")
     start = time.perf_counter()

@@ -131,7 +131,7 @@ def make_case(index: int, folder: Path) -> tuple[str, list[str]]:
         key = rng.choice(["layers", "d_model", "heads", "seq_len", "batch", "mlp_ratio", "d_ff", "vocab",
                           "embeddings", "linear_heads", "window", "chunk", "variant", "mode", "dtype", "granularity",
                           "tile_m", "tile_n", "batch_split", "run.batch", "model.x", "chip.clock_ghz"])
-        value = rng.choice(VALUES + ["training", "tile", "hybrid", "2**63", ""])
+        value = rng.choice(VALUES + ["training", "tile", "hybrid", "2**63", "", "[" * 3000, "x" * 5000])
         return f"--set {key}={value}", ["run", "--chip", "h100", "--workload", "gpt2-small", "--set", "layers=1",
                                         "--set", f"{key}={value}"]
     if kind == "chip":
