@@ -15,8 +15,24 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, Strict, Tag
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from .config import STRICT, NonNegInt, PosFloat, PosInt, build, read_toml
+from .config import (
+    STRICT,
+    BandwidthGbps,
+    BytesPerCycle,
+    Capacity,
+    ClockGhz,
+    Cycles,
+    Efficiency,
+    Fraction,
+    Geometry,
+    GroupSize,
+    InstructionsPerElement,
+    StrictBool,
+    build,
+    read_toml,
+)
 from .errors import AccelsimError
+from .limits import MAX_ENGINES
 from .ops import OPS
 from .resources import resolve
 from .units import EngineUnits
@@ -31,14 +47,14 @@ class SystolicMatrixEngines:
     MACs with a dataflow, costed by SCALE-Sim's formulas (accelsim.systolic)."""
 
     kind: Literal["matrix"]
-    count: PosInt
+    count: GroupSize
     #: MACs per cycle per engine for each dtype it supports (rows*cols at the densest dtype).
-    macs_per_cycle: dict[Dtype, PosInt]
-    rows: PosInt
-    cols: PosInt
+    macs_per_cycle: dict[Dtype, Geometry]
+    rows: Geometry
+    cols: Geometry
     dataflow: Dataflow
     model: Literal["systolic"] = "systolic"
-    clock_ghz: PosFloat | None = None
+    clock_ghz: ClockGhz | None = None
     #: Engines in the same ``shared_unit`` cannot run at the same time (e.g. tensor and CUDA cores of one SM).
     shared_unit: str | None = None
 
@@ -49,17 +65,17 @@ class TiledMatrixEngines:
     multiprocessors, reaching ``efficiency`` of the peak MAC rate (fitted to measurements, see ``accelsim fit``)."""
 
     kind: Literal["matrix"]
-    count: PosInt
+    count: GroupSize
     #: MACs per cycle per engine (all its SMs together) for each dtype it supports.
-    macs_per_cycle: dict[Dtype, PosInt]
+    macs_per_cycle: dict[Dtype, Geometry]
     model: Literal["tiled"]
-    sms: PosInt
-    tile_m: PosInt
-    tile_n: PosInt
-    efficiency: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0
+    sms: Geometry
+    tile_m: Geometry
+    tile_n: Geometry
+    efficiency: Efficiency = 1.0
     #: Fixed cycles per wave of tiles (prologue, epilogue, pipeline fill), which short-K GEMMs feel most.
-    wave_overhead_cycles: NonNegInt = 0
-    clock_ghz: PosFloat | None = None
+    wave_overhead_cycles: Cycles = 0
+    clock_ghz: ClockGhz | None = None
     shared_unit: str | None = None
 
 
@@ -87,13 +103,13 @@ class VectorEngines:
     """A group of SIMD cores (Gaudi TPC, TPU VPU, Trainium vector/scalar/gpsimd, Ascend vector core)."""
 
     kind: Literal["vector", "scalar", "gpsimd"]
-    count: PosInt
+    count: GroupSize
     #: Elements processed per vector instruction, per dtype (2048-bit SIMD: 64 fp32, 128 bf16).
-    lanes: dict[Dtype, PosInt]
-    vector_issue_per_cycle: PosInt = 1
-    pipeline_latency_cycles: NonNegInt = 4
-    local_memory_kb: PosInt | None = None
-    clock_ghz: PosFloat | None = None
+    lanes: dict[Dtype, Geometry]
+    vector_issue_per_cycle: Geometry = 1
+    pipeline_latency_cycles: Cycles = 4
+    local_memory_kb: Geometry | None = None
+    clock_ghz: ClockGhz | None = None
     shared_unit: str | None = None
 
 
@@ -102,9 +118,9 @@ class DmaEngines:
     """DMA channels that move data between HBM and on-chip memory."""
 
     kind: Literal["dma"]
-    count: PosInt
-    bytes_per_cycle: PosFloat
-    clock_ghz: PosFloat | None = None
+    count: GroupSize
+    bytes_per_cycle: BytesPerCycle
+    clock_ghz: ClockGhz | None = None
     shared_unit: str | None = None
 
 
@@ -121,12 +137,12 @@ class MemorySpec:
     reaches ``strided_bandwidth_efficiency`` instead, where set: narrow, scattered accesses waste part of each
     DRAM burst. Both default to the ideal; GPU profiles fit them."""
 
-    hbm_gb: PosFloat
-    hbm_bandwidth_gbps: PosFloat
-    sram_mb: PosFloat
-    sram_bandwidth_gbps: PosFloat | None = None
-    bandwidth_efficiency: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0
-    strided_bandwidth_efficiency: Annotated[float, Strict(), Field(gt=0, le=1)] | None = None
+    hbm_gb: Capacity
+    hbm_bandwidth_gbps: BandwidthGbps
+    sram_mb: Capacity
+    sram_bandwidth_gbps: BandwidthGbps | None = None
+    bandwidth_efficiency: Efficiency = 1.0
+    strided_bandwidth_efficiency: Efficiency | None = None
 
 
 @pydantic_dataclass(config=STRICT)
@@ -137,19 +153,19 @@ class CompilerSpec:
 
     #: Split each op over every engine of the kind that runs it, as Gaudi's graph compiler spreads a GEMM over all
     #: MMEs and a TPC kernel over all TPCs. False: one task per op.
-    split_over_engines: bool = False
+    split_over_engines: StrictBool = False
     #: With split_over_engines: cut each op into at least this many parts, so that a consumer can start on the
     #: first parts while the producer works on the rest (Gaudi's compiler slices GEMMs to pipeline MME and TPC).
-    slices: PosInt = 1
+    slices: GroupSize = 1
     #: Fuse chains of element-wise and row ops into one vector kernel whose intermediates never leave the chip.
-    fuse_vector_chains: bool = False
+    fuse_vector_chains: StrictBool = False
     #: Keep an op's output in SRAM until its consumers have read it, when it fits (short-lived tensors first).
-    keep_on_chip: bool = False
+    keep_on_chip: StrictBool = False
     #: The fraction of SRAM the compiler may give to tensors kept on chip (the rest: code, scratch, reserves).
-    on_chip_fraction: Annotated[float, Strict(), Field(gt=0, le=1)] = 0.5
+    on_chip_fraction: Fraction = 0.5
     #: Load each matrix op's weights into SRAM on the DMA engines this many matrix ops ahead (0: the op streams its
     #: weights itself). Needs DMA engines.
-    prefetch_depth: NonNegInt = 0
+    prefetch_depth: Annotated[int, Strict(), Field(ge=0, le=MAX_ENGINES)] = 0
 
 
 @pydantic_dataclass(config=STRICT)
@@ -157,16 +173,16 @@ class ChipSpec:
     """The file's content, as written."""
 
     name: str
-    clock_ghz: PosFloat
+    clock_ghz: ClockGhz
     engines: dict[str, EngineSpec]
     memory: MemorySpec
-    dispatch_overhead_cycles: NonNegInt = 0
+    dispatch_overhead_cycles: Cycles = 0
     #: Cycles an engine stays busy after each task, not overlapped with anything (a GPU's gap between eager
     #: kernels); 0 where engines run command queues back to back.
-    launch_gap_cycles: NonNegInt = 0
+    launch_gap_cycles: Cycles = 0
     description: str = ""
     #: Optional per-op override of the vector instruction counts in accelsim.ops (op name -> instructions/element).
-    vector_instructions: dict[str, PosFloat] = field(default_factory=dict)
+    vector_instructions: dict[str, InstructionsPerElement] = field(default_factory=dict)
     compiler: CompilerSpec = field(default_factory=CompilerSpec)
 
 
@@ -328,7 +344,21 @@ def chip_from_dict(data: dict, source: str = "<dict>") -> Chip:
             raise AccelsimError(
                 f"unknown op {op!r}; known ops: {', '.join(sorted(OPS))}", source=source, key="vector_instructions"
             )
-    return Chip(spec, source)
+    total = sum(g.count for g in spec.engines.values())
+    if total > MAX_ENGINES:
+        raise AccelsimError(f"the groups' counts add up to {total:,} engines; a chip may have at most "
+                            f"{MAX_ENGINES:,}", source=source, key="engines")
+    chip = Chip(spec, source)
+    owner: dict[str, int] = {}  # instance name -> its group's index
+    for instance, group in zip(chip.instance_names, chip.instance_group, strict=True):
+        other = owner.setdefault(instance, group)
+        if other != group:
+            first, second = chip.groups[other].name, chip.groups[group].name
+            raise AccelsimError(
+                f"engine groups {first!r} and {second!r} both name an engine {instance!r} (an engine is named by "
+                "its group and its number); rename one group, e.g. so that it does not end in a digit",
+                source=source, key=f"engines.{second}")
+    return chip
 
 
 def load_chip(name_or_path: str | Path) -> Chip:

@@ -6,6 +6,9 @@ messages a user can act on.
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 import tomllib
 import types
 import typing
@@ -17,31 +20,142 @@ from pydantic import ConfigDict, Field, Strict, Tag, TypeAdapter
 from pydantic_core import ErrorDetails
 
 from .errors import AccelsimError
+from .limits import (
+    MAX_BANDWIDTH_GBPS,
+    MAX_BYTES_PER_CYCLE,
+    MAX_CAPACITY,
+    MAX_CLOCK_GHZ,
+    MAX_COUNT,
+    MAX_CYCLES,
+    MAX_ENGINES,
+    MAX_FILE_BYTES,
+    MAX_GEOMETRY,
+    MAX_INSTRUCTIONS_PER_ELEMENT,
+    MAX_MLP_RATIO,
+    MAX_NESTING,
+    MAX_WORKLOAD_SIZE,
+    MIN_BANDWIDTH_GBPS,
+    MIN_CLOCK_GHZ,
+    MIN_EFFICIENCY,
+)
 
 T = TypeVar("T")
 
 #: The pydantic settings every file-backed dataclass uses: no unknown keys, immutable. Numbers use the strict
 #: types below, so "3" or true is never taken for a number (an int is accepted where a float is expected).
 STRICT = ConfigDict(extra="forbid", frozen=True)
-PosInt = Annotated[int, Strict(), Field(gt=0)]
-NonNegInt = Annotated[int, Strict(), Field(ge=0)]
-PosFloat = Annotated[float, Strict(), Field(gt=0)]
-NonNegFloat = Annotated[float, Strict(), Field(ge=0)]
+#: Every number is finite and bounded (accelsim.limits says why each bound is what it is); the generic types are
+#: bounded by MAX_COUNT (2^62), so that counts stay inside 64-bit integers. An error names the range allowed.
+PosInt = Annotated[int, Strict(), Field(ge=1, le=MAX_COUNT)]
+NonNegInt = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
+PosFloat = Annotated[float, Strict(), Field(gt=0, le=MAX_COUNT, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Strict(), Field(ge=0, le=MAX_COUNT, allow_inf_nan=False)]
+StrictBool = Annotated[bool, Strict()]
+#: Engines in a group.
+GroupSize = Annotated[int, Strict(), Field(ge=1, le=MAX_ENGINES)]
+#: Array rows and columns, SIMD lanes, SMs, tiles, MACs or instructions per cycle.
+Geometry = Annotated[int, Strict(), Field(ge=1, le=MAX_GEOMETRY)]
+#: Fixed costs in cycles.
+Cycles = Annotated[int, Strict(), Field(ge=0, le=MAX_CYCLES)]
+ClockGhz = Annotated[float, Strict(), Field(ge=MIN_CLOCK_GHZ, le=MAX_CLOCK_GHZ, allow_inf_nan=False)]
+BandwidthGbps = Annotated[float, Strict(), Field(ge=MIN_BANDWIDTH_GBPS, le=MAX_BANDWIDTH_GBPS, allow_inf_nan=False)]
+BytesPerCycle = Annotated[float, Strict(), Field(gt=0, le=MAX_BYTES_PER_CYCLE, allow_inf_nan=False)]
+Capacity = Annotated[float, Strict(), Field(gt=0, le=MAX_CAPACITY, allow_inf_nan=False)]
+Efficiency = Annotated[float, Strict(), Field(ge=MIN_EFFICIENCY, le=1, allow_inf_nan=False)]
+Fraction = Annotated[float, Strict(), Field(gt=0, le=1, allow_inf_nan=False)]
+InstructionsPerElement = Annotated[float, Strict(), Field(gt=0, le=MAX_INSTRUCTIONS_PER_ELEMENT,
+                                                                allow_inf_nan=False)]
+#: A workload's sizes (layers, widths, heads, sequence length, batch, tiles).
+WorkloadSize = Annotated[int, Strict(), Field(ge=1, le=MAX_WORKLOAD_SIZE)]
+MlpRatio = Annotated[float, Strict(), Field(gt=0, le=MAX_MLP_RATIO, allow_inf_nan=False)]
+
+
+def check_nesting(text: str, source: str) -> None:
+    """Refuse TOML text (a file's, or a value given on the command line) nested deeper than MAX_NESTING."""
+    _check_nesting(text, source)
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; a missing, empty or malformed file is an AccelsimError naming the file."""
-    if not path.exists():
-        raise AccelsimError("file not found", source=str(path))
-    if path.is_dir():
-        raise AccelsimError("is a directory, expected a TOML file", source=str(path))
-    text = path.read_text(encoding="utf-8", errors="replace")
+    """Parse a TOML file; a missing, empty, unreadable, oversized, too deeply nested or malformed file is an
+    AccelsimError naming the file. Only regular files are read (never a FIFO, a device or a directory), and at
+    most MAX_FILE_BYTES of them; a UTF-8 byte order mark is skipped."""
+    text = _read_text(path)
     if not text.strip():
         raise AccelsimError("file is empty, expected TOML", source=str(path))
+    _check_nesting(text, str(path))
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise AccelsimError(f"not valid TOML ({exc})", source=str(path)) from None
+    except RecursionError:  # the nesting check keeps this out of reach; kept as a last line of defence
+        raise AccelsimError(f"nested too deeply (at most {MAX_NESTING} levels)", source=str(path)) from None
+
+
+def _read_text(path: Path) -> str:
+    source = str(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise AccelsimError("file not found", source=source) from None
+    except PermissionError:
+        raise AccelsimError("cannot read it: permission denied", source=source) from None
+    except (OSError, ValueError) as exc:
+        raise AccelsimError(f"cannot read it ({_reason(exc)})", source=source) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise AccelsimError("is a directory, expected a TOML file", source=source)
+    if not stat.S_ISREG(st.st_mode):
+        raise AccelsimError("is not a regular file (a FIFO, a device or a socket), expected a TOML file",
+                            source=source)
+    too_big = f"is larger than {MAX_FILE_BYTES:,} bytes, the most an input file may be"
+    if st.st_size > MAX_FILE_BYTES:
+        raise AccelsimError(too_big, source=source)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)  # a file that grows (or lies about its size) is still cut short
+    except PermissionError:
+        raise AccelsimError("cannot read it: permission denied", source=source) from None
+    except OSError as exc:
+        raise AccelsimError(f"cannot read it ({_reason(exc)})", source=source) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise AccelsimError(too_big, source=source)
+    return raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or type(exc).__name__
+
+
+#: Strings and comments, whose brackets and dots do not nest anything (multi-line forms first). Each form, once
+#: opened, matches up to its end or, unterminated, to the end of its line (of the text, for multi-line forms),
+#: without backtracking: the scan stays linear in the text whatever its quotes (the parser says what is amiss).
+_NOT_CODE = re.compile(
+    r'"""(?:[^"\\]++|\\.|"(?!""))*+(?:"""|\Z)'  # multi-line basic string
+    r"|'''.*?(?:'''|\Z)"  # multi-line literal string
+    r'|"(?:[^"\\\n]++|\\.)*+"?'  # basic string
+    r"|'[^'\n]*+'?"  # literal string
+    r"|#[^\n]*+",  # comment
+    re.DOTALL)
+#: A key of more than MAX_NESTING dotted parts (bare words, or strings already replaced by "").
+_KEY_PART = r'(?:[A-Za-z0-9_-]++|"")'
+_DEEP_KEY = re.compile(rf"(?<![A-Za-z0-9_-]){_KEY_PART}(?:[ \t]*+\.[ \t]*+{_KEY_PART}){{{MAX_NESTING},}}")
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _check_nesting(text: str, source: str) -> None:
+    """Refuse text nested deeper than MAX_NESTING, cheaply and before parsing: arrays and inline tables opened
+    inside each other, or a dotted key of more parts (TOML's parser recurses on the first and takes memory growing
+    with the square of the depth on the second)."""
+    code = _NOT_CODE.sub(lambda m: '""' if m.group()[0] in "\"'" else "", text)
+    depth = deepest = 0
+    for m in _BRACKETS.finditer(code):
+        depth += 1 if m.group() in "[{" else -1
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            raise AccelsimError(f"arrays or tables nested more than {MAX_NESTING} deep; at most {MAX_NESTING} "
+                                "levels are allowed", source=source)
+    if _DEEP_KEY.search(code):
+        raise AccelsimError(f"a dotted key of more than {MAX_NESTING} parts; at most {MAX_NESTING} levels are "
+                            "allowed", source=source)
 
 
 def build(model: type[T], data: Any, source: str, prefix: tuple[str | int, ...] = ()) -> T:
@@ -108,8 +222,66 @@ def _describe(model: type, error: ErrorDetails) -> str:
     if kind == "missing":
         return "required key is missing"
     got = error.get("input")
-    shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    if kind in _NUMBER_ERRORS:
+        bounds = _allowed_range(_type_at(model, tuple(error["loc"])))
+        if bounds and kind.endswith(("_type", "_parsing", "_from_float")):  # the wrong type: say so, then the range
+            return f"{error['msg']}: {bounds} (got {_shown(got)})"
+        if bounds:
+            return f"must be {bounds} (got {_shown(got)})"
+    if kind == "bool_type":
+        return f"must be true or false (got {_shown(got)})"
+    shown = f" (got {_shown(got)})" if not isinstance(got, dict | list) else ""
     return f"{error['msg']}{shown}"
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value as the message quotes it, cut short past ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+_NUMBER_ERRORS = ("int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "finite_number",
+                  "greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def _type_at(model: Any, loc: tuple[str | int, ...]) -> Any:
+    """The declared type at ``loc`` (tags of tagged unions included, as pydantic reports them), or None."""
+    current: Any = model
+    for part in loc:
+        current = _step(current, part)
+        if current is None:
+            return None
+    return current
+
+
+def _allowed_range(tp: Any) -> str | None:
+    """``an integer greater than 0 and at most 100,000``: the bounds on a (possibly optional) number type, or None."""
+    if _is_union(tp):  # ``X | None``: the number's bounds
+        numbers = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _allowed_range(numbers[0]) if len(numbers) == 1 else None
+    if typing.get_origin(tp) is not typing.Annotated:
+        return None
+    base, *metadata = typing.get_args(tp)
+    if base not in (int, float):
+        return None
+    bounds: dict[str, Any] = {}
+    for m in metadata:
+        for item in getattr(m, "metadata", [m]):  # a Field(...) carries its bounds in .metadata
+            for name in ("gt", "ge", "lt", "le"):
+                value = getattr(item, name, None)
+                if value is not None:
+                    bounds[name] = value
+    if base is int and bounds.get("ge") == 1:
+        bounds = {"gt": 0, **{k: v for k, v in bounds.items() if k != "ge"}}  # "greater than 0" reads best
+    words = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
+    limits = " and ".join(f"{words[k]} {_number(v)}" for k, v in bounds.items())
+    return ("an integer" if base is int else "a finite number") + (f" {limits}" if limits else "")
+
+
+def _number(x: float) -> str:
+    if isinstance(x, int) and x >= 2**40:
+        return f"2^{x.bit_length() - 1}" if x & (x - 1) == 0 else f"{x:.3g}"
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
 
 
 def _allowed_keys(model: Any, loc: tuple[str | int, ...]) -> list[str]:

@@ -17,6 +17,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .config import STRICT, NonNegInt, PosInt, build, read_toml
 from .errors import AccelsimError
+from .limits import MAX_COUNT
 from .ops import OPS, default_bytes, default_flops
 from .vocabulary import DTYPE_BYTES, ENGINE_KINDS, Dtype
 
@@ -73,30 +74,53 @@ def make_task(
     deps: Sequence[str] = (),
     group: str = "",
 ) -> Task:
-    """Build a Task, filling FLOPs, bytes and engines from the op's defaults where not given."""
+    """Build a Task, filling FLOPs, bytes and engines from the op's defaults where not given (``engines=None``;
+    an empty list is an error). Dimensions, FLOPs and bytes are at most accelsim.limits.MAX_COUNT (2^62)."""
     spec = OPS.get(op)
     if spec is None:
         raise AccelsimError(f"unknown op {op!r}; known ops: {', '.join(sorted(OPS))}", key=f"task {name!r}.op")
     shape = tuple(int(x) for x in shape)
     if spec.arity and len(shape) != spec.arity:
         raise AccelsimError(f"op {op} takes a shape {spec.shape_doc}, got {list(shape)}", key=f"task {name!r}.shape")
-    if not shape or any(x <= 0 for x in shape):
-        raise AccelsimError(f"shape must be positive integers, got {list(shape)}", key=f"task {name!r}.shape")
+    if not shape or any(not 0 < x <= MAX_COUNT for x in shape):
+        raise AccelsimError(f"shape must be integers from 1 to 2^62, got {_shown(shape)}", key=f"task {name!r}.shape")
+    product = 1
+    for x in shape:  # stops at the first dimension past the bound, however long the shape
+        product *= x
+        if product > MAX_COUNT:
+            raise AccelsimError(f"shape {_shown(shape)} has more than 2^62 ({MAX_COUNT:.3g}) elements; at most "
+                                "2^62 can be counted", key=f"task {name!r}.shape")
+    if engines is not None and not engines:
+        raise AccelsimError("needs at least one engine kind (leave engines out for the op's default, "
+                            f"{list(spec.default_engines)})", key=f"task {name!r}.engines")
     if dtype not in DTYPE_BYTES:
         raise AccelsimError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPE_BYTES)}", key=f"task {name!r}.dtype")
     dr, dw = default_bytes(op, shape, DTYPE_BYTES[dtype])
+    given = {"flops": flops, "bytes_read": bytes_read, "bytes_written": bytes_written}
+    counts = {"flops": default_flops(op, shape), "bytes_read": dr, "bytes_written": dw}
+    for what, n in given.items():
+        counts[what] = counts[what] if n is None else int(n)
+        if not 0 <= counts[what] <= MAX_COUNT:
+            origin, key = ("as given", what) if n is not None else (f"from shape {_shown(shape)}", "shape")
+            raise AccelsimError(f"{what} ({origin}) is {counts[what]:.3g}; it must be from 0 to 2^62 "
+                                f"({MAX_COUNT:.3g})", key=f"task {name!r}.{key}")
     return Task(
         name=name,
         op=op,
         shape=shape,
         dtype=dtype,
-        flops=default_flops(op, shape) if flops is None else int(flops),
-        bytes_read=dr if bytes_read is None else int(bytes_read),
-        bytes_written=dw if bytes_written is None else int(bytes_written),
-        engines=tuple(engines) if engines else spec.default_engines,
+        flops=counts["flops"],
+        bytes_read=counts["bytes_read"],
+        bytes_written=counts["bytes_written"],
+        engines=spec.default_engines if engines is None else tuple(engines),
         deps=tuple(deps),
         group=group,
     )
+
+
+def _shown(shape: tuple[int, ...]) -> str:
+    """A shape for a message, cut short when long."""
+    return str(list(shape)) if len(shape) <= 8 else f"[{', '.join(map(str, shape[:8]))}, ...] ({len(shape)} dims)"
 
 
 @dataclass
@@ -226,6 +250,10 @@ def graph_from_dict(data: dict, source: str = "<dict>") -> TaskGraph:
                                    bytes_written=e.bytes_written, engines=e.engines, deps=e.deps, group=e.group))
         except AccelsimError as exc:
             raise AccelsimError(exc.detail, source=source, key=f"tasks[{i}] ({exc.key})") from None
+    for what, total in (("FLOPs", sum(t.flops for t in tasks)), ("bytes", sum(t.bytes for t in tasks))):
+        if total > MAX_COUNT:
+            raise AccelsimError(f"the tasks' {what} add up to {total:.3g}; at most 2^62 ({MAX_COUNT:.3g}) can be "
+                                "counted: make the shapes smaller", source=source, key="tasks")
     return TaskGraph(tasks, name=spec.name, source=source)
 
 

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .attention import UnitOp, linear_ops, softmax_ops, window_ops
+from .errors import AccelsimError
 from .graph import Task, TaskGraph
+from .limits import too_many_tasks
 from .ops import OPS, default_flops
 from .vocabulary import DTYPE_BYTES
 from .workload import Workload
@@ -480,5 +482,102 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
 
 
 def lower(workload: Workload) -> TaskGraph:
-    """The task graph of one pass (inference) or one training step of ``workload``."""
+    """The task graph of one pass (inference) or one training step of ``workload``; a graph too large for this
+    machine (accelsim.limits.MAX_TASKS) is refused before any of it is built."""
+    check_size(workload)
     return _Lowering(workload).lower()
+
+
+def check_size(wl: Workload) -> None:
+    """Refuse, with the estimate and what to change, a workload whose task graph would not fit this machine."""
+    tasks = estimate_tasks(wl)
+    refusal = too_many_tasks(tasks, f"its task graph at {wl.spec.lowering.granularity} granularity")
+    if refusal is None:
+        return
+    spec = wl.spec
+    if spec.lowering.granularity == "tile":
+        key = "lowering.tile_m"
+        change = ("larger lowering.tile_m and lowering.tile_n, a smaller run.batch or run.seq_len, or "
+                  "lowering.granularity = \"op\"")
+    else:
+        key = "model.layers"
+        change = "fewer model.layers (or heads at head granularity), or lowering.granularity = \"op\""
+    raise AccelsimError(f"{refusal}; use {change}", source=wl.source, key=key)
+
+
+def _units_with(op: UnitOp, units: int) -> int:
+    """How many of ``units`` units have ``op``: its ``exists`` looked at near both ends, where it may differ, and
+    once in the middle, where it is the same for every unit (the tables' rules: every unit, all but the first or
+    the last, the last only)."""
+    ends = sorted({i for i in (*range(4), *range(units - 4, units)) if 0 <= i < units})
+    middle = units - len(ends)
+    return sum(op.exists(i, units) for i in ends) + (middle * op.exists(units // 2, units) if middle > 0 else 0)
+
+
+def estimate_tasks(wl: Workload) -> int:
+    """The number of tasks ``lower(wl)`` makes, in closed form (no graph built): it must equal ``len(lower(wl))``
+    (tests/test_lowering.py), so it changes with the lowering, as accelsim.analytic does."""
+    spec, model = wl.spec, wl.spec.model
+    tile = spec.lowering.granularity == "tile"
+    tile_m, tile_n = spec.lowering.tile_m, spec.lowering.tile_n
+    batch, seq, d, dff, heads = spec.run.batch, wl.seq_len, model.d_model, wl.d_ff, model.heads
+    training = spec.run.mode == "training"
+
+    def ceil(a: int, b: int) -> int:
+        return -(-a // b)
+
+    rows = batch * ceil(seq, min(seq, tile_m)) if tile else 1  # row blocks
+
+    def cols(n: int) -> int:  # output column tiles
+        return ceil(n, tile_n) if tile else 1
+
+    def row_tiles(n: int) -> int:  # a weight gradient's row tiles, or an Adam over a table, in tile_m rows
+        return ceil(n, tile_m) if tile else 1
+
+    def wgrad(k: int, n: int) -> int:  # gradient tiles and their Adam
+        return 2 * row_tiles(k) * cols(n)
+
+    def attention(backward: bool) -> int:
+        linear = wl.linear_heads
+        variant = spec.attention.variant
+        kinds = ([(variant, heads)] if variant in ("softmax", "window")
+                 else [("window", heads - linear), ("linear", linear)])
+        total = 0
+        for v, h in kinds:
+            if not h:
+                continue
+            groups = {"op": 1, "head": h}.get(spec.lowering.granularity, h * spec.lowering.batch_split)
+            if v == "softmax":
+                positions = tile_m if tile and seq % tile_m == 0 else seq
+                table = softmax_ops(positions, seq, wl.d_head, wl.causal, backward)
+            elif v == "window":
+                positions, table = spec.attention.window, window_ops(spec.attention.window, wl.d_head, backward)
+            else:
+                positions = spec.attention.chunk
+                table = linear_ops(positions, wl.d_head, wl.causal, backward)
+            units = seq // positions
+            present = [_units_with(op, units) for op in table]
+            total += groups * (sum(present) if tile else sum(1 for n in present if n))
+        return total
+
+    forward = 7 * rows + rows * (cols(3 * d) + 2 * cols(d) + cols(dff)) + attention(False)
+    per_layer = forward
+    if training:
+        per_layer += (7 * rows + rows * (cols(dff) + 3 * cols(d)) + wgrad(dff, d) + wgrad(d, dff) + wgrad(d, d)
+                      + wgrad(d, 3 * d) + 3 + attention(True))
+    ends = 0
+    if not model.embeddings:
+        ends = rows * (2 if training else 1)  # the input copy, and the output gradient's
+    elif model.family == "gpt":
+        vocab = wl.vocab
+        ends = 2 * rows + rows + rows * cols(vocab)  # gather, positions; final layernorm, LM head
+        if training:
+            ends += 2 * rows + rows * cols(d) + wgrad(d, vocab)  # loss, layernorm backward, dA; dW
+            ends += rows + 1 + row_tiles(vocab) + 1  # scatter, positions' gradient, Adam on both tables
+    else:
+        patch_rows = batch * wl.patches
+        ends = 1 + row_tiles(patch_rows) * cols(d) + rows + 3  # patchify, patch GEMM, positions; the head
+        if training:
+            ends += 5 + rows  # loss, dA, dW, Adam, layernorm backward; the gradient back to the tokens
+            ends += wgrad(wl.patch_elements, d) + 2  # the patch GEMM's dW and Adam; positions' gradient, Adam
+    return ends + model.layers * per_layer

@@ -25,7 +25,11 @@ def shipped_names(kind: str) -> list[str]:
 def resolve(name_or_path: str | Path, kind: str) -> Path:
     """A path that exists is used as is; otherwise a shipped file's name (with or without ``.toml``)."""
     path = Path(name_or_path)
-    if path.exists() or path.suffix == ".toml" and len(path.parts) > 1:
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):  # a parent that cannot be searched, a NUL byte: read_toml says which
+        return path
+    if exists or path.suffix == ".toml" and len(path.parts) > 1:
         return path
     stem = path.name.removesuffix(".toml")
     candidate = shipped_dir(kind) / f"{stem}.toml"

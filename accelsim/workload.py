@@ -8,12 +8,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
+from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from .config import STRICT, PosFloat, PosInt, build, read_toml
+from .config import STRICT, MlpRatio, StrictBool, WorkloadSize, build, check_nesting, read_toml
 from .errors import AccelsimError
+from .limits import MAX_COUNT, MAX_WORKLOAD_SIZE
 from .resources import resolve
 from .vocabulary import Dtype
 
@@ -25,43 +27,44 @@ Granularity = Literal["op", "head", "tile"]
 @pydantic_dataclass(config=STRICT)
 class ModelSpec:
     family: Literal["gpt", "vit"]
-    layers: PosInt
-    d_model: PosInt
-    heads: PosInt
-    d_head: PosInt | None = None  # defaults to d_model / heads; if given it must equal that
-    mlp_ratio: PosFloat = 4.0
-    d_ff: PosInt | None = None  # overrides mlp_ratio (e.g. llama's 11008)
-    vocab: PosInt | None = None  # gpt: LM head size
-    embeddings: bool = True  # gpt: token embedding + LM head; vit: patch embedding + classifier
-    image_size: PosInt | None = None  # vit
-    patch_size: PosInt | None = None  # vit
-    channels: PosInt = 3  # vit
-    classes: PosInt | None = None  # vit
-    class_token: bool = True  # vit
+    layers: WorkloadSize
+    d_model: WorkloadSize
+    heads: WorkloadSize
+    d_head: WorkloadSize | None = None  # defaults to d_model / heads; if given it must equal that
+    mlp_ratio: MlpRatio = 4.0
+    d_ff: WorkloadSize | None = None  # overrides mlp_ratio (e.g. llama's 11008)
+    vocab: WorkloadSize | None = None  # gpt: LM head size
+    embeddings: StrictBool = True  # gpt: token embedding + LM head; vit: patch embedding + classifier
+    image_size: WorkloadSize | None = None  # vit
+    patch_size: WorkloadSize | None = None  # vit
+    channels: WorkloadSize = 3  # vit
+    classes: WorkloadSize | None = None  # vit
+    class_token: StrictBool = True  # vit
 
 
 @pydantic_dataclass(config=STRICT)
 class RunSpec:
-    batch: PosInt
+    batch: WorkloadSize
     mode: Mode = "inference"
     dtype: Dtype = "bf16"
-    seq_len: PosInt | None = None  # gpt: required; vit: patches (+1 class token)
+    seq_len: WorkloadSize | None = None  # gpt: required; vit: patches (+1 class token)
 
 
 @pydantic_dataclass(config=STRICT)
 class AttentionSpec:
     variant: Variant = "softmax"
-    window: PosInt = 256
-    chunk: PosInt = 64
-    linear_heads: int | None = None  # hybrid: heads using linear attention; default half
+    window: WorkloadSize = 256
+    chunk: WorkloadSize = 64
+    #: hybrid: heads using linear attention; default half
+    linear_heads: Annotated[int, Strict(), Field(ge=0, le=MAX_WORKLOAD_SIZE)] | None = None
 
 
 @pydantic_dataclass(config=STRICT)
 class LoweringSpec:
     granularity: Granularity = "op"
-    tile_m: PosInt = 256  # output tile rows (token rows per block) at tile granularity
-    tile_n: PosInt = 256  # output tile columns
-    batch_split: PosInt = 1  # tile granularity: attention tasks per head cover batch / batch_split sequences
+    tile_m: WorkloadSize = 256  # output tile rows (token rows per block) at tile granularity
+    tile_n: WorkloadSize = 256  # output tile columns
+    batch_split: WorkloadSize = 1  # tile granularity: attention tasks per head cover batch / batch_split sequences
 
 
 @pydantic_dataclass(config=STRICT)
@@ -188,6 +191,9 @@ def _check(spec: WorkloadSpec, source: str) -> None:
 
     if m.d_model % m.heads:
         fail("model.d_model", f"d_model {m.d_model} is not divisible by heads {m.heads}")
+    if m.d_ff is None and not 1 <= round(m.d_model * m.mlp_ratio) <= MAX_WORKLOAD_SIZE:
+        fail("model.mlp_ratio", f"d_ff = d_model x mlp_ratio = {m.d_model} x {m.mlp_ratio:g} rounds to "
+                                f"{round(m.d_model * m.mlp_ratio):,}; it must be from 1 to {MAX_WORKLOAD_SIZE:,}")
     if m.d_head is not None and m.d_head != m.d_model // m.heads:
         fail("model.d_head", f"d_head {m.d_head} must equal d_model / heads = {m.d_model // m.heads}")
     if m.family == "gpt":
@@ -224,10 +230,29 @@ def _check(spec: WorkloadSpec, source: str) -> None:
             fail("attention.linear_heads", f"must be between 0 and heads ({m.heads}), got {a.linear_heads}")
 
 
+def _check_totals(wl: Workload) -> None:
+    """A pass's FLOPs and bytes must stay countable in 64-bit integers (accelsim.limits.MAX_COUNT)."""
+    from .analytic import analytic_counts  # analytic reads workloads: imported here, not at the top
+
+    # analytic_counts goes layer by layer; from one and two layers, the totals for any number come in two steps.
+    model = wl.spec.model
+    one, two = (analytic_counts(Workload(dataclasses.replace(wl.spec, model=dataclasses.replace(model, layers=n)),
+                                         wl.source)) for n in (1, 2))
+    flops, nbytes = (a + (model.layers - 1) * (b - a) for a, b in zip(one, two, strict=True))
+    for what, total in (("FLOPs", flops), ("bytes moved", nbytes)):
+        if total > MAX_COUNT:
+            raise AccelsimError(
+                f"one {wl.spec.run.mode} pass would count {total:.3g} {what}, past the {MAX_COUNT:.3g} (2^62) the "
+                "simulator can count; make the model or the run smaller (model.layers, model.d_model, run.batch, "
+                "run.seq_len)", source=wl.source, key="model")
+
+
 def workload_from_dict(data: dict, source: str = "<dict>") -> Workload:
     spec = build(WorkloadSpec, data, source)
     _check(spec, source)
-    return Workload(spec, source)
+    wl = Workload(spec, source)
+    _check_totals(wl)
+    return wl
 
 
 def load_workload(name_or_path: str | Path, overrides: list[str] | None = None) -> Workload:
@@ -259,6 +284,7 @@ def apply_override(data: dict, item: str, source: str) -> None:
         section, name = owners[0], key
     if section not in _SECTIONS or not name_in(_SECTIONS[section], name):
         raise AccelsimError(f"unknown key {key!r}", source="--set")
+    check_nesting(raw, f"--set {key}")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

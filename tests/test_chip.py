@@ -117,3 +117,9 @@ def test_trainium2_engines_run_at_their_own_clocks():
     task = accelsim.make_task("a", "add", [512 * 100])
     # 100 vector-engine cycles at 0.96 GHz are 250 cycles of the 2.4 GHz chip clock.
     assert accelsim.compute_cycles(task, vector, chip) == math.ceil((100 + 4) * 2.4 / 0.96)
+
+
+def test_every_shipped_chip_names_each_engine_once():
+    for name in shipped_names("chips"):
+        chip = load_chip(name)
+        assert len(set(chip.instance_names)) == len(chip.instance_names) == sum(g.count for g in chip.groups)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import accelsim
 from accelsim import AccelsimError
 from accelsim.analytic import analytic_counts
-from accelsim.lowering import lower
+from accelsim.lowering import estimate_tasks, lower
 from accelsim.resources import shipped_names
 from accelsim.strategies import workload_dicts
 from accelsim.workload import load_workload, workload_from_dict
@@ -152,3 +152,36 @@ def test_vit_sequence_comes_from_image_and_patch():
     assert load_workload("gformer-vit").seq_len == 256
     with pytest.raises(AccelsimError, match="run.seq_len"):
         load_workload("vit-b16", ["seq_len=100"])
+
+
+@given(workload_dicts())
+def test_the_task_estimate_is_the_lowered_graphs_size(data):
+    wl = workload_from_dict(data)
+    assert estimate_tasks(wl) == len(lower(wl))
+
+
+@pytest.mark.parametrize("extra", [[], ["embeddings=false"], ["tile_m=100", "tile_n=100"], ["batch_split=2"],
+                                   ["class_token=false"], ["linear_heads=0"], ["tile_m=5000"]])
+@pytest.mark.parametrize("name", ["gpt2-small", "vit-b16", "gformer-gpt", "gformer-vit"])
+def test_the_task_estimate_is_exact_for_every_variant_mode_and_granularity(name, extra):
+    checked = 0
+    for granularity in ("op", "head", "tile"):
+        for mode in ("inference", "training"):
+            for variant in ("softmax", "window", "linear", "hybrid"):
+                sets = [f"granularity={granularity}", f"mode={mode}", f"variant={variant}", "layers=1", "batch=2",
+                        *extra]
+                try:
+                    wl = load_workload(name, sets)
+                except AccelsimError:  # e.g. a sequence the window does not divide
+                    continue
+                assert estimate_tasks(wl) == len(lower(wl)), sets
+                checked += 1
+    assert checked
+
+
+def test_a_graph_too_large_is_refused_before_it_is_built():
+    wl = load_workload("gpt2-small", ["layers=400000"])
+    assert estimate_tasks(wl) > 5_000_000
+    with pytest.raises(AccelsimError, match=r"gpt2-small.toml: model.layers: its task graph .* would have about "
+                                            r"6.4e\+06 tasks \(about 12.\d GB\); at most 5,000,000"):
+        lower(wl)
