@@ -36,7 +36,9 @@ import numpy as np
 
 from .chip import Chip
 from .costs import compute_cycles
+from .errors import AccelsimError
 from .graph import Task, TaskGraph
+from .limits import too_many_tasks
 from .onchip import OnChipPlan
 from .ops import OPS, elements
 
@@ -92,6 +94,7 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
     """Compile ``graph`` for ``chip``; a graph already compiled for this chip comes back as it is."""
     if graph.meta.get(COMPILED_FOR) == chip.name:
         return Compiled(graph, graph, chip)
+    check_compiled_size(graph, chip)
     spec = chip.spec.compiler
     warnings: list[str] = []
     user_cut = graph.meta.get("granularity") in ("head", "tile")
@@ -120,6 +123,43 @@ def compiler_warnings(graph: TaskGraph) -> tuple[str, ...]:
     """What the compiler warned of when it compiled ``graph`` (none for a graph it did not compile)."""
     warnings = graph.meta.get(COMPILER_WARNINGS, ())
     return tuple(str(w) for w in warnings) if isinstance(warnings, tuple) else ()
+
+
+def compiled_tasks_bound(graph: TaskGraph, chip: Chip) -> int:
+    """At most how many tasks ``compile_graph(graph, chip)`` makes, without making them: each task cut into at most
+    max(engines of its kind, the compiler's slices, the parts whose outputs fit its share of SRAM) parts, and no
+    more parts than the dimension cut has, plus a weight prefetch per matrix task (accelsim.compiler.partition
+    chooses among exactly these candidates; fusion only removes tasks). Linear in the graph's size."""
+    spec = chip.spec.compiler
+    split = spec.split_over_engines and graph.meta.get("granularity") not in ("head", "tile")
+    engines: dict[str, int] = {}
+    for g in chip.groups:
+        engines[g.kind] = engines.get(g.kind, 0) + g.count
+    fit_bytes = chip.on_chip_capacity // SLICE_SHARE if spec.keep_on_chip else 0
+    prefetch = spec.keep_on_chip and spec.prefetch_depth > 0 and "dma" in engines
+    total = 0
+    for t in graph.tasks:
+        parts = 1
+        allowed = [engines[k] for k in t.engines if k in engines] if split else []
+        if allowed:
+            n = max(allowed)
+            for dim in OPS[t.op].split_dims(t.shape):
+                length = t.shape[dim]
+                fitting = n
+                if fit_bytes and t.bytes_written > fit_bytes:
+                    fitting = -(-length // max(1, length * fit_bytes // t.bytes_written))
+                parts = max(parts, min(length, max(n, spec.slices, fitting)))
+        total += parts * (2 if prefetch and t.engines == ("matrix",) else 1)
+    return total
+
+
+def check_compiled_size(graph: TaskGraph, chip: Chip) -> None:
+    """Refuse, before compiling, a graph whose compiled form (compiled_tasks_bound) would not fit this machine."""
+    refusal = too_many_tasks(compiled_tasks_bound(graph, chip), f"compiled for {chip.name}, the graph")
+    if refusal:
+        raise AccelsimError(f"{refusal}; make the run smaller (run.batch, run.seq_len, model.layers) or give the "
+                            "chip's compiler fewer parts per op (compiler.slices, engine counts, more SRAM)",
+                            source=graph.source, key="(size)")
 
 
 # ---- 1. edges -----------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ is exactly what the simulation gives a task that runs alone.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -25,6 +26,7 @@ from .chip import (
 )
 from .errors import AccelsimError
 from .graph import Task, TaskGraph
+from .limits import MAX_COUNT
 from .onchip import OnChipPlan
 from .ops import OPS, Gemm
 from .systolic import systolic_cycles
@@ -124,6 +126,46 @@ def estimate_cycles(task: Task, group: EngineGroup, chip: Chip) -> int:
     return chip.spec.launch_gap_cycles + max(chip.spec.dispatch_overhead_cycles + own, memory)
 
 
+def slowest_cycles(task: Task, compute: Sequence[int], chip: Chip) -> int:
+    """The task's uncontended cycles on the slowest group allowed to run it (``compute``: its cycles per group,
+    -1 where not allowed), all its traffic through HBM, in Python integers (0 where no group may run it)."""
+    spec = chip.spec
+    memory = math.ceil(stream_bytes(task, chip) / chip.hbm_bytes_per_cycle)
+    return max([spec.launch_gap_cycles + max(spec.dispatch_overhead_cycles + c, memory) for c in compute if c >= 0],
+               default=0)
+
+
+def serial_cycles_bound(graph: TaskGraph, chip: Chip) -> int:
+    """Chip cycles the graph takes run one task after another, each on the slowest engine group allowed to run it
+    and with all its traffic through HBM: the simulated time of any schedule stays below it, HBM contention
+    included (shared bandwidth moves the same bytes in the same total time)."""
+    memo: dict[tuple[object, ...], int] = {}
+    total = 0
+    for t in graph.tasks:
+        key = _signature(t)
+        cycles = memo.get(key)
+        if cycles is None:
+            cycles = memo[key] = slowest_cycles(t, [compute_cycles(t, g, chip) for g in chip.groups], chip)
+        total += cycles
+    return total
+
+
+def check_cycles(cycles: int, graph: TaskGraph, chip: Chip) -> None:
+    """Refuse a run whose simulated time could pass what the simulator counts in (MAX_COUNT = 2^62 cycles, for
+    64-bit integers with room to spare): a huge graph on a slow chip (1 MB/s of HBM, a 1e6-instruction op).
+    ``cycles``: serial_cycles_bound's figure."""
+    if cycles > MAX_COUNT:
+        raise AccelsimError(
+            f"on {chip.name} the run could last up to {cycles:.3g} cycles ({cycles / (chip.clock_ghz * 1e9):.3g} s), "
+            f"past the 2^62 ({MAX_COUNT:.3g}) cycles the simulator counts; make the run smaller or the chip faster "
+            "(memory.hbm_bandwidth_gbps, engine rates, vector_instructions)", source=graph.source, key="(size)")
+
+
+def _signature(t: Task) -> tuple[object, ...]:
+    """What a task's costs depend on (a DMA's its bytes): tasks alike are costed once."""
+    return (t.op, t.shape, t.dtype, t.engines, t.fused, t.bytes_read, t.bytes_written)
+
+
 @dataclass(frozen=True)
 class CostTable:
     """Per task and engine group, compute cycles and uncontended estimates (-1 = not allowed); per task, the bytes
@@ -146,17 +188,24 @@ class CostTable:
         hbm = plan.hbm.tolist()
         compute = np.full((n, len(groups)), INFEASIBLE, dtype=np.int64)
         stream = np.zeros(n, dtype=np.int64)
-        memo: dict[tuple, tuple[int, ...]] = {}
-        for i, t in enumerate(graph.tasks):
-            key = (t.op, t.shape, t.dtype, t.engines, t.fused, t.bytes_read, t.bytes_written)  # a DMA costs its bytes
-            row = memo.get(key)
-            if row is None:
-                row = memo[key] = tuple(compute_cycles(t, g, chip) for g in groups)
+        memo: dict[tuple, tuple[tuple[int, ...], int]] = {}
+        rows: list[tuple[int, ...]] = []
+        serial = 0
+        for t in graph.tasks:
+            key = _signature(t)
+            known = memo.get(key)
+            if known is None:
+                row = tuple(compute_cycles(t, g, chip) for g in groups)
                 if max(row) < 0:
                     raise AccelsimError(
                         f"no engine on chip {chip.name} can run it (op {t.op}, dtype {t.dtype}, allowed kinds "
                         f"{list(t.engines)}; chip has {[f'{g.name}:{g.kind}' for g in groups]})",
                         source=graph.source, key=f"task {t.name!r}")
+                known = memo[key] = (row, slowest_cycles(t, row, chip))
+            rows.append(known[0])
+            serial += known[1]
+        check_cycles(serial, graph, chip)  # before any of it goes into 64-bit arrays
+        for i, (t, row) in enumerate(zip(graph.tasks, rows, strict=True)):
             compute[i] = row
             stream[i] = stream_bytes(t, chip, int(hbm[i]))
         spec = chip.spec

@@ -8,12 +8,6 @@ hundred bytes per task and more per dependency). Everything past a bound is an A
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .chip import Chip
-    from .graph import TaskGraph
-
 #: Input files: at most this many bytes (the largest shipped file is a few kB), and brackets or dotted keys nested
 #: at most this deep (the shipped files nest 3 deep). Both are checked on the text, before the TOML parser runs.
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -78,77 +72,3 @@ def too_many_tasks(tasks: int, what: str) -> str | None:
         return None
     return (f"{what} would have {describe_tasks(tasks)}; at most {MAX_TASKS:,} tasks fit this machine "
             f"({_size(MAX_TASKS * BYTES_PER_TASK)})")
-
-
-
-def compiled_tasks_bound(graph: TaskGraph, chip: Chip) -> int:
-    """At most how many tasks ``compile_graph(graph, chip)`` makes, without making them: each task cut into at most
-    max(engines of its kind, the compiler's slices, the parts whose outputs fit its share of SRAM) parts, and no
-    more parts than the dimension cut has, plus a weight prefetch per matrix task (accelsim.compiler.partition
-    chooses among exactly these candidates; fusion only removes tasks). Linear in the graph's size."""
-    from .compiler import SLICE_SHARE
-    from .ops import OPS
-
-    spec = chip.spec.compiler
-    split = spec.split_over_engines and graph.meta.get("granularity") not in ("head", "tile")
-    engines: dict[str, int] = {}
-    for g in chip.groups:
-        engines[g.kind] = engines.get(g.kind, 0) + g.count
-    fit_bytes = chip.on_chip_capacity // SLICE_SHARE if spec.keep_on_chip else 0
-    prefetch = spec.keep_on_chip and spec.prefetch_depth > 0 and "dma" in engines
-    total = 0
-    for t in graph.tasks:
-        parts = 1
-        allowed = [engines[k] for k in t.engines if k in engines] if split else []
-        if allowed:
-            n = max(allowed)
-            for dim in OPS[t.op].split_dims(t.shape):
-                length = t.shape[dim]
-                fitting = n
-                if fit_bytes and t.bytes_written > fit_bytes:
-                    fitting = -(-length // max(1, length * fit_bytes // t.bytes_written))
-                parts = max(parts, min(length, max(n, spec.slices, fitting)))
-        total += parts * (2 if prefetch and t.engines == ("matrix",) else 1)
-    return total
-
-
-def check_compiled_size(graph: TaskGraph, chip: Chip) -> None:
-    """Refuse, before compiling, a graph whose compiled form (compiled_tasks_bound) would not fit this machine."""
-    from .errors import AccelsimError
-
-    refusal = too_many_tasks(compiled_tasks_bound(graph, chip), f"compiled for {chip.name}, the graph")
-    if refusal:
-        raise AccelsimError(f"{refusal}; make the run smaller (run.batch, run.seq_len, model.layers) or give the "
-                            "chip's compiler fewer parts per op (compiler.slices, engine counts, more SRAM)",
-                            source=graph.source, key="(size)")
-
-
-def serial_cycles_bound(graph: TaskGraph, chip: Chip) -> int:
-    """Chip cycles the graph takes run one task after another, each on the slowest engine group allowed to run it
-    and with all its traffic through HBM (costs.estimate_cycles, in Python integers): the simulated time of any
-    schedule stays below it, HBM contention included (shared bandwidth moves the same bytes in the same total
-    time). Tasks no engine can run count 0 (the cost table says so)."""
-    from .costs import estimate_cycles
-
-    memo: dict[tuple[object, ...], int] = {}
-    total = 0
-    for t in graph.tasks:
-        key = (t.op, t.shape, t.dtype, t.engines, t.fused, t.bytes_read, t.bytes_written)
-        cycles = memo.get(key)
-        if cycles is None:
-            cycles = memo[key] = max([estimate_cycles(t, g, chip) for g in chip.groups] + [0])
-        total += cycles
-    return total
-
-
-def check_cycles(graph: TaskGraph, chip: Chip) -> None:
-    """Refuse a run whose simulated time could pass what the simulator counts in (MAX_COUNT = 2^62 cycles, for
-    64-bit integers with room to spare): a huge graph on a slow chip (1 MB/s of HBM, a 1e6-instruction op)."""
-    from .errors import AccelsimError
-
-    cycles = serial_cycles_bound(graph, chip)
-    if cycles > MAX_COUNT:
-        raise AccelsimError(
-            f"on {chip.name} the run could last up to {cycles:.3g} cycles ({cycles / (chip.clock_ghz * 1e9):.3g} s), "
-            f"past the 2^62 ({MAX_COUNT:.3g}) cycles the simulator counts; make the run smaller or the chip faster "
-            "(memory.hbm_bandwidth_gbps, engine rates, vector_instructions)", source=graph.source, key="(size)")

@@ -18,13 +18,14 @@ import os
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from .chip import MatrixEngines, chip_from_dict
-from .config import read_toml
+from .config import check_nesting, read_toml
 from .errors import AccelsimError
 from .graph import TaskGraph
 from .outputs import check_output_file, write_failed
@@ -89,8 +90,6 @@ def _looks_like_workload_key(key: str) -> bool:
 def parse_axis(item: str) -> Axis:
     """``chip.engines.tpc.count=8,16,24`` or ``workload.seq_len=1024,4096`` -> Axis. Values are TOML literals
     (numbers, strings, booleans, inline tables), a bare word being taken as a string, as ``run --set`` does."""
-    import tomllib
-
     if "=" not in item:
         raise AccelsimError(f"expected chip.KEY=V1,V2,... or workload.KEY=V1,V2,..., got {item!r}", source="--set")
     key, raw = (s.strip() for s in item.split("=", 1))
@@ -103,6 +102,7 @@ def parse_axis(item: str) -> Axis:
     for text in (v.strip() for v in _split_values(raw)):
         if not text:
             raise AccelsimError(f"empty value in {item!r}", source="--set", key=key)
+        check_nesting(text, f"--set {key}")  # before the parser, which recursion or memory could exhaust
         try:
             values.append(tomllib.loads(f"v = {text}")["v"])
         except tomllib.TOMLDecodeError:

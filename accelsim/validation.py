@@ -600,6 +600,15 @@ def predict_ms(chip: Chip, graph: TaskGraph) -> float:
     return run(chip, graph, "naive").latency_us / 1e3
 
 
+def lower_at(spec: Mapping[str, Any] | Shape, source: str, line: int) -> TaskGraph:
+    """``lower_record``, a failure (sizes past what 64-bit counters hold) named by the record's file and line."""
+    try:
+        return lower_record(spec)
+    except AccelsimError as exc:
+        detail = f"{exc.key}: {exc.detail}" if exc.key else exc.detail
+        raise AccelsimError(f"sizes too large to simulate: {detail}", source=source, key=f"line {line}") from None
+
+
 def predict_at(chip: Chip, graph: TaskGraph, source: str, line: int) -> float:
     """``predict_ms``, a failure named by the record's file and line: a dtype or op the chip cannot run, sizes
     past what 64-bit counters hold, a latency that is not a finite number."""
@@ -709,7 +718,7 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
         if isinstance(r.spec, ConcurrencyRecord):
             conc = concurrency(chip, r.spec, m.source, r.line)
             continue
-        pred = predict_at(chip, lower_record(r.spec), m.source, r.line)
+        pred = predict_at(chip, lower_at(r.spec, m.source, r.line), m.source, r.line)
         rows.append(Prediction(r.record, measured_ms=r.spec.ms, predicted_ms=round(pred, 5),
                                rel_error=round(pred / r.spec.ms - 1, 4)))
     return Validation(chip=chip.name, records=tuple(rows), summary=summarize(rows), concurrency=conc,

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, NoReturn
 from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from .analytic import analytic_counts
 from .config import STRICT, MlpRatio, StrictBool, WorkloadSize, build, check_nesting, read_toml
 from .errors import AccelsimError
 from .limits import MAX_COUNT, MAX_WORKLOAD_SIZE
@@ -232,13 +233,7 @@ def _check(spec: WorkloadSpec, source: str) -> None:
 
 def _check_totals(wl: Workload) -> None:
     """A pass's FLOPs and bytes must stay countable in 64-bit integers (accelsim.limits.MAX_COUNT)."""
-    from .analytic import analytic_counts  # analytic reads workloads: imported here, not at the top
-
-    # analytic_counts goes layer by layer; from one and two layers, the totals for any number come in two steps.
-    model = wl.spec.model
-    one, two = (analytic_counts(Workload(dataclasses.replace(wl.spec, model=dataclasses.replace(model, layers=n)),
-                                         wl.source)) for n in (1, 2))
-    flops, nbytes = (a + (model.layers - 1) * (b - a) for a, b in zip(one, two, strict=True))
+    flops, nbytes = analytic_counts(wl)
     for what, total in (("FLOPs", flops), ("bytes moved", nbytes)):
         if total > MAX_COUNT:
             raise AccelsimError(

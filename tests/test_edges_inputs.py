@@ -13,19 +13,12 @@ import pytest
 from accelsim import chip_from_dict, graph_from_dict, make_task
 from accelsim.chip import load_chip
 from accelsim.cli import main
+from accelsim.compiler import check_compiled_size, compiled_tasks_bound
 from accelsim.config import read_toml
+from accelsim.costs import check_cycles, serial_cycles_bound
 from accelsim.errors import AccelsimError
 from accelsim.graph import load_graph
-from accelsim.limits import (
-    MAX_COUNT,
-    MAX_FILE_BYTES,
-    MAX_NESTING,
-    MAX_TASKS,
-    check_compiled_size,
-    check_cycles,
-    compiled_tasks_bound,
-    serial_cycles_bound,
-)
+from accelsim.limits import MAX_COUNT, MAX_FILE_BYTES, MAX_NESTING, MAX_TASKS
 from accelsim.lowering import estimate_tasks, lower
 from accelsim.resources import resolve
 from accelsim.workload import load_workload
@@ -195,7 +188,7 @@ def test_tile_m_of_1_is_refused_with_the_estimate_and_what_to_change(capsys):
 
 def test_batch_of_a_million_cannot_be_compiled_for_gaudi2():
     """The lowered graph is small (one task per op), but Gaudi 2's compiler would cut it into ~4e8 parts: the
-    bound says so before any is made (compile_graph must call check_compiled_size; see the branch's report)."""
+    bound says so before any is made (compile_graph calls check_compiled_size)."""
     graph = lower(load_workload("gpt2-small", ["batch=1000000"]))
     assert len(graph) == estimate_tasks(load_workload("gpt2-small", ["batch=1000000"]))
     chip = load_chip("gaudi2")
@@ -216,8 +209,8 @@ def test_the_compiled_bound_holds_and_passes_the_shipped_runs():
 
 def test_a_run_whose_time_would_pass_int64_is_refused(tmp_path):
     """In bounds one by one, a 1 MB/s HBM at 100 GHz and a batch of 100,000 make a run of ~5e19 cycles, which
-    overflowed the simulator's 64-bit clock (memory.py); the bound says so first (the runner must call
-    check_cycles on the compiled graph; see the branch's report)."""
+    overflowed the simulator's 64-bit clock (memory.py); the bound says so first (the cost table calls
+    check_cycles)."""
     text = (ROOT / "chips" / "h100.toml").read_text()
     text = re.sub(r"(?m)^hbm_bandwidth_gbps = .*$", "hbm_bandwidth_gbps = 0.001", text)
     text = re.sub(r"(?m)^clock_ghz = .*$", "clock_ghz = 100", text)
@@ -225,7 +218,7 @@ def test_a_run_whose_time_would_pass_int64_is_refused(tmp_path):
     graph = lower(load_workload("gpt2-small", ["batch=100000"]))
     assert serial_cycles_bound(graph, chip) > MAX_COUNT
     with pytest.raises(AccelsimError, match=r"\(size\): on h100 the run could last up to 4.6\de\+19 cycles"):
-        check_cycles(graph, chip)
+        check_cycles(serial_cycles_bound(graph, chip), graph, chip)
 
 
 def test_the_cycle_bound_holds_for_shipped_runs():
@@ -235,7 +228,7 @@ def test_the_cycle_bound_holds_for_shipped_runs():
     for chip_name in ("gaudi2", "h100"):
         chip = load_chip(chip_name)
         graph = compile_graph(lower(load_workload("gpt2-small")), chip).graph
-        check_cycles(graph, chip)
+        check_cycles(serial_cycles_bound(graph, chip), graph, chip)
         assert run(chip, graph).latency_cycles <= serial_cycles_bound(graph, chip)
 
 

@@ -44,17 +44,21 @@ BAD = [
     ("null", "line 2: expected a JSON object .*got null"),
     ("{not json", r"line 2: not a JSON object \(Expecting property name"),
     (_line({k: v for k, v in GOOD.items() if k != "ms"}), "line 2: ms: required key is missing"),
-    (_line({**GOOD, "ms": 0}), r"line 2: ms: Input should be greater than 0 \(got 0\)"),
-    (_line({**GOOD, "ms": -1.5}), r"line 2: ms: Input should be greater than 0 \(got -1.5\)"),
-    (_line({**GOOD, "ms": None}), r"line 2: ms: Input should be a valid number \(got None\)"),
-    (_line({**GOOD, "ms": "1.2"}), r"line 2: ms: Input should be a valid number \(got '1.2'\)"),
-    (_line({**GOOD, "ms": True}), r"line 2: ms: Input should be a valid number \(got True\)"),
-    (_line({**GOOD, "ms": math.nan}), r"line 2: ms: Input should be a finite number \(got nan\)"),
-    (_line({**GOOD, "ms": math.inf}), r"line 2: ms: Input should be a finite number \(got inf\)"),
-    (_line({**GOOD, "ms": -math.inf}), r"line 2: ms: Input should be a finite number"),
-    (_line({**GOOD, "M": 512.0}), r"line 2: M: Input should be a valid integer \(got 512.0\)"),
-    (_line({**GOOD, "M": 0}), r"line 2: M: Input should be greater than 0"),
-    (_line({**GOOD, "tflops": math.nan}), "line 2: tflops: Input should be a finite number"),
+    (_line({**GOOD, "ms": 0}), r"line 2: ms: must be a finite number greater than 0 \(got 0\)"),
+    (_line({**GOOD, "ms": -1.5}), r"line 2: ms: must be a finite number greater than 0 \(got -1.5\)"),
+    (_line({**GOOD, "ms": None}),
+     r"line 2: ms: Input should be a valid number: a finite number greater than 0 \(got None\)"),
+    (_line({**GOOD, "ms": "1.2"}),
+     r"line 2: ms: Input should be a valid number: a finite number greater than 0 \(got '1.2'\)"),
+    (_line({**GOOD, "ms": True}),
+     r"line 2: ms: Input should be a valid number: a finite number greater than 0 \(got True\)"),
+    (_line({**GOOD, "ms": math.nan}), r"line 2: ms: must be a finite number greater than 0 \(got nan\)"),
+    (_line({**GOOD, "ms": math.inf}), r"line 2: ms: must be a finite number greater than 0 \(got inf\)"),
+    (_line({**GOOD, "ms": -math.inf}), r"line 2: ms: must be a finite number greater than 0 \(got -inf\)"),
+    (_line({**GOOD, "M": 512.0}),
+     r"line 2: M: Input should be a valid integer: an integer greater than 0 and at most 2\^62 \(got 512.0\)"),
+    (_line({**GOOD, "M": 0}), r"line 2: M: must be an integer greater than 0 and at most 2\^62 \(got 0\)"),
+    (_line({**GOOD, "tflops": math.nan}), r"line 2: tflops: must be a finite number greater than 0 \(got nan\)"),
     (_line({**GOOD, "Ms": 1.0}), "line 2: Ms: unknown key 'Ms' \\(a typo\\?\\); allowed keys here: kind, M, K, N"),
     (_line({**GOOD, "dtype": "int4"}), "line 2: dtype: Input should be 'fp32', .* \\(got 'int4'\\)"),
     ('{"kind": "gemm", "M": 1, "M": 2, "K": 1, "N": 1, "ms": 1}', "line 2: key 'M' is given twice"),
@@ -62,7 +66,7 @@ BAD = [
     ('{"kind": 5, "ms": 1}', "line 2: kind: must be a string naming the record's kind, got 5"),
     (_line({"kind": "vector", "op": "tanh", "rows": 8192, "cols": 768, "ms": 0.1}),
      "line 2: op: Input should be 'add', 'gelu', 'exp', 'softmax', 'layernorm' or 'rowsum' \\(got 'tanh'\\)"),
-    (_line({**LAYER, "heads": 0}), r"line 2: heads: Input should be greater than 0 \(got 0\)"),
+    (_line({**LAYER, "heads": 0}), r"line 2: heads: must be an integer greater than 0 and at most 2\^62 \(got 0\)"),
     (_line({**LAYER, "heads": 5}), r"line 2: heads: must divide d_model \(768\) into whole heads, got 5"),
     (_line({**LAYER, "variant": "hybrid", "d_model": 64, "heads": 1}),
      "line 2: heads: a hybrid layer needs at least 2 heads"),
@@ -101,7 +105,7 @@ def test_every_record_is_checked_before_any_is_simulated(capsys, tmp_path):
 
 def test_blank_lines_keep_their_numbers(capsys, tmp_path):
     path = _file(tmp_path, "", _line(GOOD), "   ", _line({**GOOD, "ms": -1}))
-    assert f"{path}: line 4: ms: Input should be greater than 0" in _validate(capsys, path)[2]
+    assert f"{path}: line 4: ms: must be a finite number greater than 0" in _validate(capsys, path)[2]
 
 
 def test_kinds_not_predicted_are_listed_as_skipped_not_dropped(capsys, tmp_path):
@@ -183,13 +187,13 @@ def test_a_records_dtype_is_checked_and_honoured(capsys, tmp_path):
 
 def test_records_given_as_mappings_are_checked_as_a_files_are():
     chip = accelsim.load_chip("h200")
-    with pytest.raises(AccelsimError, match="<records>: line 1: ms: Input should be a finite number"):
+    with pytest.raises(AccelsimError, match="<records>: line 1: ms: must be a finite number greater than 0"):
         validate(chip, [{**GOOD, "ms": math.nan}])
     with pytest.raises(AccelsimError, match="<records>: no record accelsim predicts"):
         validate(chip, [])
-    with pytest.raises(AccelsimError, match=r"<record>: heads: Input should be greater than 0"):
+    with pytest.raises(AccelsimError, match=r"<record>: heads: must be an integer greater than 0"):
         lower_record({**LAYER, "heads": 0})
-    with pytest.raises(AccelsimError, match=r"<record>: ms: Input should be greater than 0"):
+    with pytest.raises(AccelsimError, match=r"<record>: ms: must be a finite number greater than 0"):
         lower_record({**GOOD, "ms": 0})  # a record with its measurement is checked as one
     with pytest.raises(AccelsimError, match="cannot lower a 'device' record"):
         lower_record({"kind": "device"})
@@ -265,6 +269,7 @@ def test_fit_refuses_too_few_usable_records(capsys, tmp_path, records, message):
 def test_fit_reports_a_bad_record_with_its_line(capsys, tmp_path):
     path = _file(tmp_path, _line(GOOD), _line({**GOOD, "ms": "slow"}))
     code, _, err = _fit(capsys, "h200", path)
-    assert code == 2 and f"{path}: line 2: ms: Input should be a valid number (got 'slow')" in err
-    with pytest.raises(AccelsimError, match="<records>: line 1: M: Input should be greater than 0"):
+    assert code == 2
+    assert f"{path}: line 2: ms: Input should be a valid number: a finite number greater than 0 (got 'slow')" in err
+    with pytest.raises(AccelsimError, match="<records>: line 1: M: must be an integer greater than 0"):
         fit("h200", [{**GOOD, "M": 0}])
