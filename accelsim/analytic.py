@@ -135,8 +135,11 @@ def _layer(c: Count, wl: Workload, backward: bool) -> None:
     T, d, dff = wl.tokens, wl.spec.model.d_model, wl.d_ff
     variant = wl.spec.attention.variant
     lin = wl.linear_heads
-    heads = {"softmax": wl.spec.model.heads if variant == "softmax" else 0,
-             "window": wl.spec.model.heads - lin if variant in ("window", "hybrid") else 0, "linear": lin}
+    heads = {
+        "softmax": wl.spec.model.heads if variant == "softmax" else 0,
+        "window": wl.spec.model.heads - lin if variant in ("window", "hybrid") else 0,
+        "linear": lin,
+    }
 
     def gemm(K: int, N: int) -> None:  # activations (T x K) @ weights (K x N)
         c.mm(T * K * N, T * K + K * N + T * N)

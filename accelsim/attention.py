@@ -50,8 +50,13 @@ def softmax_ops(q: int, S: int, D: int, causal: bool, backward: bool) -> list[Un
 
     if not backward:
         ops = [
-            UnitOp("qk", "bmm", lambda G, n: ((G, q, D, S), G * q * D, e(G)), (("input", "input"),),
-                   shared=lambda G, n: (G * S * D, 0)),
+            UnitOp(
+                "qk",
+                "bmm",
+                lambda G, n: ((G, q, D, S), G * q * D, e(G)),
+                (("input", "input"),),
+                shared=lambda G, n: (G * S * D, 0),
+            ),
             UnitOp("scale", "scale", lambda G, n: ((e(G),), e(G), e(G)), (("qk", 0),)),
         ]
         last = "scale"
@@ -60,15 +65,33 @@ def softmax_ops(q: int, S: int, D: int, causal: bool, backward: bool) -> list[Un
             last = "mask"
         ops += [
             UnitOp("softmax", "softmax", lambda G, n: ((e(G),), e(G), e(G)), ((last, 0),)),
-            UnitOp("pv", "bmm", lambda G, n: ((G, q, S, D), G * q * S, G * q * D), (("softmax", 0),),
-                   final=True, shared=lambda G, n: (G * S * D, 0)),
+            UnitOp(
+                "pv",
+                "bmm",
+                lambda G, n: ((G, q, S, D), G * q * S, G * q * D),
+                (("softmax", 0),),
+                final=True,
+                shared=lambda G, n: (G * S * D, 0),
+            ),
         ]
         return ops
     ops = [
-        UnitOp("g_dp", "bmm", lambda G, n: ((G, q, D, S), G * q * D, e(G)), (("input", "input"),),
-               shared=lambda G, n: (G * S * D, 0)),
-        UnitOp("g_dv", "bmm", lambda G, n: ((G, S, q, D), G * (S * q + q * D), 0), (("input", "input"),),
-               final=True, reach="all", shared=lambda G, n: (0, G * S * D)),
+        UnitOp(
+            "g_dp",
+            "bmm",
+            lambda G, n: ((G, q, D, S), G * q * D, e(G)),
+            (("input", "input"),),
+            shared=lambda G, n: (G * S * D, 0),
+        ),
+        UnitOp(
+            "g_dv",
+            "bmm",
+            lambda G, n: ((G, S, q, D), G * (S * q + q * D), 0),
+            (("input", "input"),),
+            final=True,
+            reach="all",
+            shared=lambda G, n: (0, G * S * D),
+        ),
         UnitOp("g_softmax", "softmax_grad", lambda G, n: ((e(G),), 2 * e(G), e(G)), (("g_dp", 0),)),
     ]
     last = "g_softmax"
@@ -77,10 +100,23 @@ def softmax_ops(q: int, S: int, D: int, causal: bool, backward: bool) -> list[Un
         last = "g_mask"
     ops += [
         UnitOp("g_scale", "scale", lambda G, n: ((e(G),), e(G), e(G)), ((last, 0),)),
-        UnitOp("g_dq", "bmm", lambda G, n: ((G, q, S, D), G * q * S, G * q * D), (("g_scale", 0),),
-               final=True, shared=lambda G, n: (G * S * D, 0)),
-        UnitOp("g_dk", "bmm", lambda G, n: ((G, S, q, D), G * (S * q + q * D), 0), (("g_scale", 0),),
-               final=True, reach="all", shared=lambda G, n: (0, G * S * D)),
+        UnitOp(
+            "g_dq",
+            "bmm",
+            lambda G, n: ((G, q, S, D), G * q * S, G * q * D),
+            (("g_scale", 0),),
+            final=True,
+            shared=lambda G, n: (G * S * D, 0),
+        ),
+        UnitOp(
+            "g_dk",
+            "bmm",
+            lambda G, n: ((G, S, q, D), G * (S * q + q * D), 0),
+            (("g_scale", 0),),
+            final=True,
+            reach="all",
+            shared=lambda G, n: (0, G * S * D),
+        ),
     ]
     return ops
 
@@ -88,10 +124,25 @@ def softmax_ops(q: int, S: int, D: int, causal: bool, backward: bool) -> list[Un
 def window_ops(w: int, D: int, backward: bool) -> list[UnitOp]:
     """GFormer's local-context attention on the vector cores: each query against its ``w`` most recent keys."""
     if not backward:
-        return [UnitOp("window", "window_attn", lambda G, n: ((G, w, w, D), 3 * G * w * D, G * w * D),
-                       (("input", "input"),), final=True)]
-    return [UnitOp("g_window", "window_attn_grad", lambda G, n: ((G, w, w, D), 6 * G * w * D, 2 * G * w * D),
-                   (("input", "input"),), final=True, reach=1)]
+        return [
+            UnitOp(
+                "window",
+                "window_attn",
+                lambda G, n: ((G, w, w, D), 3 * G * w * D, G * w * D),
+                (("input", "input"),),
+                final=True,
+            )
+        ]
+    return [
+        UnitOp(
+            "g_window",
+            "window_attn_grad",
+            lambda G, n: ((G, w, w, D), 6 * G * w * D, 2 * G * w * D),
+            (("input", "input"),),
+            final=True,
+            reach=1,
+        )
+    ]
 
 
 def linear_ops(c: int, D: int, causal: bool, backward: bool) -> list[UnitOp]:
@@ -106,83 +157,191 @@ def linear_ops(c: int, D: int, causal: bool, backward: bool) -> list[UnitOp]:
     if not backward and causal:
         return [
             UnitOp("phi", "elu1", lambda G, n: ((2 * cd(G),), 2 * cd(G), 2 * cd(G)), (("input", "input"),)),
-            UnitOp("kv", "outer_acc", lambda G, n: ((G, c, D, D), 2 * cd(G), G * D * D), (("phi", 0),),
-                   engines=dual),
-            UnitOp("state", "add", lambda G, n: ((G * D * D,), 2 * G * D * D, G * D * D),
-                   (("state", -1), ("kv", -1)), exists=_after_first),
+            UnitOp("kv", "outer_acc", lambda G, n: ((G, c, D, D), 2 * cd(G), G * D * D), (("phi", 0),), engines=dual),
+            UnitOp(
+                "state",
+                "add",
+                lambda G, n: ((G * D * D,), 2 * G * D * D, G * D * D),
+                (("state", -1), ("kv", -1)),
+                exists=_after_first,
+            ),
             UnitOp("inter", "bmm", lambda G, n: ((G, c, D, D), cd(G) + G * D * D, cd(G)), (("phi", 0), ("state", 0))),
             UnitOp("scores", "bmm", lambda G, n: ((G, c, D, c), 2 * cd(G), G * c * c), (("phi", 0),)),
             UnitOp("mask", "mask", lambda G, n: ((G * c * c,), G * c * c, G * c * c), (("scores", 0),)),
             UnitOp("intra", "bmm", lambda G, n: ((G, c, c, D), G * c * c + cd(G), cd(G)), (("mask", 0),)),
             UnitOp("ksum", "reduce", lambda G, n: ((cd(G),), cd(G), G * D), (("phi", 0),)),
-            UnitOp("kprefix", "add", lambda G, n: ((G * D,), 2 * G * D, G * D), (("kprefix", -1), ("ksum", -1)),
-                   exists=_after_first),
-            UnitOp("denom", "reduce", lambda G, n: ((G * c * (D + c),), G * c * (D + c) + G * D, G * c),
-                   (("phi", 0), ("kprefix", 0), ("mask", 0))),
+            UnitOp(
+                "kprefix",
+                "add",
+                lambda G, n: ((G * D,), 2 * G * D, G * D),
+                (("kprefix", -1), ("ksum", -1)),
+                exists=_after_first,
+            ),
+            UnitOp(
+                "denom",
+                "reduce",
+                lambda G, n: ((G * c * (D + c),), G * c * (D + c) + G * D, G * c),
+                (("phi", 0), ("kprefix", 0), ("mask", 0)),
+            ),
             UnitOp("numer", "add", lambda G, n: ((cd(G),), 2 * cd(G), cd(G)), (("inter", 0), ("intra", 0))),
-            UnitOp("out", "divide", lambda G, n: ((cd(G),), cd(G) + G * c, cd(G)), (("numer", 0), ("denom", 0)),
-                   final=True),
+            UnitOp(
+                "out", "divide", lambda G, n: ((cd(G),), cd(G) + G * c, cd(G)), (("numer", 0), ("denom", 0)), final=True
+            ),
         ]
     if not backward:  # bidirectional (ViT): one global state
         return [
             UnitOp("phi", "elu1", lambda G, n: ((2 * cd(G),), 2 * cd(G), 2 * cd(G)), (("input", "input"),)),
-            UnitOp("kv", "outer_acc", lambda G, n: ((G, c, D, D), 2 * cd(G), G * D * D), (("phi", 0),),
-                   engines=dual),
-            UnitOp("state", "add", lambda G, n: ((G * D * D * (n - 1),), 2 * G * D * D * (n - 1), G * D * D),
-                   (("kv", "all"),), exists=_once_at_end),
-            UnitOp("inter", "bmm", lambda G, n: ((G, c, D, D), cd(G), cd(G)),
-                   (("phi", 0), ("state", "all"), ("kv", "all")), shared=lambda G, n: (G * D * D, 0)),
+            UnitOp("kv", "outer_acc", lambda G, n: ((G, c, D, D), 2 * cd(G), G * D * D), (("phi", 0),), engines=dual),
+            UnitOp(
+                "state",
+                "add",
+                lambda G, n: ((G * D * D * (n - 1),), 2 * G * D * D * (n - 1), G * D * D),
+                (("kv", "all"),),
+                exists=_once_at_end,
+            ),
+            UnitOp(
+                "inter",
+                "bmm",
+                lambda G, n: ((G, c, D, D), cd(G), cd(G)),
+                (("phi", 0), ("state", "all"), ("kv", "all")),
+                shared=lambda G, n: (G * D * D, 0),
+            ),
             UnitOp("ksum", "reduce", lambda G, n: ((cd(G),), cd(G), G * D), (("phi", 0),)),
-            UnitOp("ktotal", "add", lambda G, n: ((G * D * (n - 1),), 2 * G * D * (n - 1), G * D),
-                   (("ksum", "all"),), exists=_once_at_end),
-            UnitOp("denom", "reduce", lambda G, n: ((cd(G),), cd(G), G * c),
-                   (("phi", 0), ("ktotal", "all"), ("ksum", "all")), shared=lambda G, n: (G * D, 0)),
-            UnitOp("out", "divide", lambda G, n: ((cd(G),), cd(G) + G * c, cd(G)), (("inter", 0), ("denom", 0)),
-                   final=True),
+            UnitOp(
+                "ktotal",
+                "add",
+                lambda G, n: ((G * D * (n - 1),), 2 * G * D * (n - 1), G * D),
+                (("ksum", "all"),),
+                exists=_once_at_end,
+            ),
+            UnitOp(
+                "denom",
+                "reduce",
+                lambda G, n: ((cd(G),), cd(G), G * c),
+                (("phi", 0), ("ktotal", "all"), ("ksum", "all")),
+                shared=lambda G, n: (G * D, 0),
+            ),
+            UnitOp(
+                "out", "divide", lambda G, n: ((cd(G),), cd(G) + G * c, cd(G)), (("inter", 0), ("denom", 0)), final=True
+            ),
         ]
     if causal:
         return [
-            UnitOp("g_out", "divide", lambda G, n: ((2 * cd(G),), 2 * cd(G) + G * c, cd(G) + G * c),
-                   (("input", "input"),)),
+            UnitOp(
+                "g_out", "divide", lambda G, n: ((2 * cd(G),), 2 * cd(G) + G * c, cd(G) + G * c), (("input", "input"),)
+            ),
             UnitOp("g_dq_inter", "bmm", lambda G, n: ((G, c, D, D), cd(G) + G * D * D, cd(G)), (("g_out", 0),)),
-            UnitOp("g_dstate", "outer_acc", lambda G, n: ((G, c, D, D), 2 * cd(G), G * D * D), (("g_out", 0),),
-                   engines=dual),
-            UnitOp("g_state", "add", lambda G, n: ((G * D * D,), 2 * G * D * D, G * D * D),
-                   (("g_state", 1), ("g_dstate", 1)), exists=_before_last),
-            UnitOp("g_dk_kv", "bmm", lambda G, n: ((G, c, D, D), cd(G) + G * D * D, cd(G)), (("g_state", 0),),
-                   exists=_before_last),
-            UnitOp("g_dv_kv", "bmm", lambda G, n: ((G, c, D, D), cd(G) + G * D * D, cd(G)), (("g_state", 0),),
-                   exists=_before_last, final=True),
+            UnitOp(
+                "g_dstate",
+                "outer_acc",
+                lambda G, n: ((G, c, D, D), 2 * cd(G), G * D * D),
+                (("g_out", 0),),
+                engines=dual,
+            ),
+            UnitOp(
+                "g_state",
+                "add",
+                lambda G, n: ((G * D * D,), 2 * G * D * D, G * D * D),
+                (("g_state", 1), ("g_dstate", 1)),
+                exists=_before_last,
+            ),
+            UnitOp(
+                "g_dk_kv",
+                "bmm",
+                lambda G, n: ((G, c, D, D), cd(G) + G * D * D, cd(G)),
+                (("g_state", 0),),
+                exists=_before_last,
+            ),
+            UnitOp(
+                "g_dv_kv",
+                "bmm",
+                lambda G, n: ((G, c, D, D), cd(G) + G * D * D, cd(G)),
+                (("g_state", 0),),
+                exists=_before_last,
+                final=True,
+            ),
             UnitOp("g_dp_intra", "bmm", lambda G, n: ((G, c, D, c), 2 * cd(G), G * c * c), (("g_out", 0),)),
-            UnitOp("g_dv_intra", "bmm", lambda G, n: ((G, c, c, D), G * c * c + cd(G), cd(G)), (("g_out", 0),),
-                   final=True),
+            UnitOp(
+                "g_dv_intra", "bmm", lambda G, n: ((G, c, c, D), G * c * c + cd(G), cd(G)), (("g_out", 0),), final=True
+            ),
             UnitOp("g_mask", "mask", lambda G, n: ((G * c * c,), G * c * c, G * c * c), (("g_dp_intra", 0),)),
             UnitOp("g_dq_intra", "bmm", lambda G, n: ((G, c, c, D), G * c * c + cd(G), cd(G)), (("g_mask", 0),)),
             UnitOp("g_dk_intra", "bmm", lambda G, n: ((G, c, c, D), G * c * c + cd(G), cd(G)), (("g_mask", 0),)),
-            UnitOp("g_denom", "mul", lambda G, n: ((G * c * (D + c),), G * c * (D + c) + G * c, G * c * (D + c)),
-                   (("g_out", 0),)),
-            UnitOp("g_kprefix", "add", lambda G, n: ((G * D,), 2 * G * D, G * D), (("g_kprefix", 1), ("g_denom", 1)),
-                   exists=_before_last),
-            UnitOp("g_phi", "elu1_grad", lambda G, n: ((2 * cd(G),), 4 * cd(G), 2 * cd(G)),
-                   (("g_dq_inter", 0), ("g_dk_kv", 0), ("g_dq_intra", 0), ("g_dk_intra", 0), ("g_denom", 0),
-                    ("g_kprefix", 0)), final=True),
+            UnitOp(
+                "g_denom",
+                "mul",
+                lambda G, n: ((G * c * (D + c),), G * c * (D + c) + G * c, G * c * (D + c)),
+                (("g_out", 0),),
+            ),
+            UnitOp(
+                "g_kprefix",
+                "add",
+                lambda G, n: ((G * D,), 2 * G * D, G * D),
+                (("g_kprefix", 1), ("g_denom", 1)),
+                exists=_before_last,
+            ),
+            UnitOp(
+                "g_phi",
+                "elu1_grad",
+                lambda G, n: ((2 * cd(G),), 4 * cd(G), 2 * cd(G)),
+                (
+                    ("g_dq_inter", 0),
+                    ("g_dk_kv", 0),
+                    ("g_dq_intra", 0),
+                    ("g_dk_intra", 0),
+                    ("g_denom", 0),
+                    ("g_kprefix", 0),
+                ),
+                final=True,
+            ),
         ]
     return [
-        UnitOp("g_out", "divide", lambda G, n: ((2 * cd(G),), 2 * cd(G) + G * c, cd(G) + G * c),
-               (("input", "input"),)),
-        UnitOp("g_dq_inter", "bmm", lambda G, n: ((G, c, D, D), cd(G), cd(G)), (("g_out", 0),),
-               shared=lambda G, n: (G * D * D, 0)),
-        UnitOp("g_dstate", "outer_acc", lambda G, n: ((G, c, D, D), 2 * cd(G), G * D * D), (("g_out", 0),),
-               engines=dual),
-        UnitOp("g_state", "add", lambda G, n: ((G * D * D * (n - 1),), 2 * G * D * D * (n - 1), G * D * D),
-               (("g_dstate", "all"),), exists=_once_at_end),
-        UnitOp("g_dk_kv", "bmm", lambda G, n: ((G, c, D, D), cd(G), cd(G)),
-               (("g_state", "all"), ("g_dstate", "all")), shared=lambda G, n: (G * D * D, 0)),
-        UnitOp("g_dv_kv", "bmm", lambda G, n: ((G, c, D, D), cd(G), cd(G)),
-               (("g_state", "all"), ("g_dstate", "all")), final=True, shared=lambda G, n: (G * D * D, 0)),
+        UnitOp("g_out", "divide", lambda G, n: ((2 * cd(G),), 2 * cd(G) + G * c, cd(G) + G * c), (("input", "input"),)),
+        UnitOp(
+            "g_dq_inter",
+            "bmm",
+            lambda G, n: ((G, c, D, D), cd(G), cd(G)),
+            (("g_out", 0),),
+            shared=lambda G, n: (G * D * D, 0),
+        ),
+        UnitOp(
+            "g_dstate", "outer_acc", lambda G, n: ((G, c, D, D), 2 * cd(G), G * D * D), (("g_out", 0),), engines=dual
+        ),
+        UnitOp(
+            "g_state",
+            "add",
+            lambda G, n: ((G * D * D * (n - 1),), 2 * G * D * D * (n - 1), G * D * D),
+            (("g_dstate", "all"),),
+            exists=_once_at_end,
+        ),
+        UnitOp(
+            "g_dk_kv",
+            "bmm",
+            lambda G, n: ((G, c, D, D), cd(G), cd(G)),
+            (("g_state", "all"), ("g_dstate", "all")),
+            shared=lambda G, n: (G * D * D, 0),
+        ),
+        UnitOp(
+            "g_dv_kv",
+            "bmm",
+            lambda G, n: ((G, c, D, D), cd(G), cd(G)),
+            (("g_state", "all"), ("g_dstate", "all")),
+            final=True,
+            shared=lambda G, n: (G * D * D, 0),
+        ),
         UnitOp("g_denom", "mul", lambda G, n: ((cd(G),), cd(G) + G * c, cd(G)), (("g_out", 0),)),
-        UnitOp("g_ktotal", "add", lambda G, n: ((G * D * (n - 1),), 2 * G * D * (n - 1), G * D),
-               (("g_denom", "all"),), exists=_once_at_end),
-        UnitOp("g_phi", "elu1_grad", lambda G, n: ((2 * cd(G),), 4 * cd(G), 2 * cd(G)),
-               (("g_dq_inter", 0), ("g_dk_kv", 0), ("g_ktotal", "all"), ("g_denom", "all")), final=True),
+        UnitOp(
+            "g_ktotal",
+            "add",
+            lambda G, n: ((G * D * (n - 1),), 2 * G * D * (n - 1), G * D),
+            (("g_denom", "all"),),
+            exists=_once_at_end,
+        ),
+        UnitOp(
+            "g_phi",
+            "elu1_grad",
+            lambda G, n: ((2 * cd(G),), 4 * cd(G), 2 * cd(G)),
+            (("g_dq_inter", 0), ("g_dk_kv", 0), ("g_ktotal", "all"), ("g_denom", "all")),
+            final=True,
+        ),
     ]

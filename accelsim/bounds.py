@@ -60,8 +60,9 @@ def area_bound(chip: Chip, costs: CostTable) -> int:
         a_ub[g, v] = rows[j, g]
         a_eq[j, v] = 1.0
     a_ub[:, -1] = -sizes
-    res = linprog(c, A_ub=a_ub, b_ub=np.zeros(n_groups), A_eq=a_eq, b_eq=counts.astype(float), bounds=(0, None),
-                  method="highs")
+    res = linprog(
+        c, A_ub=a_ub, b_ub=np.zeros(n_groups), A_eq=a_eq, b_eq=counts.astype(float), bounds=(0, None), method="highs"
+    )
     if not res.success:  # pragma: no cover - the LP is always feasible and bounded
         raise RuntimeError(f"area-bound LP failed: {res.message}")
     # The LP optimum is exact up to solver tolerance; shave a hair so rounding never lifts it above the truth.

@@ -19,7 +19,8 @@ def assert_valid(results: Results) -> None:
         for p in graph.preds[i]:
             assert results.start[i] >= results.end[p], (
                 f"task {t.name!r} starts at {results.start[i]} before its dependency {graph.tasks[p].name!r} "
-                f"ends at {results.end[p]}")
+                f"ends at {results.end[p]}"
+            )
     for members in chip.units.members:  # a unit (an engine, or engines sharing one: accelsim.units) runs one task
         names = "/".join(chip.instance_names[e] for e in members)
         iv = np.concatenate([results.busy_intervals(e) for e in members])

@@ -346,8 +346,11 @@ def chip_from_dict(data: dict, source: str = "<dict>") -> Chip:
             )
     total = sum(g.count for g in spec.engines.values())
     if total > MAX_ENGINES:
-        raise AccelsimError(f"the groups' counts add up to {total:,} engines; a chip may have at most "
-                            f"{MAX_ENGINES:,}", source=source, key="engines")
+        raise AccelsimError(
+            f"the groups' counts add up to {total:,} engines; a chip may have at most {MAX_ENGINES:,}",
+            source=source,
+            key="engines",
+        )
     chip = Chip(spec, source)
     owner: dict[str, int] = {}  # instance name -> its group's index
     for instance, group in zip(chip.instance_names, chip.instance_group, strict=True):
@@ -357,7 +360,9 @@ def chip_from_dict(data: dict, source: str = "<dict>") -> Chip:
             raise AccelsimError(
                 f"engine groups {first!r} and {second!r} both name an engine {instance!r} (an engine is named by "
                 "its group and its number); rename one group, e.g. so that it does not end in a digit",
-                source=source, key=f"engines.{second}")
+                source=source,
+                key=f"engines.{second}",
+            )
     return chip
 
 

@@ -30,15 +30,25 @@ def _add_inputs(sp: argparse.ArgumentParser, chip_help: str) -> None:
     what = sp.add_mutually_exclusive_group(required=True)
     what.add_argument("--workload", help="shipped workload name or path to a .toml workload")
     what.add_argument("--graph", help="hand-written task graph file (.toml)")
-    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a workload field, e.g. --set seq_len=4096 --set mode=training (a workload. "
-                         "prefix, as sweep --set takes it, may be written)")
+    sp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a workload field, e.g. --set seq_len=4096 --set mode=training (a workload. "
+        "prefix, as sweep --set takes it, may be written)",
+    )
     _add_plugin(sp)
 
 
 def _add_plugin(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
-                    help="import a module or .py file that registers schedulers (repeatable)")
+    sp.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="import a module or .py file that registers schedulers (repeatable)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,10 +82,15 @@ def _parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="simulate every combination of chip-profile values, workloads and schedulers")
     sw.add_argument("--chip", required=True, help="the base profile, by name or path")
-    sw.add_argument("--set", action="append", default=[], metavar="chip.KEY=V1,... | workload.KEY=V1,...",
-                    help="a swept key and its values: chip.KEY is a dotted key of the profile's TOML "
-                         "(chip.engines.tpc.count=8,16,24), workload.KEY a workload field as run --set takes it "
-                         "(workload.seq_len=1024,4096)")
+    sw.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="chip.KEY=V1,... | workload.KEY=V1,...",
+        help="a swept key and its values: chip.KEY is a dotted key of the profile's TOML "
+        "(chip.engines.tpc.count=8,16,24), workload.KEY a workload field as run --set takes it "
+        "(workload.seq_len=1024,4096)",
+    )
     sw.add_argument("--workload", required=True, help="one or more workloads, separated by commas")
     sw.add_argument("--schedulers", default="naive,balanced")
     sw.add_argument("--out", required=True, help="results file: .csv, or .parquet")
@@ -114,8 +129,11 @@ def _graph(args: argparse.Namespace) -> TaskGraph:
     items = []
     for item in args.set:
         if item.strip().startswith("chip."):
-            raise AccelsimError(f"{args.command} --set overrides workload fields; a chip's keys are set in its "
-                                "profile, or swept with accelsim sweep --set chip.KEY=V1,V2", key=item.split("=")[0])
+            raise AccelsimError(
+                f"{args.command} --set overrides workload fields; a chip's keys are set in its "
+                "profile, or swept with accelsim sweep --set chip.KEY=V1,V2",
+                key=item.split("=")[0],
+            )
         items.append(item.strip().removeprefix("workload."))  # the prefix a sweep's --set uses is taken here too
     return lower(load_workload(args.workload, items))
 
@@ -161,8 +179,7 @@ def _cmd_plot(args: argparse.Namespace) -> None:
         everything += result.results
         for r in result.results:
             written = plots.save(plots.timeline(r), args.out, stem("timeline", chip.name, r.scheduler))
-            written += plots.save(plots.utilization_over_time(r), args.out,
-                                  stem("utilization", chip.name, r.scheduler))
+            written += plots.save(plots.utilization_over_time(r), args.out, stem("utilization", chip.name, r.scheduler))
             print("\n".join(map(str, written)))
         print("\n".join(map(str, plots.save(plots.idle_chart(result.results), args.out, stem("idle", chip.name)))))
     if len(chips) > 1:
@@ -181,8 +198,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise AccelsimError("the results file must end in .csv or .parquet", source=args.out, key="--out")
     Journal(out, ()).check()  # where the rows go, before anything runs
     if not args.set:
-        raise AccelsimError("name at least one --set chip.KEY=V1,V2,... or workload.KEY=V1,V2,... to sweep",
-                            key="--set")
+        raise AccelsimError(
+            "name at least one --set chip.KEY=V1,V2,... or workload.KEY=V1,V2,... to sweep", key="--set"
+        )
     axes = [parse_axis(a) for a in args.set]
     names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
     if not names:
@@ -191,11 +209,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         get_scheduler(n)
     units = plan(args.chip, axes, [w.strip() for w in args.workload.split(",")], names, args.plugin)
     stats = run_sweep(units, out, workers=args.workers, dask=args.dask, progress=not args.quiet)
-    print(f"{stats.ran} of {stats.units} points run ({stats.skipped} already in {out}), "
-          f"{stats.failed} failed, {stats.seconds:.1f} s")
+    print(
+        f"{stats.ran} of {stats.units} points run ({stats.skipped} already in {out}), "
+        f"{stats.failed} failed, {stats.seconds:.1f} s"
+    )
     if stats.failed:
-        print(f"accelsim: error: {stats.failed} of {stats.ran} points failed; their rows in {out} give the error",
-              file=sys.stderr)
+        print(
+            f"accelsim: error: {stats.failed} of {stats.ran} points failed; their rows in {out} give the error",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -221,8 +243,13 @@ class WorkloadListing:
     description: str
 
     def to_json(self) -> dict[str, object]:
-        return {**self.summary.to_dict(), "flops": self.flops, "bytes": self.bytes, "tasks": self.tasks,
-                "description": self.description}
+        return {
+            **self.summary.to_dict(),
+            "flops": self.flops,
+            "bytes": self.bytes,
+            "tasks": self.tasks,
+            "description": self.description,
+        }
 
 
 def _cmd_workloads(args: argparse.Namespace) -> None:
@@ -235,8 +262,12 @@ def _cmd_workloads(args: argparse.Namespace) -> None:
         print(json.dumps([w.to_json() for w in listings], indent=2))
         return
     columns = ("name", "layers", "d_model", "heads", "seq_len", "batch", "attention", "mode")
-    print(table(["workload", "layers", "d_model", "heads", "seq", "batch", "attention", "mode", "GFLOP", "tasks"],
-                [(*(getattr(w.summary, c) for c in columns), round(w.flops / 1e9), w.tasks) for w in listings]))
+    print(
+        table(
+            ["workload", "layers", "d_model", "heads", "seq", "batch", "attention", "mode", "GFLOP", "tasks"],
+            [(*(getattr(w.summary, c) for c in columns), round(w.flops / 1e9), w.tasks) for w in listings],
+        )
+    )
 
 
 def _cmd_chips(args: argparse.Namespace) -> None:
@@ -297,29 +328,48 @@ def _cmd_validate(args: argparse.Namespace) -> None:
     for r in (p.to_dict() for p in result.records):
         what = r.get("variant") or r.get("op") or "x".join(str(r[k]) for k in ("B", "M", "K", "N") if k in r)
         size = ", ".join(f"{k}={r[k]}" for k in ("B", "H", "S", "D", "rows", "cols", "d_model") if k in r)
-        rows.append((r["kind"], what, size, f"{r['measured_ms']:.4f}", f"{r['predicted_ms']:.4f}",
-                     f"{r['rel_error']:+.1%}", "" if r["measured_ms"] >= MIN_MS else "(< 0.05 ms)"))
+        rows.append(
+            (
+                r["kind"],
+                what,
+                size,
+                f"{r['measured_ms']:.4f}",
+                f"{r['predicted_ms']:.4f}",
+                f"{r['rel_error']:+.1%}",
+                "" if r["measured_ms"] >= MIN_MS else "(< 0.05 ms)",
+            )
+        )
     print(table(["kind", "what", "size", "measured ms", "predicted ms", "error", ""], rows))
     print(f"\n|error| over records of at least {MIN_MS} ms")
     if result.summary:
-        print(table(["kind", "records", "median", "90th percentile"],
-                    [(k, v.records, f"{v.median_abs_error:.1%}", f"{v.p90_abs_error:.1%}")
-                     for k, v in result.summary.items()]))
+        print(
+            table(
+                ["kind", "records", "median", "90th percentile"],
+                [
+                    (k, v.records, f"{v.median_abs_error:.1%}", f"{v.p90_abs_error:.1%}")
+                    for k, v in result.summary.items()
+                ],
+            )
+        )
     else:
         print("none: every record is shorter")
     conc = result.concurrency
     if conc:
-        print(f"\nconcurrency: GEMM {conc.gemm_ms:.2f} ms + softmax {conc.softmax_ms:.2f} ms; in a row "
-              f"{conc.serial_ms:.2f} ms, on two streams {conc.two_streams_ms:.2f} ms predicted "
-              f"(measured {conc.measured_serial_ms:.2f} and {conc.measured_two_streams_ms:.2f} ms)")
+        print(
+            f"\nconcurrency: GEMM {conc.gemm_ms:.2f} ms + softmax {conc.softmax_ms:.2f} ms; in a row "
+            f"{conc.serial_ms:.2f} ms, on two streams {conc.two_streams_ms:.2f} ms predicted "
+            f"(measured {conc.measured_serial_ms:.2f} and {conc.measured_two_streams_ms:.2f} ms)"
+        )
     if result.skipped:
         print(f"\nskipped {len(result.skipped)} record{'s' if len(result.skipped) > 1 else ''}, not predicted:")
         first: dict[tuple[str, str], int] = {}
         for s in result.skipped:
             first.setdefault((s.kind, s.reason), s.line)
         for (kind, reason), n in Counter((s.kind, s.reason) for s in result.skipped).items():
-            print(f"  {n} {kind} record{'s' if n > 1 else ''} (line {first[kind, reason]}"
-                  f"{' and more' if n > 1 else ''}): {reason}")
+            print(
+                f"  {n} {kind} record{'s' if n > 1 else ''} (line {first[kind, reason]}"
+                f"{' and more' if n > 1 else ''}): {reason}"
+            )
 
 
 def _cmd_fit(args: argparse.Namespace) -> None:
@@ -330,8 +380,10 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False))
         return
-    print(f"# fitted to {result.records} records of {args.measurements}: median |error| "
-          f"{result.median_abs_error:.1%} ({result.evaluations} evaluations); paste into {result.chip}")
+    print(
+        f"# fitted to {result.records} records of {args.measurements}: median |error| "
+        f"{result.median_abs_error:.1%} ({result.evaluations} evaluations); paste into {result.chip}"
+    )
     for key, value in result.parameters.items():
         print(f"{key} = {value}")
 
@@ -342,10 +394,18 @@ def _cmd_schedulers(args: argparse.Namespace) -> None:
 
 #: Each command returns its exit status, or None for 0 (1 when the work ran but part of it failed).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
-    "chips": _cmd_chips, "compile": _cmd_compile, "run": _cmd_run, "compare": _cmd_compare, "plot": _cmd_plot,
+    "chips": _cmd_chips,
+    "compile": _cmd_compile,
+    "run": _cmd_run,
+    "compare": _cmd_compare,
+    "plot": _cmd_plot,
     "sweep": _cmd_sweep,
-    "sweep-plot": _cmd_sweep_plot, "workloads": _cmd_workloads, "schedulers": _cmd_schedulers,
-    "validate": _cmd_validate, "fit": _cmd_fit}
+    "sweep-plot": _cmd_sweep_plot,
+    "workloads": _cmd_workloads,
+    "schedulers": _cmd_schedulers,
+    "validate": _cmd_validate,
+    "fit": _cmd_fit,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,8 +31,12 @@ class ComparisonRow:
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
-            "scheduler": self.scheduler, "latency_cycles": self.latency_cycles, "latency_us": self.latency_us,
-            "speedup": self.speedup, "utilization": self.utilization, "idle_cycles": self.idle_cycles,
+            "scheduler": self.scheduler,
+            "latency_cycles": self.latency_cycles,
+            "latency_us": self.latency_us,
+            "speedup": self.speedup,
+            "utilization": self.utilization,
+            "idle_cycles": self.idle_cycles,
             "gap_to_bound": self.gap_to_bound,
         }
         if self.split is not None:
@@ -56,22 +60,30 @@ class Comparison:
         out = []
         for r in self.results:
             split = r.notes.get("split")
-            out.append(ComparisonRow(
-                scheduler=r.scheduler,
-                latency_cycles=r.latency_cycles,
-                latency_us=round(r.latency_us, 4),
-                speedup=round(base / r.latency_cycles, 4) if r.latency_cycles else 1.0,
-                utilization={k: round(v, 4) for k, v in r.utilization().items()},
-                idle_cycles=r.idle_cycles(),
-                gap_to_bound=round(r.latency_cycles / self.bound.cycles - 1, 4) if self.bound.cycles else 0.0,
-                split=split if isinstance(split, Mapping) else None,
-            ))
+            out.append(
+                ComparisonRow(
+                    scheduler=r.scheduler,
+                    latency_cycles=r.latency_cycles,
+                    latency_us=round(r.latency_us, 4),
+                    speedup=round(base / r.latency_cycles, 4) if r.latency_cycles else 1.0,
+                    utilization={k: round(v, 4) for k, v in r.utilization().items()},
+                    idle_cycles=r.idle_cycles(),
+                    gap_to_bound=round(r.latency_cycles / self.bound.cycles - 1, 4) if self.bound.cycles else 0.0,
+                    split=split if isinstance(split, Mapping) else None,
+                )
+            )
         return out
 
     def to_dict(self) -> dict[str, object]:
-        return {"chip": self.chip.name, "workload": self.graph.name, "tasks": len(self.graph),
-                "speedup_over": self.baseline().scheduler, "results": [r.to_json() for r in self.rows()],
-                "lower_bound_cycles": self.bound.cycles, "lower_bound": self.bound.as_dict()}
+        return {
+            "chip": self.chip.name,
+            "workload": self.graph.name,
+            "tasks": len(self.graph),
+            "speedup_over": self.baseline().scheduler,
+            "results": [r.to_json() for r in self.rows()],
+            "lower_bound_cycles": self.bound.cycles,
+            "lower_bound": self.bound.as_dict(),
+        }
 
 
 def compare(chip: Chip, graph: TaskGraph, schedulers: Sequence[str | Scheduler]) -> Comparison:

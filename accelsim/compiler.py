@@ -86,8 +86,9 @@ class Compiled:
 
     @cached_property
     def report(self) -> CompileReport:
-        return _report(self.source, self.graph, self.chip, self.prefetches, compiler_warnings(self.graph),
-                       self.fused_away)
+        return _report(
+            self.source, self.graph, self.chip, self.prefetches, compiler_warnings(self.graph), self.fused_away
+        )
 
 
 def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
@@ -101,8 +102,10 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
     if user_cut:
         warnings.append(
             f"granularity {graph.meta['granularity']} is the workload's own cut and overrides the compiler of "
-            f"{chip.name}, which " + ("splits each op over its engines itself" if spec.split_over_engines
-                                      else "runs one kernel per op") + "; leave it unset for what the chip does")
+            f"{chip.name}, which "
+            + ("splits each op over its engines itself" if spec.split_over_engines else "runs one kernel per op")
+            + "; leave it unset for what the chip does"
+        )
     tasks = with_edges(graph.tasks)
     fused = 0
     if spec.fuse_vector_chains:
@@ -157,9 +160,12 @@ def check_compiled_size(graph: TaskGraph, chip: Chip) -> None:
     """Refuse, before compiling, a graph whose compiled form (compiled_tasks_bound) would not fit this machine."""
     refusal = too_many_tasks(compiled_tasks_bound(graph, chip), f"compiled for {chip.name}, the graph")
     if refusal:
-        raise AccelsimError(f"{refusal}; make the run smaller (run.batch, run.seq_len, model.layers) or give the "
-                            "chip's compiler fewer parts per op (compiler.slices, engine counts, more SRAM)",
-                            source=graph.source, key="(size)")
+        raise AccelsimError(
+            f"{refusal}; make the run smaller (run.batch, run.seq_len, model.layers) or give the "
+            "chip's compiler fewer parts per op (compiler.slices, engine counts, more SRAM)",
+            source=graph.source,
+            key="(size)",
+        )
 
 
 # ---- 1. edges -----------------------------------------------------------------------------------------------
@@ -235,8 +241,9 @@ def _absorb(consumer: Task, producers: list[Task]) -> Task:
         fused += (*p.fused, (p.op, p.shape))
         for d, b in zip(p.deps, p.dep_bytes, strict=True):
             deps[d] = deps.get(d, 0) + b
-    return consumer.but(deps=tuple(deps), dep_bytes=tuple(deps.values()), bytes_read=reads, flops=flops,
-                   fused=fused + consumer.fused)
+    return consumer.but(
+        deps=tuple(deps), dep_bytes=tuple(deps.values()), bytes_read=reads, flops=flops, fused=fused + consumer.fused
+    )
 
 
 # ---- 3 and 4. prefetch and the on-chip plan ------------------------------------------------------------------
@@ -282,8 +289,8 @@ def plan_on_chip(tasks: Sequence[Task], capacity: int, prefetch_depth: int) -> t
     load = np.zeros(len(tasks) + 1, dtype=np.int64)
     kept: set[tuple[str, int]] = set()
     for first, last, size, what in sorted(candidates, key=lambda c: (c[1] - c[0], c[1], c[0])):
-        if load[first:last + 1].max() + size <= capacity:
-            load[first:last + 1] += size
+        if load[first : last + 1].max() + size <= capacity:
+            load[first : last + 1] += size
             kept.add(what)
     emit_after: dict[int, list[Task]] = {}  # program position -> the prefetches emitted right after it (-1: first)
     for i, w in weights.items():
@@ -291,10 +298,21 @@ def plan_on_chip(tasks: Sequence[Task], capacity: int, prefetch_depth: int) -> t
             continue
         after = waits_for[i]
         waits = (tasks[after].name,) if after >= 0 else ()
-        emit_after.setdefault(after, []).append(Task(
-            name=f"prefetch:{tasks[i].name}", op="dma", shape=(w,), dtype=tasks[i].dtype, bytes_read=w,
-            bytes_written=w, engines=("dma",), deps=waits, group=tasks[i].group, dep_bytes=(0,) * len(waits),
-            on_chip=True))
+        emit_after.setdefault(after, []).append(
+            Task(
+                name=f"prefetch:{tasks[i].name}",
+                op="dma",
+                shape=(w,),
+                dtype=tasks[i].dtype,
+                bytes_read=w,
+                bytes_written=w,
+                engines=("dma",),
+                deps=waits,
+                group=tasks[i].group,
+                dep_bytes=(0,) * len(waits),
+                on_chip=True,
+            )
+        )
     out = list(emit_after.get(-1, ()))
     for i, t in enumerate(tasks):
         if ("output", i) in kept:
@@ -375,21 +393,29 @@ def split_over_engines(tasks: Sequence[Task], chip: Chip, slices: int = 1, fit_b
         # A fused kernel's ops are element-wise or row-wise: each part does its share of their elements.
         fused_shares = [_share(elements(shape), sizes) for _, shape in t.fused]
         for j, (a, b) in enumerate(bounds):
-            shape = t.shape[:dim] + (b - a,) + t.shape[dim + 1:]
+            shape = t.shape[:dim] + (b - a,) + t.shape[dim + 1 :]
             deps: list[str] = []
             dep_bytes: list[int] = []
             for d, shares in zip(t.deps, edge_shares, strict=True):
                 producer = cut[d]
                 overlap = producer.overlap(dim, t.shape[dim], t.sequences, a, b)
                 picked = [(name, w) for name, w in zip(producer.names, overlap, strict=True) if w]
-                for name, share in zip([p for p, _ in picked], _share(shares[j], [w for _, w in picked]),
-                                       strict=True):
+                for name, share in zip([p for p, _ in picked], _share(shares[j], [w for _, w in picked]), strict=True):
                     deps.append(name)
                     dep_bytes.append(share)
             fused = tuple((op, (share[j],)) for (op, _), share in zip(t.fused, fused_shares, strict=True))
-            out.append(t.but(name=names[j], shape=shape, flops=flops[j], bytes_read=reads[j],
-                               bytes_written=writes[j], deps=tuple(deps), dep_bytes=tuple(dep_bytes),
-                               fused=fused if parts > 1 else t.fused))
+            out.append(
+                t.but(
+                    name=names[j],
+                    shape=shape,
+                    flops=flops[j],
+                    bytes_read=reads[j],
+                    bytes_written=writes[j],
+                    deps=tuple(deps),
+                    dep_bytes=tuple(dep_bytes),
+                    fused=fused if parts > 1 else t.fused,
+                )
+            )
         cut[t.name] = _Parts(names, dim, t.shape[dim], bounds, t.sequences)
     return out
 
@@ -419,23 +445,25 @@ def partition(task: Task, chip: Chip, slices: int = 1, fit_bytes: int = 0) -> tu
             fitting = -(-length // max(1, length * fit_bytes // task.bytes_written))
         for parts in sorted({min(p, length) for p in (n, max(n, slices), fitting)}):
             size = -(-length // parts)
-            part = task.but(shape=task.shape[:dim] + (size,) + task.shape[dim + 1:])
+            part = task.but(shape=task.shape[:dim] + (size,) + task.shape[dim + 1 :])
             cycles = min((c for c in (compute_cycles(part, g, chip) for g in groups) if c >= 0), default=-1)
             if cycles < 0:
                 return 0, 1
             candidates.append((-(-parts // engines[kind]) * cycles, dim, parts))
     # Within 1% of the least load counts as a tie (a fold's rounding): then the most parts, then the first dimension.
     least = min(load for load, _, _ in candidates)
-    _, dim, parts = min(((-parts, dims.index(dim)), dim, parts) for load, dim, parts in candidates
-                        if load <= least * 1.01)
+    _, dim, parts = min(
+        ((-parts, dims.index(dim)), dim, parts) for load, dim, parts in candidates if load <= least * 1.01
+    )
     return dim, parts
 
 
 # ---- the report ---------------------------------------------------------------------------------------------
 
 
-def _report(before: TaskGraph, after: TaskGraph, chip: Chip, prefetches: int, warnings: tuple[str, ...],
-            fused_away: int = 0) -> CompileReport:
+def _report(
+    before: TaskGraph, after: TaskGraph, chip: Chip, prefetches: int, warnings: tuple[str, ...], fused_away: int = 0
+) -> CompileReport:
     present = set(chip.kinds)
     flops: Counter[str] = Counter()
     for t in after.tasks:

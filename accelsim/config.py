@@ -63,8 +63,7 @@ BytesPerCycle = Annotated[float, Strict(), Field(gt=0, le=MAX_BYTES_PER_CYCLE, a
 Capacity = Annotated[float, Strict(), Field(gt=0, le=MAX_CAPACITY, allow_inf_nan=False)]
 Efficiency = Annotated[float, Strict(), Field(ge=MIN_EFFICIENCY, le=1, allow_inf_nan=False)]
 Fraction = Annotated[float, Strict(), Field(gt=0, le=1, allow_inf_nan=False)]
-InstructionsPerElement = Annotated[float, Strict(), Field(gt=0, le=MAX_INSTRUCTIONS_PER_ELEMENT,
-                                                                allow_inf_nan=False)]
+InstructionsPerElement = Annotated[float, Strict(), Field(gt=0, le=MAX_INSTRUCTIONS_PER_ELEMENT, allow_inf_nan=False)]
 #: A workload's sizes (layers, widths, heads, sequence length, batch, tiles).
 WorkloadSize = Annotated[int, Strict(), Field(ge=1, le=MAX_WORKLOAD_SIZE)]
 MlpRatio = Annotated[float, Strict(), Field(gt=0, le=MAX_MLP_RATIO, allow_inf_nan=False)]
@@ -104,8 +103,7 @@ def _read_text(path: Path) -> str:
     if stat.S_ISDIR(st.st_mode):
         raise AccelsimError("is a directory, expected a TOML file", source=source)
     if not stat.S_ISREG(st.st_mode):
-        raise AccelsimError("is not a regular file (a FIFO, a device or a socket), expected a TOML file",
-                            source=source)
+        raise AccelsimError("is not a regular file (a FIFO, a device or a socket), expected a TOML file", source=source)
     too_big = f"is larger than {MAX_FILE_BYTES:,} bytes, the most an input file may be"
     if st.st_size > MAX_FILE_BYTES:
         raise AccelsimError(too_big, source=source)
@@ -134,7 +132,8 @@ _NOT_CODE = re.compile(
     r'|"(?:[^"\\\n]++|\\.)*+"?'  # basic string
     r"|'[^'\n]*+'?"  # literal string
     r"|#[^\n]*+",  # comment
-    re.DOTALL)
+    re.DOTALL,
+)
 #: A key of more than MAX_NESTING dotted parts (bare words, or strings already replaced by "").
 _KEY_PART = r'(?:[A-Za-z0-9_-]++|"")'
 _DEEP_KEY = re.compile(rf"(?<![A-Za-z0-9_-]){_KEY_PART}(?:[ \t]*+\.[ \t]*+{_KEY_PART}){{{MAX_NESTING},}}")
@@ -151,11 +150,14 @@ def _check_nesting(text: str, source: str) -> None:
         depth += 1 if m.group() in "[{" else -1
         deepest = max(deepest, depth)
         if deepest > MAX_NESTING:
-            raise AccelsimError(f"arrays or tables nested more than {MAX_NESTING} deep; at most {MAX_NESTING} "
-                                "levels are allowed", source=source)
+            raise AccelsimError(
+                f"arrays or tables nested more than {MAX_NESTING} deep; at most {MAX_NESTING} levels are allowed",
+                source=source,
+            )
     if _DEEP_KEY.search(code):
-        raise AccelsimError(f"a dotted key of more than {MAX_NESTING} parts; at most {MAX_NESTING} levels are "
-                            "allowed", source=source)
+        raise AccelsimError(
+            f"a dotted key of more than {MAX_NESTING} parts; at most {MAX_NESTING} levels are allowed", source=source
+        )
 
 
 def build(model: type[T], data: Any, source: str, prefix: tuple[str | int, ...] = ()) -> T:
@@ -240,8 +242,18 @@ def _shown(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
-_NUMBER_ERRORS = ("int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "finite_number",
-                  "greater_than", "greater_than_equal", "less_than", "less_than_equal")
+_NUMBER_ERRORS = (
+    "int_type",
+    "int_parsing",
+    "int_from_float",
+    "float_type",
+    "float_parsing",
+    "finite_number",
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+)
 
 
 def _type_at(model: Any, loc: tuple[str | int, ...]) -> Any:

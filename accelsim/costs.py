@@ -131,8 +131,9 @@ def slowest_cycles(task: Task, compute: Sequence[int], chip: Chip) -> int:
     -1 where not allowed), all its traffic through HBM, in Python integers (0 where no group may run it)."""
     spec = chip.spec
     memory = math.ceil(stream_bytes(task, chip) / chip.hbm_bytes_per_cycle)
-    return max([spec.launch_gap_cycles + max(spec.dispatch_overhead_cycles + c, memory) for c in compute if c >= 0],
-               default=0)
+    return max(
+        [spec.launch_gap_cycles + max(spec.dispatch_overhead_cycles + c, memory) for c in compute if c >= 0], default=0
+    )
 
 
 def serial_cycles_bound(graph: TaskGraph, chip: Chip) -> int:
@@ -158,7 +159,10 @@ def check_cycles(cycles: int, graph: TaskGraph, chip: Chip) -> None:
         raise AccelsimError(
             f"on {chip.name} the run could last up to {cycles:.3g} cycles ({cycles / (chip.clock_ghz * 1e9):.3g} s), "
             f"past the 2^62 ({MAX_COUNT:.3g}) cycles the simulator counts; make the run smaller or the chip faster "
-            "(memory.hbm_bandwidth_gbps, engine rates, vector_instructions)", source=graph.source, key="(size)")
+            "(memory.hbm_bandwidth_gbps, engine rates, vector_instructions)",
+            source=graph.source,
+            key="(size)",
+        )
 
 
 def _signature(t: Task) -> tuple[object, ...]:
@@ -200,7 +204,9 @@ class CostTable:
                     raise AccelsimError(
                         f"no engine on chip {chip.name} can run it (op {t.op}, dtype {t.dtype}, allowed kinds "
                         f"{list(t.engines)}; chip has {[f'{g.name}:{g.kind}' for g in groups]})",
-                        source=graph.source, key=f"task {t.name!r}")
+                        source=graph.source,
+                        key=f"task {t.name!r}",
+                    )
                 known = memo[key] = (row, slowest_cycles(t, row, chip))
             rows.append(known[0])
             serial += known[1]
@@ -211,8 +217,10 @@ class CostTable:
         spec = chip.spec
         # SRAM bandwidth is left out: a tensor that spills at run time moves its bytes from SRAM to HBM, so only
         # the HBM term stays a lower bound of the simulated time, which the bounds rely on.
-        busy = np.maximum(spec.dispatch_overhead_cycles + compute,
-                          np.ceil(stream / chip.hbm_bytes_per_cycle).astype(np.int64)[:, None])
+        busy = np.maximum(
+            spec.dispatch_overhead_cycles + compute,
+            np.ceil(stream / chip.hbm_bytes_per_cycle).astype(np.int64)[:, None],
+        )
         estimate = np.where(compute >= 0, spec.launch_gap_cycles + busy, INFEASIBLE)
         return cls(compute, estimate, stream, plan)
 

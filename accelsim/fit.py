@@ -73,8 +73,12 @@ def _groups(chip: Chip) -> dict[str, str]:
     if matrix is None or vector is None:
         wanted = (('a matrix group with model = "tiled" (tensor cores)', matrix), ("a vector group", vector))
         missing = " and ".join(what for what, name in wanted if name is None)
-        raise AccelsimError(f"accelsim fit fits GPU profiles: it needs {missing}; this profile has "
-                            f"{', '.join(map(_describe, chip.groups))}", source=chip.source, key="engines")
+        raise AccelsimError(
+            f"accelsim fit fits GPU profiles: it needs {missing}; this profile has "
+            f"{', '.join(map(_describe, chip.groups))}",
+            source=chip.source,
+            key="engines",
+        )
     return {"matrix": matrix, "vector": vector}
 
 
@@ -117,13 +121,19 @@ def fit(chip: str, records: Measurements | Sequence[Mapping[str, Any]]) -> FitRe
     data = read_toml(path)
     groups = _groups(chip_from_dict(data, str(path)))
     m = measurements(records)
-    micro: list[tuple[int, Record]] = [(r.line, r.spec) for r in m.records if not isinstance(r.spec, ConcurrencyRecord)
-                                       and r.spec.kind in FITTED_KINDS and r.spec.ms >= MIN_MS]
+    micro: list[tuple[int, Record]] = [
+        (r.line, r.spec)
+        for r in m.records
+        if not isinstance(r.spec, ConcurrencyRecord) and r.spec.kind in FITTED_KINDS and r.spec.ms >= MIN_MS
+    ]
     if len(micro) < len(PARAMS):
         kinds = ", ".join(FITTED_KINDS)
-        raise AccelsimError(f"{len(micro) or 'no'} record{'' if len(micro) == 1 else 's'} to fit: accelsim fit needs "
-                            f"at least {len(PARAMS)} (one per parameter) of kinds {kinds}, each of at least "
-                            f"{MIN_MS} ms", source=m.source)
+        raise AccelsimError(
+            f"{len(micro) or 'no'} record{'' if len(micro) == 1 else 's'} to fit: accelsim fit needs "
+            f"at least {len(PARAMS)} (one per parameter) of kinds {kinds}, each of at least "
+            f"{MIN_MS} ms",
+            source=m.source,
+        )
     graphs = [(line, lower_record(spec)) for line, spec in micro]
     measured = np.array([spec.ms for _, spec in micro])
     lo = np.array([p.low for p in PARAMS])
@@ -143,5 +153,10 @@ def fit(chip: str, records: Measurements | Sequence[Mapping[str, Any]]) -> FitRe
             fitted[".".join(keys)] = int(round(v)) if p.integer else round(float(v), 4)
     evaluations = int(res.nfev)
     errors = np.abs(np.exp(residuals(x)) - 1)
-    return FitResult(chip=str(path), records=len(micro), parameters=fitted,
-                     median_abs_error=round(float(np.median(errors)), 4), evaluations=evaluations)
+    return FitResult(
+        chip=str(path),
+        records=len(micro),
+        parameters=fitted,
+        median_abs_error=round(float(np.median(errors)), 4),
+        evaluations=evaluations,
+    )

@@ -88,11 +88,15 @@ def make_task(
     for x in shape:  # stops at the first dimension past the bound, however long the shape
         product *= x
         if product > MAX_COUNT:
-            raise AccelsimError(f"shape {_shown(shape)} has more than 2^62 ({MAX_COUNT:.3g}) elements; at most "
-                                "2^62 can be counted", key=f"task {name!r}.shape")
+            raise AccelsimError(
+                f"shape {_shown(shape)} has more than 2^62 ({MAX_COUNT:.3g}) elements; at most 2^62 can be counted",
+                key=f"task {name!r}.shape",
+            )
     if engines is not None and not engines:
-        raise AccelsimError("needs at least one engine kind (leave engines out for the op's default, "
-                            f"{list(spec.default_engines)})", key=f"task {name!r}.engines")
+        raise AccelsimError(
+            f"needs at least one engine kind (leave engines out for the op's default, {list(spec.default_engines)})",
+            key=f"task {name!r}.engines",
+        )
     if dtype not in DTYPE_BYTES:
         raise AccelsimError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPE_BYTES)}", key=f"task {name!r}.dtype")
     dr, dw = default_bytes(op, shape, DTYPE_BYTES[dtype])
@@ -102,8 +106,10 @@ def make_task(
         counts[what] = counts[what] if n is None else int(n)
         if not 0 <= counts[what] <= MAX_COUNT:
             origin, key = ("as given", what) if n is not None else (f"from shape {_shown(shape)}", "shape")
-            raise AccelsimError(f"{what} ({origin}) is {counts[what]:.3g}; it must be from 0 to 2^62 "
-                                f"({MAX_COUNT:.3g})", key=f"task {name!r}.{key}")
+            raise AccelsimError(
+                f"{what} ({origin}) is {counts[what]:.3g}; it must be from 0 to 2^62 ({MAX_COUNT:.3g})",
+                key=f"task {name!r}.{key}",
+            )
     return Task(
         name=name,
         op=op,
@@ -179,31 +185,41 @@ class TaskGraph:
         seen: dict[str, int] = {}
         for i, t in enumerate(self.tasks):
             if seen.setdefault(t.name, i) != i:
-                raise AccelsimError(f"duplicate task name {t.name!r} (tasks {seen[t.name]} and {i})",
-                                    source=self.source)
+                raise AccelsimError(
+                    f"duplicate task name {t.name!r} (tasks {seen[t.name]} and {i})", source=self.source
+                )
         for op, engines in {(t.op, t.engines) for t in self.tasks}:  # each distinct combination once
             t = next(t for t in self.tasks if t.op == op and t.engines == engines)
             if op not in OPS:
-                raise AccelsimError(f"unknown op {op!r}; known: {', '.join(sorted(OPS))}", source=self.source,
-                                    key=f"task {t.name!r}.op")
+                raise AccelsimError(
+                    f"unknown op {op!r}; known: {', '.join(sorted(OPS))}", source=self.source, key=f"task {t.name!r}.op"
+                )
             if not engines:
-                raise AccelsimError("needs at least one engine kind", source=self.source,
-                                    key=f"task {t.name!r}.engines")
+                raise AccelsimError(
+                    "needs at least one engine kind", source=self.source, key=f"task {t.name!r}.engines"
+                )
             for kind in engines:
                 if kind not in ENGINE_KINDS:
-                    raise AccelsimError(f"unknown engine kind {kind!r}; allowed: {', '.join(ENGINE_KINDS)}",
-                                        source=self.source, key=f"task {t.name!r}.engines")
+                    raise AccelsimError(
+                        f"unknown engine kind {kind!r}; allowed: {', '.join(ENGINE_KINDS)}",
+                        source=self.source,
+                        key=f"task {t.name!r}.engines",
+                    )
         for t in self.tasks:
             for d in t.deps:
                 if d not in seen:
-                    raise AccelsimError(f"depends on {d!r}, which is not a task in the graph", source=self.source,
-                                        key=f"task {t.name!r}.deps")
+                    raise AccelsimError(
+                        f"depends on {d!r}, which is not a task in the graph",
+                        source=self.source,
+                        key=f"task {t.name!r}.deps",
+                    )
         self.__dict__.update(index=seen)
         if len(self.topo_order) != len(self.tasks):
             done = set(self.topo_order)
             stuck = [self.tasks[i].name for i in range(len(self.tasks)) if i not in done][:5]
-            raise AccelsimError(f"the dependencies form a cycle through {', '.join(map(repr, stuck))}",
-                                source=self.source)
+            raise AccelsimError(
+                f"the dependencies form a cycle through {', '.join(map(repr, stuck))}", source=self.source
+            )
 
     @property
     def total_flops(self) -> int:
@@ -246,14 +262,30 @@ def graph_from_dict(data: dict, source: str = "<dict>") -> TaskGraph:
     tasks = []
     for i, e in enumerate(spec.tasks):
         try:
-            tasks.append(make_task(e.name, e.op, e.shape, dtype=e.dtype, flops=e.flops, bytes_read=e.bytes_read,
-                                   bytes_written=e.bytes_written, engines=e.engines, deps=e.deps, group=e.group))
+            tasks.append(
+                make_task(
+                    e.name,
+                    e.op,
+                    e.shape,
+                    dtype=e.dtype,
+                    flops=e.flops,
+                    bytes_read=e.bytes_read,
+                    bytes_written=e.bytes_written,
+                    engines=e.engines,
+                    deps=e.deps,
+                    group=e.group,
+                )
+            )
         except AccelsimError as exc:
             raise AccelsimError(exc.detail, source=source, key=f"tasks[{i}] ({exc.key})") from None
     for what, total in (("FLOPs", sum(t.flops for t in tasks)), ("bytes", sum(t.bytes for t in tasks))):
         if total > MAX_COUNT:
-            raise AccelsimError(f"the tasks' {what} add up to {total:.3g}; at most 2^62 ({MAX_COUNT:.3g}) can be "
-                                "counted: make the shapes smaller", source=source, key="tasks")
+            raise AccelsimError(
+                f"the tasks' {what} add up to {total:.3g}; at most 2^62 ({MAX_COUNT:.3g}) can be "
+                "counted: make the shapes smaller",
+                source=source,
+                key="tasks",
+            )
     return TaskGraph(tasks, name=spec.name, source=source)
 
 
@@ -268,10 +300,18 @@ def graph_to_dict(graph: TaskGraph) -> dict[str, object]:
     return {
         "name": graph.name,
         "tasks": [
-            {"name": t.name, "op": t.op, "shape": list(t.shape), "dtype": t.dtype, "flops": t.flops,
-             "bytes_read": t.bytes_read, "bytes_written": t.bytes_written, "engines": list(t.engines),
-             "deps": list(t.deps), "group": t.group}
+            {
+                "name": t.name,
+                "op": t.op,
+                "shape": list(t.shape),
+                "dtype": t.dtype,
+                "flops": t.flops,
+                "bytes_read": t.bytes_read,
+                "bytes_written": t.bytes_written,
+                "engines": list(t.engines),
+                "deps": list(t.deps),
+                "group": t.group,
+            }
             for t in graph.tasks
         ],
     }
-

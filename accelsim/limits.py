@@ -70,5 +70,7 @@ def too_many_tasks(tasks: int, what: str) -> str | None:
     """The refusal for a run of ``tasks`` tasks, or None where it fits."""
     if tasks <= MAX_TASKS:
         return None
-    return (f"{what} would have {describe_tasks(tasks)}; at most {MAX_TASKS:,} tasks fit this machine "
-            f"({_size(MAX_TASKS * BYTES_PER_TASK)})")
+    return (
+        f"{what} would have {describe_tasks(tasks)}; at most {MAX_TASKS:,} tasks fit this machine "
+        f"({_size(MAX_TASKS * BYTES_PER_TASK)})"
+    )

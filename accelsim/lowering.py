@@ -102,19 +102,44 @@ class _GraphBuilder:
         self.row_blocks: list[RowBlock]
         if self.per_tile:
             step = min(self.seq_len, self.tile_m)
-            self.row_blocks = [RowBlock(b, p, min(step, self.seq_len - p))
-                               for b in range(self.batch) for p in range(0, self.seq_len, step)]
+            self.row_blocks = [
+                RowBlock(b, p, min(step, self.seq_len - p))
+                for b in range(self.batch)
+                for p in range(0, self.seq_len, step)
+            ]
         else:
             self.row_blocks = [RowBlock(-1, 0, self.seq_len)]
 
-    def emit(self, name: str, op: str, shape: tuple[int, ...], reads: int, writes: int, deps: list[str],
-             group: str, engines: tuple[str, ...] | None = None, per_sequence: bool = True) -> str:
+    def emit(
+        self,
+        name: str,
+        op: str,
+        shape: tuple[int, ...],
+        reads: int,
+        writes: int,
+        deps: list[str],
+        group: str,
+        engines: tuple[str, ...] | None = None,
+        per_sequence: bool = True,
+    ) -> str:
         """Append one task; ``reads`` and ``writes`` count elements. Returns its name. ``per_sequence``: its first
         dimension runs over the batch's sequences, one after the other (token rows, batch x heads), so a compiler
         may cut it by sequence; false for a weight's rows or a parameter's elements."""
-        self.tasks.append(Task(name, op, shape, self.dtype, default_flops(op, shape), reads * self.dtype_bytes,
-                               writes * self.dtype_bytes, engines or OPS[op].default_engines,
-                               tuple(dict.fromkeys(deps)), group, sequences=self.batch if per_sequence else 1))
+        self.tasks.append(
+            Task(
+                name,
+                op,
+                shape,
+                self.dtype,
+                default_flops(op, shape),
+                reads * self.dtype_bytes,
+                writes * self.dtype_bytes,
+                engines or OPS[op].default_engines,
+                tuple(dict.fromkeys(deps)),
+                group,
+                sequences=self.batch if per_sequence else 1,
+            )
+        )
         return name
 
     def block_rows(self, i: int) -> int:
@@ -143,8 +168,17 @@ class _TokenRowOps(_GraphBuilder):
     """Element- and row-wise ops (layernorm, GELU, residual adds, copies) over token rows, one task per row block:
     at tile granularity the next op's block can start as soon as its own rows are done."""
 
-    def row_op(self, name: str, op: str, cols: int, deps: BlockDeps, group: str, inputs: int = 1, params: int = 0,
-               writes: int | None = None) -> TokenRowTasks:
+    def row_op(
+        self,
+        name: str,
+        op: str,
+        cols: int,
+        deps: BlockDeps,
+        group: str,
+        inputs: int = 1,
+        params: int = 0,
+        writes: int | None = None,
+    ) -> TokenRowTasks:
         """An element-wise or row-wise op over ``cols`` columns of every token row, block by block.
 
         ``inputs`` tensors of that size are read (plus ``params`` elements); the output has the same size unless
@@ -153,8 +187,19 @@ class _TokenRowOps(_GraphBuilder):
         for i in range(len(self.row_blocks)):
             elements = self.block_rows(i) * cols
             first = params if i == 0 else 0  # parameters are fetched once, then reused from SRAM
-            out.append([self.emit(self.label(name, i), op, (elements,), inputs * elements + first,
-                                  elements if writes is None else writes, deps(i), group)])
+            out.append(
+                [
+                    self.emit(
+                        self.label(name, i),
+                        op,
+                        (elements,),
+                        inputs * elements + first,
+                        elements if writes is None else writes,
+                        deps(i),
+                        group,
+                    )
+                ]
+            )
         return out
 
 
@@ -169,10 +214,20 @@ class _Gemms(_GraphBuilder):
         for i in range(len(self.row_blocks)):
             rows = self.block_rows(i)
             waits = deps(i)
-            out.append([self.emit(self.label(name, i, j), "gemm", (rows, inner, width),
-                                  (rows * inner if j == 0 else 0) + (inner * width if i == 0 else 0), rows * width,
-                                  waits, group)
-                        for j, width in enumerate(widths)])
+            out.append(
+                [
+                    self.emit(
+                        self.label(name, i, j),
+                        "gemm",
+                        (rows, inner, width),
+                        (rows * inner if j == 0 else 0) + (inner * width if i == 0 else 0),
+                        rows * width,
+                        waits,
+                        group,
+                    )
+                    for j, width in enumerate(widths)
+                ]
+            )
         return out
 
 
@@ -180,18 +235,29 @@ class _TrainingUpdates(_GraphBuilder):
     """Training's parameter side: weight gradients (tiled over the weight, not the tokens, since every token
     contributes to every element) and the Adam update of each parameter tile as soon as its gradient is done."""
 
-    def weight_grad(self, name: str, in_features: int, tokens: int, out_features: int, deps: list[str],
-                    group: str) -> list[str]:
+    def weight_grad(
+        self, name: str, in_features: int, tokens: int, out_features: int, deps: list[str], group: str
+    ) -> list[str]:
         """dW (in x out) = X^T (in x tokens) @ dY (tokens x out), tiled over the weight; then Adam on each tile."""
-        row_tiles = ([min(self.tile_m, in_features - k) for k in range(0, in_features, self.tile_m)]
-                     if self.per_tile else [in_features])
+        row_tiles = (
+            [min(self.tile_m, in_features - k) for k in range(0, in_features, self.tile_m)]
+            if self.per_tile
+            else [in_features]
+        )
         widths = self.column_tiles(out_features)
         names = []
         for a, rows in enumerate(row_tiles):
             for j, width in enumerate(widths):
-                grad = self.emit(self.label(name, a, j), "gemm", (rows, tokens, width),
-                                 (rows * tokens if j == 0 else 0) + (tokens * width if a == 0 else 0), rows * width,
-                                 deps, group, per_sequence=False)
+                grad = self.emit(
+                    self.label(name, a, j),
+                    "gemm",
+                    (rows, tokens, width),
+                    (rows * tokens if j == 0 else 0) + (tokens * width if a == 0 else 0),
+                    rows * width,
+                    deps,
+                    group,
+                    per_sequence=False,
+                )
                 names.append(self.adam(f"{name}.adam", rows * width, [grad], group, a, j))
         return names
 
@@ -203,13 +269,13 @@ class _TrainingUpdates(_GraphBuilder):
     def adam_rows(self, name: str, rows: int, cols: int, deps: list[str], group: str) -> list[str]:
         """Adam over a (rows x cols) table, in blocks of tile_m rows at tile granularity."""
         step = self.tile_m if self.per_tile else rows
-        return [self.adam(name, min(step, rows - r) * cols, deps, group, k)
-                for k, r in enumerate(range(0, rows, step))]
+        return [self.adam(name, min(step, rows - r) * cols, deps, group, k) for k, r in enumerate(range(0, rows, step))]
 
     def adam(self, name: str, elements: int, deps: list[str], group: str, *idx: int) -> str:
         """Adam: read weight, gradient and two moments; write weight and moments."""
-        return self.emit(self.label(name, *idx), "adam", (elements,), 4 * elements, 3 * elements, deps, group,
-                         per_sequence=False)
+        return self.emit(
+            self.label(name, *idx), "adam", (elements,), 4 * elements, 3 * elements, deps, group, per_sequence=False
+        )
 
 
 class _Attention(_TokenRowOps):
@@ -226,8 +292,10 @@ class _Attention(_TokenRowOps):
         if variant in ("softmax", "window"):
             kinds = [(variant, list(range(self.heads)))]
         else:
-            kinds = [("window", list(range(self.heads - linear))),
-                     ("linear", list(range(self.heads - linear, self.heads)))]
+            kinds = [
+                ("window", list(range(self.heads - linear))),
+                ("linear", list(range(self.heads - linear, self.heads))),
+            ]
         kinds = [(v, hs) for v, hs in kinds if hs]
         everyone = range(self.batch)
         if self.granularity == "op":
@@ -260,8 +328,9 @@ class _Attention(_TokenRowOps):
             unit_positions, table = self.unit_table(variant, backward)
             units = self.seq_len // unit_positions
             sequences = len(batches) * len(heads)
-            head_label = (f"h{heads[0]}" if len(heads) == 1 else variant) + (f".b{batches.start}" if split_batch
-                                                                             else "")
+            head_label = (f"h{heads[0]}" if len(heads) == 1 else variant) + (
+                f".b{batches.start}" if split_batch else ""
+            )
             # Reverse chains (a backward prefix sum depends on the unit after it) are emitted last unit first, so
             # every task's dependencies exist before it and the graph stays in topological order.
             reverse = any(rel not in ("all", "input") and int(rel) > 0 for op in table for _, rel in op.deps)
@@ -285,16 +354,23 @@ class _Attention(_TokenRowOps):
                     for dep, rel in op.deps:
                         if dep == "input":
                             end = (u + 1) * unit_positions if per_unit else self.seq_len
-                            deps += self.attention_inputs(variant, u * unit_positions, end, batches, inputs,
-                                                          backward)
+                            deps += self.attention_inputs(variant, u * unit_positions, end, batches, inputs, backward)
                         elif rel == "all" or not per_unit:
                             deps += by_op.get(dep, [])
                         else:
                             found = made.get((dep, u + int(rel)))
                             if found is not None:
                                 deps.append(found)
-                    name = self.emit(f"L{layer}.{tag}.{head_label}.{op.name}" + (f"[{u}]" if per_unit else ""),
-                                     op.op, shape, reads, writes, deps, group, op.engines)
+                    name = self.emit(
+                        f"L{layer}.{tag}.{head_label}.{op.name}" + (f"[{u}]" if per_unit else ""),
+                        op.op,
+                        shape,
+                        reads,
+                        writes,
+                        deps,
+                        group,
+                        op.engines,
+                    )
                     made[(op.name, u)] = name
                     by_op.setdefault(op.name, []).append(name)
                     if op.final:
@@ -305,8 +381,9 @@ class _Attention(_TokenRowOps):
                             outputs.append(AttentionOutput(batches, first, (u + 1) * unit_positions, name))
         return outputs
 
-    def attention_inputs(self, variant: str, first: int, end: int, batches: range, inputs: TokenRowTasks,
-                         backward: bool) -> list[str]:
+    def attention_inputs(
+        self, variant: str, first: int, end: int, batches: range, inputs: TokenRowTasks, backward: bool
+    ) -> list[str]:
         """The input tasks a unit of queries at positions [first, end) reads."""
         if not self.per_tile:
             return _all_tasks(inputs)
@@ -323,8 +400,12 @@ class _Attention(_TokenRowOps):
 
         def deps(i: int) -> list[str]:
             b, first, positions = self.row_blocks[i]
-            return [o.task for o in outputs if not self.per_tile or (
-                b in o.batches and o.first_position < first + positions and o.end_position > first)]
+            return [
+                o.task
+                for o in outputs
+                if not self.per_tile
+                or (b in o.batches and o.first_position < first + positions and o.end_position > first)
+            ]
 
         return self.row_op(name, "copy", cols, deps, group)
 
@@ -343,12 +424,24 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         patchify = self.emit("embed.patchify", "copy", (pixels,), pixels, pixels, [], "embed")
         widths = self.column_tiles(d_model)
         patch_rows = batch * patches
-        row_tiles = ([min(self.tile_m, patch_rows - r) for r in range(0, patch_rows, self.tile_m)]
-                     if self.per_tile else [patch_rows])
-        patch_tiles = [self.emit(self.label("embed.patch", a, j), "gemm", (rows, patch_elements, width),
-                                 (rows * patch_elements if j == 0 else 0) + (patch_elements * width if a == 0 else 0),
-                                 rows * width, [patchify], "embed")
-                       for a, rows in enumerate(row_tiles) for j, width in enumerate(widths)]
+        row_tiles = (
+            [min(self.tile_m, patch_rows - r) for r in range(0, patch_rows, self.tile_m)]
+            if self.per_tile
+            else [patch_rows]
+        )
+        patch_tiles = [
+            self.emit(
+                self.label("embed.patch", a, j),
+                "gemm",
+                (rows, patch_elements, width),
+                (rows * patch_elements if j == 0 else 0) + (patch_elements * width if a == 0 else 0),
+                rows * width,
+                [patchify],
+                "embed",
+            )
+            for a, rows in enumerate(row_tiles)
+            for j, width in enumerate(widths)
+        ]
         return self.row_op("embed.pos", "add", d_model, lambda i: patch_tiles, "embed", inputs=2)
 
     def head_forward(self, x: TokenRowTasks, training: bool) -> TokenRowTasks:
@@ -367,30 +460,44 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         loss = self.row_op("head.loss", "softmax_grad", vocab, _same_block(logits), "head")
         d_lnf = self.gemm("head.lm.dA", vocab, d_model, _same_block(loss), "head")
         self.weight_grad("head.lm.dW", d_model, self.batch * self.seq_len, vocab, _all_tasks(lnf, loss), "head")
-        return self.row_op("head.ln.bwd", "layernorm_grad", d_model, _same_block(d_lnf), "head", inputs=2,
-                           params=2 * d_model)
+        return self.row_op(
+            "head.ln.bwd", "layernorm_grad", d_model, _same_block(d_lnf), "head", inputs=2, params=2 * d_model
+        )
 
     def _classifier_head(self, x: TokenRowTasks, training: bool) -> TokenRowTasks:
         """ViT: the class token (or the mean of the tokens) through a layernorm and the classifier."""
         d, batch, classes = self.d_model, self.batch, self.wl.classes
         class_token = self.wl.spec.model.class_token
         pooled_in = batch * d if class_token else batch * self.seq_len * d
-        pooled = self.emit("head.pool", "copy" if class_token else "reduce", (pooled_in,), pooled_in, batch * d,
-                           _all_tasks(x), "head")
+        pooled = self.emit(
+            "head.pool", "copy" if class_token else "reduce", (pooled_in,), pooled_in, batch * d, _all_tasks(x), "head"
+        )
         lnf = self.emit("head.ln", "layernorm", (batch * d,), batch * d + 2 * d, batch * d, [pooled], "head")
-        logits = self.emit("head.classifier", "gemm", (batch, d, classes), batch * d + d * classes,
-                           batch * classes, [lnf], "head")
+        logits = self.emit(
+            "head.classifier", "gemm", (batch, d, classes), batch * d + d * classes, batch * classes, [lnf], "head"
+        )
         if not training:
             return x
-        loss = self.emit("head.loss", "softmax_grad", (batch * classes,), batch * classes, batch * classes,
-                         [logits], "head")
-        d_ln = self.emit("head.classifier.dA", "gemm", (batch, classes, d), batch * classes + classes * d,
-                         batch * d, [loss], "head")
-        d_weights = self.emit("head.classifier.dW", "gemm", (d, batch, classes), d * batch + batch * classes,
-                              d * classes, [lnf, loss], "head", per_sequence=False)
+        loss = self.emit(
+            "head.loss", "softmax_grad", (batch * classes,), batch * classes, batch * classes, [logits], "head"
+        )
+        d_ln = self.emit(
+            "head.classifier.dA", "gemm", (batch, classes, d), batch * classes + classes * d, batch * d, [loss], "head"
+        )
+        d_weights = self.emit(
+            "head.classifier.dW",
+            "gemm",
+            (d, batch, classes),
+            d * batch + batch * classes,
+            d * classes,
+            [lnf, loss],
+            "head",
+            per_sequence=False,
+        )
         self.adam("head.classifier.adam", d * classes, [d_weights], "head")
-        d_pool = self.emit("head.ln.bwd", "layernorm_grad", (batch * d,), 2 * batch * d + 2 * d, batch * d, [d_ln],
-                           "head")
+        d_pool = self.emit(
+            "head.ln.bwd", "layernorm_grad", (batch * d,), 2 * batch * d + 2 * d, batch * d, [d_ln], "head"
+        )
         # The gradient reaches the tokens as a full-size tensor (zeros but the class token, or the mean's share).
         return self.row_op("head.pool.bwd", "copy", d, lambda i: [d_pool], "head")
 
@@ -403,8 +510,9 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
             self.adam_rows("embed.adam", self.wl.vocab, d_model, _all_tasks(scatter), "embed")
             self.adam("embed.pos.adam", seq_len * d_model, [positions], "embed")
             return
-        self.weight_grad("embed.patch.dW", self.wl.patch_elements, self.batch * self.wl.patches, d_model, every,
-                         "embed")
+        self.weight_grad(
+            "embed.patch.dW", self.wl.patch_elements, self.batch * self.wl.patches, d_model, every, "embed"
+        )
         positions = self.param_grad("embed.pos.dparams", d_model, seq_len * d_model, every, "embed")
         self.adam("embed.pos.adam", seq_len * d_model, [positions], "embed")
 
@@ -439,8 +547,7 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         d_up = self.row_op(f"{L}.gelu.bwd", "gelu_grad", d_ff, _same_block(d_act), g, inputs=2)
         d_ln2 = self.gemm(f"{L}.mlp_up.dA", d_ff, d, _same_block(d_up), g)
         self.weight_grad(f"{L}.mlp_up.dW", d, tokens, d_ff, _all_tasks(saved.ln2, d_up), g)
-        d_res1_branch = self.row_op(f"{L}.ln2.bwd", "layernorm_grad", d, _same_block(d_ln2), g, inputs=2,
-                                    params=2 * d)
+        d_res1_branch = self.row_op(f"{L}.ln2.bwd", "layernorm_grad", d, _same_block(d_ln2), g, inputs=2, params=2 * d)
         ln2_params = self.param_grad(f"{L}.ln2.dparams", 2 * d, 2 * d, _all_tasks(d_ln2), g)
         d_res1 = self.row_op(f"{L}.res1.bwd", "add", d, lambda i: d_res1_branch[i] + dy[i], g, inputs=2)
         d_merged = self.gemm(f"{L}.proj.dA", d, d, _same_block(d_res1), g)
@@ -450,8 +557,7 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         d_qkv = self.merge_heads(f"{L}.merge_dqkv", 3 * d, outputs, g)
         d_ln1 = self.gemm(f"{L}.qkv.dA", 3 * d, d, _same_block(d_qkv), g)
         self.weight_grad(f"{L}.qkv.dW", d, tokens, 3 * d, _all_tasks(saved.ln1, d_qkv), g)
-        d_x_branch = self.row_op(f"{L}.ln1.bwd", "layernorm_grad", d, _same_block(d_ln1), g, inputs=2,
-                                 params=2 * d)
+        d_x_branch = self.row_op(f"{L}.ln1.bwd", "layernorm_grad", d, _same_block(d_ln1), g, inputs=2, params=2 * d)
         ln1_params = self.param_grad(f"{L}.ln1.dparams", 2 * d, 2 * d, _all_tasks(d_ln1), g)
         self.adam(f"{L}.ln.adam", 4 * d, [ln1_params, ln2_params], g)
         return self.row_op(f"{L}.res0.bwd", "add", d, lambda i: d_x_branch[i] + d_res1[i], g, inputs=2)
@@ -459,8 +565,7 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
     def lower(self) -> TaskGraph:
         wl, model = self.wl, self.wl.spec.model
         training = wl.spec.run.mode == "training"
-        x = self.embed_forward() if model.embeddings else self.row_op("input", "copy", self.d_model, _no_deps,
-                                                                      "input")
+        x = self.embed_forward() if model.embeddings else self.row_op("input", "copy", self.d_model, _no_deps, "input")
         saved = []
         for layer in range(model.layers):
             x, activations = self.layer_forward(layer, x)
@@ -497,11 +602,13 @@ def check_size(wl: Workload) -> None:
     spec = wl.spec
     if spec.lowering.granularity == "tile":
         key = "lowering.tile_m"
-        change = ("larger lowering.tile_m and lowering.tile_n, a smaller run.batch or run.seq_len, or "
-                  "lowering.granularity = \"op\"")
+        change = (
+            "larger lowering.tile_m and lowering.tile_n, a smaller run.batch or run.seq_len, or "
+            'lowering.granularity = "op"'
+        )
     else:
         key = "model.layers"
-        change = "fewer model.layers (or heads at head granularity), or lowering.granularity = \"op\""
+        change = 'fewer model.layers (or heads at head granularity), or lowering.granularity = "op"'
     raise AccelsimError(f"{refusal}; use {change}", source=wl.source, key=key)
 
 
@@ -540,8 +647,9 @@ def estimate_tasks(wl: Workload) -> int:
     def attention(backward: bool) -> int:
         linear = wl.linear_heads
         variant = spec.attention.variant
-        kinds = ([(variant, heads)] if variant in ("softmax", "window")
-                 else [("window", heads - linear), ("linear", linear)])
+        kinds = (
+            [(variant, heads)] if variant in ("softmax", "window") else [("window", heads - linear), ("linear", linear)]
+        )
         total = 0
         for v, h in kinds:
             if not h:
@@ -563,8 +671,16 @@ def estimate_tasks(wl: Workload) -> int:
     forward = 7 * rows + rows * (cols(3 * d) + 2 * cols(d) + cols(dff)) + attention(False)
     per_layer = forward
     if training:
-        per_layer += (7 * rows + rows * (cols(dff) + 3 * cols(d)) + wgrad(dff, d) + wgrad(d, dff) + wgrad(d, d)
-                      + wgrad(d, 3 * d) + 3 + attention(True))
+        per_layer += (
+            7 * rows
+            + rows * (cols(dff) + 3 * cols(d))
+            + wgrad(dff, d)
+            + wgrad(d, dff)
+            + wgrad(d, d)
+            + wgrad(d, 3 * d)
+            + 3
+            + attention(True)
+        )
     ends = 0
     if not model.embeddings:
         ends = rows * (2 if training else 1)  # the input copy, and the output gradient's

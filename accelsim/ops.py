@@ -75,8 +75,9 @@ class OpSpec:
             return tuple(d for d in self.splittable if d < len(shape))
         dims = range(len(shape))
         row_op = self.dependent_steps > 1 or self.row_passes > 1
-        return tuple(d for d in dims if not (row_op and len(shape) > 1 and d == len(shape) - 1)
-                     and not (self.scan and d == 0))
+        return tuple(
+            d for d in dims if not (row_op and len(shape) > 1 and d == len(shape) - 1) and not (self.scan and d == 0)
+        )
 
     def flops(self, shape: Shape) -> int:
         """The FLOPs a task of this shape does (each add, multiply, exp or divide counts one)."""
@@ -186,18 +187,49 @@ def _op(spec: OpSpec) -> None:
     OPS[spec.name] = spec
 
 
-_op(MatrixOp(name="gemm", arity=3, shape_doc="(M, K, N)", splittable=(0, 2), decompose=lambda s: ((1, s[0], s[1], s[2]),),
-             operands=lambda s: (s[0] * s[1] + s[1] * s[2], s[0] * s[2])))
-_op(MatrixOp(name="bmm", arity=4, shape_doc="(batch, M, K, N)", splittable=(0, 1, 3), decompose=lambda s: ((s[0], s[1], s[2], s[3]),),
-             operands=lambda s: (s[0] * (s[1] * s[2] + s[2] * s[3]), s[0] * s[1] * s[3])))
+_op(
+    MatrixOp(
+        name="gemm",
+        arity=3,
+        shape_doc="(M, K, N)",
+        splittable=(0, 2),
+        decompose=lambda s: ((1, s[0], s[1], s[2]),),
+        operands=lambda s: (s[0] * s[1] + s[1] * s[2], s[0] * s[2]),
+    )
+)
+_op(
+    MatrixOp(
+        name="bmm",
+        arity=4,
+        shape_doc="(batch, M, K, N)",
+        splittable=(0, 1, 3),
+        decompose=lambda s: ((s[0], s[1], s[2], s[3]),),
+        operands=lambda s: (s[0] * (s[1] * s[2] + s[2] * s[3]), s[0] * s[1] * s[3]),
+    )
+)
 # Sum over n of outer products k_i v_i^T, batch times: as a GEMM (dk x n) @ (n x dv). GFormer splits this work.
-_op(MatrixOp(name="outer_acc", arity=4, shape_doc="(batch, n, dk, dv)", default_engines=("matrix", "vector"),
-             splittable=(0, 2, 3),
-             decompose=lambda s: ((s[0], s[2], s[1], s[3]),),
-             operands=lambda s: (s[0] * s[1] * (s[2] + s[3]), s[0] * s[2] * s[3])))
+_op(
+    MatrixOp(
+        name="outer_acc",
+        arity=4,
+        shape_doc="(batch, n, dk, dv)",
+        default_engines=("matrix", "vector"),
+        splittable=(0, 2, 3),
+        decompose=lambda s: ((s[0], s[2], s[1], s[3]),),
+        operands=lambda s: (s[0] * s[1] * (s[2] + s[3]), s[0] * s[2] * s[3]),
+    )
+)
 # A fused causal attention kernel (FlashAttention): QK^T and P V over the causal half of the S x S scores.
-_op(MatrixOp(name="flash_attn_causal", arity=3, shape_doc="(batch*heads, S, D)", decompose=_flash_gemms, splittable=(0,),
-             operands=lambda s: (3 * s[0] * s[1] * s[2], s[0] * s[1] * s[2])))
+_op(
+    MatrixOp(
+        name="flash_attn_causal",
+        arity=3,
+        shape_doc="(batch*heads, S, D)",
+        decompose=_flash_gemms,
+        splittable=(0,),
+        operands=lambda s: (3 * s[0] * s[1] * s[2], s[0] * s[1] * s[2]),
+    )
+)
 # Element-wise and row-wise ops: the element is one tensor element.
 _ROW_PASSES = {"softmax": 3, "layernorm": 2, "softmax_grad": 2, "layernorm_grad": 2}
 for _name, _flops, _instr, _steps in (
@@ -219,15 +251,42 @@ for _name, _flops, _instr, _steps in (
     ("layernorm_grad", 12, 9, 3),
     ("elu1_grad", 2, 7, 1),
 ):
-    _op(OpSpec(name=_name, flops_per_element=_flops, instructions_per_element=_instr, dependent_steps=_steps,
-               row_passes=_ROW_PASSES.get(_name, 1)))
-for _name, _flops, _instr in (("strided_copy", 0, 1), ("masked_fill", 1, 1), ("broadcast_mul", 1, 1),
-                              ("broadcast_divide", 1, 4)):
-    _op(OpSpec(name=_name, shape_doc="(any shape: elements = product)", flops_per_element=_flops,
-               instructions_per_element=_instr, strided=True))
+    _op(
+        OpSpec(
+            name=_name,
+            flops_per_element=_flops,
+            instructions_per_element=_instr,
+            dependent_steps=_steps,
+            row_passes=_ROW_PASSES.get(_name, 1),
+        )
+    )
+for _name, _flops, _instr in (
+    ("strided_copy", 0, 1),
+    ("masked_fill", 1, 1),
+    ("broadcast_mul", 1, 1),
+    ("broadcast_divide", 1, 4),
+):
+    _op(
+        OpSpec(
+            name=_name,
+            shape_doc="(any shape: elements = product)",
+            flops_per_element=_flops,
+            instructions_per_element=_instr,
+            strided=True,
+        )
+    )
 # A running sum along an outer axis (torch.cumsum over the sequence): strided, and one dependent step per position.
-_op(OpSpec(name="cumsum", arity=2, shape_doc="(length, columns)", flops_per_element=1, instructions_per_element=1,
-           strided=True, scan=True))
+_op(
+    OpSpec(
+        name="cumsum",
+        arity=2,
+        shape_doc="(length, columns)",
+        flops_per_element=1,
+        instructions_per_element=1,
+        strided=True,
+        scan=True,
+    )
+)
 _op(WindowAttentionOp(name="window_attn", splittable=(0, 1)))
 _op(WindowAttentionOp(name="window_attn_grad", passes=2, splittable=(0, 1)))
 _op(DmaOp(name="dma"))

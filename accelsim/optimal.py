@@ -33,8 +33,9 @@ def optimal_latency(graph: TaskGraph, chip: Chip, costs: CostTable | None = None
     unit_of = chip.units.unit_of  # engines sharing a unit never run at once
     free = [0] * len(chip.units)
     # Engines are interchangeable when they are of one group and share their unit with engines of the same groups.
-    kind_of = [tuple(sorted(group_of[x] for x in chip.units.members[unit_of[e]])) + (group_of[e],)
-               for e in range(n_eng)]
+    kind_of = [
+        tuple(sorted(group_of[x] for x in chip.units.members[unit_of[e]])) + (group_of[e],) for e in range(n_eng)
+    ]
 
     def search(done: int, last_start: int, last_task: int, span: int) -> None:
         if done == (1 << n) - 1:

@@ -34,16 +34,17 @@ def check_output_file(path: str | Path, option: str) -> Path:
         raise AccelsimError("is a folder; name a file to write", source=str(path), key=option)
     folder = p.parent
     if not folder.exists():
-        raise AccelsimError(f"its folder {str(folder)!r} does not exist; create it first", source=str(path),
-                            key=option)
+        raise AccelsimError(f"its folder {str(folder)!r} does not exist; create it first", source=str(path), key=option)
     if not folder.is_dir():
         raise AccelsimError(f"{str(folder)!r} is not a folder", source=str(path), key=option)
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise AccelsimError(f"cannot write in the folder {str(folder)!r} (permission denied)", source=str(path),
-                            key=option)
+        raise AccelsimError(
+            f"cannot write in the folder {str(folder)!r} (permission denied)", source=str(path), key=option
+        )
     if p.exists() and not (p.is_file() and os.access(p, os.W_OK)):
-        raise AccelsimError("exists and cannot be written (not a regular file, or permission denied)",
-                            source=str(path), key=option)
+        raise AccelsimError(
+            "exists and cannot be written (not a regular file, or permission denied)", source=str(path), key=option
+        )
     return p
 
 
@@ -65,8 +66,9 @@ def check_output_dir(path: str | Path, option: str) -> Path:
     if not ancestor.is_dir():
         raise AccelsimError(f"cannot be created: {str(ancestor)!r} is not a folder", source=str(path), key=option)
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise AccelsimError(f"cannot be created: no permission to write in {str(ancestor)!r}", source=str(path),
-                            key=option)
+        raise AccelsimError(
+            f"cannot be created: no permission to write in {str(ancestor)!r}", source=str(path), key=option
+        )
     return p
 
 

@@ -27,8 +27,9 @@ def engines_by_kind(chip: Chip) -> dict[str, list[int]]:
     return out
 
 
-def list_schedule(graph: TaskGraph, chip: Chip, costs: CostTable, order: Sequence[int],
-                  choose_kind: Callable[[int], str]) -> tuple[list[int], list[int]]:
+def list_schedule(
+    graph: TaskGraph, chip: Chip, costs: CostTable, order: Sequence[int], choose_kind: Callable[[int], str]
+) -> tuple[list[int], list[int]]:
     """Plan tasks in ``order`` onto the earliest-free engine of the kind ``choose_kind(i)`` names.
 
     Returns (engine per task, planned start per task) using uncontended estimates.
@@ -64,8 +65,9 @@ def list_schedule(graph: TaskGraph, chip: Chip, costs: CostTable, order: Sequenc
 def preferred_kinds(graph: TaskGraph, chip: Chip) -> list[str]:
     """Each task's default engine kind: the first kind it allows that the chip has."""
     present = engines_by_kind(chip)
-    first = {allowed: next((k for k in allowed if k in present), allowed[0]) for allowed in {t.engines for t in
-                                                                                            graph.tasks}}
+    first = {
+        allowed: next((k for k in allowed if k in present), allowed[0]) for allowed in {t.engines for t in graph.tasks}
+    }
     return [first[t.engines] for t in graph.tasks]
 
 
@@ -131,12 +133,18 @@ class GapPlanner:
         a, b = starts[k], ends[k]
         left = [(a, start)] if start > a else []
         right = [(end, b)] if end < b else []
-        starts[k:k + 1] = [x for x, _ in left + right]
-        ends[k:k + 1] = [y for _, y in left + right]
+        starts[k : k + 1] = [x for x, _ in left + right]
+        ends[k : k + 1] = [y for _, y in left + right]
 
 
-def place_earliest_finish(graph: TaskGraph, chip: Chip, costs: CostTable, order: Sequence[int],
-                          groups_for: Callable[[int], Iterable[int]], name: str) -> Schedule:
+def place_earliest_finish(
+    graph: TaskGraph,
+    chip: Chip,
+    costs: CostTable,
+    order: Sequence[int],
+    groups_for: Callable[[int], Iterable[int]],
+    name: str,
+) -> Schedule:
     """List scheduling with insertion: take tasks in ``order``; put each on the engine, among the groups
     ``groups_for(i)`` allows, where it finishes earliest, filling idle gaps (HEFT's placement, balanced's too)."""
     members = [list(range(g.first_instance, g.first_instance + g.count)) for g in chip.groups]

@@ -46,8 +46,9 @@ def timeline_data(results: Results, max_rows_per_group: int = MAX_ROWS_PER_GROUP
     row_of = {e: r for r, ids in enumerate(members) for e in ids}
     data = TimelineData(rows, members, latency_cycles=results.latency_cycles)
     ops = [t.op for t in results.graph.tasks]
-    for i, (e, s, f) in enumerate(zip(results.engine.tolist(), results.start.tolist(), results.end.tolist(),
-                                      strict=True)):
+    for i, (e, s, f) in enumerate(
+        zip(results.engine.tolist(), results.start.tolist(), results.end.tolist(), strict=True)
+    ):
         data.bars.setdefault((row_of[e], ops[i]), []).append((s, f))
     return data
 
@@ -74,8 +75,13 @@ def timeline(results: Results, max_rows_per_group: int = MAX_ROWS_PER_GROUP) -> 
     colours = _op_colours([op for _, op in data.bars])
     fig, ax = plt.subplots(figsize=(12, 1.0 + 0.32 * len(data.rows)))
     for (row, op), spans in sorted(data.bars.items()):
-        ax.broken_barh([(s * us_per_cycle, max(f - s, 1) * us_per_cycle) for s, f in spans], (row - 0.4, 0.8),
-                       facecolors=colours[op], linewidth=0, label=plain(op))
+        ax.broken_barh(
+            [(s * us_per_cycle, max(f - s, 1) * us_per_cycle) for s, f in spans],
+            (row - 0.4, 0.8),
+            facecolors=colours[op],
+            linewidth=0,
+            label=plain(op),
+        )
     ax.set_yticks(range(len(data.rows)), [plain(r) for r in data.rows])
     ax.set_ylim(len(data.rows) - 0.5, -0.5)
     ax.set_xlim(0, max(data.latency_cycles, 1) * us_per_cycle)
@@ -92,8 +98,7 @@ def timeline(results: Results, max_rows_per_group: int = MAX_ROWS_PER_GROUP) -> 
     secondary.set_xlabel("cycles")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), title="op", loc="upper left", bbox_to_anchor=(1.01, 1),
-              fontsize="small")
+    ax.legend(unique.values(), unique.keys(), title="op", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax.set_title(_title(results, "Engine timeline") + f" ({results.latency_us:,.1f} us)")
     fig.tight_layout()
     return fig

@@ -48,8 +48,7 @@ def get_scheduler(name: str | Scheduler) -> Scheduler:
         return name
     cls = SCHEDULERS.get(name)
     if cls is None:
-        raise AccelsimError(f"unknown scheduler {name!r}; registered: {', '.join(sorted(SCHEDULERS))}",
-                            key="scheduler")
+        raise AccelsimError(f"unknown scheduler {name!r}; registered: {', '.join(sorted(SCHEDULERS))}", key="scheduler")
     return cls()
 
 

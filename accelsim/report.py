@@ -35,12 +35,16 @@ def _fmt(v: object) -> str:
 
 
 def run_report(results: Results) -> str:
-    head = (f"chip {results.chip.name}  graph {results.graph.name}  scheduler {results.scheduler}  "
-            f"tasks {len(results.graph):,}\n"
-            f"latency {results.latency_cycles:,} cycles = {results.latency_us:.3f} us   "
-            f"utilization " + ", ".join(f"{k} {v:.1%}" for k, v in results.utilization().items()))
-    rows = [(s.name, s.kind, s.tasks, s.busy_cycles, s.idle_cycles, s.longest_idle_cycles, f"{s.utilization:.1%}")
-            for s in results.engines]
+    head = (
+        f"chip {results.chip.name}  graph {results.graph.name}  scheduler {results.scheduler}  "
+        f"tasks {len(results.graph):,}\n"
+        f"latency {results.latency_cycles:,} cycles = {results.latency_us:.3f} us   "
+        f"utilization " + ", ".join(f"{k} {v:.1%}" for k, v in results.utilization().items())
+    )
+    rows = [
+        (s.name, s.kind, s.tasks, s.busy_cycles, s.idle_cycles, s.longest_idle_cycles, f"{s.utilization:.1%}")
+        for s in results.engines
+    ]
     return head + "\n\n" + table(["engine", "kind", "tasks", "busy", "idle", "longest idle", "util"], rows)
 
 
@@ -58,24 +62,34 @@ def chips_report(chips: Sequence[Chip]) -> str:
 def compare_report(cmp: Comparison) -> str:
     used = {cmp.chip.groups[cmp.chip.instance_group[e]].kind for r in cmp.results for e in set(r.engine.tolist())}
     kinds = [k for k in cmp.chip.kinds if k in used]  # kinds no scheduler used are left out of the table
-    head = (f"chip {cmp.chip.name}  workload {cmp.graph.name}  tasks {len(cmp.graph):,}  lower bound "
-            f"{cmp.bound.cycles:,} cycles = {cmp.chip.cycles_to_us(cmp.bound.cycles) / 1e3:.3f} ms "
-            f"(critical path {cmp.bound.critical_path:,}, area {cmp.bound.area:,}, memory {cmp.bound.memory:,})")
+    head = (
+        f"chip {cmp.chip.name}  workload {cmp.graph.name}  tasks {len(cmp.graph):,}  lower bound "
+        f"{cmp.bound.cycles:,} cycles = {cmp.chip.cycles_to_us(cmp.bound.cycles) / 1e3:.3f} ms "
+        f"(critical path {cmp.bound.critical_path:,}, area {cmp.bound.area:,}, memory {cmp.bound.memory:,})"
+    )
     rows: list[list[object]] = []
     for r in cmp.rows():
-        rows.append([r.scheduler, r.latency_cycles, f"{r.latency_us / 1e3:.3f}", f"{r.speedup:.2f}x"]
-                    + [f"{r.utilization.get(k, 0):.1%}" for k in kinds]
-                    + [f"{cmp.chip.cycles_to_us(r.idle_cycles.get(k, 0)) / 1e3:.1f}" for k in kinds]
-                    + [f"{r.gap_to_bound:+.1%}"])
-    headers = (["scheduler", "cycles", "ms", "speedup"] + [f"util {k}" for k in kinds]
-               + [f"idle {k} (engine-ms)" for k in kinds] + ["vs bound"])
+        rows.append(
+            [r.scheduler, r.latency_cycles, f"{r.latency_us / 1e3:.3f}", f"{r.speedup:.2f}x"]
+            + [f"{r.utilization.get(k, 0):.1%}" for k in kinds]
+            + [f"{cmp.chip.cycles_to_us(r.idle_cycles.get(k, 0)) / 1e3:.1f}" for k in kinds]
+            + [f"{r.gap_to_bound:+.1%}"]
+        )
+    headers = (
+        ["scheduler", "cycles", "ms", "speedup"]
+        + [f"util {k}" for k in kinds]
+        + [f"idle {k} (engine-ms)" for k in kinds]
+        + ["vs bound"]
+    )
     lines = [head, "", table(headers, rows)]
     for r in cmp.rows():
         if r.split is not None:
             s = r.split
-            lines.append(f"\n{r.scheduler}: {s['to_vector']} of {s['dual_tasks']} dual-capable tasks on vector "
-                         f"cores (fraction {s['fraction_to_vector']:g}; closed form {s['closed_form_fraction']:g}; "
-                         f"chosen candidate {s['chosen']})")
+            lines.append(
+                f"\n{r.scheduler}: {s['to_vector']} of {s['dual_tasks']} dual-capable tasks on vector "
+                f"cores (fraction {s['fraction_to_vector']:g}; closed form {s['closed_form_fraction']:g}; "
+                f"chosen candidate {s['chosen']})"
+            )
     return "\n".join(lines)
 
 
@@ -92,10 +106,15 @@ def compile_report(report: CompileReport) -> str:
         "",
     ]
     ops = sorted(set(report.tasks_per_op_before) | set(report.tasks_per_op_after))
-    lines.append(table(["op", "tasks before", "tasks after"],
-                       [(op, report.tasks_per_op_before.get(op, 0), report.tasks_per_op_after.get(op, 0))
-                        for op in ops]))
-    lines += ["", table(["engine kind", "GFLOP"], [(k, round(v / 1e9, 3)) for k, v in
-                                                   sorted(report.flops_per_kind.items())])]
+    lines.append(
+        table(
+            ["op", "tasks before", "tasks after"],
+            [(op, report.tasks_per_op_before.get(op, 0), report.tasks_per_op_after.get(op, 0)) for op in ops],
+        )
+    )
+    lines += [
+        "",
+        table(["engine kind", "GFLOP"], [(k, round(v / 1e9, 3)) for k, v in sorted(report.flops_per_kind.items())]),
+    ]
     lines += [f"warning: {w}" for w in report.warnings]
     return "\n".join(lines)

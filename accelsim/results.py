@@ -23,9 +23,14 @@ class EngineStats:
 
     def to_json(self) -> dict[str, object]:
         """The engine's entry under ``engines`` in ``run --json`` (its name is the key)."""
-        return {"kind": self.kind, "tasks": self.tasks, "busy_cycles": self.busy_cycles,
-                "idle_cycles": self.idle_cycles, "longest_idle_cycles": self.longest_idle_cycles,
-                "utilization": round(self.utilization, 4)}
+        return {
+            "kind": self.kind,
+            "tasks": self.tasks,
+            "busy_cycles": self.busy_cycles,
+            "idle_cycles": self.idle_cycles,
+            "longest_idle_cycles": self.longest_idle_cycles,
+            "utilization": round(self.utilization, 4),
+        }
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,16 @@ class RunSummary:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "chip": self.chip, "graph": self.graph, "scheduler": self.scheduler, "tasks": self.tasks,
-            "latency_cycles": self.latency_cycles, "latency_us": self.latency_us, "utilization": self.utilization,
-            "idle_cycles": self.idle_cycles, "flops": self.flops, "bytes_moved": self.bytes_moved,
+            "chip": self.chip,
+            "graph": self.graph,
+            "scheduler": self.scheduler,
+            "tasks": self.tasks,
+            "latency_cycles": self.latency_cycles,
+            "latency_us": self.latency_us,
+            "utilization": self.utilization,
+            "idle_cycles": self.idle_cycles,
+            "flops": self.flops,
+            "bytes_moved": self.bytes_moved,
             **({"notes": self.notes} if self.notes else {}),
         }
 
@@ -116,8 +128,15 @@ class Results:
             np.maximum.at(longest, eng[last], span - e[last])
             longest[count == 0] = span
         return [
-            EngineStats(names[k], kinds[k], int(count[k]), int(busy[k]), int(span - busy[k]), int(longest[k]),
-                        float(busy[k] / span) if span else 0.0)
+            EngineStats(
+                names[k],
+                kinds[k],
+                int(count[k]),
+                int(busy[k]),
+                int(span - busy[k]),
+                int(longest[k]),
+                float(busy[k] / span) if span else 0.0,
+            )
             for k in range(n_eng)
         ]
 
@@ -161,9 +180,26 @@ class Results:
             sram = self.sram_bytes.tolist() if len(self.sram_bytes) == n else [0] * n
             kept = self.kept_on_chip.tolist() if len(self.kept_on_chip) == n else [False] * n
             out["tasks"] = [
-                {"name": t.name, "op": t.op, "engine": names[e], "start_cycle": s, "end_cycle": f, "deps": list(t.deps),
-                 "hbm_bytes": h, "sram_bytes": b, "kept_on_chip": k}
-                for t, e, s, f, h, b, k in zip(self.graph.tasks, self.engine.tolist(), self.start.tolist(),
-                                               self.end.tolist(), hbm, sram, kept, strict=True)
+                {
+                    "name": t.name,
+                    "op": t.op,
+                    "engine": names[e],
+                    "start_cycle": s,
+                    "end_cycle": f,
+                    "deps": list(t.deps),
+                    "hbm_bytes": h,
+                    "sram_bytes": b,
+                    "kept_on_chip": k,
+                }
+                for t, e, s, f, h, b, k in zip(
+                    self.graph.tasks,
+                    self.engine.tolist(),
+                    self.start.tolist(),
+                    self.end.tolist(),
+                    hbm,
+                    sram,
+                    kept,
+                    strict=True,
+                )
             ]
         return out

@@ -33,8 +33,15 @@ class GaveUp(Exception):
     """The schedule was still running at the cycle the caller said it no longer cares about."""
 
 
-def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable | None = None,
-             *, check: bool = True, give_up_after: int | None = None) -> Results:
+def simulate(
+    graph: TaskGraph,
+    chip: Chip,
+    schedule: Schedule,
+    costs: CostTable | None = None,
+    *,
+    check: bool = True,
+    give_up_after: int | None = None,
+) -> Results:
     """Run ``schedule`` and return when every task ran, where, and how busy each engine was. With
     ``give_up_after``, raise GaveUp as soon as the clock passes that cycle with work left (a search that only
     needs to know whether a candidate beats the best so far stops there)."""
@@ -143,9 +150,12 @@ def simulate(graph: TaskGraph, chip: Chip, schedule: Schedule, costs: CostTable 
         raise GaveUp(give_up_after)
     if done_count != n:
         stuck = [graph.tasks[q[position[e]]].name for e, q in enumerate(queues) if position[e] < len(q)][:3]
-        raise AccelsimError(f"the schedule deadlocks: {n - done_count} tasks never start (engine queue heads "
-                            f"{stuck} wait on tasks queued behind them); an engine's order must follow the "
-                            "dependencies", key=f"scheduler {schedule.scheduler!r}")
+        raise AccelsimError(
+            f"the schedule deadlocks: {n - done_count} tasks never start (engine queue heads "
+            f"{stuck} wait on tasks queued behind them); an engine's order must follow the "
+            "dependencies",
+            key=f"scheduler {schedule.scheduler!r}",
+        )
     return Results(
         graph=graph,
         chip=chip,

@@ -30,41 +30,62 @@ def chip_dicts(draw: st.DrawFn, dma: bool | None = None) -> dict:
     rows = draw(st.sampled_from([4, 8, 16, 32, 64, 128]))
     cols = draw(st.sampled_from([4, 8, 16, 32, 64, 128]))
     n_matrix = draw(st.integers(1, 2))
-    matrix: dict = {"kind": "matrix", "count": n_matrix,
-                    "macs_per_cycle": {"bf16": rows * cols, "fp32": max(1, rows * cols // 4)}}
+    matrix: dict = {
+        "kind": "matrix",
+        "count": n_matrix,
+        "macs_per_cycle": {"bf16": rows * cols, "fp32": max(1, rows * cols // 4)},
+    }
     if draw(st.booleans()):
         matrix.update(rows=rows, cols=cols, dataflow=draw(st.sampled_from(["os", "ws", "is"])))
     else:
-        matrix.update(model="tiled", sms=draw(st.integers(1, 16)), tile_m=draw(st.sampled_from([8, 16, 64])),
-                      tile_n=draw(st.sampled_from([8, 16, 64])), efficiency=draw(st.sampled_from([1.0, 0.8])),
-                      wave_overhead_cycles=draw(st.integers(0, 20)))
-    vector: dict = {"kind": "vector", "count": draw(st.integers(1, 8)),
-                    "lanes": {"bf16": draw(st.sampled_from([16, 64, 128])), "fp32": 32},
-                    "pipeline_latency_cycles": draw(st.integers(0, 8))}
+        matrix.update(
+            model="tiled",
+            sms=draw(st.integers(1, 16)),
+            tile_m=draw(st.sampled_from([8, 16, 64])),
+            tile_n=draw(st.sampled_from([8, 16, 64])),
+            efficiency=draw(st.sampled_from([1.0, 0.8])),
+            wave_overhead_cycles=draw(st.integers(0, 20)),
+        )
+    vector: dict = {
+        "kind": "vector",
+        "count": draw(st.integers(1, 8)),
+        "lanes": {"bf16": draw(st.sampled_from([16, 64, 128])), "fp32": 32},
+        "pipeline_latency_cycles": draw(st.integers(0, 8)),
+    }
     gpu_like = draw(st.booleans())
     if gpu_like:  # matrix and vector engines k share unit k
         matrix["shared_unit"] = vector["shared_unit"] = "sm"
     engines: dict = {"mme": matrix, "tpc": vector}
     with_dma = dma if dma is not None else draw(st.booleans())
     if with_dma:
-        engines["dma"] = {"kind": "dma", "count": draw(st.integers(1, 4)),
-                          "bytes_per_cycle": draw(st.sampled_from([16, 64, 256]))}
+        engines["dma"] = {
+            "kind": "dma",
+            "count": draw(st.integers(1, 4)),
+            "bytes_per_cycle": draw(st.sampled_from([16, 64, 256])),
+        }
     compiler: dict = {}
     if not gpu_like and draw(st.booleans()):  # a graph compiler of Gaudi's kind, each pass on or off
-        compiler = {"split_over_engines": draw(st.booleans()), "fuse_vector_chains": draw(st.booleans()),
-                    "keep_on_chip": draw(st.booleans()), "on_chip_fraction": draw(st.sampled_from([0.25, 1.0])),
-                    "prefetch_depth": draw(st.sampled_from([0, 1, 2])) if with_dma else 0}
+        compiler = {
+            "split_over_engines": draw(st.booleans()),
+            "fuse_vector_chains": draw(st.booleans()),
+            "keep_on_chip": draw(st.booleans()),
+            "on_chip_fraction": draw(st.sampled_from([0.25, 1.0])),
+            "prefetch_depth": draw(st.sampled_from([0, 1, 2])) if with_dma else 0,
+        }
     return {
         "name": "random-chip",
         "clock_ghz": draw(st.sampled_from([0.5, 1.0, 1.8])),
         "dispatch_overhead_cycles": draw(st.integers(0, 50)),
         "launch_gap_cycles": draw(st.sampled_from([0, 0, 3, 40])),
         "engines": engines,
-        "memory": {"hbm_gb": 16, "hbm_bandwidth_gbps": draw(st.sampled_from([50, 200, 1000])),
-                   # from a few kB, where keeping tensors on chip binds, to plenty
-                   "sram_mb": draw(st.sampled_from([0.002, 0.02, 8.0])),
-                   **({"sram_bandwidth_gbps": draw(st.sampled_from([100, 2000]))} if draw(st.booleans()) else {}),
-                   "bandwidth_efficiency": draw(st.sampled_from([1.0, 0.6]))},
+        "memory": {
+            "hbm_gb": 16,
+            "hbm_bandwidth_gbps": draw(st.sampled_from([50, 200, 1000])),
+            # from a few kB, where keeping tensors on chip binds, to plenty
+            "sram_mb": draw(st.sampled_from([0.002, 0.02, 8.0])),
+            **({"sram_bandwidth_gbps": draw(st.sampled_from([100, 2000]))} if draw(st.booleans()) else {}),
+            "bandwidth_efficiency": draw(st.sampled_from([1.0, 0.6])),
+        },
         "compiler": compiler,
     }
 
@@ -75,8 +96,9 @@ def chips(dma: bool | None = None) -> st.SearchStrategy[Chip]:
 
 
 @st.composite
-def task_graphs(draw: st.DrawFn, min_tasks: int = 1, max_tasks: int = 12, dual: bool = True,
-                dma: bool = False) -> TaskGraph:
+def task_graphs(
+    draw: st.DrawFn, min_tasks: int = 1, max_tasks: int = 12, dual: bool = True, dma: bool = False
+) -> TaskGraph:
     """A random DAG of matrix, vector and (with ``dual``) matrix-or-vector outer-product tasks."""
     n = draw(st.integers(min_tasks, max_tasks))
     tasks = []
@@ -89,8 +111,12 @@ def task_graphs(draw: st.DrawFn, min_tasks: int = 1, max_tasks: int = 12, dual: 
             shape = [draw(st.integers(1, 96)) for _ in range(3)]
             tasks.append(make_task(f"t{i}", "gemm", shape, deps=dep_names))
         elif what == "outer":
-            shape = [draw(st.integers(1, 4)), draw(st.integers(1, 64)), draw(st.integers(1, 32)),
-                     draw(st.integers(1, 32))]
+            shape = [
+                draw(st.integers(1, 4)),
+                draw(st.integers(1, 64)),
+                draw(st.integers(1, 32)),
+                draw(st.integers(1, 32)),
+            ]
             tasks.append(make_task(f"t{i}", "outer_acc", shape, deps=dep_names))
         elif what == "dma":
             tasks.append(make_task(f"t{i}", "dma", [draw(st.integers(1, 1 << 16))], deps=dep_names))
@@ -110,8 +136,14 @@ def workload_dicts(draw: st.DrawFn) -> dict:
     d_head = draw(st.sampled_from([4, 8, 16]))
     chunk = draw(st.sampled_from([4, 8, 16]))
     variant = draw(st.sampled_from(["softmax", "window", "linear", "hybrid"]))
-    model = {"family": family, "layers": draw(st.integers(1, 2)), "d_model": heads * d_head, "heads": heads,
-             "mlp_ratio": draw(st.sampled_from([1.0, 2.0, 4.0])), "embeddings": draw(st.booleans())}
+    model = {
+        "family": family,
+        "layers": draw(st.integers(1, 2)),
+        "d_model": heads * d_head,
+        "heads": heads,
+        "mlp_ratio": draw(st.sampled_from([1.0, 2.0, 4.0])),
+        "embeddings": draw(st.booleans()),
+    }
     batch = draw(st.integers(1, 4))  # drawn before mode, as before: the same examples for the same seed
     run: dict[str, object] = {"batch": batch, "mode": draw(st.sampled_from(["inference", "training"]))}
     if family == "gpt":
@@ -120,15 +152,20 @@ def workload_dicts(draw: st.DrawFn) -> dict:
     else:
         patch = 2
         side = draw(st.sampled_from([4, 8]))
-        model.update(image_size=side * patch, patch_size=patch, classes=draw(st.integers(2, 20)),
-                     class_token=False)
+        model.update(image_size=side * patch, patch_size=patch, classes=draw(st.integers(2, 20)), class_token=False)
         chunk = draw(st.sampled_from([c for c in (4, 8, 16) if (side * side) % c == 0]))
-    return {"name": "random", "model": model, "run": run,
-            "attention": {"variant": variant, "window": chunk, "chunk": chunk,
-                          "linear_heads": draw(st.integers(0, heads))},
-            "lowering": {"granularity": draw(st.sampled_from(["op", "head", "tile"])),
-                         "tile_m": draw(st.sampled_from([4, 8, 32])), "tile_n": draw(st.sampled_from([4, 8, 32])),
-                         "batch_split": draw(st.sampled_from([k for k in (1, 2, 4) if batch % k == 0]))}}
+    return {
+        "name": "random",
+        "model": model,
+        "run": run,
+        "attention": {"variant": variant, "window": chunk, "chunk": chunk, "linear_heads": draw(st.integers(0, heads))},
+        "lowering": {
+            "granularity": draw(st.sampled_from(["op", "head", "tile"])),
+            "tile_m": draw(st.sampled_from([4, 8, 32])),
+            "tile_n": draw(st.sampled_from([4, 8, 32])),
+            "batch_split": draw(st.sampled_from([k for k in (1, 2, 4) if batch % k == 0])),
+        },
+    }
 
 
 def workloads() -> st.SearchStrategy[Workload]:

@@ -69,15 +69,21 @@ class Unit:
 
     def chip_point(self) -> tuple[list[str], list[object]]:
         """The chip keys (without ``chip.``) and their values at this point."""
-        pairs = [(k.removeprefix(CHIP_PREFIX), v) for k, v in zip(self.keys, self.values, strict=True)
-                 if k.startswith(CHIP_PREFIX)]
+        pairs = [
+            (k.removeprefix(CHIP_PREFIX), v)
+            for k, v in zip(self.keys, self.values, strict=True)
+            if k.startswith(CHIP_PREFIX)
+        ]
         return [k for k, _ in pairs], [v for _, v in pairs]
 
     def workload_overrides(self) -> tuple[str, ...]:
         """``KEY=VALUE`` items for ``load_workload``, exactly as ``run --set`` would get them."""
         texts = self.texts or tuple(str(v) for v in self.values)
-        return tuple(f"{k.removeprefix(WORKLOAD_PREFIX)}={t}" for k, t in zip(self.keys, texts, strict=True)
-                     if k.startswith(WORKLOAD_PREFIX))
+        return tuple(
+            f"{k.removeprefix(WORKLOAD_PREFIX)}={t}"
+            for k, t in zip(self.keys, texts, strict=True)
+            if k.startswith(WORKLOAD_PREFIX)
+        )
 
 
 def _looks_like_workload_key(key: str) -> bool:
@@ -95,9 +101,13 @@ def parse_axis(item: str) -> Axis:
     key, raw = (s.strip() for s in item.split("=", 1))
     if not key.startswith((CHIP_PREFIX, WORKLOAD_PREFIX)) or key in (CHIP_PREFIX, WORKLOAD_PREFIX):
         prefix = WORKLOAD_PREFIX if _looks_like_workload_key(key) else CHIP_PREFIX
-        raise AccelsimError(f"say whether the key is the chip profile's or the workload's: write --set "
-                            f"{prefix}{key}={raw} (chip.KEY: a dotted key of the profile's TOML; workload.KEY: a "
-                            "field as run --set names it)", source="--set", key=key)
+        raise AccelsimError(
+            f"say whether the key is the chip profile's or the workload's: write --set "
+            f"{prefix}{key}={raw} (chip.KEY: a dotted key of the profile's TOML; workload.KEY: a "
+            "field as run --set names it)",
+            source="--set",
+            key=key,
+        )
     values, texts = [], []
     for text in (v.strip() for v in _split_values(raw)):
         if not text:
@@ -143,8 +153,9 @@ def with_value(base: dict, key: str, value: object, source: str) -> dict:
         if not isinstance(node, dict) or part not in node:
             here = ".".join(parts[:depth]) or "(top level)"
             keys = ", ".join(sorted(node)) if isinstance(node, dict) else "none (not a table)"
-            raise AccelsimError(f"not a key of the profile; keys under {here}: {keys}", source=source,
-                                key=CHIP_PREFIX + key)
+            raise AccelsimError(
+                f"not a key of the profile; keys under {here}: {keys}", source=source, key=CHIP_PREFIX + key
+            )
         if depth == len(parts) - 1:
             node[part] = value
         else:
@@ -224,20 +235,44 @@ def run_unit(unit: Unit) -> list[SweepRecord]:
         rows = []
         for r in cmp.results:
             util = r.utilization()
-            rows.append(SweepRecord(
-                point, unit.chip, unit.workload, r.scheduler, latency_us=round(r.latency_us, 4),
-                latency_cycles=r.latency_cycles, util_matrix=round(util.get("matrix", 0.0), 5),
-                util_vector=round(util.get("vector", 0.0), 5), util_dma=round(util.get("dma", 0.0), 5),
-                lower_bound_cycles=cmp.bound.cycles, peak_bf16_tflops=round(peak, 3), engines=engines,
-                matrix_macs=array))
+            rows.append(
+                SweepRecord(
+                    point,
+                    unit.chip,
+                    unit.workload,
+                    r.scheduler,
+                    latency_us=round(r.latency_us, 4),
+                    latency_cycles=r.latency_cycles,
+                    util_matrix=round(util.get("matrix", 0.0), 5),
+                    util_vector=round(util.get("vector", 0.0), 5),
+                    util_dma=round(util.get("dma", 0.0), 5),
+                    lower_bound_cycles=cmp.bound.cycles,
+                    peak_bf16_tflops=round(peak, 3),
+                    engines=engines,
+                    matrix_macs=array,
+                )
+            )
         return rows
     except Exception as exc:  # a failing point is recorded and the sweep goes on
         message = f"{type(exc).__name__}: {exc}".replace("\r", " ").replace("\n", " ") or "failed"
         return [SweepRecord(point, unit.chip, unit.workload, s, error=message) for s in unit.schedulers]
 
 
-COLUMNS = ("chip", "workload", "scheduler", "latency_us", "latency_cycles", "util_matrix", "util_vector", "util_dma",
-           "lower_bound_cycles", "peak_bf16_tflops", "engines", "matrix_macs", "error")
+COLUMNS = (
+    "chip",
+    "workload",
+    "scheduler",
+    "latency_us",
+    "latency_cycles",
+    "util_matrix",
+    "util_vector",
+    "util_dma",
+    "lower_bound_cycles",
+    "peak_bf16_tflops",
+    "engines",
+    "matrix_macs",
+    "error",
+)
 #: The columns, after the swept keys, that name a row: with the swept values, the row's key. A rerun writes a new
 #: row for a key only when its last row has an ``error``; read back, a key's last row is the one that counts.
 KEY_COLUMNS = ("chip", "workload", "scheduler")
@@ -317,9 +352,12 @@ class Journal:
     def _refuse(self, raw: bytes) -> None:
         first = raw.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
         shown = first if len(first) <= 200 else first[:200] + "..."
-        raise AccelsimError(f"exists with other columns ({shown or 'none'}) than this sweep's "
-                            f"({', '.join(self.header)}); use another --out to start a new sweep",
-                            source=str(self.csv_path), key="--out")
+        raise AccelsimError(
+            f"exists with other columns ({shown or 'none'}) than this sweep's "
+            f"({', '.join(self.header)}); use another --out to start a new sweep",
+            source=str(self.csv_path),
+            key="--out",
+        )
 
     def _truncate(self, size: int) -> None:
         with self.csv_path.open("r+b") as fh:
@@ -328,9 +366,12 @@ class Journal:
     def _seed_from_parquet(self) -> None:
         table = read_parquet(self.path)
         if list(table.column_names) != self.header:
-            raise AccelsimError(f"exists with other columns ({', '.join(table.column_names)}) than this sweep's "
-                                f"({', '.join(self.header)}); use another --out to start a new sweep",
-                                source=str(self.path), key="--out")
+            raise AccelsimError(
+                f"exists with other columns ({', '.join(table.column_names)}) than this sweep's "
+                f"({', '.join(self.header)}); use another --out to start a new sweep",
+                source=str(self.path),
+                key="--out",
+            )
         self._write_csv([[_cell(v) for v in r.values()] for r in table.to_pylist()], self.csv_path)
 
     def append(self, rows: Iterable[SweepRecord]) -> None:
@@ -378,8 +419,10 @@ class Journal:
             import pyarrow.csv as pacsv
             import pyarrow.parquet as pq
         except ImportError:
-            raise AccelsimError("Parquet output needs pyarrow (pip install 'accelsim[parquet]'); the rows are in "
-                                f"{self.csv_path}", source=str(self.path)) from None
+            raise AccelsimError(
+                f"Parquet output needs pyarrow (pip install 'accelsim[parquet]'); the rows are in {self.csv_path}",
+                source=str(self.path),
+            ) from None
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             pq.write_table(pacsv.read_csv(self.csv_path), tmp)
@@ -400,17 +443,20 @@ def read_parquet(path: Path):
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise AccelsimError("reading Parquet needs pyarrow (pip install 'accelsim[parquet]')",
-                            source=str(path)) from None
+        raise AccelsimError(
+            "reading Parquet needs pyarrow (pip install 'accelsim[parquet]')", source=str(path)
+        ) from None
     try:
         return pq.read_table(path)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and others for a file that is not Parquet
-        raise AccelsimError(f"not a readable Parquet file ({type(exc).__name__}: {exc})".replace("\n", " "),
-                            source=str(path)) from None
+        raise AccelsimError(
+            f"not a readable Parquet file ({type(exc).__name__}: {exc})".replace("\n", " "), source=str(path)
+        ) from None
 
 
-def plan(chip: str, axes: Sequence[Axis], workloads: Sequence[str], schedulers: Sequence[str],
-         plugins: Sequence[str] = ()) -> list[Unit]:
+def plan(
+    chip: str, axes: Sequence[Axis], workloads: Sequence[str], schedulers: Sequence[str], plugins: Sequence[str] = ()
+) -> list[Unit]:
     """Every unit of the sweep, each point's chip profile and workload validated before anything runs."""
     from .workload import load_workload
 
@@ -422,8 +468,9 @@ def plan(chip: str, axes: Sequence[Axis], workloads: Sequence[str], schedulers: 
         raise AccelsimError("a key is swept twice", source="--set")
     for a in axes:
         if not a.key.startswith((CHIP_PREFIX, WORKLOAD_PREFIX)):
-            raise AccelsimError(f"a swept key starts with {CHIP_PREFIX} or {WORKLOAD_PREFIX}", source="--set",
-                                key=a.key)
+            raise AccelsimError(
+                f"a swept key starts with {CHIP_PREFIX} or {WORKLOAD_PREFIX}", source="--set", key=a.key
+            )
     if not workloads or not all(w.strip() for w in workloads):
         raise AccelsimError("name at least one workload, separated by commas", key="--workload")
     chip_axes = [a for a in axes if a.on_chip]
@@ -486,8 +533,9 @@ def pending(units: Sequence[Unit], done: set[tuple[str, ...]]) -> list[Unit]:
     return todo
 
 
-def run_sweep(units: Sequence[Unit], out: Path, workers: int | None = None, dask: str | None = None,
-              progress: bool = True) -> SweepStats:
+def run_sweep(
+    units: Sequence[Unit], out: Path, workers: int | None = None, dask: str | None = None, progress: bool = True
+) -> SweepStats:
     """Run the rows not yet in ``out`` (missing, or recorded with an error); returns counts and timings."""
     journal = Journal(out, units[0].keys if units else ())
     journal.check()
@@ -505,8 +553,13 @@ def run_sweep(units: Sequence[Unit], out: Path, workers: int | None = None, dask
         results.close()  # on an error or Ctrl-C: stop the workers now, not at interpreter exit
         bar.close()
     journal.finish()
-    return SweepStats(units=len(units), skipped=len(units) - len(todo), ran=len(todo), failed=failed,
-                      seconds=time.perf_counter() - start)
+    return SweepStats(
+        units=len(units),
+        skipped=len(units) - len(todo),
+        ran=len(todo),
+        failed=failed,
+        seconds=time.perf_counter() - start,
+    )
 
 
 def _die_with_parent(parent: int, start_method: str) -> None:
@@ -546,8 +599,12 @@ def _run_local(units: Sequence[Unit], workers: int | None) -> Generator[list[Swe
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context()
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=context,
-                               initializer=_die_with_parent, initargs=(os.getpid(), context.get_start_method()))
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(units)),
+        mp_context=context,
+        initializer=_die_with_parent,
+        initargs=(os.getpid(), context.get_start_method()),
+    )
     finished = False
     try:
         futures = [pool.submit(run_unit, u) for u in units]
@@ -578,8 +635,9 @@ def _run_dask(units: Sequence[Unit], address: str) -> Generator[list[SweepRecord
     try:
         from distributed import Client, as_completed
     except ImportError:
-        raise AccelsimError("the Dask backend needs dask.distributed (pip install 'accelsim[dask]')",
-                            source="--dask") from None
+        raise AccelsimError(
+            "the Dask backend needs dask.distributed (pip install 'accelsim[dask]')", source="--dask"
+        ) from None
     try:
         client = Client(address, timeout="10s")
     except OSError as exc:
@@ -595,6 +653,4 @@ def _run_dask(units: Sequence[Unit], address: str) -> Generator[list[SweepRecord
 def _progress(total: int, initial: int, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="point", disable=not enabled, dynamic_ncols=True,
-                desc="sweep")
-
+    return tqdm(total=total, initial=initial, unit="point", disable=not enabled, dynamic_ncols=True, desc="sweep")

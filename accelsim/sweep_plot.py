@@ -50,8 +50,9 @@ def _raw_rows(path: Path) -> tuple[list[str], list[tuple[str, list[str]]]]:
     if path.suffix == ".parquet":
         table = read_parquet(path)
         header = [str(c) for c in table.column_names]
-        return header, [(f"row {i + 1}", ["" if v is None else str(v) for v in r.values()])
-                        for i, r in enumerate(table.to_pylist())]
+        return header, [
+            (f"row {i + 1}", ["" if v is None else str(v) for v in r.values()]) for i, r in enumerate(table.to_pylist())
+        ]
     try:
         with path.open(newline="", encoding="utf-8", errors="replace") as fh:
             reader = csv.reader(fh)
@@ -75,11 +76,12 @@ def read_sweep(path: Path, warn: Warn = warn_stderr) -> SweepRows:
         raise AccelsimError("is a folder, expected a sweep's .csv or .parquet file", source=str(path))
     header, raw = _raw_rows(path)
     for columns in (COLUMNS, LEGACY_COLUMNS):
-        if len(header) >= len(columns) and tuple(header[-len(columns):]) == columns:
+        if len(header) >= len(columns) and tuple(header[-len(columns) :]) == columns:
             break
     else:
-        raise AccelsimError("not a sweep file (its columns are not accelsim sweep's: "
-                            f"..., {', '.join(COLUMNS)})", source=str(path))
+        raise AccelsimError(
+            f"not a sweep file (its columns are not accelsim sweep's: ..., {', '.join(COLUMNS)})", source=str(path)
+        )
     keys = header[: len(header) - len(columns)]
     named_by = [*keys, *(c for c in KEY_COLUMNS if c in columns)]
     latest: dict[tuple[str, ...], tuple[str, dict[str, str]]] = {}
@@ -124,8 +126,10 @@ def _problem(row: dict[str, str], keys: list[str]) -> str:
         except ValueError:
             return f"{column} is not a number: {text[:40]!r}"
         if not math.isfinite(value) or value < least or (column == "latency_us" and value == 0):
-            return f"{column} must be {'greater than' if column == 'latency_us' else 'at least'} {least:g}, " \
-                   f"got {text[:40]}"
+            return (
+                f"{column} must be {'greater than' if column == 'latency_us' else 'at least'} {least:g}, "
+                f"got {text[:40]}"
+            )
     return ""
 
 
@@ -180,9 +184,11 @@ def sweep_plots(path: Path, out: Path, warn: Warn = warn_stderr) -> list[Path]:
     table = read_sweep(path, warn)
     keys, rows = table.keys, table.rows
     if not rows:
-        why = (f"{table.left_out} left out (see the warnings)" if table.left_out else "") + \
-              (", " if table.left_out and table.failed else "") + \
-              (f"{table.failed} recorded with an error" if table.failed else "")
+        why = (
+            (f"{table.left_out} left out (see the warnings)" if table.left_out else "")
+            + (", " if table.left_out and table.failed else "")
+            + (f"{table.failed} recorded with an error" if table.failed else "")
+        )
         raise AccelsimError(f"no rows to plot{f' ({why})' if why else ''}", source=str(path))
     written: list[Path] = []
     used: set[str] = set()
@@ -222,8 +228,14 @@ def sweep_plots(path: Path, out: Path, warn: Warn = warn_stderr) -> list[Path]:
         written += save(fig, out, _unique_stem(f"sweep_{key.replace('.', '_')}", used))
     gain = gains(rows, keys)
     if gain:
-        labels = [plain(", ".join(f"{k}={v}" for k, v in zip(keys, p[:-2], strict=True))
-                        + (f" {p[-2]}" if len(chips) > 1 else "") + f" [{p[-1]}]") for p in gain]
+        labels = [
+            plain(
+                ", ".join(f"{k}={v}" for k, v in zip(keys, p[:-2], strict=True))
+                + (f" {p[-2]}" if len(chips) > 1 else "")
+                + f" [{p[-1]}]"
+            )
+            for p in gain
+        ]
         fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(gain)), 3.5 + 0.075 * max(map(len, labels))))
         ax.bar(range(len(gain)), list(gain.values()))
         ax.axhline(1.0, color="grey", linewidth=0.8)
@@ -234,8 +246,11 @@ def sweep_plots(path: Path, out: Path, warn: Warn = warn_stderr) -> list[Path]:
         written += save(fig, out, _unique_stem("sweep_gain", used))
     fig, ax = plt.subplots(figsize=(7, 5))
     for c, w, s in series:
-        pts = [(float(r["peak_bf16_tflops"]), float(r["latency_us"]) / 1e3) for r in rows
-               if (r["chip"], r["workload"], r["scheduler"]) == (c, w, s)]
+        pts = [
+            (float(r["peak_bf16_tflops"]), float(r["latency_us"]) / 1e3)
+            for r in rows
+            if (r["chip"], r["workload"], r["scheduler"]) == (c, w, s)
+        ]
         if not pts:
             continue
         ax.scatter([p for p, _ in pts], [lat for _, lat in pts], s=18, alpha=0.6, label=label(c, w, s))

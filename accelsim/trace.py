@@ -24,23 +24,54 @@ def chrome_trace(results: Results) -> dict[str, object]:
     for e, name in enumerate(names):
         events.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": e, "args": {"name": name}})
         events.append({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": e, "args": {"sort_index": e}})
-    for t, e, s, f in zip(results.graph.tasks, results.engine.tolist(), results.start.tolist(), results.end.tolist(),
-                          strict=True):
-        events.append({
-            "name": t.name, "cat": t.op, "ph": "X", "pid": pid, "tid": e, "ts": s * us, "dur": (f - s) * us,
-            "args": {"op": t.op, "shape": list(t.shape), "dtype": t.dtype, "flops": t.flops, "bytes": t.bytes,
-                     "start_cycle": s, "end_cycle": f, "group": t.group},
-        })
+    for t, e, s, f in zip(
+        results.graph.tasks, results.engine.tolist(), results.start.tolist(), results.end.tolist(), strict=True
+    ):
+        events.append(
+            {
+                "name": t.name,
+                "cat": t.op,
+                "ph": "X",
+                "pid": pid,
+                "tid": e,
+                "ts": s * us,
+                "dur": (f - s) * us,
+                "args": {
+                    "op": t.op,
+                    "shape": list(t.shape),
+                    "dtype": t.dtype,
+                    "flops": t.flops,
+                    "bytes": t.bytes,
+                    "start_cycle": s,
+                    "end_cycle": f,
+                    "group": t.group,
+                },
+            }
+        )
     rate_gbps = chip.spec.memory.hbm_bandwidth_gbps
     for c, n in zip(results.hbm_change_cycles.tolist(), results.hbm_change_streams.tolist(), strict=True):
-        events.append({"name": "HBM GB/s in use", "ph": "C", "pid": pid, "ts": c * us,
-                       "args": {"GB/s": rate_gbps if n else 0.0, "streams": n}})
+        events.append(
+            {
+                "name": "HBM GB/s in use",
+                "ph": "C",
+                "pid": pid,
+                "ts": c * us,
+                "args": {"GB/s": rate_gbps if n else 0.0, "streams": n},
+            }
+        )
     for kind, (cycles, busy) in busy_engines_by_kind(results).items():
         for c, b in zip(cycles, busy, strict=True):
             events.append({"name": f"busy {kind} engines", "ph": "C", "pid": pid, "ts": c * us, "args": {kind: b}})
-    return {"traceEvents": events, "displayTimeUnit": "ns",
-            "otherData": {"chip": chip.name, "graph": results.graph.name, "scheduler": results.scheduler,
-                          "latency_cycles": results.latency_cycles}}
+    return {
+        "traceEvents": events,
+        "displayTimeUnit": "ns",
+        "otherData": {
+            "chip": chip.name,
+            "graph": results.graph.name,
+            "scheduler": results.scheduler,
+            "latency_cycles": results.latency_cycles,
+        },
+    }
 
 
 def busy_engines_by_kind(results: Results) -> dict[str, tuple[list[int], list[int]]]:

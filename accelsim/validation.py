@@ -151,11 +151,13 @@ class LayerShape:
 
     def check(self) -> None:
         if self.d_model % self.heads:
-            raise AccelsimError(f"must divide d_model ({self.d_model}) into whole heads, got {self.heads}",
-                                key="heads")
+            raise AccelsimError(f"must divide d_model ({self.d_model}) into whole heads, got {self.heads}", key="heads")
         if self.variant == "hybrid" and GPU_CALIB.window_heads(self.heads) == 0:
-            raise AccelsimError(f"a hybrid layer needs at least {GPU_CALIB.hybrid_window_divisor} heads (some "
-                                f"windowed, the rest linear), got {self.heads}", key="heads")
+            raise AccelsimError(
+                f"a hybrid layer needs at least {GPU_CALIB.hybrid_window_divisor} heads (some "
+                f"windowed, the rest linear), got {self.heads}",
+                key="heads",
+            )
         _check_sequence(self.variant, self.S)
 
 
@@ -209,10 +211,22 @@ class ConcurrencyRecord:
 
 Shape = GemmShape | BmmShape | VectorShape | AttentionShape | LayerShape
 Record = GemmRecord | BmmRecord | VectorRecord | AttentionRecord | LayerRecord
-SHAPES: dict[str, type[Shape]] = {"gemm": GemmShape, "bmm": BmmShape, "vector": VectorShape,
-                                  "attention": AttentionShape, "layer": LayerShape, "layer_train": LayerShape}
-LOWERED: dict[str, type[Record]] = {"gemm": GemmRecord, "bmm": BmmRecord, "vector": VectorRecord,
-                                   "attention": AttentionRecord, "layer": LayerRecord, "layer_train": LayerRecord}
+SHAPES: dict[str, type[Shape]] = {
+    "gemm": GemmShape,
+    "bmm": BmmShape,
+    "vector": VectorShape,
+    "attention": AttentionShape,
+    "layer": LayerShape,
+    "layer_train": LayerShape,
+}
+LOWERED: dict[str, type[Record]] = {
+    "gemm": GemmRecord,
+    "bmm": BmmRecord,
+    "vector": VectorRecord,
+    "attention": AttentionRecord,
+    "layer": LayerRecord,
+    "layer_train": LayerRecord,
+}
 #: Every kind of record accelsim predicts, and what each must hold.
 RECORDS: dict[str, type[Record] | type[ConcurrencyRecord]] = {**LOWERED, "concurrency": ConcurrencyRecord}
 #: Kinds of record the calibration scripts write that accelsim does not predict, and why.
@@ -386,13 +400,19 @@ def _backward(forward: list[Kernel]) -> list[Kernel]:
         elif k.op == "flash_attn_causal":
             g, s, d = k.shape  # FlashAttention-2's backward: rowsum(dO * O), five matmuls to the forward's two,
             x = g * s * d  # and dQ accumulated in FP32 converted to BF16
-            out += [Kernel("reduce", (g * s, d), 2 * x, g * s), Kernel("flash_attn_causal", (math.ceil(g * 2.5), s, d)),
-                    Kernel("copy", (x,), 2 * x, x)]
+            out += [
+                Kernel("reduce", (g * s, d), 2 * x, g * s),
+                Kernel("flash_attn_causal", (math.ceil(g * 2.5), s, d)),
+                Kernel("copy", (x,), 2 * x, x),
+            ]
         elif k.op == "add" or (k.op == "copy" and k.reads == 0):
             continue  # gradients pass through an add; accumulation is counted below; masks need none
         elif k.op == "cumsum":
-            out += [Kernel("strided_copy", (n,)), Kernel("cumsum", k.shape, k.reads, k.writes),
-                    Kernel("strided_copy", (n,))]  # flip, scan, flip
+            out += [
+                Kernel("strided_copy", (n,)),
+                Kernel("cumsum", k.shape, k.reads, k.writes),
+                Kernel("strided_copy", (n,)),
+            ]  # flip, scan, flip
         elif k.op in ("mul", "broadcast_mul", "broadcast_divide"):
             op = "mul" if k.op == "mul" else "broadcast_mul"
             out += [Kernel(op, (n,), 2 * n, n), Kernel(op, (n,), 2 * n, n)]  # one gradient per input
@@ -420,11 +440,21 @@ def lower_record(rec: Mapping[str, Any] | Shape) -> TaskGraph:
         st.k("bmm", (r.B, r.M, r.K, r.N))
     elif isinstance(r, VectorShape):
         n, rows, cols = r.rows * r.cols, r.rows, r.cols
-        op = {"add": "add", "gelu": "gelu", "exp": "exp", "softmax": "softmax", "layernorm": "layernorm",
-              "rowsum": "reduce"}[r.op]
+        op = {
+            "add": "add",
+            "gelu": "gelu",
+            "exp": "exp",
+            "softmax": "softmax",
+            "layernorm": "layernorm",
+            "rowsum": "reduce",
+        }[r.op]
         shape = (rows, cols)
-        st.k(op, shape, (2 * n if op == "add" else n) + (2 * cols if op == "layernorm" else 0),
-             rows if op == "reduce" else n)
+        st.k(
+            op,
+            shape,
+            (2 * n if op == "add" else n) + (2 * cols if op == "layernorm" else 0),
+            rows if op == "reduce" else n,
+        )
     elif isinstance(r, AttentionShape):
         _attention(st, r.variant, r.B, r.H, r.S, r.D)
     else:
@@ -456,15 +486,20 @@ def _where(line: int | None, key: str | None) -> str | None:
 def _kind(rec: Any, source: str, line: int | None) -> str:
     if not isinstance(rec, Mapping):
         got = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(rec), "a number")
-        raise AccelsimError(f"expected a JSON object ({{\"kind\": ..., ...}}), got {got}", source=source,
-                            key=_where(line, None))
+        raise AccelsimError(
+            f'expected a JSON object ({{"kind": ..., ...}}), got {got}', source=source, key=_where(line, None)
+        )
     if "kind" not in rec:
-        raise AccelsimError(f"required key is missing (the record's kind: {', '.join(RECORDS)}, ...)",
-                            source=source, key=_where(line, "kind"))
+        raise AccelsimError(
+            f"required key is missing (the record's kind: {', '.join(RECORDS)}, ...)",
+            source=source,
+            key=_where(line, "kind"),
+        )
     kind = rec["kind"]
     if not isinstance(kind, str):
-        raise AccelsimError(f"must be a string naming the record's kind, got {kind!r}", source=source,
-                            key=_where(line, "kind"))
+        raise AccelsimError(
+            f"must be a string naming the record's kind, got {kind!r}", source=source, key=_where(line, "kind")
+        )
     return kind
 
 
@@ -485,10 +520,18 @@ def _checked(model: type[_Spec], rec: Mapping[str, Any], source: str, line: int 
 def _graph(kernels: list[Kernel], name: str, dtype: str) -> TaskGraph:
     names = [f"k{i}.{k.op}" for i, k in enumerate(kernels)]
     size = DTYPE_BYTES[dtype]
-    tasks = [make_task(names[i], k.op, k.shape, dtype=dtype,
-                       bytes_read=None if k.reads is None else size * k.reads,
-                       bytes_written=None if k.writes is None else size * k.writes, deps=names[i - 1:i])
-             for i, k in enumerate(kernels)]
+    tasks = [
+        make_task(
+            names[i],
+            k.op,
+            k.shape,
+            dtype=dtype,
+            bytes_read=None if k.reads is None else size * k.reads,
+            bytes_written=None if k.writes is None else size * k.writes,
+            deps=names[i - 1 : i],
+        )
+        for i, k in enumerate(kernels)
+    ]
     return TaskGraph(tasks, name=name, source="<measurement>")
 
 
@@ -551,22 +594,26 @@ def read_records(path: str | Path) -> Measurements:
         try:
             text = raw.decode("utf-8-sig" if n == 1 else "utf-8")
         except UnicodeDecodeError as exc:
-            raise AccelsimError(f"not UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1})",
-                                source=source, key=f"line {n}") from None
+            raise AccelsimError(
+                f"not UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1})", source=source, key=f"line {n}"
+            ) from None
         if not text.strip():
             continue
         try:
             rows.append((n, json.loads(text, object_pairs_hook=_no_duplicates)))
         except json.JSONDecodeError as exc:
-            raise AccelsimError(f"not a JSON object ({exc.msg} at column {exc.colno})", source=source,
-                                key=f"line {n}") from None
+            raise AccelsimError(
+                f"not a JSON object ({exc.msg} at column {exc.colno})", source=source, key=f"line {n}"
+            ) from None
         except _DuplicateKey as exc:
             raise AccelsimError(f"key {exc.args[0]!r} is given twice", source=source, key=f"line {n}") from None
         except RecursionError:
             raise AccelsimError("not a JSON object (nested too deeply)", source=source, key=f"line {n}") from None
     if not rows:
-        raise AccelsimError("no records: the file is empty; expected one JSON object per line "
-                            "(../shared/calibration/README.md)", source=source)
+        raise AccelsimError(
+            "no records: the file is empty; expected one JSON object per line (../shared/calibration/README.md)",
+            source=source,
+        )
     return _check_rows(rows, source)
 
 
@@ -588,8 +635,11 @@ def _check_rows(rows: Sequence[tuple[int, Any]], source: str) -> Measurements:
         spec = _checked(RECORDS[kind], rec, source, n)
         if isinstance(spec, ConcurrencyRecord):
             if concurrency_line is not None:
-                skipped.append(Skipped(n, kind, f"a second concurrency record; the first (line {concurrency_line})"
-                                                " is the one compared"))
+                skipped.append(
+                    Skipped(
+                        n, kind, f"a second concurrency record; the first (line {concurrency_line}) is the one compared"
+                    )
+                )
                 continue
             concurrency_line = n
         records.append(Measured(n, rec, spec))
@@ -619,11 +669,13 @@ def predict_at(chip: Chip, graph: TaskGraph, source: str, line: int) -> float:
         detail = f"{exc.key}: {exc.detail}" if exc.key else exc.detail
         raise AccelsimError(f"cannot simulate it on {chip.name}: {detail}", source=source, key=where) from None
     except OverflowError:
-        raise AccelsimError("sizes too large to simulate (a kernel's bytes or cycles overflow 64 bits)",
-                            source=source, key=where) from None
+        raise AccelsimError(
+            "sizes too large to simulate (a kernel's bytes or cycles overflow 64 bits)", source=source, key=where
+        ) from None
     if not math.isfinite(ms) or ms <= 0:
-        raise AccelsimError(f"cannot simulate it on {chip.name}: the predicted latency is {ms} ms", source=source,
-                            key=where)
+        raise AccelsimError(
+            f"cannot simulate it on {chip.name}: the predicted latency is {ms} ms", source=source, key=where
+        )
     return ms
 
 
@@ -642,8 +694,9 @@ class Concurrency:
         return asdict(self)
 
 
-def concurrency(chip: Chip, rec: Mapping[str, Any] | ConcurrencyRecord, source: str = "<record>",
-                line: int = 1) -> Concurrency:
+def concurrency(
+    chip: Chip, rec: Mapping[str, Any] | ConcurrencyRecord, source: str = "<record>", line: int = 1
+) -> Concurrency:
     """The concurrency record: a GEMM and a softmax (GPU_CALIB's shapes), alone, in a row and on two streams."""
     if not isinstance(rec, ConcurrencyRecord):
         rec = _checked(ConcurrencyRecord, rec, source, None)
@@ -653,8 +706,14 @@ def concurrency(chip: Chip, rec: Mapping[str, Any] | ConcurrencyRecord, source: 
     after = make_task("softmax", "softmax", GPU_CALIB.concurrency_softmax, dtype=GPU_CALIB.dtype, deps=["gemm"])
     serial = predict_at(chip, TaskGraph([gemm, after]), source, line)
     both = predict_at(chip, TaskGraph([gemm, soft]), source, line)
-    return Concurrency(gemm_ms=alone["gemm"], softmax_ms=alone["softmax"], serial_ms=serial, two_streams_ms=both,
-                       measured_two_streams_ms=rec.two_streams_ms, measured_serial_ms=rec.serial_ms)
+    return Concurrency(
+        gemm_ms=alone["gemm"],
+        softmax_ms=alone["softmax"],
+        serial_ms=serial,
+        two_streams_ms=both,
+        measured_two_streams_ms=rec.two_streams_ms,
+        measured_serial_ms=rec.serial_ms,
+    )
 
 
 @dataclass(frozen=True)
@@ -672,8 +731,12 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         """The record's keys, then measured_ms, predicted_ms and rel_error (the JSON ``validate`` prints)."""
-        return {**self.record, "measured_ms": self.measured_ms, "predicted_ms": self.predicted_ms,
-                "rel_error": self.rel_error}
+        return {
+            **self.record,
+            "measured_ms": self.measured_ms,
+            "predicted_ms": self.predicted_ms,
+            "rel_error": self.rel_error,
+        }
 
 
 @dataclass(frozen=True)
@@ -697,10 +760,13 @@ class Validation:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON ``accelsim validate --json`` prints."""
-        return {"chip": self.chip, "records": [r.to_dict() for r in self.records],
-                "summary": {kind: asdict(stats) for kind, stats in self.summary.items()},
-                "concurrency": None if self.concurrency is None else self.concurrency.to_dict(),
-                "skipped": [asdict(s) for s in self.skipped]}
+        return {
+            "chip": self.chip,
+            "records": [r.to_dict() for r in self.records],
+            "summary": {kind: asdict(stats) for kind, stats in self.summary.items()},
+            "concurrency": None if self.concurrency is None else self.concurrency.to_dict(),
+            "skipped": [asdict(s) for s in self.skipped],
+        }
 
 
 def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) -> Validation:
@@ -710,8 +776,9 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
     if not m.records:
         kinds = Counter(s.kind for s in m.skipped)
         found = ", ".join(f"{n} {k}" for k, n in kinds.items()) or "none"
-        raise AccelsimError(f"no record accelsim predicts ({', '.join(RECORDS)}); records found: {found}",
-                            source=m.source)
+        raise AccelsimError(
+            f"no record accelsim predicts ({', '.join(RECORDS)}); records found: {found}", source=m.source
+        )
     rows = []
     conc = None
     for r in m.records:
@@ -719,19 +786,25 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
             conc = concurrency(chip, r.spec, m.source, r.line)
             continue
         pred = predict_at(chip, lower_at(r.spec, m.source, r.line), m.source, r.line)
-        rows.append(Prediction(r.record, measured_ms=r.spec.ms, predicted_ms=round(pred, 5),
-                               rel_error=round(pred / r.spec.ms - 1, 4)))
-    return Validation(chip=chip.name, records=tuple(rows), summary=summarize(rows), concurrency=conc,
-                      skipped=m.skipped)
+        rows.append(
+            Prediction(
+                r.record, measured_ms=r.spec.ms, predicted_ms=round(pred, 5), rel_error=round(pred / r.spec.ms - 1, 4)
+            )
+        )
+    return Validation(chip=chip.name, records=tuple(rows), summary=summarize(rows), concurrency=conc, skipped=m.skipped)
 
 
 def summarize(rows: Sequence[Prediction]) -> dict[str, ErrorStats]:
     out: dict[str, ErrorStats] = {}
     kinds = sorted({r.kind for r in rows})
     for kind in [*kinds, "overall"]:
-        errs = np.array([abs(r.rel_error) for r in rows
-                         if r.measured_ms >= MIN_MS and (kind == "overall" or r.kind == kind)])
+        errs = np.array(
+            [abs(r.rel_error) for r in rows if r.measured_ms >= MIN_MS and (kind == "overall" or r.kind == kind)]
+        )
         if len(errs):
-            out[kind] = ErrorStats(records=int(len(errs)), median_abs_error=round(float(np.median(errs)), 4),
-                                   p90_abs_error=round(float(np.percentile(errs, 90)), 4))
+            out[kind] = ErrorStats(
+                records=int(len(errs)),
+                median_abs_error=round(float(np.median(errs)), 4),
+                p90_abs_error=round(float(np.percentile(errs, 90)), 4),
+            )
     return out

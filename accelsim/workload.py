@@ -178,10 +178,21 @@ class Workload:
 
     def summary(self) -> WorkloadSummary:
         m, r, a = self.spec.model, self.spec.run, self.spec.attention
-        return WorkloadSummary(name=self.name, family=m.family, layers=m.layers, d_model=m.d_model, heads=m.heads,
-                               d_head=self.d_head, d_ff=self.d_ff, seq_len=self.seq_len, batch=r.batch,
-                               dtype=r.dtype, mode=r.mode, attention=a.variant,
-                               granularity=self.spec.lowering.granularity)
+        return WorkloadSummary(
+            name=self.name,
+            family=m.family,
+            layers=m.layers,
+            d_model=m.d_model,
+            heads=m.heads,
+            d_head=self.d_head,
+            d_ff=self.d_ff,
+            seq_len=self.seq_len,
+            batch=r.batch,
+            dtype=r.dtype,
+            mode=r.mode,
+            attention=a.variant,
+            granularity=self.spec.lowering.granularity,
+        )
 
 
 def _check(spec: WorkloadSpec, source: str) -> None:
@@ -193,16 +204,22 @@ def _check(spec: WorkloadSpec, source: str) -> None:
     if m.d_model % m.heads:
         fail("model.d_model", f"d_model {m.d_model} is not divisible by heads {m.heads}")
     if m.d_ff is None and not 1 <= round(m.d_model * m.mlp_ratio) <= MAX_WORKLOAD_SIZE:
-        fail("model.mlp_ratio", f"d_ff = d_model x mlp_ratio = {m.d_model} x {m.mlp_ratio:g} rounds to "
-                                f"{round(m.d_model * m.mlp_ratio):,}; it must be from 1 to {MAX_WORKLOAD_SIZE:,}")
+        fail(
+            "model.mlp_ratio",
+            f"d_ff = d_model x mlp_ratio = {m.d_model} x {m.mlp_ratio:g} rounds to "
+            f"{round(m.d_model * m.mlp_ratio):,}; it must be from 1 to {MAX_WORKLOAD_SIZE:,}",
+        )
     if m.d_head is not None and m.d_head != m.d_model // m.heads:
         fail("model.d_head", f"d_head {m.d_head} must equal d_model / heads = {m.d_model // m.heads}")
     if m.family == "gpt":
         if r.seq_len is None:
             fail("run.seq_len", "required for a gpt model")
         if m.embeddings and m.vocab is None:
-            fail("model.vocab", "required for a gpt model with embeddings (set embeddings = false to leave out "
-                                "the embedding and LM head)")
+            fail(
+                "model.vocab",
+                "required for a gpt model with embeddings (set embeddings = false to leave out "
+                "the embedding and LM head)",
+            )
         for k in ("image_size", "patch_size", "classes"):
             if getattr(m, k) is not None:
                 fail(f"model.{k}", "only for vit models")
@@ -219,11 +236,16 @@ def _check(spec: WorkloadSpec, source: str) -> None:
             fail("model.vocab", "only for gpt models")
     seq = Workload(spec, source).seq_len
     if a.variant in ("linear", "hybrid") and seq % a.chunk:
-        fail("attention.chunk", f"sequence length {seq} is not divisible by chunk {a.chunk} (linear attention "
-                                "is lowered chunk by chunk)")
+        fail(
+            "attention.chunk",
+            f"sequence length {seq} is not divisible by chunk {a.chunk} (linear attention is lowered chunk by chunk)",
+        )
     if a.variant in ("window", "hybrid") and seq % a.window:
-        fail("attention.window", f"sequence length {seq} is not divisible by window {a.window} (windowed "
-                                 "attention is lowered in blocks of window queries)")
+        fail(
+            "attention.window",
+            f"sequence length {seq} is not divisible by window {a.window} (windowed "
+            "attention is lowered in blocks of window queries)",
+        )
     if r.batch % spec.lowering.batch_split:
         fail("lowering.batch_split", f"batch {r.batch} is not divisible by batch_split {spec.lowering.batch_split}")
     if a.linear_heads is not None:  # used by the hybrid variant only, like window and chunk by theirs
@@ -239,7 +261,10 @@ def _check_totals(wl: Workload) -> None:
             raise AccelsimError(
                 f"one {wl.spec.run.mode} pass would count {total:.3g} {what}, past the {MAX_COUNT:.3g} (2^62) the "
                 "simulator can count; make the model or the run smaller (model.layers, model.d_model, run.batch, "
-                "run.seq_len)", source=wl.source, key="model")
+                "run.seq_len)",
+                source=wl.source,
+                key="model",
+            )
 
 
 def workload_from_dict(data: dict, source: str = "<dict>") -> Workload:

@@ -24,8 +24,9 @@ from accelsim.lowering import lower
 from accelsim.workload import load_workload
 
 
-def bare_engine_loop(graph: accelsim.TaskGraph, engine: list[int], order: list[list[int]],
-                     duration: list[int]) -> tuple[float, int]:
+def bare_engine_loop(
+    graph: accelsim.TaskGraph, engine: list[int], order: list[list[int]], duration: list[int]
+) -> tuple[float, int]:
     """Seconds and final cycle of the bare loop over ``graph`` with the given engine queues and durations."""
     t0 = time.perf_counter()
     env = simpy.Environment()

@@ -51,16 +51,29 @@ def main() -> None:
     chip = accelsim.load_chip("gaudi1")
     rows: list[tuple[str, ...]] = []
     for variant in ("softmax", "window", "linear", "hybrid"):
-        wl = load_workload("gpt2-small", [f"variant={variant}", "mode=training", "embeddings=false",
-                                          f"layers={args.layers}", "batch_split=4"])
+        wl = load_workload(
+            "gpt2-small",
+            [f"variant={variant}", "mode=training", "embeddings=false", f"layers={args.layers}", "batch_split=4"],
+        )
         r = compare(chip, lower(wl), ["naive"]).results[0]
         util = r.utilization()
         attn = busy_within(r, ".attn.fwd")
-        rows.append((variant, f"{r.latency_us / 1e3:.2f}", f"{util['matrix']:.0%}", f"{util['vector']:.0%}",
-                     f"{attn['matrix']:.0%}", f"{attn['vector']:.0%}"))
+        rows.append(
+            (
+                variant,
+                f"{r.latency_us / 1e3:.2f}",
+                f"{util['matrix']:.0%}",
+                f"{util['vector']:.0%}",
+                f"{attn['matrix']:.0%}",
+                f"{attn['vector']:.0%}",
+            )
+        )
     print(f"gaudi1, GPT-2-small blocks x {args.layers}, training step, naive scheduler")
-    print(table(["attention", "latency ms", "MME busy", "TPC busy", "MME busy in attention",
-                 "TPC busy in attention"], rows))
+    print(
+        table(
+            ["attention", "latency ms", "MME busy", "TPC busy", "MME busy in attention", "TPC busy in attention"], rows
+        )
+    )
     print()
     rows = []
     for chip_name in ("gaudi1", "gaudi2", "gaudi3", str(STRONG)):
@@ -70,13 +83,25 @@ def main() -> None:
             naive, bal = cmp.results
             split = bal.notes["split"]
             assert isinstance(split, dict), "the balanced scheduler notes its split"
-            rows.append((c.name, preset, f"{naive.latency_us / 1e3:.2f}", f"{bal.latency_us / 1e3:.2f}",
-                         f"{naive.latency_cycles / bal.latency_cycles:.2f}x",
-                         f"{naive.utilization()['vector']:.0%} -> {bal.utilization()['vector']:.0%}",
-                         f"{split['fraction_to_vector']:g}", f"{bal.latency_cycles / cmp.bound.cycles - 1:+.1%}"))
+            rows.append(
+                (
+                    c.name,
+                    preset,
+                    f"{naive.latency_us / 1e3:.2f}",
+                    f"{bal.latency_us / 1e3:.2f}",
+                    f"{naive.latency_cycles / bal.latency_cycles:.2f}x",
+                    f"{naive.utilization()['vector']:.0%} -> {bal.utilization()['vector']:.0%}",
+                    f"{split['fraction_to_vector']:g}",
+                    f"{bal.latency_cycles / cmp.bound.cycles - 1:+.1%}",
+                )
+            )
     print(f"GFormer-style presets ({args.layers} layers), naive against balanced")
-    print(table(["chip", "workload", "naive ms", "balanced ms", "speedup", "TPC busy", "split to TPC",
-                 "balanced vs bound"], rows))
+    print(
+        table(
+            ["chip", "workload", "naive ms", "balanced ms", "speedup", "TPC busy", "split to TPC", "balanced vs bound"],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -40,23 +40,41 @@ def main() -> None:
     extra = [f"layers={args.layers}"] if args.layers else []
     window = attention_busy("window", args.layers or 4)
     linear = attention_busy("linear", args.layers or 4)
-    rows = [("1. window attention leaves the MME idle", "MME idle", f"MME {window['matrix']:.0%} busy, "
-             f"TPC {window['vector']:.0%}"),
-            ("1. linear attention leaves the TPCs idle", "TPC idle", f"MME {linear['matrix']:.0%} busy, "
-             f"TPC {linear['vector']:.0%}")]
+    rows = [
+        (
+            "1. window attention leaves the MME idle",
+            "MME idle",
+            f"MME {window['matrix']:.0%} busy, TPC {window['vector']:.0%}",
+        ),
+        (
+            "1. linear attention leaves the TPCs idle",
+            "TPC idle",
+            f"MME {linear['matrix']:.0%} busy, TPC {linear['vector']:.0%}",
+        ),
+    ]
     for preset in PUBLISHED_VS_V100:
         gformer = accelsim.run("gaudi1", lower(load_workload(preset, extra)), "balanced")
         vanilla_gaudi = accelsim.run("gaudi1", lower(load_workload(preset, [*extra, "variant=softmax"])), "balanced")
-        rows.append((f"2. {preset} against vanilla, both on gaudi1", "about 2x",
-                     f"{vanilla_gaudi.latency_us / gformer.latency_us:.2f}x ({vanilla_gaudi.latency_us / 1e3:.1f} "
-                     f"against {gformer.latency_us / 1e3:.1f} ms)"))
+        rows.append(
+            (
+                f"2. {preset} against vanilla, both on gaudi1",
+                "about 2x",
+                f"{vanilla_gaudi.latency_us / gformer.latency_us:.2f}x ({vanilla_gaudi.latency_us / 1e3:.1f} "
+                f"against {gformer.latency_us / 1e3:.1f} ms)",
+            )
+        )
     for preset, published in PUBLISHED_VS_V100.items():
         gformer = accelsim.run("gaudi1", lower(load_workload(preset, extra)), "balanced")
         vanilla = lower(load_workload(preset, [*extra, "variant=softmax", "dtype=fp16"]))
         v100 = accelsim.run("v100", vanilla, "naive")
-        rows.append((f"3. {preset}: gaudi1 GFormer against v100 vanilla", f"{published}x",
-                     f"{v100.latency_us / gformer.latency_us:.2f}x ({v100.latency_us / 1e3:.1f} against "
-                     f"{gformer.latency_us / 1e3:.1f} ms)"))
+        rows.append(
+            (
+                f"3. {preset}: gaudi1 GFormer against v100 vanilla",
+                f"{published}x",
+                f"{v100.latency_us / gformer.latency_us:.2f}x ({v100.latency_us / 1e3:.1f} against "
+                f"{gformer.latency_us / 1e3:.1f} ms)",
+            )
+        )
     print(table(["statement", "published", "simulated"], rows))
 
 

@@ -35,10 +35,18 @@ def main() -> None:
     t2 = time.perf_counter()
     results = accelsim.run(chip, compiled)
     t3 = time.perf_counter()
-    row = {"workload": wl.name, "chip": chip.name, "tasks": len(graph), "compiled_tasks": len(compiled),
-           "edges": sum(len(t.deps) for t in graph.tasks), "lower_s": round(t1 - t0, 2),
-           "compile_s": round(t2 - t1, 2), "simulate_s": round(t3 - t2, 2),
-           "lower_over_simulate": round((t1 - t0) / (t3 - t2), 2), "latency_ms": round(results.latency_us / 1e3, 3)}
+    row = {
+        "workload": wl.name,
+        "chip": chip.name,
+        "tasks": len(graph),
+        "compiled_tasks": len(compiled),
+        "edges": sum(len(t.deps) for t in graph.tasks),
+        "lower_s": round(t1 - t0, 2),
+        "compile_s": round(t2 - t1, 2),
+        "simulate_s": round(t3 - t2, 2),
+        "lower_over_simulate": round((t1 - t0) / (t3 - t2), 2),
+        "latency_ms": round(results.latency_us / 1e3, 3),
+    }
     if args.json:
         print(json.dumps(row))
     else:

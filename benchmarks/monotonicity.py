@@ -63,8 +63,12 @@ def main() -> None:
                                 if b / a - 1 > worst[s][0]:
                                     worst[s] = (b / a - 1, f"{chip} {workload} {knob}")
                     before = now
-    print(table(["scheduler", "steps", "slower than the step before", "worst slowdown", "where"],
-                [(s, steps[s], slower[s], f"{worst[s][0]:.2%}", worst[s][1] or "-") for s in SCHEDULERS]))
+    print(
+        table(
+            ["scheduler", "steps", "slower than the step before", "worst slowdown", "where"],
+            [(s, steps[s], slower[s], f"{worst[s][0]:.2%}", worst[s][1] or "-") for s in SCHEDULERS],
+        )
+    )
 
 
 if __name__ == "__main__":

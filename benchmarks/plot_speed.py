@@ -1,6 +1,6 @@
 """Plotting speed on a large chip: gaudi3 (64 vector cores) and a workload of thousands of tasks.
 
-    python benchmarks/plot_speed.py [--workload gformer-vit] [--layers 2]
+python benchmarks/plot_speed.py [--workload gformer-vit] [--layers 2]
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ def main() -> None:
     results = accelsim.run("gaudi3", graph, "heft")
     out = tempfile.mkdtemp()
     print(f"{'figure':24s} {'seconds':>8s}   ({len(results.graph):,} tasks on gaudi3 after its compiler, PNG + SVG)")
-    for name, make in (("timeline", lambda: plots.timeline(results)),
-                       ("idle", lambda: plots.idle_chart([results])),
-                       ("utilization over time", lambda: plots.utilization_over_time(results))):
+    for name, make in (
+        ("timeline", lambda: plots.timeline(results)),
+        ("idle", lambda: plots.idle_chart([results])),
+        ("utilization over time", lambda: plots.utilization_over_time(results)),
+    ):
         t = time.perf_counter()
         plots.save(make(), out, name.replace(" ", "_"))
         print(f"{name:24s} {time.perf_counter() - t:8.2f}")

@@ -33,9 +33,14 @@ def run_accelsim(n: int, seed: int) -> dict[str, float]:
     results = accelsim.simulate(graph, chip, schedule, costs)
     results.summary()
     t3 = time.perf_counter()
-    return {"build_s": t1 - t0, "schedule_s": t2 - t1, "simulate_s": t3 - t2,
-            "tasks_per_s": n / (t3 - t1), "simulate_tasks_per_s": n / (t3 - t2),
-            "latency_cycles": results.latency_cycles}
+    return {
+        "build_s": t1 - t0,
+        "schedule_s": t2 - t1,
+        "simulate_s": t3 - t2,
+        "tasks_per_s": n / (t3 - t1),
+        "simulate_tasks_per_s": n / (t3 - t2),
+        "latency_cycles": results.latency_cycles,
+    }
 
 
 def run_bare_simpy(n: int, seed: int) -> dict[str, float]:
@@ -79,8 +84,10 @@ def _measure(which: str, n: int, seed: int) -> dict[str, float]:
 
 def _in_subprocess(which: str, n: int, seed: int, memory: bool) -> dict[str, float]:
     bare = "run_accelsim" if which == "accelsim" else "run_bare_simpy"
-    code = (f"import json,sys; sys.path.insert(0, {sys.path[0]!r}); import sim_throughput as b; "
-            f"print(json.dumps(b._measure({which!r}, {n:d}, {seed:d}) if {memory!r} else b.{bare}({n:d}, {seed:d})))")
+    code = (
+        f"import json,sys; sys.path.insert(0, {sys.path[0]!r}); import sim_throughput as b; "
+        f"print(json.dumps(b._measure({which!r}, {n:d}, {seed:d}) if {memory!r} else b.{bare}({n:d}, {seed:d})))"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -95,15 +102,25 @@ def main() -> None:
     # Speed runs without tracemalloc (it slows Python several-fold); memory runs separately under it.
     fast = _in_subprocess("accelsim", args.tasks, args.seed, memory=False)
     mem = _in_subprocess("accelsim", args.tasks, args.seed, memory=True)
-    row = {"tasks": args.tasks, "tasks_per_s": round(fast["tasks_per_s"]),
-           "simulate_tasks_per_s": round(fast["simulate_tasks_per_s"]), "peak_mb": round(mem["peak_mb"], 1),
-           "schedule_s": round(fast["schedule_s"], 3), "simulate_s": round(fast["simulate_s"], 3),
-           "latency_cycles": fast["latency_cycles"]}
+    row = {
+        "tasks": args.tasks,
+        "tasks_per_s": round(fast["tasks_per_s"]),
+        "simulate_tasks_per_s": round(fast["simulate_tasks_per_s"]),
+        "peak_mb": round(mem["peak_mb"], 1),
+        "schedule_s": round(fast["schedule_s"], 3),
+        "simulate_s": round(fast["simulate_s"], 3),
+        "latency_cycles": fast["latency_cycles"],
+    }
     if not args.no_baseline:
         bare = _in_subprocess("bare", args.tasks, args.seed, memory=False)
         bare_mem = _in_subprocess("bare", args.tasks, args.seed, memory=True)
-        row.update({"bare_simpy_tasks_per_s": round(bare["tasks_per_s"]), "bare_simpy_peak_mb": round(
-            bare_mem["peak_mb"], 1), "bare_simpy_latency_cycles": bare["latency_cycles"]})
+        row.update(
+            {
+                "bare_simpy_tasks_per_s": round(bare["tasks_per_s"]),
+                "bare_simpy_peak_mb": round(bare_mem["peak_mb"], 1),
+                "bare_simpy_latency_cycles": bare["latency_cycles"],
+            }
+        )
     if args.json:
         print(json.dumps(row))
     else:

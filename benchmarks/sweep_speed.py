@@ -74,9 +74,11 @@ def main() -> None:
     for label, s, rate in rows:
         print(f"{label:28s} {s:8.2f} {rate:9.2f}")
     per_point = (dask - two) / len(units)
-    print(f"dask cluster start-up and worker warm-up: {start:.1f} s (not counted above); per-point overhead of the "
-          f"Dask path against 2 local workers: {per_point * 1e3:+.0f} ms, {per_point / (two / len(units)):+.0%} "
-          "of a point's time there")
+    print(
+        f"dask cluster start-up and worker warm-up: {start:.1f} s (not counted above); per-point overhead of the "
+        f"Dask path against 2 local workers: {per_point * 1e3:+.0f} ms, {per_point / (two / len(units)):+.0%} "
+        "of a point's time there"
+    )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,14 @@ def tiny_chip_dict(**over):
         "name": "tiny",
         "clock_ghz": 1.0,
         "engines": {
-            "mme": {"kind": "matrix", "count": 1, "rows": 4, "cols": 4, "dataflow": "os",
-                    "macs_per_cycle": {"bf16": 16}},
+            "mme": {
+                "kind": "matrix",
+                "count": 1,
+                "rows": 4,
+                "cols": 4,
+                "dataflow": "os",
+                "macs_per_cycle": {"bf16": 16},
+            },
             "tpc": {"kind": "vector", "count": 2, "lanes": {"bf16": 8}, "pipeline_latency_cycles": 0},
             "dma": {"kind": "dma", "count": 1, "bytes_per_cycle": 1000},
         },

@@ -9,11 +9,14 @@ from accelsim import AccelsimError, load_chip
 from accelsim.resources import shipped_names
 
 
-@pytest.mark.parametrize("name, matrix_bf16, vector_bf16, hbm", [
-    ("gaudi1", 59.0, 3.7, 0.9),        # [HC24] 60 TFLOPS (derived 59); TPC derived ~3.7
-    ("gaudi2", 432.5, 10.1, 2.45),     # [HC24] 432; TPC derived ~10.1
-    ("gaudi3", 1835.0, 28.7, 3.67),    # [HC24] 1835 and 28.7
-])
+@pytest.mark.parametrize(
+    "name, matrix_bf16, vector_bf16, hbm",
+    [
+        ("gaudi1", 59.0, 3.7, 0.9),  # [HC24] 60 TFLOPS (derived 59); TPC derived ~3.7
+        ("gaudi2", 432.5, 10.1, 2.45),  # [HC24] 432; TPC derived ~10.1
+        ("gaudi3", 1835.0, 28.7, 3.67),  # [HC24] 1835 and 28.7
+    ],
+)
 def test_shipped_gaudi_profiles_match_the_published_peaks(name, matrix_bf16, vector_bf16, hbm):
     h = load_chip(name).headline()
     assert h.peak_matrix_tflops["bf16"] == pytest.approx(matrix_bf16, rel=0.01)
@@ -46,22 +49,37 @@ def _gaudi1_text():
     return (accelsim.resources.shipped_dir("chips") / "gaudi1.toml").read_text()
 
 
-@pytest.mark.parametrize("edit, key, words", [
-    (lambda s: s.replace("clock_ghz = 1.8", ""), "clock_ghz", "required key is missing"),
-    (lambda s: s.replace("rows = 128", 'rows = "128"'), "engines.mme.rows", "valid integer"),
-    (lambda s: s.replace("count = 8                       # [L1]", "count = 0"), "engines.tpc.count",
-     "greater than 0"),
-    (lambda s: s.replace("bytes_per_cycle = 64", "bytes_per_cycle = -64"), "engines.dma.bytes_per_cycle",
-     "greater than 0"),
-    (lambda s: s.replace('kind = "vector"', 'kind = "vectr"'), "engines.tpc", "unknown kind 'vectr'; allowed:"),
-    (lambda s: s.replace('dataflow = "os"', 'dataflow = "xs"'), "engines.mme.dataflow", "'os', 'ws' or 'is'"),
-    (lambda s: s.replace("sram_mb = 24", "sram_mbb = 24"), "memory.sram_mbb", "unknown key 'sram_mbb'"),
-    (lambda s: s.replace("hbm_bandwidth_gbps = 900", "hbm_bandwidth_gbps = true"), "memory.hbm_bandwidth_gbps",
-     "valid number"),
-    (lambda s: s.replace("macs_per_cycle = { bf16 = 16384, fp32 = 4096 }", "macs_per_cycle = { bf17 = 1 }"),
-     "engines.mme.macs_per_cycle", "bf16"),
-    (lambda s: s + '\n[vector_instructions]\nexpp = 3\n', "vector_instructions", "unknown op 'expp'"),
-])
+@pytest.mark.parametrize(
+    "edit, key, words",
+    [
+        (lambda s: s.replace("clock_ghz = 1.8", ""), "clock_ghz", "required key is missing"),
+        (lambda s: s.replace("rows = 128", 'rows = "128"'), "engines.mme.rows", "valid integer"),
+        (
+            lambda s: s.replace("count = 8                       # [L1]", "count = 0"),
+            "engines.tpc.count",
+            "greater than 0",
+        ),
+        (
+            lambda s: s.replace("bytes_per_cycle = 64", "bytes_per_cycle = -64"),
+            "engines.dma.bytes_per_cycle",
+            "greater than 0",
+        ),
+        (lambda s: s.replace('kind = "vector"', 'kind = "vectr"'), "engines.tpc", "unknown kind 'vectr'; allowed:"),
+        (lambda s: s.replace('dataflow = "os"', 'dataflow = "xs"'), "engines.mme.dataflow", "'os', 'ws' or 'is'"),
+        (lambda s: s.replace("sram_mb = 24", "sram_mbb = 24"), "memory.sram_mbb", "unknown key 'sram_mbb'"),
+        (
+            lambda s: s.replace("hbm_bandwidth_gbps = 900", "hbm_bandwidth_gbps = true"),
+            "memory.hbm_bandwidth_gbps",
+            "valid number",
+        ),
+        (
+            lambda s: s.replace("macs_per_cycle = { bf16 = 16384, fp32 = 4096 }", "macs_per_cycle = { bf17 = 1 }"),
+            "engines.mme.macs_per_cycle",
+            "bf16",
+        ),
+        (lambda s: s + "\n[vector_instructions]\nexpp = 3\n", "vector_instructions", "unknown op 'expp'"),
+    ],
+)
 def test_bad_profiles_name_the_file_the_key_and_what_is_allowed(tmp_path, edit, key, words):
     path = _write(tmp_path, edit(_gaudi1_text()))
     with pytest.raises(AccelsimError) as err:
@@ -98,11 +116,14 @@ def test_an_engine_at_its_own_clock_is_converted_to_chip_cycles():
     assert accelsim.compute_cycles(task, chip.groups[1], chip) == 20
 
 
-@pytest.mark.parametrize("name, matrix_bf16, kinds", [
-    ("tpu-v4", 275.0, ("matrix", "vector")),                           # [C4] 275 TFLOPS BF16
-    ("trainium2", 8 * 78.6, ("matrix", "vector", "scalar", "gpsimd", "dma")),  # [N3] 79 TFLOPS per core
-    ("ascend910b", 354.0, ("matrix", "vector")),                       # derived ~354 TFLOPS FP16
-])
+@pytest.mark.parametrize(
+    "name, matrix_bf16, kinds",
+    [
+        ("tpu-v4", 275.0, ("matrix", "vector")),  # [C4] 275 TFLOPS BF16
+        ("trainium2", 8 * 78.6, ("matrix", "vector", "scalar", "gpsimd", "dma")),  # [N3] 79 TFLOPS per core
+        ("ascend910b", 354.0, ("matrix", "vector")),  # derived ~354 TFLOPS FP16
+    ],
+)
 def test_other_accelerators_are_profiles_not_code(name, matrix_bf16, kinds):
     chip = load_chip(name)
     assert chip.headline().peak_matrix_tflops["bf16"] == pytest.approx(matrix_bf16, rel=0.01)

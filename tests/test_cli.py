@@ -72,12 +72,15 @@ def test_run_writes_a_chrome_trace_with_one_row_per_engine(capsys, tmp_path):
     assert any(e["ph"] == "C" and e["name"].startswith("HBM") for e in events)
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["run", "--chip", "gaudi9", "--graph", EXAMPLE], "gaudi9: no such file"),
-    (["run", "--chip", "gaudi1", "--graph", "missing.toml"], "missing.toml: file not found"),
-    (["run", "--chip", "gaudi1", "--graph", EXAMPLE, "--scheduler", "nope"], "unknown scheduler 'nope'"),
-    (["chips", "show"], "needs a chip name"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["run", "--chip", "gaudi9", "--graph", EXAMPLE], "gaudi9: no such file"),
+        (["run", "--chip", "gaudi1", "--graph", "missing.toml"], "missing.toml: file not found"),
+        (["run", "--chip", "gaudi1", "--graph", EXAMPLE, "--scheduler", "nope"], "unknown scheduler 'nope'"),
+        (["chips", "show"], "needs a chip name"),
+    ],
+)
 def test_bad_input_is_one_line_on_stderr_and_exit_2(capsys, argv, words):
     code, out, err = run_cli(capsys, *argv)
     assert code == 2 and words in err and err.count("\n") == 1 and "Traceback" not in err
@@ -85,22 +88,26 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(capsys, argv, words):
 
 def test_a_graph_with_a_cycle_is_reported(capsys, tmp_path):
     p = tmp_path / "g.toml"
-    p.write_text('[[tasks]]\nname="a"\nop="add"\nshape=[4]\ndeps=["b"]\n[[tasks]]\nname="b"\nop="add"\nshape=[4]\n'
-                 'deps=["a"]\n')
+    p.write_text(
+        '[[tasks]]\nname="a"\nop="add"\nshape=[4]\ndeps=["b"]\n[[tasks]]\nname="b"\nop="add"\nshape=[4]\ndeps=["a"]\n'
+    )
     code, _, err = run_cli(capsys, "run", "--chip", "gaudi1", "--graph", str(p))
     assert code == 2 and "cycle" in err and str(p) in err
 
 
-@pytest.mark.parametrize("body, words", [
-    ('[[tasks]]\nname="a"\nop="add"\nshape=[4]\ndeps=["zz"]\n', "depends on 'zz'"),
-    ('[[tasks]]\nname="a"\nop="add"\nshape=[4]\n[[tasks]]\nname="a"\nop="add"\nshape=[4]\n', "duplicate task name"),
-    ('[[tasks]]\nname="a"\nop="addd"\nshape=[4]\n', "unknown op 'addd'"),
-    ('[[tasks]]\nname="a"\nop="gemm"\nshape=[4, 4]\n', "takes a shape (M, K, N)"),
-    ('[[tasks]]\nname="a"\nop="add"\nshape=[0]\n', "greater than 0"),
-    ('[[tasks]]\nname="a"\nop="add"\nshape=[4]\nengines=["tensor"]\n', "unknown engine kind 'tensor'"),
-    ('[[tasks]]\nname="a"\nop="add"\nshap=[4]\n', "unknown key 'shap'"),
-    ('tasks = []\n', "at least one task"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ('[[tasks]]\nname="a"\nop="add"\nshape=[4]\ndeps=["zz"]\n', "depends on 'zz'"),
+        ('[[tasks]]\nname="a"\nop="add"\nshape=[4]\n[[tasks]]\nname="a"\nop="add"\nshape=[4]\n', "duplicate task name"),
+        ('[[tasks]]\nname="a"\nop="addd"\nshape=[4]\n', "unknown op 'addd'"),
+        ('[[tasks]]\nname="a"\nop="gemm"\nshape=[4, 4]\n', "takes a shape (M, K, N)"),
+        ('[[tasks]]\nname="a"\nop="add"\nshape=[0]\n', "greater than 0"),
+        ('[[tasks]]\nname="a"\nop="add"\nshape=[4]\nengines=["tensor"]\n', "unknown engine kind 'tensor'"),
+        ('[[tasks]]\nname="a"\nop="add"\nshap=[4]\n', "unknown key 'shap'"),
+        ("tasks = []\n", "at least one task"),
+    ],
+)
 def test_bad_graph_files(capsys, tmp_path, body, words):
     p = tmp_path / "g.toml"
     p.write_text(body)
@@ -113,16 +120,31 @@ def test_workloads_json_lists_every_preset_with_its_size(capsys):
     rows = {r["name"]: r for r in json.loads(out)}
     assert code == 0 and {"gpt2-small", "llama-7b-like", "vit-b16", "gformer-gpt", "gformer-vit"} <= set(rows)
     for r in rows.values():
-        assert {"name", "layers", "d_model", "heads", "seq_len", "batch", "attention", "mode", "flops",
-                "tasks"} <= set(r)
+        assert {"name", "layers", "d_model", "heads", "seq_len", "batch", "attention", "mode", "flops", "tasks"} <= set(
+            r
+        )
         assert r["flops"] > 0 and r["tasks"] > 0
     assert rows["gformer-gpt"]["attention"] == "hybrid" and rows["gformer-gpt"]["mode"] == "training"
 
 
 def test_run_a_workload_with_overrides(capsys):
-    code, out, _ = run_cli(capsys, "run", "--chip", "gaudi2", "--workload", "gpt2-small", "--set", "layers=1",
-                           "--set", "granularity=op",
-                           "--set", "seq_len=512", "--set", "batch=2", "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "run",
+        "--chip",
+        "gaudi2",
+        "--workload",
+        "gpt2-small",
+        "--set",
+        "layers=1",
+        "--set",
+        "granularity=op",
+        "--set",
+        "seq_len=512",
+        "--set",
+        "batch=2",
+        "--json",
+    )
     data = json.loads(out)
     assert code == 0 and data["graph"] == "gpt2-small"
     names = {t["name"].split("#")[0] for t in data["tasks"]}

@@ -14,8 +14,10 @@ from conftest import tiny_chip_dict
 
 
 def compiling_chip(sram_mb: float = 8.0, **compiler):
-    return accelsim.chip_from_dict(tiny_chip_dict(compiler=compiler, memory={
-        "hbm_gb": 1, "hbm_bandwidth_gbps": 16, "sram_mb": sram_mb}), "tiny.toml")
+    return accelsim.chip_from_dict(
+        tiny_chip_dict(compiler=compiler, memory={"hbm_gb": 1, "hbm_bandwidth_gbps": 16, "sram_mb": sram_mb}),
+        "tiny.toml",
+    )
 
 
 def copy(name: str, deps=()):
@@ -68,8 +70,13 @@ def test_an_fp8_gemm_runs_at_the_fp8_rate():
 def test_a_fused_chain_runs_as_one_kernel_whose_intermediates_stay_on_chip():
     # add -> exp -> mul over 800 bf16 on a TPC with 8 lanes, no latency, no dispatch; HBM 16 bytes per cycle.
     chip = compiling_chip(fuse_vector_chains=True)
-    graph = TaskGraph([make_task("a", "add", [800]), make_task("e", "exp", [800], deps=["a"]),
-                       make_task("m", "mul", [800], deps=["e"])])
+    graph = TaskGraph(
+        [
+            make_task("a", "add", [800]),
+            make_task("e", "exp", [800], deps=["a"]),
+            make_task("m", "mul", [800], deps=["e"]),
+        ]
+    )
     compiled = compile_graph(graph, chip).graph
     (kernel,) = compiled.tasks
     assert kernel.name == "m" and kernel.fused == (("add", (800,)), ("exp", (800,)))
@@ -137,9 +144,11 @@ def sram_in_use(results) -> int:
     for i, reads in plan.inputs.items():
         for p, _ in reads:
             last[p] = max(last.get(p, 0), int(results.end[i]))
-    events = sorted([(int(results.start[p]), int(plan.keep[p])) for p in last if results.kept_on_chip[p]]
-                    + [(last[p], -int(plan.keep[p])) for p in last if results.kept_on_chip[p]],
-                    key=lambda e: (e[0], e[1]))  # frees before takes at the same cycle
+    events = sorted(
+        [(int(results.start[p]), int(plan.keep[p])) for p in last if results.kept_on_chip[p]]
+        + [(last[p], -int(plan.keep[p])) for p in last if results.kept_on_chip[p]],
+        key=lambda e: (e[0], e[1]),
+    )  # frees before takes at the same cycle
     peak = held = 0
     for _, change in events:
         held += change
@@ -148,8 +157,11 @@ def sram_in_use(results) -> int:
 
 
 @settings(deadline=None)
-@given(chips(dma=True), st.one_of(task_graphs(max_tasks=14, dma=True), workload_graphs()),
-       st.sampled_from(["first-free", "balanced", "heft"]))
+@given(
+    chips(dma=True),
+    st.one_of(task_graphs(max_tasks=14, dma=True), workload_graphs()),
+    st.sampled_from(["first-free", "balanced", "heft"]),
+)
 def test_compiling_conserves_the_work_and_never_adds_traffic_or_overfills_sram(chip, graph, scheduler):
     compiled = compile_graph(graph, chip)
     assert compiled.graph.total_flops == graph.total_flops
@@ -159,8 +171,10 @@ def test_compiling_conserves_the_work_and_never_adds_traffic_or_overfills_sram(c
     # Every byte goes through exactly one of the two memories (but a prefetch with no room, which has nothing to
     # write back), and SRAM never holds more than it may.
     plan = OnChipPlan.of(results.graph)
-    moved = [t.bytes - (plan.keep[i] if plan.keep[i] and not results.kept_on_chip[i] and not plan.spill_writes[i]
-                        else 0) for i, t in enumerate(results.graph.tasks)]
+    moved = [
+        t.bytes - (plan.keep[i] if plan.keep[i] and not results.kept_on_chip[i] and not plan.spill_writes[i] else 0)
+        for i, t in enumerate(results.graph.tasks)
+    ]
     assert (results.hbm_bytes + results.sram_bytes == np.array(moved)).all()
     assert sram_in_use(results) <= chip.on_chip_capacity
 

@@ -51,9 +51,17 @@ def test_systolic_cycles_stay_exact_integers_past_float_precision(tiny_chip):
 
 def chip_tiled(sms, macs, efficiency=1.0, wave_overhead=0):
     d = tiny_chip_dict()
-    d["engines"]["mme"] = {"kind": "matrix", "count": 1, "model": "tiled", "sms": sms, "tile_m": 2, "tile_n": 2,
-                           "macs_per_cycle": {"bf16": macs}, "efficiency": efficiency,
-                           "wave_overhead_cycles": wave_overhead}
+    d["engines"]["mme"] = {
+        "kind": "matrix",
+        "count": 1,
+        "model": "tiled",
+        "sms": sms,
+        "tile_m": 2,
+        "tile_n": 2,
+        "macs_per_cycle": {"bf16": macs},
+        "efficiency": efficiency,
+        "wave_overhead_cycles": wave_overhead,
+    }
     return accelsim.chip_from_dict(d, "gpu.toml")
 
 
@@ -162,8 +170,9 @@ def test_estimate_adds_the_gap_to_the_longer_of_dispatch_plus_compute_and_memory
 
 def test_the_cost_table_holds_compute_stream_and_estimate_per_task_and_group():
     chip = chip_with(dispatch_overhead_cycles=3, launch_gap_cycles=2)  # groups: mme, tpc, dma
-    graph = TaskGraph([make_task("c", "copy", [800]), make_task("e", "exp", [800]),
-                       make_task("d", "dma", [64], bytes_read=0)])
+    graph = TaskGraph(
+        [make_task("c", "copy", [800]), make_task("e", "exp", [800]), make_task("d", "dma", [64], bytes_read=0)]
+    )
     table = CostTable.build(graph, chip)
     # copy: 100 cycles of compute, 3,200 bytes; exp: 600 and 3,200; the empty transfer 0 and 0. The bytes are
     # the task's, wherever it runs.
@@ -185,12 +194,14 @@ def test_the_estimate_table_rounds_memory_cycles_up_in_integers():
 
 def test_fastest_is_the_smallest_estimate_over_the_groups_allowed():
     chip = chip_with()
-    graph = TaskGraph([
-        # os 4x4: 2 x 2 folds of (4 + 4 + 8 - 2) - 1 = 55 cycles on the MME; 512 MACs / 8 lanes = 64 on a TPC.
-        make_task("g", "gemm", [8, 8, 8], engines=["matrix", "vector"]),
-        make_task("d", "dma", [64], bytes_read=0),  # nothing to move: 0
-        make_task("c", "copy", [800]),  # 3,200 bytes / 16 = 200 cycles on a TPC, the only kind it allows
-    ])
+    graph = TaskGraph(
+        [
+            # os 4x4: 2 x 2 folds of (4 + 4 + 8 - 2) - 1 = 55 cycles on the MME; 512 MACs / 8 lanes = 64 on a TPC.
+            make_task("g", "gemm", [8, 8, 8], engines=["matrix", "vector"]),
+            make_task("d", "dma", [64], bytes_read=0),  # nothing to move: 0
+            make_task("c", "copy", [800]),  # 3,200 bytes / 16 = 200 cycles on a TPC, the only kind it allows
+        ]
+    )
     assert CostTable.build(graph, chip).fastest().tolist() == [55, 0, 200]
 
 
@@ -204,8 +215,13 @@ def test_tasks_with_the_same_signature_are_costed_once(monkeypatch):
         return original(task, group, chip)
 
     monkeypatch.setattr(costs_module, "compute_cycles", counting)
-    graph = TaskGraph([make_task("a", "copy", [800]), make_task("b", "copy", [800], deps=["a"]),
-                       make_task("c", "copy", [800], bytes_read=800)])
+    graph = TaskGraph(
+        [
+            make_task("a", "copy", [800]),
+            make_task("b", "copy", [800], deps=["a"]),
+            make_task("c", "copy", [800], bytes_read=800),
+        ]
+    )
     table = CostTable.build(graph, chip)
     assert calls == ["a"] * 3 + ["c"] * 3  # one call per group (mme, tpc, dma) for a, none for b
     # c reads 800 bytes instead of 1,600: 2,400 bytes streamed, not 3,200.
@@ -214,14 +230,17 @@ def test_tasks_with_the_same_signature_are_costed_once(monkeypatch):
 
 def test_a_task_no_engine_can_run_is_named_with_what_the_chip_has():
     chip = chip_with()  # the MME has bf16 only
-    graph = TaskGraph([make_task("ok", "add", [8]), make_task("g", "gemm", [4, 4, 4], dtype="fp32")],
-                      source="model.toml")
+    graph = TaskGraph(
+        [make_task("ok", "add", [8]), make_task("g", "gemm", [4, 4, 4], dtype="fp32")], source="model.toml"
+    )
     with pytest.raises(AccelsimError) as err:
         CostTable.build(graph, chip)
     assert err.value.source == "model.toml"
     assert err.value.key == "task 'g'"
-    assert str(err.value) == ("model.toml: task 'g': no engine on chip tiny can run it (op gemm, dtype fp32, "
-                              "allowed kinds ['matrix']; chip has ['mme:matrix', 'tpc:vector', 'dma:dma'])")
+    assert str(err.value) == (
+        "model.toml: task 'g': no engine on chip tiny can run it (op gemm, dtype fp32, "
+        "allowed kinds ['matrix']; chip has ['mme:matrix', 'tpc:vector', 'dma:dma'])"
+    )
 
 
 def test_a_fused_kernel_pays_the_dependent_passes_of_every_op_in_it():

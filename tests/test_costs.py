@@ -1,6 +1,5 @@
 """Cost models are pure functions of (task, engine group): checked alone, without a simulation."""
 
-
 import pytest
 
 import accelsim
@@ -91,8 +90,17 @@ def test_every_op_has_a_cost_on_its_default_engine(op):
 def test_a_tiled_gemm_costs_whole_waves_of_tiles():
     from conftest import tiny_chip_dict
 
-    tiled = {"kind": "matrix", "count": 1, "model": "tiled", "sms": 2, "tile_m": 4, "tile_n": 4,
-             "macs_per_cycle": {"bf16": 32}, "efficiency": 0.5, "wave_overhead_cycles": 10}
+    tiled = {
+        "kind": "matrix",
+        "count": 1,
+        "model": "tiled",
+        "sms": 2,
+        "tile_m": 4,
+        "tile_n": 4,
+        "macs_per_cycle": {"bf16": 32},
+        "efficiency": 0.5,
+        "wave_overhead_cycles": 10,
+    }
     chip = accelsim.chip_from_dict(tiny_chip_dict(engines={"tc": tiled}), "gpu.toml")
     # (8 x 3) @ (3 x 12): 2 x 3 = 6 output tiles over 2 SMs = 3 waves; a tile is 4 x 4 x 3 = 48 MACs at 16 MACs
     # per cycle per SM and half efficiency = 6 cycles, + 10 of overhead = 16 cycles a wave.

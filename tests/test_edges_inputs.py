@@ -110,22 +110,25 @@ def test_dispatch_overhead_of_2_63_cycles_is_refused(capsys, tmp_path):
 
 
 def test_vector_instructions_of_1e30_is_refused(capsys, tmp_path):
-    f = write(tmp_path, GAUDI2.replace("[compiler]", "[vector_instructions]\nsoftmax = 1e30\n\n[compiler]"),
-              "chip.toml")
-    expect(cli_error(capsys, "run", "--chip", f, "--graph", EXAMPLE), f, "vector_instructions.softmax",
-           "at most 1e+06")
+    f = write(
+        tmp_path, GAUDI2.replace("[compiler]", "[vector_instructions]\nsoftmax = 1e30\n\n[compiler]"), "chip.toml"
+    )
+    expect(cli_error(capsys, "run", "--chip", f, "--graph", EXAMPLE), f, "vector_instructions.softmax", "at most 1e+06")
 
 
-@pytest.mark.parametrize("old,new,key,words", [
-    ("hbm_bandwidth_gbps = 2450", "hbm_bandwidth_gbps = inf", "memory.hbm_bandwidth_gbps", "at most 1e+09"),
-    ("hbm_bandwidth_gbps = 2450", "hbm_bandwidth_gbps = nan", "memory.hbm_bandwidth_gbps", "finite"),
-    ("clock_ghz = 1.65", "clock_ghz = inf", "clock_ghz", "at least 0.01 and at most 100"),
-    ("clock_ghz = 1.65", "clock_ghz = -inf", "clock_ghz", "at least 0.01"),
-    ("clock_ghz = 1.65", "clock_ghz = 1e-300", "clock_ghz", "at least 0.01 and at most 100 (got 1e-300)"),
-    ("bytes_per_cycle = 192", "bytes_per_cycle = 1e400", "engines.dma.bytes_per_cycle", "at most 1e+06"),
-    ("sram_mb = 48", "sram_mb = 0.0", "memory.sram_mb", "greater than 0"),
-    ("rows = 256", "rows = 9223372036854775807", "engines.mme.rows", "at most 1,000,000,000"),
-])
+@pytest.mark.parametrize(
+    "old,new,key,words",
+    [
+        ("hbm_bandwidth_gbps = 2450", "hbm_bandwidth_gbps = inf", "memory.hbm_bandwidth_gbps", "at most 1e+09"),
+        ("hbm_bandwidth_gbps = 2450", "hbm_bandwidth_gbps = nan", "memory.hbm_bandwidth_gbps", "finite"),
+        ("clock_ghz = 1.65", "clock_ghz = inf", "clock_ghz", "at least 0.01 and at most 100"),
+        ("clock_ghz = 1.65", "clock_ghz = -inf", "clock_ghz", "at least 0.01"),
+        ("clock_ghz = 1.65", "clock_ghz = 1e-300", "clock_ghz", "at least 0.01 and at most 100 (got 1e-300)"),
+        ("bytes_per_cycle = 192", "bytes_per_cycle = 1e400", "engines.dma.bytes_per_cycle", "at most 1e+06"),
+        ("sram_mb = 48", "sram_mb = 0.0", "memory.sram_mb", "greater than 0"),
+        ("rows = 256", "rows = 9223372036854775807", "engines.mme.rows", "at most 1,000,000,000"),
+    ],
+)
 def test_non_finite_and_out_of_range_numbers_in_a_profile_say_the_bounds(capsys, tmp_path, old, new, key, words):
     f = chip_file(tmp_path, old, new)
     expect(cli_error(capsys, "run", "--chip", f, "--graph", EXAMPLE), f, key, words)
@@ -139,8 +142,12 @@ def test_a_tiny_clock_is_refused_not_reported_as_3e298_us(capsys, tmp_path):
 
 def test_set_mlp_ratio_inf_names_file_key_and_bound(capsys):
     source = str(resolve("gpt2-small", "workloads"))
-    expect(cli_error(capsys, "run", "--chip", "h100", "--workload", "gpt2-small", "--set", "mlp_ratio=inf"),
-           source, "model.mlp_ratio", "at most 1000")
+    expect(
+        cli_error(capsys, "run", "--chip", "h100", "--workload", "gpt2-small", "--set", "mlp_ratio=inf"),
+        source,
+        "model.mlp_ratio",
+        "at most 1000",
+    )
 
 
 def test_set_mlp_ratio_tiny_names_file_and_key_not_K(capsys):
@@ -160,19 +167,26 @@ def test_an_engine_count_of_1e9_is_refused_at_once(capsys, tmp_path):
 
 
 def test_engine_counts_adding_up_past_the_bound_are_refused():
-    d = {"name": "x", "clock_ghz": 1.0, "memory": {"hbm_gb": 1, "hbm_bandwidth_gbps": 10, "sram_mb": 1},
-         "engines": {f"g{c}": {"kind": "dma", "count": 60_000, "bytes_per_cycle": 1} for c in "ab"}}
+    d = {
+        "name": "x",
+        "clock_ghz": 1.0,
+        "memory": {"hbm_gb": 1, "hbm_bandwidth_gbps": 10, "sram_mb": 1},
+        "engines": {f"g{c}": {"kind": "dma", "count": 60_000, "bytes_per_cycle": 1} for c in "ab"},
+    }
     with pytest.raises(AccelsimError, match="add up to 120,000 engines; a chip may have at most 100,000"):
         chip_from_dict(d, "x.toml")
 
 
-@pytest.mark.parametrize("setting,key,words", [
-    (f"seq_len={2**63}", "run.seq_len", "at most 2,147,483,647"),
-    (f"layers={2**63}", "model.layers", "at most 2,147,483,647"),
-    ("layers=2147483647", "model", "past the 4.61e+18 (2^62)"),
-    ("seq_len=100000000", "model", "past the 4.61e+18 (2^62)"),
-    ("layers=1000000", "model.layers", "tasks"),
-])
+@pytest.mark.parametrize(
+    "setting,key,words",
+    [
+        (f"seq_len={2**63}", "run.seq_len", "at most 2,147,483,647"),
+        (f"layers={2**63}", "model.layers", "at most 2,147,483,647"),
+        ("layers=2147483647", "model", "past the 4.61e+18 (2^62)"),
+        ("seq_len=100000000", "model", "past the 4.61e+18 (2^62)"),
+        ("layers=1000000", "model.layers", "tasks"),
+    ],
+)
 def test_workload_sizes_that_cannot_fit_are_refused_before_building(capsys, setting, key, words):
     source = str(resolve("gpt2-small", "workloads"))
     message = cli_error(capsys, "run", "--chip", "h100", "--workload", "gpt2-small", "--set", setting, seconds=10)
@@ -181,8 +195,19 @@ def test_workload_sizes_that_cannot_fit_are_refused_before_building(capsys, sett
 
 def test_tile_m_of_1_is_refused_with_the_estimate_and_what_to_change(capsys):
     source = str(resolve("gpt2-small", "workloads"))
-    message = cli_error(capsys, "run", "--chip", "h100", "--workload", "gpt2-small", "--set", "granularity=tile",
-                        "--set", "tile_m=1", seconds=10)
+    message = cli_error(
+        capsys,
+        "run",
+        "--chip",
+        "h100",
+        "--workload",
+        "gpt2-small",
+        "--set",
+        "granularity=tile",
+        "--set",
+        "tile_m=1",
+        seconds=10,
+    )
     expect(message, source, "lowering.tile_m", "tasks (about", f"at most {MAX_TASKS:,} tasks", "tile_m")
 
 
@@ -235,11 +260,14 @@ def test_the_cycle_bound_holds_for_shipped_runs():
 # ---- 3. nesting and size, before parsing ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", [
-    "a = " + "[" * 1000 + "]" * 1000 + "\n",
-    "a = " + "{b = " * 1000 + "1" + "}" * 1000 + "\n",
-    "a = " + "[" * 100_000 + "\n",  # unbalanced: still refused before parsing
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a = " + "[" * 1000 + "]" * 1000 + "\n",
+        "a = " + "{b = " * 1000 + "1" + "}" * 1000 + "\n",
+        "a = " + "[" * 100_000 + "\n",  # unbalanced: still refused before parsing
+    ],
+)
 def test_deep_nesting_is_refused_before_parsing(capsys, tmp_path, text):
     f = write(tmp_path, text)
     message = cli_error(capsys, "chips", "show", f, seconds=5)
@@ -248,8 +276,10 @@ def test_deep_nesting_is_refused_before_parsing(capsys, tmp_path, text):
 
 def test_a_deeply_nested_set_value_is_refused_before_parsing(capsys):
     message = cli_error(capsys, "run", "--chip", "h100", "--workload", "gpt2-small", "--set", "seq_len=" + "[" * 2000)
-    assert message == f"--set seq_len: arrays or tables nested more than {MAX_NESTING} deep; at most {MAX_NESTING} " \
-                      "levels are allowed"
+    assert (
+        message == f"--set seq_len: arrays or tables nested more than {MAX_NESTING} deep; at most {MAX_NESTING} "
+        "levels are allowed"
+    )
 
 
 def test_a_long_bad_value_is_quoted_cut_short(capsys):
@@ -343,18 +373,25 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
 
 
 def test_colliding_instance_names_are_refused_naming_both_groups(capsys, tmp_path):
-    text = GAUDI2.replace("[engines.dma]", '[engines.tpc1]\nkind = "vector"\ncount = 1\nlanes = { bf16 = 128 }\n\n'
-                                           "[engines.dma]")
+    text = GAUDI2.replace(
+        "[engines.dma]", '[engines.tpc1]\nkind = "vector"\ncount = 1\nlanes = { bf16 = 128 }\n\n[engines.dma]'
+    )
     f = write(tmp_path, text, "chip.toml")  # tpc has 24 engines: tpc10 is both tpc's 11th and tpc1's first
-    expect(cli_error(capsys, "run", "--chip", f, "--graph", EXAMPLE, "--json"), f, "engines.tpc1",
-           "'tpc' and 'tpc1'", "'tpc10'")
+    expect(
+        cli_error(capsys, "run", "--chip", f, "--graph", EXAMPLE, "--json"),
+        f,
+        "engines.tpc1",
+        "'tpc' and 'tpc1'",
+        "'tpc10'",
+    )
 
 
 def test_groups_ending_in_digits_that_do_not_collide_keep_every_engine(capsys, tmp_path):
     import json
 
-    text = GAUDI2.replace("[engines.dma]", '[engines.tpc9x]\nkind = "vector"\ncount = 3\nlanes = { bf16 = 128 }\n\n'
-                                           "[engines.dma]")
+    text = GAUDI2.replace(
+        "[engines.dma]", '[engines.tpc9x]\nkind = "vector"\ncount = 3\nlanes = { bf16 = 128 }\n\n[engines.dma]'
+    )
     chip = load_chip(write(tmp_path, text, "chip.toml"))
     assert len(set(chip.instance_names)) == len(chip.instance_names) == 2 + 24 + 3 + 8
     assert main(["run", "--chip", str(tmp_path / "chip.toml"), "--graph", EXAMPLE, "--json"]) == 0
@@ -367,18 +404,25 @@ def test_groups_ending_in_digits_that_do_not_collide_keep_every_engine(capsys, t
 
 def test_an_empty_engines_list_is_an_error_not_the_default(capsys, tmp_path):
     f = write(tmp_path, GRAPH.format(op="add", shape="[8]") + "engines = []\n")
-    expect(cli_error(capsys, "run", "--chip", "gaudi2", "--graph", f), f, "tasks[0] (task 'a'.engines)",
-           "at least one engine kind")
+    expect(
+        cli_error(capsys, "run", "--chip", "gaudi2", "--graph", f),
+        f,
+        "tasks[0] (task 'a'.engines)",
+        "at least one engine kind",
+    )
     with pytest.raises(AccelsimError, match="at least one engine kind"):
         make_task("a", "add", [8], engines=[])
 
 
-@pytest.mark.parametrize("setting,key,words", [
-    ("linear_heads=true", "attention.linear_heads", "valid integer"),
-    ("embeddings=1", "model.embeddings", "true or false (got 1)"),
-    ("class_token=0", "model.class_token", "true or false (got 0)"),
-    ("batch=2.0", "run.batch", "valid integer"),
-])
+@pytest.mark.parametrize(
+    "setting,key,words",
+    [
+        ("linear_heads=true", "attention.linear_heads", "valid integer"),
+        ("embeddings=1", "model.embeddings", "true or false (got 1)"),
+        ("class_token=0", "model.class_token", "true or false (got 0)"),
+        ("batch=2.0", "run.batch", "valid integer"),
+    ],
+)
 def test_bool_is_not_an_int_and_an_int_is_not_a_bool_in_a_workload(capsys, setting, key, words):
     source = str(resolve("gpt2-small", "workloads"))
     message = cli_error(capsys, "run", "--chip", "h100", "--workload", "gpt2-small", "--set", setting)

@@ -81,8 +81,11 @@ def one_line_error(code, err, *words):
 def chip_file(tmp_path, name, stem="chip"):
     """gaudi1's profile under another name."""
     path = tmp_path / f"{stem}.toml"
-    path.write_text(re.sub(r'^name = ".*"$', f"name = {name!r}".replace("\\", "\\\\").replace("'", '"'), GAUDI1,
-                           count=1, flags=re.M))
+    path.write_text(
+        re.sub(
+            r'^name = ".*"$', f"name = {name!r}".replace("\\", "\\\\").replace("'", '"'), GAUDI1, count=1, flags=re.M
+        )
+    )
     assert accelsim.load_chip(path).name == name
     return path
 
@@ -97,6 +100,7 @@ def files_under(folder):
 @pytest.fixture
 def no_simulation(monkeypatch):
     """Fail the test if anything is simulated: the output check must come first."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("simulated before the output path was checked")
 
@@ -105,11 +109,14 @@ def no_simulation(monkeypatch):
     monkeypatch.setattr(accelsim.sweep, "run_unit", refuse)
 
 
-@pytest.mark.parametrize("where, words", [
-    ("folder", "is a folder"),
-    ("afile/trace.json", "is not a folder"),
-    ("missing/trace.json", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "where, words",
+    [
+        ("folder", "is a folder"),
+        ("afile/trace.json", "is not a folder"),
+        ("missing/trace.json", "does not exist"),
+    ],
+)
 def test_run_trace_to_a_bad_path_is_one_line_before_simulating(tmp_path, capsys, no_simulation, where, words):
     (tmp_path / "folder").mkdir()
     (tmp_path / "afile").write_text("x")
@@ -118,18 +125,35 @@ def test_run_trace_to_a_bad_path_is_one_line_before_simulating(tmp_path, capsys,
     assert not (tmp_path / "missing").exists()
 
 
-@pytest.mark.parametrize("where, words", [
-    ("missing/s.csv", "does not exist"),
-    ("afile/s.csv", "is not a folder"),
-    ("adir.csv", "is a folder"),
-    ("afile/s.parquet", "is not a folder"),
-])
-def test_sweep_out_to_a_bad_path_is_one_line_before_the_first_point(tmp_path, tiny, capsys, no_simulation, where,
-                                                                      words):
+@pytest.mark.parametrize(
+    "where, words",
+    [
+        ("missing/s.csv", "does not exist"),
+        ("afile/s.csv", "is not a folder"),
+        ("adir.csv", "is a folder"),
+        ("afile/s.parquet", "is not a folder"),
+    ],
+)
+def test_sweep_out_to_a_bad_path_is_one_line_before_the_first_point(
+    tmp_path, tiny, capsys, no_simulation, where, words
+):
     (tmp_path / "afile").write_text("x")
     (tmp_path / "adir.csv").mkdir()
-    code, _, err = run_cli(capsys, "sweep", "--chip", "gaudi1", "--set", "chip.clock_ghz=1.0,2.0", "--workload",
-                           tiny, "--out", tmp_path / where, "--workers", "1", "--quiet")
+    code, _, err = run_cli(
+        capsys,
+        "sweep",
+        "--chip",
+        "gaudi1",
+        "--set",
+        "chip.clock_ghz=1.0,2.0",
+        "--workload",
+        tiny,
+        "--out",
+        tmp_path / where,
+        "--workers",
+        "1",
+        "--quiet",
+    )
     one_line_error(code, err, "--out", words)
 
 
@@ -145,8 +169,11 @@ def test_plot_out_that_cannot_be_created_is_one_line_before_work(tmp_path, capsy
     (tmp_path / "afile").write_text("x")
     sweep = tmp_path / "s.csv"
     sweep.write_text(",".join(["chip.clock_ghz", *COLUMNS]) + "\n1.0,gaudi1,w,naive,10,10,0.5,0.5,0,5,1,1,1,\n")
-    argv = (["plot", "--chip", "gaudi1", "--graph", EXAMPLE, "--schedulers", "naive"] if command == "plot"
-            else ["sweep-plot", sweep])
+    argv = (
+        ["plot", "--chip", "gaudi1", "--graph", EXAMPLE, "--schedulers", "naive"]
+        if command == "plot"
+        else ["sweep-plot", sweep]
+    )
     code, _, err = run_cli(capsys, *argv, "--out", tmp_path / "afile" / "figures")
     one_line_error(code, err, "--out", "not a folder")
     code, _, err = run_cli(capsys, *argv, "--out", tmp_path / "afile")
@@ -154,8 +181,18 @@ def test_plot_out_that_cannot_be_created_is_one_line_before_work(tmp_path, capsy
 
 
 def test_plot_out_folder_is_created_when_missing(tmp_path, capsys):
-    code, _, _ = run_cli(capsys, "plot", "--chip", "gaudi1", "--graph", EXAMPLE, "--schedulers", "naive", "--out",
-                         tmp_path / "new" / "figures")
+    code, _, _ = run_cli(
+        capsys,
+        "plot",
+        "--chip",
+        "gaudi1",
+        "--graph",
+        EXAMPLE,
+        "--schedulers",
+        "naive",
+        "--out",
+        tmp_path / "new" / "figures",
+    )
     assert code == 0 and (tmp_path / "new" / "figures" / "timeline_gaudi1_naive.png").exists()
 
 
@@ -174,10 +211,21 @@ def test_a_read_only_folder_is_refused(tmp_path, capsys, no_simulation):
 # 2. Names that become file names are made safe ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, safe", [
-    ("gaudi1", "gaudi1"), ("a/b", "a_b"), ("..", "_"), ("../x", "__x"), ("x/../../y", "x_____y"),
-    (".hidden", "_hidden"), ("", "_"), ("a$b$c", "a_b_c"), ("v1.2-x_y", "v1.2-x_y"), ("a\\b", "a_b"),
-])
+@pytest.mark.parametrize(
+    "name, safe",
+    [
+        ("gaudi1", "gaudi1"),
+        ("a/b", "a_b"),
+        ("..", "_"),
+        ("../x", "__x"),
+        ("x/../../y", "x_____y"),
+        (".hidden", "_hidden"),
+        ("", "_"),
+        ("a$b$c", "a_b_c"),
+        ("v1.2-x_y", "v1.2-x_y"),
+        ("a\\b", "a_b"),
+    ],
+)
 def test_safe_name(name, safe):
     assert safe_name(name) == safe
     assert "/" not in safe_name(name) and ".." not in safe_name(name)
@@ -190,8 +238,9 @@ def test_plot_writes_nothing_outside_out_whatever_the_chip_is_called(tmp_path, c
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     chip = chip_file(inputs, name)
-    code, stdout, err = run_cli(capsys, "plot", "--chip", f"{chip},gaudi1", "--graph", EXAMPLE, "--schedulers",
-                                "naive", "--out", out)
+    code, stdout, err = run_cli(
+        capsys, "plot", "--chip", f"{chip},gaudi1", "--graph", EXAMPLE, "--schedulers", "naive", "--out", out
+    )
     assert code == 0, err
     written = files_under(tmp_path) - files_under(inputs)
     assert written and all(out in p.parents for p in written), sorted(map(str, written))
@@ -202,8 +251,9 @@ def test_plot_writes_nothing_outside_out_whatever_the_chip_is_called(tmp_path, c
 
 def test_two_chips_whose_safe_names_collide_keep_both_figures(tmp_path, capsys):
     a, b = chip_file(tmp_path, "x/y", "a"), chip_file(tmp_path, "x_y", "b")
-    code, stdout, _ = run_cli(capsys, "plot", "--chip", f"{a},{b}", "--graph", EXAMPLE, "--schedulers", "naive",
-                              "--out", tmp_path / "out")
+    code, stdout, _ = run_cli(
+        capsys, "plot", "--chip", f"{a},{b}", "--graph", EXAMPLE, "--schedulers", "naive", "--out", tmp_path / "out"
+    )
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert code == 0 and {"idle_x_y.png", "idle_x_y-2.png"} <= names
 
@@ -235,10 +285,18 @@ def texts_of(fig):
 def test_names_with_dollars_are_drawn_literally(name):
     chip = accelsim.chip_from_dict(tiny_chip_dict(name=name), "tiny.toml")
     other = accelsim.chip_from_dict(tiny_chip_dict(name=name + "2"), "tiny.toml")
-    rows = [hand_results(chip, name, name), hand_results(chip, name, "x" + name),
-            hand_results(other, name, name), hand_results(other, name, "x" + name)]
-    for fig in (plots.timeline(rows[0]), plots.idle_chart(rows[:2]), plots.utilization_over_time(rows[0]),
-                plots.comparison(rows)):
+    rows = [
+        hand_results(chip, name, name),
+        hand_results(chip, name, "x" + name),
+        hand_results(other, name, name),
+        hand_results(other, name, "x" + name),
+    ]
+    for fig in (
+        plots.timeline(rows[0]),
+        plots.idle_chart(rows[:2]),
+        plots.utilization_over_time(rows[0]),
+        plots.comparison(rows),
+    ):
         fig.savefig(io.BytesIO(), format="png")  # mathtext used to refuse $\frac{ ... $ here
         fig.canvas.draw()
         shown = [t.get_text() for t in texts_of(fig)]
@@ -252,11 +310,22 @@ def test_plot_command_with_mathtext_names(tmp_path, capsys):
     graph.write_text(Path(EXAMPLE).read_text().replace('name = "attention-head"', 'name = "$\\\\frac{"'))
     assert accelsim.load_graph(graph).name == "$\\frac{"
     chip = chip_file(tmp_path, "$\\frac{")
-    code, _, err = run_cli(capsys, "plot", "--chip", f"{chip},{chip_file(tmp_path, 'a$b$c', 'c2')}", "--graph",
-                           graph, "--schedulers", "naive", "--out", tmp_path / "out")
+    code, _, err = run_cli(
+        capsys,
+        "plot",
+        "--chip",
+        f"{chip},{chip_file(tmp_path, 'a$b$c', 'c2')}",
+        "--graph",
+        graph,
+        "--schedulers",
+        "naive",
+        "--out",
+        tmp_path / "out",
+    )
     assert code == 0, err
     assert {"timeline___frac__naive.png", "timeline_a_b_c_naive.svg", "comparison.png"} <= {
-        p.name for p in (tmp_path / "out").iterdir()}
+        p.name for p in (tmp_path / "out").iterdir()
+    }
 
 
 # 4. sweep-plot reads leniently ------------------------------------------------------------------------------------
@@ -284,17 +353,20 @@ def bad(column, value):
     return row
 
 
-@pytest.mark.parametrize("row, words", [
-    (bad("latency_us", "fast"), "latency_us is not a number"),
-    (bad("latency_us", ""), "empty latency_us"),
-    (bad("latency_us", "0"), "latency_us must be greater than 0"),
-    (bad("latency_us", "nan"), "latency_us must be greater than 0"),
-    (bad("util_matrix", "-1"), "util_matrix must be at least 0"),
-    (bad("peak_bf16_tflops", "lots"), "peak_bf16_tflops is not a number"),
-    (bad("chip.engines.tpc.count", ""), "empty chip.engines.tpc.count"),
-    (GOOD[3][:5], "5 cells where the header has 14"),
-    ([*GOOD[3], "extra"], "15 cells where the header has 14"),
-])
+@pytest.mark.parametrize(
+    "row, words",
+    [
+        (bad("latency_us", "fast"), "latency_us is not a number"),
+        (bad("latency_us", ""), "empty latency_us"),
+        (bad("latency_us", "0"), "latency_us must be greater than 0"),
+        (bad("latency_us", "nan"), "latency_us must be greater than 0"),
+        (bad("util_matrix", "-1"), "util_matrix must be at least 0"),
+        (bad("peak_bf16_tflops", "lots"), "peak_bf16_tflops is not a number"),
+        (bad("chip.engines.tpc.count", ""), "empty chip.engines.tpc.count"),
+        (GOOD[3][:5], "5 cells where the header has 14"),
+        ([*GOOD[3], "extra"], "15 cells where the header has 14"),
+    ],
+)
 def test_a_bad_row_is_left_out_with_a_warning_naming_file_and_line(tmp_path, capsys, row, words):
     sweep = write_sweep(tmp_path / "s.csv", [*GOOD[:3], row])
     code, out, err = run_cli(capsys, "sweep-plot", sweep, "--out", tmp_path / "fig")
@@ -319,12 +391,15 @@ def test_a_categorical_axis_is_drawn(tmp_path, capsys):
     assert code == 0 and err == "" and "sweep_workload_variant.png" in out
 
 
-@pytest.mark.parametrize("content, words", [
-    (None, "no rows to plot (4 left out"),
-    (b"", "not a sweep file"),
-    (b"\x00\xff\xfe garbage \x00\n\x01\x02", "not a sweep file"),
-    (b"a,b,c\n1,2,3\n", "not a sweep file"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (None, "no rows to plot (4 left out"),
+        (b"", "not a sweep file"),
+        (b"\x00\xff\xfe garbage \x00\n\x01\x02", "not a sweep file"),
+        (b"a,b,c\n1,2,3\n", "not a sweep file"),
+    ],
+)
 def test_nothing_usable_is_one_line_exit_2(tmp_path, capsys, content, words):
     sweep = tmp_path / "s.csv"
     if content is None:
@@ -332,8 +407,9 @@ def test_nothing_usable_is_one_line_exit_2(tmp_path, capsys, content, words):
     else:
         sweep.write_bytes(content)
     code, _, err = run_cli(capsys, "sweep-plot", sweep, "--out", tmp_path / "fig")
-    assert code == 2 and words in err and "Traceback" not in err and err.splitlines()[-1].startswith(
-        "accelsim: error: "), err
+    assert (
+        code == 2 and words in err and "Traceback" not in err and err.splitlines()[-1].startswith("accelsim: error: ")
+    ), err
 
 
 def test_failed_rows_only_is_one_line_exit_2(tmp_path, capsys):
@@ -394,8 +470,9 @@ def test_another_scheduler_or_chip_adds_its_rows(tmp_path, tiny, capsys):
     code, stdout, _ = run_cli(capsys, *args, "--chip", "gaudi2", "--schedulers", "heft")
     assert code == 0 and "2 of 2 points run" in stdout
     got = sorted((r["chip"], r["chip.clock_ghz"], r["scheduler"]) for r in file_rows(out))
-    assert got == sorted([(c, v, s) for c, s in (("gaudi1", "naive"), ("gaudi1", "heft"), ("gaudi2", "heft"))
-                          for v in ("1.0", "2.0")])
+    assert got == sorted(
+        [(c, v, s) for c, s in (("gaudi1", "naive"), ("gaudi1", "heft"), ("gaudi2", "heft")) for v in ("1.0", "2.0")]
+    )
     assert len({r["latency_us"] for r in file_rows(out) if r["scheduler"] == "heft"}) == 4  # two chips differ
 
 
@@ -403,15 +480,54 @@ def test_a_file_with_other_columns_is_refused_untouched(tmp_path, tiny, capsys):
     out = tmp_path / "s.csv"
     out.write_text("name,price\nwidget,3")  # someone's file, without a final newline
     before = out.read_bytes()
-    code, _, err = run_cli(capsys, "sweep", "--chip", "gaudi1", "--set", "chip.clock_ghz=1.0", "--workload", tiny,
-                           "--out", out, "--workers", "1", "--quiet")
+    code, _, err = run_cli(
+        capsys,
+        "sweep",
+        "--chip",
+        "gaudi1",
+        "--set",
+        "chip.clock_ghz=1.0",
+        "--workload",
+        tiny,
+        "--out",
+        out,
+        "--workers",
+        "1",
+        "--quiet",
+    )
     one_line_error(code, err, "other columns", "--out")
     assert out.read_bytes() == before
-    run_cli(capsys, "sweep", "--chip", "gaudi1", "--set", "chip.clock_ghz=1.0", "--workload", tiny, "--out",
-            tmp_path / "t.csv", "--workers", "1", "--quiet")
+    run_cli(
+        capsys,
+        "sweep",
+        "--chip",
+        "gaudi1",
+        "--set",
+        "chip.clock_ghz=1.0",
+        "--workload",
+        tiny,
+        "--out",
+        tmp_path / "t.csv",
+        "--workers",
+        "1",
+        "--quiet",
+    )
     before = (tmp_path / "t.csv").read_bytes()
-    code, _, err = run_cli(capsys, "sweep", "--chip", "gaudi1", "--set", "chip.engines.tpc.count=4", "--workload",
-                           tiny, "--out", tmp_path / "t.csv", "--workers", "1", "--quiet")
+    code, _, err = run_cli(
+        capsys,
+        "sweep",
+        "--chip",
+        "gaudi1",
+        "--set",
+        "chip.engines.tpc.count=4",
+        "--workload",
+        tiny,
+        "--out",
+        tmp_path / "t.csv",
+        "--workers",
+        "1",
+        "--quiet",
+    )
     one_line_error(code, err, "other columns")
     assert (tmp_path / "t.csv").read_bytes() == before
 
@@ -426,8 +542,18 @@ def test_failed_rows_are_retried_and_superseded(tmp_path, tiny, monkeypatch):
         if unit.values == (2.0,):
             import dataclasses
 
-            rows = [dataclasses.replace(r, latency_us=None, latency_cycles=None, util_matrix=None,
-                                        util_vector=None, util_dma=None, error="RuntimeError: flaky") for r in rows]
+            rows = [
+                dataclasses.replace(
+                    r,
+                    latency_us=None,
+                    latency_cycles=None,
+                    util_matrix=None,
+                    util_vector=None,
+                    util_dma=None,
+                    error="RuntimeError: flaky",
+                )
+                for r in rows
+            ]
         return rows
 
     monkeypatch.setattr(accelsim.sweep, "run_unit", flaky)
@@ -456,8 +582,9 @@ def test_a_finished_parquet_sweep_is_resumed_not_overwritten(tmp_path, tiny):
     pq = pytest.importorskip("pyarrow.parquet")
     out = tmp_path / "s.parquet"
     run_sweep(plan("gaudi1", [parse_axis("chip.clock_ghz=1.0")], [tiny], ["naive"]), out, workers=1, progress=False)
-    stats = run_sweep(plan("gaudi1", [parse_axis("chip.clock_ghz=1.0,2.0")], [tiny], ["naive"]), out, workers=1,
-                      progress=False)
+    stats = run_sweep(
+        plan("gaudi1", [parse_axis("chip.clock_ghz=1.0,2.0")], [tiny], ["naive"]), out, workers=1, progress=False
+    )
     assert (stats.skipped, stats.ran) == (1, 1)
     assert sorted(r["chip.clock_ghz"] for r in pq.read_table(out).to_pylist()) == [1.0, 2.0]
 
@@ -494,8 +621,12 @@ def _alive(pid):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_exit_when_the_sweep_is_killed(tmp_path, tiny):
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, tiny, str(tmp_path / "s.csv")], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, tiny, str(tmp_path / "s.csv")],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     workers: list[int] = []
     try:
         deadline = time.monotonic() + 60
@@ -533,8 +664,13 @@ sys.exit(main(["sweep", "--chip", "gaudi1", "--set", "chip.clock_ghz=1.0,1.5,2.0
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ctrl_c_stops_a_sweep_at_once_with_one_line(tmp_path, tiny):
-    proc = subprocess.Popen([sys.executable, "-c", SLOW, tiny, str(tmp_path / "s.csv")], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW, tiny, str(tmp_path / "s.csv")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     workers: list[int] = []
     try:
         deadline = time.monotonic() + 60
@@ -561,24 +697,46 @@ def test_ctrl_c_stops_a_sweep_at_once_with_one_line(tmp_path, tiny):
 # 6. One --set syntax for sweeps -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("item, hint", [
-    ("engines.tpc.count=8,24", "--set chip.engines.tpc.count=8,24"),
-    ("clock_ghz=1.0", "--set chip.clock_ghz=1.0"),
-    ("seq_len=1024,4096", "--set workload.seq_len=1024,4096"),
-    ("run.batch=2", "--set workload.run.batch=2"),
-])
+@pytest.mark.parametrize(
+    "item, hint",
+    [
+        ("engines.tpc.count=8,24", "--set chip.engines.tpc.count=8,24"),
+        ("clock_ghz=1.0", "--set chip.clock_ghz=1.0"),
+        ("seq_len=1024,4096", "--set workload.seq_len=1024,4096"),
+        ("run.batch=2", "--set workload.run.batch=2"),
+    ],
+)
 def test_the_old_unprefixed_spelling_is_refused_with_the_new_one(tmp_path, tiny, capsys, item, hint):
-    code, _, err = run_cli(capsys, "sweep", "--chip", "gaudi1", "--set", item, "--workload", tiny, "--out",
-                           tmp_path / "s.csv", "--quiet")
+    code, _, err = run_cli(
+        capsys, "sweep", "--chip", "gaudi1", "--set", item, "--workload", tiny, "--out", tmp_path / "s.csv", "--quiet"
+    )
     one_line_error(code, err, hint)
     assert not (tmp_path / "s.csv").exists()
 
 
 def test_a_sweep_varies_workload_fields_parsed_as_run_set_parses_them(tmp_path, tiny, capsys):
     out = tmp_path / "s.csv"
-    code, _, err = run_cli(capsys, "sweep", "--chip", "gaudi1", "--set", "workload.seq_len=32,64", "--set",
-                           "workload.variant=window,softmax", "--set", "chip.clock_ghz=1.8",
-                           "--workload", tiny, "--schedulers", "naive", "--out", out, "--workers", "1", "--quiet")
+    code, _, err = run_cli(
+        capsys,
+        "sweep",
+        "--chip",
+        "gaudi1",
+        "--set",
+        "workload.seq_len=32,64",
+        "--set",
+        "workload.variant=window,softmax",
+        "--set",
+        "chip.clock_ghz=1.8",
+        "--workload",
+        tiny,
+        "--schedulers",
+        "naive",
+        "--out",
+        out,
+        "--workers",
+        "1",
+        "--quiet",
+    )
     assert code == 0, err
     rows = file_rows(out)
     assert list(rows[0])[:3] == ["workload.seq_len", "workload.variant", "chip.clock_ghz"]
@@ -586,21 +744,39 @@ def test_a_sweep_varies_workload_fields_parsed_as_run_set_parses_them(tmp_path, 
     assert set(got) == {(s, v) for s in ("32", "64") for v in ("window", "softmax")}
     # each point is the workload `run --set` gives: the same latency as `accelsim run` with those overrides
     for (seq, variant), latency in got.items():
-        code, stdout, _ = run_cli(capsys, "run", "--chip", "gaudi1", "--workload", tiny, "--set", f"seq_len={seq}",
-                                  "--set", f"variant={variant}", "--scheduler", "naive", "--json")
+        code, stdout, _ = run_cli(
+            capsys,
+            "run",
+            "--chip",
+            "gaudi1",
+            "--workload",
+            tiny,
+            "--set",
+            f"seq_len={seq}",
+            "--set",
+            f"variant={variant}",
+            "--scheduler",
+            "naive",
+            "--json",
+        )
         assert code == 0 and json.loads(stdout)["latency_us"] == pytest.approx(latency, abs=1e-3)
     assert got[("64", "softmax")] > got[("32", "softmax")]
 
 
-@pytest.mark.parametrize("item, words", [
-    ("workload.seq_len=33", "attention.chunk: sequence length 33 is not divisible by chunk 16"),
-    ("workload.seq_lenn=64", "unknown key 'seq_lenn'"),
-    ("workload.mode=sleeping", "run.mode: Input should be 'inference' or 'training'"),
-    ("chip.engines.tpc.count=0", "greater than 0"),
-])
-def test_bad_workload_or_chip_values_are_refused_before_anything_runs(tmp_path, tiny, capsys, no_simulation, item,
-                                                                      words):
-    code, _, err = run_cli(capsys, "sweep", "--chip", "gaudi1", "--set", item, "--workload", tiny, "--out",
-                           tmp_path / "s.csv", "--quiet")
+@pytest.mark.parametrize(
+    "item, words",
+    [
+        ("workload.seq_len=33", "attention.chunk: sequence length 33 is not divisible by chunk 16"),
+        ("workload.seq_lenn=64", "unknown key 'seq_lenn'"),
+        ("workload.mode=sleeping", "run.mode: Input should be 'inference' or 'training'"),
+        ("chip.engines.tpc.count=0", "greater than 0"),
+    ],
+)
+def test_bad_workload_or_chip_values_are_refused_before_anything_runs(
+    tmp_path, tiny, capsys, no_simulation, item, words
+):
+    code, _, err = run_cli(
+        capsys, "sweep", "--chip", "gaudi1", "--set", item, "--workload", tiny, "--out", tmp_path / "s.csv", "--quiet"
+    )
     one_line_error(code, err, words)
     assert not (tmp_path / "s.csv").exists()

@@ -17,8 +17,17 @@ from accelsim.validation import lower_record, read_records, validate
 
 DATA = Path(__file__).parent / "data"
 GOOD = {"kind": "gemm", "M": 8192, "K": 4096, "N": 4096, "ms": 1.25, "iters": 10, "tflops": 219.9}
-LAYER = {"kind": "layer", "model": "gpt2-small", "variant": "sdpa_flash", "B": 8, "S": 1024, "d_model": 768,
-         "heads": 12, "ms": 2.5, "iters": 50}
+LAYER = {
+    "kind": "layer",
+    "model": "gpt2-small",
+    "variant": "sdpa_flash",
+    "B": 8,
+    "S": 1024,
+    "d_model": 768,
+    "heads": 12,
+    "ms": 2.5,
+    "iters": 50,
+}
 CONC = {"kind": "concurrency", "gemm_ms": 1.4, "softmax_ms": 0.9, "serial_ms": 2.35, "two_streams_ms": 2.3}
 
 
@@ -46,17 +55,25 @@ BAD = [
     (_line({k: v for k, v in GOOD.items() if k != "ms"}), "line 2: ms: required key is missing"),
     (_line({**GOOD, "ms": 0}), r"line 2: ms: must be a finite number greater than 0 \(got 0\)"),
     (_line({**GOOD, "ms": -1.5}), r"line 2: ms: must be a finite number greater than 0 \(got -1.5\)"),
-    (_line({**GOOD, "ms": None}),
-     r"line 2: ms: Input should be a valid number: a finite number greater than 0 \(got None\)"),
-    (_line({**GOOD, "ms": "1.2"}),
-     r"line 2: ms: Input should be a valid number: a finite number greater than 0 \(got '1.2'\)"),
-    (_line({**GOOD, "ms": True}),
-     r"line 2: ms: Input should be a valid number: a finite number greater than 0 \(got True\)"),
+    (
+        _line({**GOOD, "ms": None}),
+        r"line 2: ms: Input should be a valid number: a finite number greater than 0 \(got None\)",
+    ),
+    (
+        _line({**GOOD, "ms": "1.2"}),
+        r"line 2: ms: Input should be a valid number: a finite number greater than 0 \(got '1.2'\)",
+    ),
+    (
+        _line({**GOOD, "ms": True}),
+        r"line 2: ms: Input should be a valid number: a finite number greater than 0 \(got True\)",
+    ),
     (_line({**GOOD, "ms": math.nan}), r"line 2: ms: must be a finite number greater than 0 \(got nan\)"),
     (_line({**GOOD, "ms": math.inf}), r"line 2: ms: must be a finite number greater than 0 \(got inf\)"),
     (_line({**GOOD, "ms": -math.inf}), r"line 2: ms: must be a finite number greater than 0 \(got -inf\)"),
-    (_line({**GOOD, "M": 512.0}),
-     r"line 2: M: Input should be a valid integer: an integer greater than 0 and at most 2\^62 \(got 512.0\)"),
+    (
+        _line({**GOOD, "M": 512.0}),
+        r"line 2: M: Input should be a valid integer: an integer greater than 0 and at most 2\^62 \(got 512.0\)",
+    ),
     (_line({**GOOD, "M": 0}), r"line 2: M: must be an integer greater than 0 and at most 2\^62 \(got 0\)"),
     (_line({**GOOD, "tflops": math.nan}), r"line 2: tflops: must be a finite number greater than 0 \(got nan\)"),
     (_line({**GOOD, "Ms": 1.0}), "line 2: Ms: unknown key 'Ms' \\(a typo\\?\\); allowed keys here: kind, M, K, N"),
@@ -64,19 +81,29 @@ BAD = [
     ('{"kind": "gemm", "M": 1, "M": 2, "K": 1, "N": 1, "ms": 1}', "line 2: key 'M' is given twice"),
     ('{"M": 1, "K": 1, "N": 1, "ms": 1}', "line 2: kind: required key is missing"),
     ('{"kind": 5, "ms": 1}', "line 2: kind: must be a string naming the record's kind, got 5"),
-    (_line({"kind": "vector", "op": "tanh", "rows": 8192, "cols": 768, "ms": 0.1}),
-     "line 2: op: Input should be 'add', 'gelu', 'exp', 'softmax', 'layernorm' or 'rowsum' \\(got 'tanh'\\)"),
+    (
+        _line({"kind": "vector", "op": "tanh", "rows": 8192, "cols": 768, "ms": 0.1}),
+        "line 2: op: Input should be 'add', 'gelu', 'exp', 'softmax', 'layernorm' or 'rowsum' \\(got 'tanh'\\)",
+    ),
     (_line({**LAYER, "heads": 0}), r"line 2: heads: must be an integer greater than 0 and at most 2\^62 \(got 0\)"),
     (_line({**LAYER, "heads": 5}), r"line 2: heads: must divide d_model \(768\) into whole heads, got 5"),
-    (_line({**LAYER, "variant": "hybrid", "d_model": 64, "heads": 1}),
-     "line 2: heads: a hybrid layer needs at least 2 heads"),
+    (
+        _line({**LAYER, "variant": "hybrid", "d_model": 64, "heads": 1}),
+        "line 2: heads: a hybrid layer needs at least 2 heads",
+    ),
     (_line({**LAYER, "variant": "flash"}), "line 2: variant: Input should be 'softmax_unfused'"),
-    (_line({"kind": "attention", "variant": "window256", "B": 1, "H": 2, "S": 300, "D": 64, "ms": 0.1}),
-     r"line 2: S: must be a multiple of 256 \(the window of window256\), got 300"),
-    (_line({"kind": "attention", "variant": "linear_chunked", "B": 1, "H": 2, "S": 100, "D": 64, "ms": 0.1}),
-     r"line 2: S: must be a multiple of 64 \(the chunk of linear_chunked\), got 100"),
-    (_line({"kind": "attention", "variant": "hybrid", "B": 1, "H": 2, "S": 512, "D": 64, "ms": 0.1}),
-     "line 2: variant: Input should be"),
+    (
+        _line({"kind": "attention", "variant": "window256", "B": 1, "H": 2, "S": 300, "D": 64, "ms": 0.1}),
+        r"line 2: S: must be a multiple of 256 \(the window of window256\), got 300",
+    ),
+    (
+        _line({"kind": "attention", "variant": "linear_chunked", "B": 1, "H": 2, "S": 100, "D": 64, "ms": 0.1}),
+        r"line 2: S: must be a multiple of 64 \(the chunk of linear_chunked\), got 100",
+    ),
+    (
+        _line({"kind": "attention", "variant": "hybrid", "B": 1, "H": 2, "S": 512, "D": 64, "ms": 0.1}),
+        "line 2: variant: Input should be",
+    ),
     (_line({**CONC, "serial_ms": "fast"}), "line 2: serial_ms: Input should be a valid number"),
     (_line({k: v for k, v in CONC.items() if k != "two_streams_ms"}), "line 2: two_streams_ms: required key"),
     (_line({**GOOD, "M": 2**40, "K": 2**40, "N": 2**40}), "line 2: sizes too large to simulate"),
@@ -110,23 +137,44 @@ def test_blank_lines_keep_their_numbers(capsys, tmp_path):
 
 def test_kinds_not_predicted_are_listed_as_skipped_not_dropped(capsys, tmp_path):
     device = {"kind": "device", "torch": "2.11", "dev": "cuda", "dtype": "torch.bfloat16", "name": "NVIDIA H200"}
-    generate = {"kind": "llm_generate", "chip": "gaudi2", "model": "gpt-j", "dtype": "bf16", "batch": 1,
-                "tokens_per_s": 143.6}
-    path = _file(tmp_path, _line(device), _line(GOOD), _line(generate), _line(generate), _line({"kind": "gemn"}),
-                 _line(CONC), _line({**CONC, "serial_ms": 9.0}), _line({"kind": "done", "seconds": 12.5}))
+    generate = {
+        "kind": "llm_generate",
+        "chip": "gaudi2",
+        "model": "gpt-j",
+        "dtype": "bf16",
+        "batch": 1,
+        "tokens_per_s": 143.6,
+    }
+    path = _file(
+        tmp_path,
+        _line(device),
+        _line(GOOD),
+        _line(generate),
+        _line(generate),
+        _line({"kind": "gemn"}),
+        _line(CONC),
+        _line({**CONC, "serial_ms": 9.0}),
+        _line({"kind": "done", "seconds": 12.5}),
+    )
     code, out, err = _validate(capsys, path, "--json")
     assert code == 0 and err == ""
     result = json.loads(out)
     assert [r["kind"] for r in result["records"]] == ["gemm"]
     assert result["concurrency"]["measured_serial_ms"] == 2.35  # the first concurrency record is the one compared
     skipped = result["skipped"]
-    assert [(s["line"], s["kind"]) for s in skipped] == [(1, "device"), (3, "llm_generate"), (4, "llm_generate"),
-                                                          (5, "gemn"), (7, "concurrency"), (8, "done")]
+    assert [(s["line"], s["kind"]) for s in skipped] == [
+        (1, "device"),
+        (3, "llm_generate"),
+        (4, "llm_generate"),
+        (5, "gemn"),
+        (7, "concurrency"),
+        (8, "done"),
+    ]
     assert "tokens/s" in skipped[1]["reason"] and "gemm, bmm" in skipped[3]["reason"]
     assert "first (line 6)" in skipped[4]["reason"]
     code, out, err = _validate(capsys, path)
     assert code == 0
-    tail = out[out.index("skipped 6 records"):].splitlines()
+    tail = out[out.index("skipped 6 records") :].splitlines()
     assert tail[0] == "skipped 6 records, not predicted:"
     assert tail[1] == "  1 device record (line 1): the GPU and its software, not a measurement"
     assert tail[2].startswith("  2 llm_generate records (line 3 and more): a whole model's generation throughput")
@@ -139,14 +187,21 @@ def test_the_shipped_measurements_skip_only_their_device_and_done_records():
     assert [(s.line, s.kind) for s in result.skipped] == [(1, "device"), (128, "done")]
 
 
-@pytest.mark.parametrize("lines, message", [
-    ((), "no records: the file is empty"),
-    (("", "  ", ""), "no records: the file is empty"),
-    ((_line({"kind": "device", "name": "NVIDIA H200"}), _line({"kind": "done", "seconds": 1.0})),
-     "no record accelsim predicts .*; records found: 1 device, 1 done"),
-    ((_line({"kind": "llm_generate", "tokens_per_s": 10.0}),) * 3,
-     "no record accelsim predicts .*; records found: 3 llm_generate"),
-])
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        ((), "no records: the file is empty"),
+        (("", "  ", ""), "no records: the file is empty"),
+        (
+            (_line({"kind": "device", "name": "NVIDIA H200"}), _line({"kind": "done", "seconds": 1.0})),
+            "no record accelsim predicts .*; records found: 1 device, 1 done",
+        ),
+        (
+            (_line({"kind": "llm_generate", "tokens_per_s": 10.0}),) * 3,
+            "no record accelsim predicts .*; records found: 3 llm_generate",
+        ),
+    ],
+)
 def test_a_file_with_nothing_to_predict_is_an_error(capsys, tmp_path, lines, message):
     path = _file(tmp_path, *lines)
     code, out, err = _validate(capsys, path)
@@ -207,6 +262,7 @@ def test_one_window_of_keys_lowers():
 
 # ---- accelsim fit ----
 
+
 def _fit(capsys, chip, path, *more):
     code = main(["fit", "--chip", str(chip), "--measurements", str(path), *more])
     out, err = capsys.readouterr()
@@ -234,16 +290,23 @@ def _inline(d):
     return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in d.items()) + " }"
 
 
-@pytest.mark.parametrize("drop, missing", [
-    ("cuda", "it needs a vector group; this profile has tensor \\(matrix, tiled\\)"),
-    ("tensor", 'it needs a matrix group with model = "tiled" \\(tensor cores\\); this profile has cuda \\(vector\\)'),
-])
+@pytest.mark.parametrize(
+    "drop, missing",
+    [
+        ("cuda", "it needs a vector group; this profile has tensor \\(matrix, tiled\\)"),
+        (
+            "tensor",
+            'it needs a matrix group with model = "tiled" \\(tensor cores\\); this profile has cuda \\(vector\\)',
+        ),
+    ],
+)
 def test_fit_needs_tensor_and_cuda_core_groups(capsys, tmp_path, drop, missing):
     profile = _profile(tmp_path, drop)
     code, out, err = _fit(capsys, profile, DATA / "h200.jsonl")
     assert code == 2 and out == "" and len(err.splitlines()) == 1
-    assert re.match(f"accelsim: error: {re.escape(str(profile))}: engines: accelsim fit fits GPU profiles: "
-                    f"{missing}", err), err
+    assert re.match(
+        f"accelsim: error: {re.escape(str(profile))}: engines: accelsim fit fits GPU profiles: {missing}", err
+    ), err
 
 
 def test_fit_refuses_a_systolic_profile(capsys):
@@ -252,18 +315,23 @@ def test_fit_refuses_a_systolic_profile(capsys):
     assert "mme (matrix, systolic), tpc (vector), dma (dma)" in err
 
 
-@pytest.mark.parametrize("records, message", [
-    ([{"kind": "gemm", "M": 128, "K": 128, "N": 128, "ms": 0.012}] * 20, "no records to fit"),
-    ([CONC, {"kind": "device"}], "no records to fit"),
-    ([GOOD, LAYER, GOOD], "3 records to fit"),
-    ([GOOD], "1 record to fit"),
-])
+@pytest.mark.parametrize(
+    "records, message",
+    [
+        ([{"kind": "gemm", "M": 128, "K": 128, "N": 128, "ms": 0.012}] * 20, "no records to fit"),
+        ([CONC, {"kind": "device"}], "no records to fit"),
+        ([GOOD, LAYER, GOOD], "3 records to fit"),
+        ([GOOD], "1 record to fit"),
+    ],
+)
 def test_fit_refuses_too_few_usable_records(capsys, tmp_path, records, message):
     path = _file(tmp_path, *map(_line, records))
     code, out, err = _fit(capsys, "h200", path, "--json")
     assert code == 2 and out == "" and len(err.splitlines()) == 1
-    assert err.startswith(f"accelsim: error: {path}: {message}: accelsim fit needs at least 8 (one per parameter) "
-                          "of kinds gemm, bmm, vector, attention, layer, layer_train, each of at least 0.05 ms"), err
+    assert err.startswith(
+        f"accelsim: error: {path}: {message}: accelsim fit needs at least 8 (one per parameter) "
+        "of kinds gemm, bmm, vector, attention, layer, layer_train, each of at least 0.05 ms"
+    ), err
 
 
 def test_fit_reports_a_bad_record_with_its_line(capsys, tmp_path):

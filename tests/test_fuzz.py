@@ -63,20 +63,81 @@ def _one_layer(text):
 
 
 CHIPS = {name: (ROOT / "chips" / f"{name}.toml").read_text() for name in ("gaudi2", "h100", "tpu-v4", "trainium2")}
-WORKLOADS = {name: _one_layer((ROOT / "workloads" / f"{name}.toml").read_text())
-             for name in ("gpt2-small", "gformer-vit", "llama-7b-like-layer")}
+WORKLOADS = {
+    name: _one_layer((ROOT / "workloads" / f"{name}.toml").read_text())
+    for name in ("gpt2-small", "gformer-vit", "llama-7b-like-layer")
+}
 GRAPHS = {"tiny": TINY_GRAPH, "attention_head": (ROOT / "examples" / "attention_head.toml").read_text()}
 
 VALUES = [
-    "-1", "0", "1", "2", "0.5", "-0.0", "1e-300", "1e300", "1e400", "inf", "-inf", "nan", "+nan", str(2**31),
-    str(2**62), str(2**63 - 1), str(2**63), str(2**64), "9" * 40, "100000", "100001", "1000000000000", "1e12",
-    "1e6", "3.0", "0.01", "0.001", "100", "1000000000", "true", "false", '"x"', '""', '"tile"', '"training"',
-    '"hybrid"', '"matrix"', "[]", "[1, 2]",
-    '["vector"]', "[0]", "[-1]", f"[{2**63}]", "[1e300]", "{}", "{ a = 1 }", "[" * 40 + "]" * 40,
-    "{ a = " * 40 + "1" + " }" * 40, "1979-05-27", "07:32:00", "0x7fffffffffffffff", '"\\u0000"', "'''\nx\n'''",
+    "-1",
+    "0",
+    "1",
+    "2",
+    "0.5",
+    "-0.0",
+    "1e-300",
+    "1e300",
+    "1e400",
+    "inf",
+    "-inf",
+    "nan",
+    "+nan",
+    str(2**31),
+    str(2**62),
+    str(2**63 - 1),
+    str(2**63),
+    str(2**64),
+    "9" * 40,
+    "100000",
+    "100001",
+    "1000000000000",
+    "1e12",
+    "1e6",
+    "3.0",
+    "0.01",
+    "0.001",
+    "100",
+    "1000000000",
+    "true",
+    "false",
+    '"x"',
+    '""',
+    '"tile"',
+    '"training"',
+    '"hybrid"',
+    '"matrix"',
+    "[]",
+    "[1, 2]",
+    '["vector"]',
+    "[0]",
+    "[-1]",
+    f"[{2**63}]",
+    "[1e300]",
+    "{}",
+    "{ a = 1 }",
+    "[" * 40 + "]" * 40,
+    "{ a = " * 40 + "1" + " }" * 40,
+    "1979-05-27",
+    "07:32:00",
+    "0x7fffffffffffffff",
+    '"\\u0000"',
+    "'''\nx\n'''",
 ]
-GARBAGE = [b"\x00", b"\xff\xfe", b"\xef\xbb\xbf", b"[[", b"]]", b"=", b'"', b"\n[a]\n[a]\n", b"\x80\x81\x82",
-           b"= = =", b"\n" + b"a." * 5000 + b"a = 1\n", b"\nx = " + b"[" * 2000 + b"\n"]
+GARBAGE = [
+    b"\x00",
+    b"\xff\xfe",
+    b"\xef\xbb\xbf",
+    b"[[",
+    b"]]",
+    b"=",
+    b'"',
+    b"\n[a]\n[a]\n",
+    b"\x80\x81\x82",
+    b"= = =",
+    b"\n" + b"a." * 5000 + b"a = 1\n",
+    b"\nx = " + b"[" * 2000 + b"\n",
+]
 
 KEY_LINE = re.compile(r"^([A-Za-z0-9_.\"-]+)\s*=\s*(.*)$")
 
@@ -87,8 +148,22 @@ def mutate(text: str, rng: random.Random) -> bytes:
     data: bytes | None = None
     for _ in range(rng.randint(1, 3)):
         keyed = [i for i, line in enumerate(lines) if KEY_LINE.match(line)]
-        what = rng.choice(["value", "value", "value", "value", "delete", "duplicate", "header", "nest", "garbage",
-                           "truncate", "bom", "engines"])
+        what = rng.choice(
+            [
+                "value",
+                "value",
+                "value",
+                "value",
+                "delete",
+                "duplicate",
+                "header",
+                "nest",
+                "garbage",
+                "truncate",
+                "bom",
+                "engines",
+            ]
+        )
         if what == "value" and keyed:
             i = rng.choice(keyed)
             key = KEY_LINE.match(lines[i]).group(1)
@@ -99,14 +174,26 @@ def mutate(text: str, rng: random.Random) -> bytes:
             i = rng.randrange(len(lines))
             lines.insert(i, lines[i])
         elif what == "header":
-            lines.insert(rng.randrange(len(lines) + 1), rng.choice(["[memory]", "[engines]", "[[tasks]]", "[model]",
-                                                                     "[engines.x]", "[run.batch]", "[a.b.c.d]"]))
+            lines.insert(
+                rng.randrange(len(lines) + 1),
+                rng.choice(
+                    ["[memory]", "[engines]", "[[tasks]]", "[model]", "[engines.x]", "[run.batch]", "[a.b.c.d]"]
+                ),
+            )
         elif what == "nest":
             depth = rng.choice([31, 33, 200, 3000])
             lines.append(rng.choice(["x = " + "[" * depth + "]" * depth, ".".join(["k"] * depth) + " = 1"]))
         elif what == "engines":  # a table of engines or a task's engines replaced
-            lines.append(rng.choice(["engines = []", 'engines = ["warp"]', "engines = {}", "[engines.tpc1]\n"
-                                     'kind = "vector"\ncount = 11\nlanes = { bf16 = 8 }']))
+            lines.append(
+                rng.choice(
+                    [
+                        "engines = []",
+                        'engines = ["warp"]',
+                        "engines = {}",
+                        '[engines.tpc1]\nkind = "vector"\ncount = 11\nlanes = { bf16 = 8 }',
+                    ]
+                )
+            )
         elif what in ("garbage", "truncate", "bom"):
             raw = "\n".join(lines).encode()
             at = rng.randrange(len(raw) + 1)
@@ -128,40 +215,86 @@ def make_case(index: int, folder: Path) -> tuple[str, list[str]]:
     if kind == "listing":
         return "listing", rng.choice([["workloads"], ["workloads", "--json"], ["chips"], ["schedulers"]])
     if kind == "set":
-        key = rng.choice(["layers", "d_model", "heads", "seq_len", "batch", "mlp_ratio", "d_ff", "vocab",
-                          "embeddings", "linear_heads", "window", "chunk", "variant", "mode", "dtype", "granularity",
-                          "tile_m", "tile_n", "batch_split", "run.batch", "model.x", "chip.clock_ghz"])
+        key = rng.choice(
+            [
+                "layers",
+                "d_model",
+                "heads",
+                "seq_len",
+                "batch",
+                "mlp_ratio",
+                "d_ff",
+                "vocab",
+                "embeddings",
+                "linear_heads",
+                "window",
+                "chunk",
+                "variant",
+                "mode",
+                "dtype",
+                "granularity",
+                "tile_m",
+                "tile_n",
+                "batch_split",
+                "run.batch",
+                "model.x",
+                "chip.clock_ghz",
+            ]
+        )
         value = rng.choice(VALUES + ["training", "tile", "hybrid", "2**63", "", "[" * 3000, "x" * 5000])
-        return f"--set {key}={value}", ["run", "--chip", "h100", "--workload", "gpt2-small", "--set", "layers=1",
-                                        "--set", f"{key}={value}"]
+        return f"--set {key}={value}", [
+            "run",
+            "--chip",
+            "h100",
+            "--workload",
+            "gpt2-small",
+            "--set",
+            "layers=1",
+            "--set",
+            f"{key}={value}",
+        ]
     if kind == "chip":
         name = rng.choice(sorted(CHIPS))
         path = folder / f"{name}.toml"
         path.write_bytes(mutate(CHIPS[name], rng))
         graph = folder / "tiny.toml"
         graph.write_text(TINY_GRAPH)
-        argv = rng.choice([["chips", "show", str(path)], ["chips", "show", str(path), "--json"],
-                           ["run", "--chip", str(path), "--graph", str(graph)],
-                           ["run", "--chip", str(path), "--graph", str(graph), "--json"],
-                           ["compare", "--chip", str(path), "--graph", str(graph), "--schedulers", "naive,heft"],
-                           ["compile", "--chip", str(path), "--graph", str(graph)]])
+        argv = rng.choice(
+            [
+                ["chips", "show", str(path)],
+                ["chips", "show", str(path), "--json"],
+                ["run", "--chip", str(path), "--graph", str(graph)],
+                ["run", "--chip", str(path), "--graph", str(graph), "--json"],
+                ["compare", "--chip", str(path), "--graph", str(graph), "--schedulers", "naive,heft"],
+                ["compile", "--chip", str(path), "--graph", str(graph)],
+            ]
+        )
         return f"chip {name}", argv
     if kind == "workload":
         name = rng.choice(sorted(WORKLOADS))
         path = folder / f"{name}.toml"
         path.write_bytes(mutate(WORKLOADS[name], rng))
         chip = rng.choice(["h100", "v100"])  # one kernel per op: a mutated size cannot multiply the tasks
-        argv = rng.choice([["run", "--chip", chip, "--workload", str(path)],
-                           ["compare", "--chip", chip, "--workload", str(path), "--schedulers", "naive"],
-                           ["compile", "--chip", chip, "--workload", str(path), "--json"]])
+        argv = rng.choice(
+            [
+                ["run", "--chip", chip, "--workload", str(path)],
+                ["compare", "--chip", chip, "--workload", str(path), "--schedulers", "naive"],
+                ["compile", "--chip", chip, "--workload", str(path), "--json"],
+            ]
+        )
         return f"workload {name}", argv
     name = rng.choice(sorted(GRAPHS))
     path = folder / f"{name}.toml"
     path.write_bytes(mutate(GRAPHS[name], rng))
-    argv = rng.choice([["run", "--chip", "h100", "--graph", str(path)],
-                       ["run", "--chip", "gaudi2", "--graph", str(path)] if name == "tiny" else
-                       ["compile", "--chip", "v100", "--graph", str(path)],
-                       ["compare", "--chip", "h100", "--graph", str(path), "--schedulers", "naive,balanced"]])
+    argv = rng.choice(
+        [
+            ["run", "--chip", "h100", "--graph", str(path)],
+            ["run", "--chip", "gaudi2", "--graph", str(path)]
+            if name == "tiny"
+            else ["compile", "--chip", "v100", "--graph", str(path)],
+            ["compare", "--chip", "h100", "--graph", str(path), "--schedulers", "naive,balanced"],
+        ]
+    )
     return f"graph {name}", argv
 
 
@@ -193,8 +326,9 @@ def check_case(index, tmp_path, capsys, monkeypatch):
         assert not lines, f"case {index} ({what}): exit 0 with stderr {err!r}"
         return
     assert code == 2, f"case {index} ({what}): exit {code}; stderr {err!r}; argv {argv}"
-    assert len(err.splitlines()) == 1 and err.startswith("accelsim: error: "), \
+    assert len(err.splitlines()) == 1 and err.startswith("accelsim: error: "), (
         f"case {index} ({what}): stderr is not one error line: {err!r}"
+    )
     files = [a for a in argv if a.startswith(str(tmp_path))]
     if files and not what.startswith("graph"):  # (a graph's error may name the chip it was compiled for)
         assert any(f in err for f in files), f"case {index} ({what}): the error does not name the file: {err!r}"

@@ -12,8 +12,17 @@ from accelsim.resources import shipped_names
 from accelsim.strategies import workload_dicts
 from accelsim.workload import load_workload, workload_from_dict
 
-PRESETS = ["gpt2-small", "gpt2-medium", "gpt2-large", "llama-7b-like-layer", "llama-7b-like", "vit-b16", "vit-l16",
-           "gformer-gpt", "gformer-vit"]
+PRESETS = [
+    "gpt2-small",
+    "gpt2-medium",
+    "gpt2-large",
+    "llama-7b-like-layer",
+    "llama-7b-like",
+    "vit-b16",
+    "vit-l16",
+    "gformer-gpt",
+    "gformer-vit",
+]
 
 
 def test_every_required_preset_ships():
@@ -72,8 +81,10 @@ def test_softmax_attention_runs_products_on_matrix_and_softmax_on_vector():
 def test_window_attention_is_vector_work_and_linear_attention_mostly_matrix_work():
     window = lower(load_workload("gpt2-small", ["layers=1", "variant=window"]))
     linear = lower(load_workload("gpt2-small", ["layers=1", "variant=linear"]))
+
     def attn_flops(g, kind):
         return sum(t.flops for t in g.tasks if ".fwd." in t.name and t.engines[0] == kind)
+
     assert attn_flops(window, "matrix") == 0 and attn_flops(window, "vector") > 0
     assert attn_flops(linear, "matrix") > 10 * attn_flops(linear, "vector")
     outer = [t for t in linear.tasks if t.op == "outer_acc"]
@@ -115,18 +126,21 @@ def test_a_lowered_workload_simulates_end_to_end():
     assert r.latency_cycles > 0 and set(r.utilization()) == {"matrix", "vector", "dma"}
 
 
-@pytest.mark.parametrize("sets, key, words", [
-    (["heads=5"], "model.d_model", "not divisible by heads"),
-    (["variant=linear", "chunk=100"], "attention.chunk", "not divisible by chunk 100"),
-    (["variant=window", "window=300"], "attention.window", "not divisible by window 300"),
-    (["variant=sparse"], "attention.variant", "'softmax', 'window', 'linear' or 'hybrid'"),
-    (["mode=serving"], "run.mode", "'inference' or 'training'"),
-    (["batch=0"], "run.batch", "greater than 0"),
-    (["layers=-2"], "model.layers", "greater than 0"),
-    (["d_head=32"], "model.d_head", "must equal d_model / heads = 64"),
-    (["variant=hybrid", "linear_heads=13"], "attention.linear_heads", "between 0 and heads"),
-    (["batch_split=3"], "lowering.batch_split", "not divisible by batch_split 3"),
-])
+@pytest.mark.parametrize(
+    "sets, key, words",
+    [
+        (["heads=5"], "model.d_model", "not divisible by heads"),
+        (["variant=linear", "chunk=100"], "attention.chunk", "not divisible by chunk 100"),
+        (["variant=window", "window=300"], "attention.window", "not divisible by window 300"),
+        (["variant=sparse"], "attention.variant", "'softmax', 'window', 'linear' or 'hybrid'"),
+        (["mode=serving"], "run.mode", "'inference' or 'training'"),
+        (["batch=0"], "run.batch", "greater than 0"),
+        (["layers=-2"], "model.layers", "greater than 0"),
+        (["d_head=32"], "model.d_head", "must equal d_model / heads = 64"),
+        (["variant=hybrid", "linear_heads=13"], "attention.linear_heads", "between 0 and heads"),
+        (["batch_split=3"], "lowering.batch_split", "not divisible by batch_split 3"),
+    ],
+)
 def test_inconsistent_workloads_name_the_file_and_key(sets, key, words):
     with pytest.raises(AccelsimError) as err:
         load_workload("gpt2-small", sets)
@@ -160,16 +174,32 @@ def test_the_task_estimate_is_the_lowered_graphs_size(data):
     assert estimate_tasks(wl) == len(lower(wl))
 
 
-@pytest.mark.parametrize("extra", [[], ["embeddings=false"], ["tile_m=100", "tile_n=100"], ["batch_split=2"],
-                                   ["class_token=false"], ["linear_heads=0"], ["tile_m=5000"]])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["embeddings=false"],
+        ["tile_m=100", "tile_n=100"],
+        ["batch_split=2"],
+        ["class_token=false"],
+        ["linear_heads=0"],
+        ["tile_m=5000"],
+    ],
+)
 @pytest.mark.parametrize("name", ["gpt2-small", "vit-b16", "gformer-gpt", "gformer-vit"])
 def test_the_task_estimate_is_exact_for_every_variant_mode_and_granularity(name, extra):
     checked = 0
     for granularity in ("op", "head", "tile"):
         for mode in ("inference", "training"):
             for variant in ("softmax", "window", "linear", "hybrid"):
-                sets = [f"granularity={granularity}", f"mode={mode}", f"variant={variant}", "layers=1", "batch=2",
-                        *extra]
+                sets = [
+                    f"granularity={granularity}",
+                    f"mode={mode}",
+                    f"variant={variant}",
+                    "layers=1",
+                    "batch=2",
+                    *extra,
+                ]
                 try:
                     wl = load_workload(name, sets)
                 except AccelsimError:  # e.g. a sequence the window does not divide
@@ -182,6 +212,9 @@ def test_the_task_estimate_is_exact_for_every_variant_mode_and_granularity(name,
 def test_a_graph_too_large_is_refused_before_it_is_built():
     wl = load_workload("gpt2-small", ["layers=400000"])
     assert estimate_tasks(wl) > 5_000_000
-    with pytest.raises(AccelsimError, match=r"gpt2-small.toml: model.layers: its task graph .* would have about "
-                                            r"6.4e\+06 tasks \(about 12.\d GB\); at most 5,000,000"):
+    with pytest.raises(
+        AccelsimError,
+        match=r"gpt2-small.toml: model.layers: its task graph .* would have about "
+        r"6.4e\+06 tasks \(about 12.\d GB\); at most 5,000,000",
+    ):
         lower(wl)

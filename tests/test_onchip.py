@@ -22,8 +22,7 @@ def reader(name, deps, reads):
 
 def one_producer_two_readers():
     # p writes 1,600 bytes kept on chip; c1 and c2 each read all of it.
-    return TaskGraph([kept(make_task("p", "copy", [800])), reader("c1", ["p"], [1600]),
-                      reader("c2", ["p"], [1600])])
+    return TaskGraph([kept(make_task("p", "copy", [800])), reader("c1", ["p"], [1600]), reader("c2", ["p"], [1600])])
 
 
 def test_the_plan_moves_kept_bytes_from_hbm_to_sram():
@@ -101,8 +100,9 @@ def test_a_spilled_strided_output_costs_the_strided_rate():
 
 def test_a_task_both_reading_and_keeping_moves_both_through_sram():
     # p -> q -> r, each output kept: q reads 1,600 bytes of p's from SRAM and writes its 1,600 there too.
-    graph = TaskGraph([kept(make_task("p", "copy", [800])), kept(reader("q", ["p"], [1600])),
-                       reader("r", ["q"], [1600])])
+    graph = TaskGraph(
+        [kept(make_task("p", "copy", [800])), kept(reader("q", ["p"], [1600])), reader("r", ["q"], [1600])]
+    )
     plan = OnChipPlan.of(graph)
     assert plan.sram.tolist() == [1600, 3200, 1600] and plan.hbm.tolist() == [1600, 0, 1600]
 
@@ -128,8 +128,9 @@ def test_the_plans_and_the_pools_counts_are_integers():
 def test_a_task_that_moves_nothing_through_hbm_just_computes():
     # p -> q -> r, outputs kept: q reads p's 1,600 bytes from SRAM and keeps its own: no HBM at all, only its 100
     # cycles of compute. p streams its 1,600 input bytes (100 cycles); r writes 1,600 bytes out (100).
-    graph = TaskGraph([kept(make_task("p", "copy", [800])), kept(reader("q", ["p"], [1600])),
-                       reader("r", ["q"], [1600])])
+    graph = TaskGraph(
+        [kept(make_task("p", "copy", [800])), kept(reader("q", ["p"], [1600])), reader("r", ["q"], [1600])]
+    )
     results = on_tpc0(graph, chip())
     assert results.end.tolist() == [100, 200, 300] and results.hbm_bytes.tolist() == [1600, 0, 1600]
     # With SRAM bandwidth too (8 bytes a cycle), a transfer of no bytes at all still ends, at once.

@@ -46,23 +46,33 @@ def chip_of(*groups):
 
 # --- engines and kinds --------------------------------------------------------------------------------------------
 
+
 def test_engines_by_kind_lists_instance_indices_in_profile_order(tiny_chip):
     assert engines_by_kind(tiny_chip) == {"matrix": [0], "vector": [1, 2], "dma": [3]}
 
 
 def test_preferred_kind_is_the_first_allowed_kind_the_chip_has(tiny_chip):
-    graph = TaskGraph([
-        add("plain"),                                    # ("vector",)
-        add("scalar-first", engines=["scalar", "vector"]),  # the chip has no scalar engine: vector
-        add("none-here", engines=["gpsimd", "scalar"]),    # neither: the first one named, gpsimd
-        make_task("g", "gemm", [4, 4, 4]),               # ("matrix",)
-    ])
+    graph = TaskGraph(
+        [
+            add("plain"),  # ("vector",)
+            add("scalar-first", engines=["scalar", "vector"]),  # the chip has no scalar engine: vector
+            add("none-here", engines=["gpsimd", "scalar"]),  # neither: the first one named, gpsimd
+            make_task("g", "gemm", [4, 4, 4]),  # ("matrix",)
+        ]
+    )
     assert preferred_kinds(graph, tiny_chip) == ["vector", "vector", "gpsimd", "matrix"]
 
 
 def test_dual_capable_tasks_are_those_allowing_matrix_and_vector_where_the_chip_has_both():
-    graph = TaskGraph([add("v"), make_task("g", "gemm", [4, 4, 4]), make_task("o", "outer_acc", [1, 2, 2, 2]),
-                       add("vm", engines=["vector", "matrix"]), add("vs", engines=["vector", "scalar"])])
+    graph = TaskGraph(
+        [
+            add("v"),
+            make_task("g", "gemm", [4, 4, 4]),
+            make_task("o", "outer_acc", [1, 2, 2, 2]),
+            add("vm", engines=["vector", "matrix"]),
+            add("vs", engines=["vector", "scalar"]),
+        ]
+    )
     assert dual_capable(graph, chip_of("mme", "tpc")) == [2, 3]
     assert dual_capable(graph, chip_of("mme", "tpc", "dma")) == [2, 3]
     assert dual_capable(graph, chip_of("mme", "dma")) == []  # no vector core: nothing can choose
@@ -71,6 +81,7 @@ def test_dual_capable_tasks_are_those_allowing_matrix_and_vector_where_the_chip_
 
 # --- list scheduling ----------------------------------------------------------------------------------------------
 
+
 def test_list_schedule_takes_the_earliest_free_engine_of_the_chosen_kind(tiny_chip):
     # On the two tpcs (engines 1, 2), in order a, b, c, d; then e on the mme:
     #   a (10): tpc0 free at 0          -> [0, 10) on 1
@@ -78,8 +89,9 @@ def test_list_schedule_takes_the_earliest_free_engine_of_the_chosen_kind(tiny_ch
     #   c (5):  needs a (ends 10); tpc1 frees first, at 4, but c is ready only at 10 -> [10, 15) on 2
     #   d (3):  tpc0 frees at 10 (tpc1 at 15); d is ready at 0 but waits for the engine -> [10, 13) on 1
     #   e (7, matrix): needs c (ends 15); the mme is free -> [15, 22) on 0
-    graph = TaskGraph([add("a"), add("b"), add("c", deps=["a"]), add("d"),
-                       make_task("e", "gemm", [4, 4, 4], deps=["c"])])
+    graph = TaskGraph(
+        [add("a"), add("b"), add("c", deps=["a"]), add("d"), make_task("e", "gemm", [4, 4, 4], deps=["c"])]
+    )
     costs = table([-1, 10, -1], [-1, 4, -1], [-1, 5, -1], [-1, 3, -1], [7, -1, -1])
     kinds = ["vector", "vector", "vector", "vector", "matrix"]
     engine, start = list_schedule(graph, tiny_chip, costs, [0, 1, 2, 3, 4], kinds.__getitem__)
@@ -96,6 +108,7 @@ def test_list_schedule_reports_a_kind_the_chip_lacks(tiny_chip):
 
 
 # --- ranks and priority orders ------------------------------------------------------------------------------------
+
 
 def test_upward_rank_is_the_longest_cost_path_to_an_exit():
     # a -> b, a -> c; d alone. Exits are their own cost: b 3, c 5, d 4; a = 2 + max(3, 5) = 7.
@@ -119,6 +132,7 @@ def test_priority_order_is_by_decreasing_rank_with_ties_in_topological_order():
 
 # --- idle gaps ----------------------------------------------------------------------------------------------------
 
+
 def test_a_fresh_planner_has_one_open_gap_per_unit():
     gaps = GapPlanner(EngineUnits.from_groups([(1, "sm"), (1, "sm"), (1, None)]))
     assert gaps.gap_starts == [[0], [0]] and gaps.gap_ends == [[OPEN], [OPEN]]
@@ -136,16 +150,16 @@ def test_engines_sharing_a_unit_share_its_gaps():
 
 def test_placing_splits_gaps_and_earliest_finds_the_first_that_fits():
     gaps = GapPlanner(EngineUnits.from_groups([(1, None)]))
-    gaps.place(0, 0, 10)   # at the very start of [0, open): nothing left before it
+    gaps.place(0, 0, 10)  # at the very start of [0, open): nothing left before it
     gaps.place(0, 20, 25)
     gaps.place(0, 40, 50)
     assert gaps.gap_starts == [[10, 25, 50]] and gaps.gap_ends == [[20, 40, OPEN]]
-    assert gaps.earliest(0, 0, 10) == 10   # exactly fills [10, 20)
-    assert gaps.earliest(0, 0, 12) == 25   # too long for [10, 20), fits [25, 40)
-    assert gaps.earliest(0, 0, 16) == 50   # fits neither closed gap
-    assert gaps.earliest(0, 5, 3) == 10    # ready at 5, but the first gap opens at 10
-    assert gaps.earliest(0, 30, 5) == 30   # ready inside [25, 40): starts when ready
-    assert gaps.earliest(0, 20, 3) == 25   # [10, 20) closes as it becomes ready
+    assert gaps.earliest(0, 0, 10) == 10  # exactly fills [10, 20)
+    assert gaps.earliest(0, 0, 12) == 25  # too long for [10, 20), fits [25, 40)
+    assert gaps.earliest(0, 0, 16) == 50  # fits neither closed gap
+    assert gaps.earliest(0, 5, 3) == 10  # ready at 5, but the first gap opens at 10
+    assert gaps.earliest(0, 30, 5) == 30  # ready inside [25, 40): starts when ready
+    assert gaps.earliest(0, 20, 3) == 25  # [10, 20) closes as it becomes ready
     assert gaps.earliest(0, 45, 3) == 50
     gaps.place(0, 25, 40)  # exactly fills [25, 40): no empty gaps left behind
     assert gaps.gap_starts == [[10, 50]] and gaps.gap_ends == [[20, OPEN]]
@@ -159,21 +173,28 @@ def test_best_picks_the_earliest_start_the_first_engine_on_a_tie():
     gaps = GapPlanner(EngineUnits.from_groups([(3, None)]))
     gaps.place(0, 0, 4)
     gaps.place(1, 0, 10)
-    assert gaps.best([0, 1], 0, 5) == (4, 0)   # 4 on engine 0 beats 10 on engine 1
-    assert gaps.best([1, 0], 0, 5) == (4, 0)   # whichever is asked first
+    assert gaps.best([0, 1], 0, 5) == (4, 0)  # 4 on engine 0 beats 10 on engine 1
+    assert gaps.best([1, 0], 0, 5) == (4, 0)  # whichever is asked first
     assert gaps.best([1, 0, 2], 0, 5) == (0, 2)
     gaps.place(2, 0, 4)
-    assert gaps.best([2, 0], 0, 5) == (4, 2)   # both start at 4: the first named keeps it
-    assert gaps.best([], 0, 5) == (-1, -1)     # nothing to choose from
+    assert gaps.best([2, 0], 0, 5) == (4, 2)  # both start at 4: the first named keeps it
+    assert gaps.best([], 0, 5) == (-1, -1)  # nothing to choose from
 
 
 # --- earliest finish with insertion -------------------------------------------------------------------------------
 
+
 def test_earliest_finish_fills_an_idle_gap_left_by_a_dependency(tiny_chip):
     # p on dma0 [0, 8); q needs p: mme0 [8, 13), which leaves mme0 idle over [0, 8). r (8 cycles) fits there
     # exactly: [0, 8). s (1 cycle) finds no gap before 13: [13, 14). mme0 issues r, q, s.
-    graph = TaskGraph([make_task("p", "dma", [64]), make_task("q", "gemm", [4, 4, 4], deps=["p"]),
-                       make_task("r", "gemm", [4, 4, 4]), make_task("s", "gemm", [4, 4, 4])])
+    graph = TaskGraph(
+        [
+            make_task("p", "dma", [64]),
+            make_task("q", "gemm", [4, 4, 4], deps=["p"]),
+            make_task("r", "gemm", [4, 4, 4]),
+            make_task("s", "gemm", [4, 4, 4]),
+        ]
+    )
     costs = table([-1, -1, 8], [5, -1, -1], [8, -1, -1], [1, -1, -1])
     groups = [[2], [0], [0], [0]]
     schedule = place_earliest_finish(graph, tiny_chip, costs, [0, 1, 2, 3], groups.__getitem__, "insert")
@@ -209,6 +230,7 @@ def test_earliest_finish_reports_a_task_no_offered_group_can_run(tiny_chip):
 
 
 # --- Schedule.from_plan -------------------------------------------------------------------------------------------
+
 
 def test_from_plan_orders_each_engine_by_planned_start_ties_in_topological_order(tiny_chip):
     # x needs y (topological order y, x, z). On tpc0: z planned at 0, x and y both at 5: y before x.

@@ -29,8 +29,15 @@ SECOND = [(TPC0, 0, 100), (TPC1, 0, 50), (MME0, 0, 40), (TPC0, 100, 200)]
 
 
 def hand_graph():
-    return TaskGraph([make_task("a", "add", [800]), make_task("b", "add", [400]),
-                      make_task("c", "gemm", [8, 8, 8]), make_task("d", "mul", [800])], name="hand-graph")
+    return TaskGraph(
+        [
+            make_task("a", "add", [800]),
+            make_task("b", "add", [400]),
+            make_task("c", "gemm", [8, 8, 8]),
+            make_task("d", "mul", [800]),
+        ],
+        name="hand-graph",
+    )
 
 
 def hand_results(chip, scheduler, placement):
@@ -63,8 +70,16 @@ def test_timeline_aggregates_big_groups_into_rows(two_results):
 def test_timeline_rows_of_a_big_chip():
     # gaudi3: 8 MMEs (a row each), 64 TPCs (8 rows of 8), 8 DMA engines (a row each).
     chip = accelsim.load_chip("gaudi3")
-    r = Results(TaskGraph([make_task("a", "add", [8])]), chip, "x", np.array([8]), np.array([0]), np.array([1]),
-                np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    r = Results(
+        TaskGraph([make_task("a", "add", [8])]),
+        chip,
+        "x",
+        np.array([8]),
+        np.array([0]),
+        np.array([1]),
+        np.zeros(0, dtype=np.int64),
+        np.zeros(0, dtype=np.int64),
+    )
     data = plots.timeline_data(r)
     assert data.rows[:10] == ["mme0", "mme1", "mme2", "mme3", "mme4", "mme5", "mme6", "mme7", "tpc0-7", "tpc8-15"]
     assert data.rows[15] == "tpc56-63" and data.engines_per_row[15] == list(range(64, 72))
@@ -98,7 +113,8 @@ def test_idle_data_and_chart_against_hand_counted_idle_cycles(two_results):
     assert [t.get_text() for t in per_kind.get_xticklabels()] == ["matrix", "vector", "dma"]
     # per engine mme0, tpc0, tpc1, dma0: first, then second
     assert [p.get_height() for p in per_engine.patches] == pytest.approx(
-        [0.110, 0.0, 0.050, 0.150, 0.160, 0.0, 0.150, 0.200])
+        [0.110, 0.0, 0.050, 0.150, 0.160, 0.0, 0.150, 0.200]
+    )
     assert [t.get_text() for t in per_kind.get_legend().get_texts()] == ["first", "second"]
 
 
@@ -135,11 +151,29 @@ def test_comparison_figure_across_chips(two_results):
 
 
 def test_plot_command_writes_png_and_svg(tmp_path, capsys):
-    code = main(["plot", "--chip", "gaudi1,gaudi2", "--workload", "gpt2-small", "--set", "layers=1",
-                 "--schedulers", "naive,balanced", "--out", str(tmp_path)])
+    code = main(
+        [
+            "plot",
+            "--chip",
+            "gaudi1,gaudi2",
+            "--workload",
+            "gpt2-small",
+            "--set",
+            "layers=1",
+            "--schedulers",
+            "naive,balanced",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     names = {p.name for p in tmp_path.iterdir()}
-    for stem in ("timeline_gaudi1_naive", "timeline_gaudi2_balanced", "utilization_gaudi1_balanced", "idle_gaudi2",
-                 "comparison"):
+    for stem in (
+        "timeline_gaudi1_naive",
+        "timeline_gaudi2_balanced",
+        "utilization_gaudi1_balanced",
+        "idle_gaudi2",
+        "comparison",
+    ):
         assert {f"{stem}.png", f"{stem}.svg"} <= names
     assert (tmp_path / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

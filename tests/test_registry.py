@@ -57,8 +57,7 @@ def test_a_scheduler_class_without_a_name_is_refused(only):
     with pytest.raises(AccelsimError) as info:
         register(Nameless)
     assert info.value.detail == "a scheduler class needs a non-empty `name`"
-    assert info.value.key == (
-        "test_a_scheduler_class_without_a_name_is_refused.<locals>.Nameless")
+    assert info.value.key == ("test_a_scheduler_class_without_a_name_is_refused.<locals>.Nameless")
     assert info.value.source is None
     assert known == {}
 
@@ -95,7 +94,7 @@ def test_the_built_in_schedulers_are_registered():
 
 # --- plugins -----------------------------------------------------------------------------------------------------
 
-PLUGIN = textwrap.dedent('''
+PLUGIN = textwrap.dedent("""
     from accelsim import Schedule, Scheduler, register
 
     @register
@@ -104,7 +103,7 @@ PLUGIN = textwrap.dedent('''
 
         def schedule(self, graph, chip, costs):
             return Schedule([], [], self.name)
-''')
+""")
 
 
 def test_a_plugin_file_registers_its_schedulers_under_the_files_name(only, tmp_path):
@@ -165,7 +164,8 @@ def test_a_missing_plugin_module_is_reported_with_pythons_reason(only):
     only()
     with pytest.raises(AccelsimError) as info:
         load_plugin("no_such_policy_module")
-    assert str(info.value) == ("no_such_policy_module: cannot import plugin module "
-                               "(No module named 'no_such_policy_module')")
+    assert str(info.value) == (
+        "no_such_policy_module: cannot import plugin module (No module named 'no_such_policy_module')"
+    )
     assert info.value.source == "no_such_policy_module" and info.value.key is None
     assert info.value.__cause__ is None and info.value.__suppress_context__

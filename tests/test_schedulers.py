@@ -140,9 +140,24 @@ def test_compare_runs_a_scheduler_from_a_plugin_file(capsys, tmp_path):
         "from accelsim.policies import Naive\n\n"
         "@register\n"
         "class Mine(Naive):\n"
-        "    name = 'mine'\n")
-    code = main(["compare", "--chip", "gaudi1", "--workload", "gpt2-small", "--set", "layers=1",
-                 "--schedulers", "naive,mine", "--plugin", str(plugin), "--json"])
+        "    name = 'mine'\n"
+    )
+    code = main(
+        [
+            "compare",
+            "--chip",
+            "gaudi1",
+            "--workload",
+            "gpt2-small",
+            "--set",
+            "layers=1",
+            "--schedulers",
+            "naive,mine",
+            "--plugin",
+            str(plugin),
+            "--json",
+        ]
+    )
     rows = json.loads(capsys.readouterr().out)["results"]
     assert code == 0 and rows[1]["scheduler"] == "mine" and rows[1]["latency_cycles"] == rows[0]["latency_cycles"]
 
@@ -170,8 +185,22 @@ def test_the_readme_example_scheduler_runs_from_the_cli(capsys):
     from pathlib import Path
 
     example = Path(__file__).parent.parent / "examples" / "critical_first.py"
-    code = main(["compare", "--plugin", str(example), "--chip", "gaudi2", "--workload", "gpt2-small", "--set",
-                 "layers=1", "--schedulers", "naive,critical-first", "--json"])
+    code = main(
+        [
+            "compare",
+            "--plugin",
+            str(example),
+            "--chip",
+            "gaudi2",
+            "--workload",
+            "gpt2-small",
+            "--set",
+            "layers=1",
+            "--schedulers",
+            "naive,critical-first",
+            "--json",
+        ]
+    )
     rows = json.loads(capsys.readouterr().out)["results"]
     assert code == 0 and rows[1]["scheduler"] == "critical-first" and rows[1]["latency_cycles"] > 0
 

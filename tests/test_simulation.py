@@ -46,16 +46,18 @@ def test_two_memory_bound_tasks_share_hbm_and_both_slow_down(tiny_chip):
     # 1600 bytes at 16 B/cycle is 100 cycles alone; compute is only 1 cycle.
     alone = run_on(tiny_chip, [vector_task("a", 8, nbytes=1600)], {"a": "tpc0"})
     assert times(alone, "a") == (0, 100)
-    both = run_on(tiny_chip, [vector_task("a", 8, nbytes=1600), vector_task("b", 8, nbytes=1600)],
-                  {"a": "tpc0", "b": "tpc1"})
+    both = run_on(
+        tiny_chip, [vector_task("a", 8, nbytes=1600), vector_task("b", 8, nbytes=1600)], {"a": "tpc0", "b": "tpc1"}
+    )
     assert times(both, "a") == (0, 200)
     assert times(both, "b") == (0, 200)
 
 
 def test_a_stream_speeds_up_when_the_other_one_finishes(tiny_chip):
     # b needs 800 bytes: both share 8 B/cycle until b ends at 100; a has 800 bytes left, alone at 16 B/cycle.
-    r = run_on(tiny_chip, [vector_task("a", 8, nbytes=1600), vector_task("b", 8, nbytes=800)],
-               {"a": "tpc0", "b": "tpc1"})
+    r = run_on(
+        tiny_chip, [vector_task("a", 8, nbytes=1600), vector_task("b", 8, nbytes=800)], {"a": "tpc0", "b": "tpc1"}
+    )
     assert times(r, "b") == (0, 100)
     assert times(r, "a") == (0, 150)
 
@@ -114,8 +116,11 @@ def test_a_task_on_a_kind_it_does_not_allow_is_rejected(tiny_chip):
 
 
 def test_results_report_busy_idle_and_longest_gap(tiny_chip):
-    r = run_on(tiny_chip, [vector_task("a", 800), vector_task("c", 400), vector_task("b", 80, deps=["a"])],
-               {"a": "tpc0", "b": "tpc1", "c": "tpc1"})
+    r = run_on(
+        tiny_chip,
+        [vector_task("a", 800), vector_task("c", 400), vector_task("b", 80, deps=["a"])],
+        {"a": "tpc0", "b": "tpc1", "c": "tpc1"},
+    )
     # tpc1 runs c [0,50) then b [100,110): idle 50..100 and nothing after 110 = latency.
     stats = {s.name: s for s in r.engines}
     assert r.latency_cycles == 110
@@ -150,8 +155,11 @@ def test_a_launch_gap_follows_compute_and_memory_alike():
     from conftest import tiny_chip_dict
 
     chip = accelsim.chip_from_dict(tiny_chip_dict(launch_gap_cycles=5), "gpu-like.toml")
-    r = run_on(chip, [vector_task("mem", 8, nbytes=1600), vector_task("cmp", 800), vector_task("next", 8)],
-               {"mem": "tpc0", "cmp": "tpc1", "next": "tpc0"})
+    r = run_on(
+        chip,
+        [vector_task("mem", 8, nbytes=1600), vector_task("cmp", 800), vector_task("next", 8)],
+        {"mem": "tpc0", "cmp": "tpc1", "next": "tpc0"},
+    )
     assert times(r, "mem") == (0, 105)  # 100 cycles of streaming, then the gap
     assert times(r, "cmp") == (0, 105)  # 100 cycles of compute, then the gap
     assert times(r, "next") == (105, 111)

@@ -48,6 +48,7 @@ def spans(results):
 
 # --- timing -----------------------------------------------------------------------------------------------------
 
+
 def test_dispatch_counts_towards_compute_even_when_the_task_also_streams():
     # dispatch 7 + 80/8 = 10 compute cycles = 17; its 16 bytes take 1 cycle of HBM: compute ends last, at 17.
     r = run(chip_with(dispatch_overhead_cycles=7), [add("a", 80, nbytes=16)], {"tpc0": ["a"]})
@@ -72,8 +73,7 @@ def test_a_task_of_zero_cycles_is_allowed_and_ends_where_it_starts(tiny_chip):
 def test_the_cost_table_given_is_the_one_simulated(tiny_chip):
     # The add would compute for 1 cycle; the table handed in says 30 on a tpc (and that it streams nothing).
     graph = TaskGraph([add("a", 8)])
-    costs = CostTable(compute=np.array([[-1, 30, -1]]), estimate=np.array([[-1, 30, -1]]),
-                      stream=np.array([0]))
+    costs = CostTable(compute=np.array([[-1, 30, -1]]), estimate=np.array([[-1, 30, -1]]), stream=np.array([0]))
     r = simulate(graph, tiny_chip, by_hand(tiny_chip, graph.tasks, {"tpc1": ["a"]}), costs)
     assert spans(r) == {"a": (0, 30)}
 
@@ -103,6 +103,7 @@ def test_tasks_ending_in_the_same_cycle_release_their_successors_in_the_order_th
 
 # --- what Results carry -------------------------------------------------------------------------------------------
 
+
 def test_results_carry_the_schedulers_name_its_notes_and_the_hbm_stream_counts(tiny_chip):
     # a streams 1600 bytes, b 800, both from 0: 8 B/cycle each until b is done at 100, then a alone moves its last
     # 800 bytes at 16 B/cycle by 150. Streams: 2 from 0, 1 from 100, 0 from 150.
@@ -123,6 +124,7 @@ def test_results_carry_the_schedulers_name_its_notes_and_the_hbm_stream_counts(t
 
 # --- malformed schedules: one-line errors ------------------------------------------------------------------------
 
+
 def error_of(chip, tasks, schedule):
     with pytest.raises(AccelsimError) as info:
         simulate(TaskGraph(tasks), chip, schedule)
@@ -138,9 +140,11 @@ def test_a_deadlock_names_the_first_three_stuck_queue_heads():
     tasks = [add("ok", 8)] + [t for k in range(4) for t in (add(f"a{k}", 8), add(f"b{k}", 8, deps=[f"a{k}"]))]
     queues = {f"v{k}": ([] if k else ["ok"]) + [f"b{k}", f"a{k}"] for k in range(4)}
     err = error_of(chip, tasks, by_hand(chip, tasks, queues, name="circular"))
-    assert str(err) == ("scheduler 'circular': the schedule deadlocks: 8 tasks never start (engine queue heads "
-                        "['b0', 'b1', 'b2'] wait on tasks queued behind them); an engine's order must follow the "
-                        "dependencies")
+    assert str(err) == (
+        "scheduler 'circular': the schedule deadlocks: 8 tasks never start (engine queue heads "
+        "['b0', 'b1', 'b2'] wait on tasks queued behind them); an engine's order must follow the "
+        "dependencies"
+    )
     assert err.key == "scheduler 'circular'" and err.source is None
 
 
@@ -152,8 +156,9 @@ def test_a_schedule_for_fewer_tasks_than_the_graph_is_rejected(tiny_chip):
 
 def test_a_schedule_for_another_number_of_engines_is_rejected(tiny_chip):
     err = error_of(tiny_chip, [add("a", 8)], Schedule([1], [[], [0]], "narrow"))
-    assert str(err) == ("scheduler 'narrow': schedule covers 1 tasks and 2 engines; the graph has 1 tasks and the "
-                        "chip 4 engines")
+    assert str(err) == (
+        "scheduler 'narrow': schedule covers 1 tasks and 2 engines; the graph has 1 tasks and the chip 4 engines"
+    )
 
 
 def test_a_task_index_one_past_the_last_is_rejected(tiny_chip):

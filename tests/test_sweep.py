@@ -47,17 +47,25 @@ def read(path):
 
 def test_every_combination_gets_a_row_per_workload_and_scheduler(tmp_path, tiny):
     out = tmp_path / "s.csv"
-    units = plan("gaudi2", [parse_axis("chip.engines.tpc.count=4,8,16"),
-                            parse_axis("chip.memory.hbm_bandwidth_gbps=800,2450")], [tiny], ["naive", "balanced"])
+    units = plan(
+        "gaudi2",
+        [parse_axis("chip.engines.tpc.count=4,8,16"), parse_axis("chip.memory.hbm_bandwidth_gbps=800,2450")],
+        [tiny],
+        ["naive", "balanced"],
+    )
     stats = run_sweep(units, out, workers=1, progress=False)
     rows = read(out)
     assert stats.ran == 6 and len(rows) == 6 * 2
     assert {(r["chip.engines.tpc.count"], r["chip.memory.hbm_bandwidth_gbps"]) for r in rows} == {
-        (a, b) for a in ("4", "8", "16") for b in ("800", "2450")}
+        (a, b) for a in ("4", "8", "16") for b in ("800", "2450")
+    }
     assert all(r["error"] == "" and float(r["latency_us"]) > 0 for r in rows)
     # more vector cores never make the naive schedule slower here
-    naive = {int(r["chip.engines.tpc.count"]): float(r["latency_us"]) for r in rows
-             if r["scheduler"] == "naive" and r["chip.memory.hbm_bandwidth_gbps"] == "2450"}
+    naive = {
+        int(r["chip.engines.tpc.count"]): float(r["latency_us"])
+        for r in rows
+        if r["scheduler"] == "naive" and r["chip.memory.hbm_bandwidth_gbps"] == "2450"
+    }
     assert naive[16] <= naive[4]
 
 
@@ -78,8 +86,9 @@ def test_an_interrupted_sweep_resumes_without_redoing_or_losing_points(tmp_path,
 def test_a_failing_point_records_its_error_and_the_sweep_goes_on(tmp_path, tiny):
     out = tmp_path / "s.csv"
     # bf16 only on the vector cores at one point: the gemms still run, but an fp8-only MME cannot run bf16 gemms.
-    units = plan("gaudi2", [parse_axis('chip.engines.mme.macs_per_cycle={ fp8 = 131072 },{ bf16 = 65536 }')], [tiny],
-                 ["naive"])
+    units = plan(
+        "gaudi2", [parse_axis("chip.engines.mme.macs_per_cycle={ fp8 = 131072 },{ bf16 = 65536 }")], [tiny], ["naive"]
+    )
     run_sweep(units, out, workers=1, progress=False)
     rows = read(out)
     assert len(rows) == 2
@@ -89,9 +98,24 @@ def test_a_failing_point_records_its_error_and_the_sweep_goes_on(tmp_path, tiny)
 
 def test_a_sweep_with_a_failed_point_exits_1_after_writing_every_row(tmp_path, tiny, capsys):
     out = tmp_path / "s.csv"
-    code = main(["sweep", "--chip", "gaudi2", "--set",
-                 "chip.engines.mme.macs_per_cycle={ fp8 = 131072 },{ bf16 = 65536 }", "--workload", tiny,
-                 "--schedulers", "naive", "--out", str(out), "--workers", "1", "--quiet"])
+    code = main(
+        [
+            "sweep",
+            "--chip",
+            "gaudi2",
+            "--set",
+            "chip.engines.mme.macs_per_cycle={ fp8 = 131072 },{ bf16 = 65536 }",
+            "--workload",
+            tiny,
+            "--schedulers",
+            "naive",
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--quiet",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "2 of 2 points run" in captured.out and "1 failed" in captured.out
@@ -100,16 +124,36 @@ def test_a_sweep_with_a_failed_point_exits_1_after_writing_every_row(tmp_path, t
 
 
 def test_a_sweep_without_failures_exits_0(tmp_path, tiny, capsys):
-    code = main(["sweep", "--chip", "gaudi1", "--set", "chip.clock_ghz=1.0", "--workload", tiny, "--schedulers",
-                 "naive", "--out", str(tmp_path / "s.csv"), "--workers", "1", "--quiet"])
+    code = main(
+        [
+            "sweep",
+            "--chip",
+            "gaudi1",
+            "--set",
+            "chip.clock_ghz=1.0",
+            "--workload",
+            tiny,
+            "--schedulers",
+            "naive",
+            "--out",
+            str(tmp_path / "s.csv"),
+            "--workers",
+            "1",
+            "--quiet",
+        ]
+    )
     assert code == 0 and "0 failed" in capsys.readouterr().out
 
 
 def test_a_gpu_profile_sweeps(tmp_path, tiny):
     # h200's tensor cores are tiled (no rows or cols): every point used to fail on rows * cols.
     out = tmp_path / "s.csv"
-    stats = run_sweep(plan("h200", [parse_axis("chip.clock_ghz=1.5,1.83")], [tiny], ["naive", "balanced"]), out,
-                      workers=1, progress=False)
+    stats = run_sweep(
+        plan("h200", [parse_axis("chip.clock_ghz=1.5,1.83")], [tiny], ["naive", "balanced"]),
+        out,
+        workers=1,
+        progress=False,
+    )
     rows = read(out)
     assert stats.failed == 0 and len(rows) == 2 * 2
     assert all(r["error"] == "" and float(r["latency_us"]) > 0 for r in rows)
@@ -121,8 +165,9 @@ def test_matrix_macs_of_a_systolic_profile(tmp_path, tiny):
     # chips/gaudi2.toml: MMEs of 256 x 256 = 65,536 bf16 MACs per cycle; 1 or 2 of them.
     # engines: 1 or 2 MMEs + 24 TPCs + 8 DMA engines = 33 or 34.
     out = tmp_path / "s.csv"
-    run_sweep(plan("gaudi2", [parse_axis("chip.engines.mme.count=1,2")], [tiny], ["naive"]), out, workers=1,
-              progress=False)
+    run_sweep(
+        plan("gaudi2", [parse_axis("chip.engines.mme.count=1,2")], [tiny], ["naive"]), out, workers=1, progress=False
+    )
     got = {r["chip.engines.mme.count"]: (r["matrix_macs"], r["engines"]) for r in read(out)}
     assert got == {"1": ("65536", "33"), "2": ("131072", "34")}
 
@@ -131,11 +176,14 @@ def test_a_record_has_a_field_per_column():
     assert [f.name for f in dataclasses.fields(SweepRecord)][1:] == list(COLUMNS)
 
 
-@pytest.mark.parametrize("item, words", [
-    ("chip.engines.tpc.count=8,-4", "greater than 0"),
-    ("chip.engines.tpc.cout=8", "chip.engines.tpc.cout: not a key of the profile"),
-    ("chip.engines.tpc.count", "expected chip.KEY=V1,V2"),
-])
+@pytest.mark.parametrize(
+    "item, words",
+    [
+        ("chip.engines.tpc.count=8,-4", "greater than 0"),
+        ("chip.engines.tpc.cout=8", "chip.engines.tpc.cout: not a key of the profile"),
+        ("chip.engines.tpc.count", "expected chip.KEY=V1,V2"),
+    ],
+)
 def test_invalid_values_are_reported_before_anything_runs(tmp_path, tiny, item, words, capsys):
     out = tmp_path / "s.csv"
     code = main(["sweep", "--chip", "gaudi2", "--set", item, "--workload", tiny, "--out", str(out), "--quiet"])
@@ -146,8 +194,18 @@ def test_invalid_values_are_reported_before_anything_runs(tmp_path, tiny, item, 
 def test_sweep_on_a_dask_cluster_gives_the_same_rows(tmp_path, tiny, capsys):
     distributed = pytest.importorskip("distributed")
     local, remote = tmp_path / "local.csv", tmp_path / "dask.csv"
-    args = ["sweep", "--chip", "gaudi1", "--set", "chip.engines.tpc.count=4,8", "--workload", tiny,
-            "--schedulers", "naive,balanced", "--quiet"]
+    args = [
+        "sweep",
+        "--chip",
+        "gaudi1",
+        "--set",
+        "chip.engines.tpc.count=4,8",
+        "--workload",
+        tiny,
+        "--schedulers",
+        "naive,balanced",
+        "--quiet",
+    ]
     assert main([*args, "--out", str(local), "--workers", "1"]) == 0
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as c:
         assert main([*args, "--out", str(remote), "--dask", c.scheduler_address]) == 0
@@ -165,11 +223,24 @@ def test_parquet_output(tmp_path, tiny):
 
 def test_sweep_plot_draws_parameters_gain_and_pareto(tmp_path, tiny, capsys):
     out = tmp_path / "s.csv"
-    run_sweep(plan("gaudi2", [parse_axis("chip.engines.tpc.count=4,16"), parse_axis("chip.clock_ghz=1.0,1.65")], [tiny],
-                   ["naive", "balanced"]), out, workers=1, progress=False)
+    run_sweep(
+        plan(
+            "gaudi2",
+            [parse_axis("chip.engines.tpc.count=4,16"), parse_axis("chip.clock_ghz=1.0,1.65")],
+            [tiny],
+            ["naive", "balanced"],
+        ),
+        out,
+        workers=1,
+        progress=False,
+    )
     written = {p.name for p in sweep_plots(out, tmp_path / "fig")}
-    assert {"sweep_chip_engines_tpc_count.png", "sweep_chip_clock_ghz.svg", "sweep_gain.png",
-            "sweep_pareto.png"} <= written
+    assert {
+        "sweep_chip_engines_tpc_count.png",
+        "sweep_chip_clock_ghz.svg",
+        "sweep_gain.png",
+        "sweep_pareto.png",
+    } <= written
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -180,5 +251,6 @@ def test_a_sweep_file_of_another_sweep_is_refused(tmp_path, tiny):
     out = tmp_path / "s.csv"
     run_sweep(plan("gaudi1", [parse_axis("chip.clock_ghz=1.0")], [tiny], ["naive"]), out, workers=1, progress=False)
     with pytest.raises(AccelsimError, match="other columns"):
-        run_sweep(plan("gaudi1", [parse_axis("chip.engines.tpc.count=4")], [tiny], ["naive"]), out, workers=1,
-                  progress=False)
+        run_sweep(
+            plan("gaudi1", [parse_axis("chip.engines.tpc.count=4")], [tiny], ["naive"]), out, workers=1, progress=False
+        )

@@ -28,8 +28,14 @@ def test_the_recorded_cases_cover_every_dataflow_and_non_square_arrays():
     assert len(CASES) >= 36
 
 
-@given(st.integers(1, 300), st.integers(1, 300), st.integers(1, 300), st.sampled_from([4, 8, 32, 128]),
-       st.sampled_from([4, 16, 128]), st.sampled_from(["os", "ws", "is"]))
+@given(
+    st.integers(1, 300),
+    st.integers(1, 300),
+    st.integers(1, 300),
+    st.sampled_from([4, 8, 32, 128]),
+    st.sampled_from([4, 16, 128]),
+    st.sampled_from(["os", "ws", "is"]),
+)
 def test_never_faster_than_the_array_can_do_the_macs(m, k, n, rows, cols, flow):
     cycles = systolic_cycles(m, k, n, rows, cols, flow)
     assert cycles * rows * cols >= m * k * n

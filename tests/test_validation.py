@@ -24,18 +24,26 @@ def test_records_lower_to_the_kernels_their_code_launched():
 
     base = {"kind": "attention", "B": 2, "H": 2, "S": 512, "D": 64}
     # masked_fill out of place is a clone then a strided fill; the mask itself is two small kernels
-    assert ops({**base, "variant": "softmax_unfused"}) == ["bmm", "scale", "copy", "copy", "copy", "masked_fill",
-                                                           "softmax", "bmm"]
+    assert ops({**base, "variant": "softmax_unfused"}) == [
+        "bmm",
+        "scale",
+        "copy",
+        "copy",
+        "copy",
+        "masked_fill",
+        "softmax",
+        "bmm",
+    ]
     assert ops({**base, "variant": "sdpa_flash"}) == ["flash_attn_causal"]
     layer = lower_record({"kind": "layer", "variant": "sdpa_flash", "B": 1, "S": 512, "d_model": 256, "heads": 4})
     assert [t.op for t in layer.tasks].count("gemm") == 4
-    train = lower_record({"kind": "layer_train", "variant": "sdpa_flash", "B": 1, "S": 512, "d_model": 256,
-                          "heads": 4})
+    train = lower_record({"kind": "layer_train", "variant": "sdpa_flash", "B": 1, "S": 512, "d_model": 256, "heads": 4})
     assert [t.op for t in train.tasks].count("gemm") == 4 * 3  # each GEMM's backward is two GEMMs
     assert [t.op for t in train.tasks].count("layernorm_grad") == 2  # each with a weight-gradient reduction
     # q, k and v are strided views of the QKV output: eager attention copies them, cuDNN's fused kernel does not
-    unfused = lower_record({"kind": "layer", "variant": "softmax_unfused", "B": 1, "S": 512, "d_model": 256,
-                            "heads": 4})
+    unfused = lower_record(
+        {"kind": "layer", "variant": "softmax_unfused", "B": 1, "S": 512, "d_model": 256, "heads": 4}
+    )
     assert [t.op for t in unfused.tasks].count("strided_copy") == 4
     assert [t.op for t in layer.tasks].count("strided_copy") == 0
     # one stream: every kernel waits for the one before
@@ -88,13 +96,16 @@ def test_the_shipped_h200_parameters_are_what_fit_gives():
         assert node == value, key
 
 
-@pytest.mark.parametrize("chip, measurements, records", [
-    ("h200", "h200.jsonl", 99),  # fitted on this one
-    ("h200", "h200_repeat.jsonl", 79),  # another H200 machine (no layer_train records)
-    ("h200", "h200_session3.jsonl", 99),  # a third H200, measured in this session (docs/measurements)
-    ("h100", "h100.jsonl", 102),  # a GPU the fit never saw: only datasheet figures differ in its profile
-    ("h100", "h100_repeat.jsonl", 101),
-])
+@pytest.mark.parametrize(
+    "chip, measurements, records",
+    [
+        ("h200", "h200.jsonl", 99),  # fitted on this one
+        ("h200", "h200_repeat.jsonl", 79),  # another H200 machine (no layer_train records)
+        ("h200", "h200_session3.jsonl", 99),  # a third H200, measured in this session (docs/measurements)
+        ("h100", "h100.jsonl", 102),  # a GPU the fit never saw: only datasheet figures differ in its profile
+        ("h100", "h100_repeat.jsonl", 101),
+    ],
+)
 def test_validation_meets_the_accuracy_target(chip, measurements, records):
     # The target: median |error| <= 10% and 90th percentile <= 25% over records of at least 0.05 ms.
     overall = validate(accelsim.load_chip(chip), read_records(DATA / measurements)).summary["overall"]

@@ -7,6 +7,7 @@ taken from gpu_calib.py itself (parsed, not copied), so both always time the sam
 
 Run on a GPU: python3 tools/gpu_kernel_profile.py PATH/TO/gpu_calib.py  (writes $OUT/gpu_kernels.jsonl)
 """
+
 from __future__ import annotations
 
 import ast
@@ -19,16 +20,26 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-WANTED = {"attn_softmax_unfused", "attn_sdpa", "attn_window", "phi", "attn_linear_chunked",
-          "attn_linear_outer", "layer_fn"}
+WANTED = {
+    "attn_softmax_unfused",
+    "attn_sdpa",
+    "attn_window",
+    "phi",
+    "attn_linear_chunked",
+    "attn_linear_outer",
+    "layer_fn",
+}
 
 
 def load_calib_functions(path: str, dev: str) -> dict:
     """Exec only the attention/layer definitions of gpu_calib.py (its top level runs the whole measurement)."""
     tree = ast.parse(open(path).read())
     keep = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in WANTED]
-    keep += [n for n in tree.body if isinstance(n, ast.Assign)
-             and any(isinstance(t, ast.Name) and t.id == "variants" for t in n.targets)]
+    keep += [
+        n
+        for n in tree.body
+        if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "variants" for t in n.targets)
+    ]
     ns = {"torch": torch, "F": F, "dev": dev}
     exec(compile(ast.Module(body=keep, type_ignores=[]), path, "exec"), ns)
     return ns
@@ -44,9 +55,14 @@ def kernel_timeline(fn, iters: int = 3) -> list[dict]:
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
             fn()
             torch.cuda.synchronize()
-        ks = sorted((e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
-                     and "Memcpy" not in e.name and "Memset" not in e.name),
-                    key=lambda e: e.time_range.start)
+        ks = sorted(
+            (
+                e
+                for e in prof.events()
+                if e.device_type == torch.autograd.DeviceType.CUDA and "Memcpy" not in e.name and "Memset" not in e.name
+            ),
+            key=lambda e: e.time_range.start,
+        )
         runs.append(ks)
     n = min(len(r) for r in runs)
     out = []
@@ -73,14 +89,18 @@ def main() -> None:
 
     p = torch.cuda.get_device_properties(0)
     rec(kind="device", name=p.name, sms=p.multi_processor_count, torch=torch.__version__)
-    for (r, c) in [(8192, 3072), (65536, 1024), (196608, 2048)]:
+    for r, c in [(8192, 3072), (65536, 1024), (196608, 2048)]:
         x, y = R(r, c), R(r, c)
         w, b = R(c), R(c)
-        for op, fn in {"add": lambda: x + y, "softmax": lambda: torch.softmax(x, -1),
-                       "layernorm": lambda: F.layer_norm(x, (c,), w, b), "copy": lambda: x.clone(),
-                       "strided_copy": lambda: x.t().contiguous()}.items():
+        for op, fn in {
+            "add": lambda: x + y,
+            "softmax": lambda: torch.softmax(x, -1),
+            "layernorm": lambda: F.layer_norm(x, (c,), w, b),
+            "copy": lambda: x.clone(),
+            "strided_copy": lambda: x.t().contiguous(),
+        }.items():
             rec(kind="vector", op=op, rows=r, cols=c, kernels=kernel_timeline(fn))
-    for (b, h, s, d) in [(8, 12, 1024, 64), (8, 12, 2048, 64), (8, 12, 4096, 64), (4, 32, 4096, 128)]:
+    for b, h, s, d in [(8, 12, 1024, 64), (8, 12, 2048, 64), (8, 12, 4096, 64), (4, 32, 4096, 128)]:
         q, k, v = R(b, h, s, d), R(b, h, s, d), R(b, h, s, d)
         for name, fn in ns["variants"].items():
             if name == "linear_outer" and b * h * s * d * d * 2 > 4e9:
@@ -88,11 +108,23 @@ def main() -> None:
             with torch.no_grad():
                 ks = kernel_timeline(lambda: fn(q, k, v))
             rec(kind="attention", variant=name, B=b, H=h, S=s, D=d, kernels=ks)
-    lcfg = [("gpt2-small", 8, 1024, 768, 12), ("gpt2-small", 8, 4096, 768, 12),
-            ("gpt2-medium", 4, 2048, 1024, 16), ("llama7b-like", 1, 4096, 4096, 32)]
-    for (mname, b, s, dm, h) in lcfg:
-        P = {"ln1w": R(dm), "ln1b": R(dm), "ln2w": R(dm), "ln2b": R(dm), "wqkv": R(dm, 3 * dm) * 0.02,
-             "wo": R(dm, dm) * 0.02, "w1": R(dm, 4 * dm) * 0.02, "w2": R(4 * dm, dm) * 0.02}
+    lcfg = [
+        ("gpt2-small", 8, 1024, 768, 12),
+        ("gpt2-small", 8, 4096, 768, 12),
+        ("gpt2-medium", 4, 2048, 1024, 16),
+        ("llama7b-like", 1, 4096, 4096, 32),
+    ]
+    for mname, b, s, dm, h in lcfg:
+        P = {
+            "ln1w": R(dm),
+            "ln1b": R(dm),
+            "ln2w": R(dm),
+            "ln2b": R(dm),
+            "wqkv": R(dm, 3 * dm) * 0.02,
+            "wo": R(dm, dm) * 0.02,
+            "w1": R(dm, 4 * dm) * 0.02,
+            "w2": R(4 * dm, dm) * 0.02,
+        }
         x = R(b, s, dm)
         for variant in ["softmax_unfused", "sdpa_flash", "window256", "linear_chunked", "hybrid"]:
             with torch.no_grad():
@@ -102,13 +134,23 @@ def main() -> None:
             t.requires_grad_(True)
         x.requires_grad_(True)
         for variant in ["softmax_unfused", "sdpa_flash", "window256", "linear_chunked", "hybrid"]:
+
             def step():
                 for t in P.values():
                     t.grad = None
                 x.grad = None
                 ns["layer_fn"](x, P, variant, h).float().sum().backward()
-            rec(kind="layer_train", model=mname, variant=variant, B=b, S=s, d_model=dm, heads=h,
-                kernels=kernel_timeline(step))
+
+            rec(
+                kind="layer_train",
+                model=mname,
+                variant=variant,
+                B=b,
+                S=s,
+                d_model=dm,
+                heads=h,
+                kernels=kernel_timeline(step),
+            )
 
     print("kernel profile done")
 

@@ -19,8 +19,12 @@ from accelsim.strategies import chip_dicts, task_graphs
 worst = {"balanced": 0.0, "heft": 0.0, "naive": 0.0}
 
 
-@settings(max_examples=int(sys.argv[1]) if len(sys.argv) > 1 else 1000, deadline=None,
-          suppress_health_check=list(HealthCheck), database=None)
+@settings(
+    max_examples=int(sys.argv[1]) if len(sys.argv) > 1 else 1000,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
 @given(chip_dicts(dma=False), task_graphs(max_tasks=8))
 def measure(chip_dict: dict, graph: accelsim.TaskGraph) -> None:
     chip = accelsim.chip_from_dict({**chip_dict, "memory": {**chip_dict["memory"], "hbm_bandwidth_gbps": 1e9}}, "x")

@@ -6,6 +6,7 @@ SCALE-Sim is not a dependency of accelsim (it needs numpy<2): run this in its ow
 Each case runs in a fresh folder with memory large enough that no stall occurs; "Total Cycles" of its compute
 report is recorded. The tests compare accelsim.systolic_cycles with every recorded case.
 """
+
 import contextlib
 import io
 import json
@@ -55,6 +56,7 @@ InterfaceBandwidth: CALC
 UseRamulatorTrace: False
 """
 
+
 def cycles(M, K, N, R, C, df):
     d = os.path.join(tempfile.mkdtemp(prefix="scalesim-"), "run")
     os.makedirs(d, exist_ok=True)
@@ -62,8 +64,14 @@ def cycles(M, K, N, R, C, df):
     open(f"{d}/t.csv", "w").write(f"Layer, M, N, K,\nl0, {M}, {N}, {K},\n")
     open(f"{d}/l.csv", "w").write("Layer,\n")
     with contextlib.redirect_stdout(io.StringIO()):
-        s = scalesim(save_disk_space=True, verbose=False, config=f"{d}/c.cfg", topology=f"{d}/t.csv",
-                     layout=f"{d}/l.csv", input_type_gemm=True)
+        s = scalesim(
+            save_disk_space=True,
+            verbose=False,
+            config=f"{d}/c.cfg",
+            topology=f"{d}/t.csv",
+            layout=f"{d}/l.csv",
+            input_type_gemm=True,
+        )
         s.run_scale(top_path=d)
     rep = [p for p in os.listdir(d + "/t") if "COMPUTE_REPORT" in p][0]
     lines = open(f"{d}/t/{rep}").read().strip().splitlines()
@@ -71,8 +79,23 @@ def cycles(M, K, N, R, C, df):
     row = [x.strip() for x in lines[1].split(",")]
     return int(float(row[hdr.index("Total Cycles")]))
 
-SHAPES = [(1, 1, 1), (17, 33, 65), (1, 768, 768), (768, 1, 768), (64, 64, 64), (128, 128, 128), (129, 127, 65),
-          (3, 5, 7), (100, 10, 1), (256, 64, 256), (31, 200, 17), (512, 64, 512), (8, 8, 300), (300, 8, 8)]
+
+SHAPES = [
+    (1, 1, 1),
+    (17, 33, 65),
+    (1, 768, 768),
+    (768, 1, 768),
+    (64, 64, 64),
+    (128, 128, 128),
+    (129, 127, 65),
+    (3, 5, 7),
+    (100, 10, 1),
+    (256, 64, 256),
+    (31, 200, 17),
+    (512, 64, 512),
+    (8, 8, 300),
+    (300, 8, 8),
+]
 ARRAYS = [(8, 8), (16, 32), (32, 8), (128, 128)]
 
 
@@ -83,8 +106,9 @@ def main() -> None:
             if max(m, k, n) >= 300 and r * c < 512:
                 continue  # SCALE-Sim's traces take minutes for thousands of folds; big shapes use big arrays
             for df in ("os", "ws", "is"):
-                out.append({"M": m, "K": k, "N": n, "rows": r, "cols": c, "dataflow": df,
-                            "cycles": cycles(m, k, n, r, c, df)})
+                out.append(
+                    {"M": m, "K": k, "N": n, "rows": r, "cols": c, "dataflow": df, "cycles": cycles(m, k, n, r, c, df)}
+                )
                 print(out[-1], file=sys.stderr)
     print(json.dumps({"scalesim": "3.0.0", "cases": out}, indent=1))
 

@@ -67,7 +67,7 @@ class Balanced(Scheduler):
         # dual tasks round to all or none.
         f, step = round(f_star, 6), 0.25
         here = evaluate(f)
-        for end in ((0.0, 1.0) if dual else ()):
+        for end in (0.0, 1.0) if dual else ():
             evaluate(end, int(here))
         while dual and step >= 1 / 16 and len(tried) < self.max_evaluations:
             around = [g for g in (f - step, f + step) if 0.0 <= g <= 1.0]
@@ -87,10 +87,16 @@ class Balanced(Scheduler):
         final_kinds = self.assign(graph, kinds, dual, f) if label != "naive" else kinds
         moved = sum(1 for i in dual if final_kinds[i] == "vector")
         chosen.scheduler = self.name
-        chosen.notes = {"split": {
-            "dual_tasks": len(dual), "to_vector": moved, "fraction_to_vector": f if label != "naive" else 0.0,
-            "closed_form_fraction": round(f_star, 4), "chosen": label,
-            "candidates": {**{f"f={x:g}": lat for x, (lat, _) in sorted(tried.items())}, "naive": naive_latency}}}
+        chosen.notes = {
+            "split": {
+                "dual_tasks": len(dual),
+                "to_vector": moved,
+                "fraction_to_vector": f if label != "naive" else 0.0,
+                "closed_form_fraction": round(f_star, 4),
+                "chosen": label,
+                "candidates": {**{f"f={x:g}": lat for x, (lat, _) in sorted(tried.items())}, "naive": naive_latency},
+            }
+        }
         return chosen
 
     def with_fraction(self, graph: TaskGraph, chip: Chip, costs: CostTable, f: float) -> Schedule:
@@ -117,8 +123,9 @@ class Balanced(Scheduler):
         return out
 
     @staticmethod
-    def closed_form(kinds: list[str], dual: list[int], kind_cost: dict[str, np.ndarray],
-                    present: dict[str, list[int]]) -> float:
+    def closed_form(
+        kinds: list[str], dual: list[int], kind_cost: dict[str, np.ndarray], present: dict[str, list[int]]
+    ) -> float:
         dual_set = set(dual)
         n_m, n_v = len(present["matrix"]), len(present["vector"])
         load = {"matrix": 0.0, "vector": 0.0}
@@ -148,8 +155,9 @@ class Balanced(Scheduler):
         return out
 
     @staticmethod
-    def plan(graph: TaskGraph, chip: Chip, costs: CostTable, assigned: list[str],
-             kind_cost: dict[str, np.ndarray]) -> Schedule:
+    def plan(
+        graph: TaskGraph, chip: Chip, costs: CostTable, assigned: list[str], kind_cost: dict[str, np.ndarray]
+    ) -> Schedule:
         """Critical-path list schedule: tasks by decreasing upward rank, each on the engine of its assigned kind
         where it can start earliest, filling idle gaps."""
         cost = [float(kind_cost[k][i]) for i, k in enumerate(assigned)]

@@ -29,5 +29,6 @@ class Heft(Scheduler):
         weights = np.where(allowed, counts, 0.0)
         mean = (np.where(allowed, est, 0) * weights).sum(axis=1) / weights.sum(axis=1)
         order = priority_order(graph, upward_rank(graph, mean.tolist()))
-        return place_earliest_finish(graph, chip, costs, order, lambda i: np.flatnonzero(allowed[i]).tolist(),
-                                     self.name)
+        return place_earliest_finish(
+            graph, chip, costs, order, lambda i: np.flatnonzero(allowed[i]).tolist(), self.name
+        )
