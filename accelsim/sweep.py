@@ -643,11 +643,21 @@ def _run_dask(units: Sequence[Unit], address: str) -> Generator[list[SweepRecord
     except OSError as exc:
         raise AccelsimError(f"cannot reach the Dask scheduler ({exc})", source="--dask") from None
     try:
-        futures = client.map(run_unit, list(units), pure=False)
+        # Units go out in chunks, about four per worker: fewer round trips through the scheduler, which on a small
+        # machine competes with the workers for the same cores; rows are still written as each chunk finishes.
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        size = max(1, -(-len(units) // (4 * workers)))
+        chunks = [list(units[i : i + size]) for i in range(0, len(units), size)]
+        futures = client.map(run_units, chunks, pure=False)
         for f in as_completed(futures):
-            yield f.result()
+            yield from f.result()
     finally:
         client.close()
+
+
+def run_units(units: Sequence[Unit]) -> list[list[SweepRecord]]:
+    """Several units in one task (the Dask path's chunks)."""
+    return [run_unit(u) for u in units]
 
 
 def _progress(total: int, initial: int, enabled: bool):

@@ -58,28 +58,28 @@ def main() -> None:
         rows.append((label, s, len(units) / s))
         return s
 
-    timed("local, 1 worker", workers=1)
+    one = timed("local, 1 worker", workers=1)
     two = timed("local, 2 workers", workers=2)
     from distributed import Client, LocalCluster
 
-    t = time.perf_counter()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        # A fresh Dask worker imports accelsim (numpy, scipy, SimPy) on its first task, which local workers,
-        # forked from this process, never do: warm the workers first, as a long-lived cluster is.
-        with Client(cluster.scheduler_address) as client:
-            client.run(importlib.import_module, "accelsim.sweep")
-        start = time.perf_counter() - t
-        dask = timed("dask, 2 worker processes", dask=cluster.scheduler_address)
+    dask_time = {}
+    for n in (1, 2):
+        t = time.perf_counter()
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+            # A fresh Dask worker imports accelsim (numpy, scipy, SimPy) on its first task, which local workers,
+            # forked from this process, never do: warm the workers first, as a long-lived cluster is.
+            with Client(cluster.scheduler_address) as client:
+                client.run(importlib.import_module, "accelsim.sweep")
+            start = time.perf_counter() - t
+            dask_time[n] = timed(f"dask, {n} worker process{'es' if n > 1 else ''}", dask=cluster.scheduler_address)
     print(f"{'backend':28s} {'seconds':>8s} {'points/s':>9s}   ({len(units)} points)")
     for label, s, rate in rows:
         print(f"{label:28s} {s:8.2f} {rate:9.2f}")
-    per_point = (dask - two) / len(units)
-    print(
-        f"dask cluster start-up and worker warm-up: {start:.1f} s (not counted above); per-point overhead of the "
-        f"Dask path against 2 local workers: {per_point * 1e3:+.0f} ms, {per_point / (two / len(units)):+.0%} "
-        "of a point's time there"
-    )
-
+    for n, local in ((1, one), (2, two)):
+        per_point = (dask_time[n] - local) / len(units)
+        print(f"Dask with {n} worker{'s' if n > 1 else ''} against {n} local: {per_point * 1e3:+.0f} ms per point, "
+              f"{per_point / (local / len(units)):+.0%} of a point's time there")
+    print(f"dask cluster start-up and worker warm-up: {start:.1f} s (not counted above)")
 
 if __name__ == "__main__":
     main()
