@@ -77,9 +77,12 @@ def main() -> None:
         print(f"{label:28s} {s:8.2f} {rate:9.2f}")
     for n, local in ((1, one), (2, two)):
         per_point = (dask_time[n] - local) / len(units)
-        print(f"Dask with {n} worker{'s' if n > 1 else ''} against {n} local: {per_point * 1e3:+.0f} ms per point, "
-              f"{per_point / (local / len(units)):+.0%} of a point's time there")
+        print(
+            f"Dask with {n} worker{'s' if n > 1 else ''} against {n} local: {per_point * 1e3:+.0f} ms per point, "
+            f"{per_point / (local / len(units)):+.0%} of a point's time there"
+        )
     print(f"dask cluster start-up and worker warm-up: {start:.1f} s (not counted above)")
+
 
 if __name__ == "__main__":
     main()
