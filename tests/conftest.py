@@ -1,4 +1,6 @@
 import os
+import signal
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -36,3 +38,43 @@ def tiny_chip_dict(**over):
 @pytest.fixture
 def tiny_chip():
     return accelsim.chip_from_dict(tiny_chip_dict(), "tiny.toml")
+
+
+#: A one-layer hybrid GPT small enough for a sweep point in a fraction of a second (test_sweep, test_edges_outputs).
+TINY_WORKLOAD = """
+name = "tiny-gpt"
+[model]
+family = "gpt"
+layers = 1
+d_model = 64
+heads = 2
+embeddings = false
+[run]
+batch = 2
+seq_len = 64
+mode = "training"
+[attention]
+variant = "hybrid"
+window = 32
+chunk = 16
+[lowering]
+granularity = "tile"
+tile_m = 32
+tile_n = 32
+"""
+
+
+@contextmanager
+def deadline(seconds: int):
+    """Fail, rather than hang, past ``seconds`` (SIGALRM: the main thread of a POSIX process)."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"no answer within {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

@@ -3,9 +3,7 @@ files, colliding engine names, loose types. Each gets one line ``accelsim: error
 
 import os
 import re
-import signal
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,26 +21,12 @@ from accelsim.lowering import estimate_tasks, lower
 from accelsim.resources import resolve
 from accelsim.workload import load_workload
 
+from conftest import deadline
+
 ROOT = Path(__file__).parent.parent
 GAUDI2 = (ROOT / "chips" / "gaudi2.toml").read_text()
 GPT2 = (ROOT / "workloads" / "gpt2-small.toml").read_text()
 EXAMPLE = str(ROOT / "examples" / "attention_head.toml")
-
-
-@contextmanager
-def deadline(seconds):
-    """Fail, rather than hang, past ``seconds``."""
-
-    def expire(signum, frame):
-        raise TimeoutError(f"took more than {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def cli_error(capsys, *argv, seconds=20):

@@ -29,39 +29,17 @@ from accelsim.results import Results
 from accelsim.sweep import COLUMNS, Journal, parse_axis, plan, run_sweep
 from accelsim.sweep_plot import read_rows
 
-from conftest import tiny_chip_dict
+from conftest import TINY_WORKLOAD, tiny_chip_dict
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = str(ROOT / "examples" / "attention_head.toml")
 GAUDI1 = (ROOT / "chips" / "gaudi1.toml").read_text()
 
-TINY = """
-name = "tiny-gpt"
-[model]
-family = "gpt"
-layers = 1
-d_model = 64
-heads = 2
-embeddings = false
-[run]
-batch = 2
-seq_len = 64
-mode = "training"
-[attention]
-variant = "hybrid"
-window = 32
-chunk = 16
-[lowering]
-granularity = "tile"
-tile_m = 32
-tile_n = 32
-"""
-
 
 @pytest.fixture
 def tiny(tmp_path):
     path = tmp_path / "tiny-gpt.toml"
-    path.write_text(TINY)
+    path.write_text(TINY_WORKLOAD)
     return str(path)
 
 

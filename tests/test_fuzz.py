@@ -15,13 +15,13 @@ hangs in input handling; the machine limits themselves are tests/test_edges_inpu
 
 import random
 import re
-import signal
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from accelsim.cli import main
+
+from conftest import deadline
 
 ROOT = Path(__file__).parent.parent
 SEED = 20261130
@@ -296,20 +296,6 @@ def make_case(index: int, folder: Path) -> tuple[str, list[str]]:
         ]
     )
     return f"graph {name}", argv
-
-
-@contextmanager
-def deadline(seconds):
-    def expire(signum, frame):
-        raise TimeoutError(f"no answer within {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def check_case(index, tmp_path, capsys, monkeypatch):

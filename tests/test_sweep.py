@@ -10,33 +10,13 @@ from accelsim.cli import main
 from accelsim.sweep import COLUMNS, Journal, SweepRecord, parse_axis, plan, run_sweep, unit_key
 from accelsim.sweep_plot import pareto_front, sweep_plots
 
-TINY = """
-name = "tiny-gpt"
-[model]
-family = "gpt"
-layers = 1
-d_model = 64
-heads = 2
-embeddings = false
-[run]
-batch = 2
-seq_len = 64
-mode = "training"
-[attention]
-variant = "hybrid"
-window = 32
-chunk = 16
-[lowering]
-granularity = "tile"
-tile_m = 32
-tile_n = 32
-"""
+from conftest import TINY_WORKLOAD
 
 
 @pytest.fixture
 def tiny(tmp_path):
     path = tmp_path / "tiny-gpt.toml"
-    path.write_text(TINY)
+    path.write_text(TINY_WORKLOAD)
     return str(path)
 
 
