@@ -6,7 +6,7 @@ import pytest
 import accelsim
 from accelsim import AccelsimError, CostTable, TaskGraph, compute_cycles, estimate_cycles, make_task
 from accelsim import costs as costs_module
-from accelsim.costs import stream_bytes
+from accelsim.costs import check_cycles, serial_cycles_bound, slowest_cycles, stream_bytes
 
 from conftest import tiny_chip_dict
 
@@ -250,3 +250,37 @@ def test_a_fused_kernel_pays_the_dependent_passes_of_every_op_in_it():
     # (5 + 1) x 80 / 8 = 60 cycles of issue, and 5 cycles of latency for each of the 3 + 1 passes: 80.
     fused = make_task("a", "add", [80]).but(fused=(("layernorm", (80,)),))
     assert compute_cycles(fused, tpc, chip) == 60 + 5 * 4
+
+
+# The bound on a run's cycles
+
+
+def test_a_tasks_slowest_cycles_are_its_worst_group_with_all_traffic_through_hbm():
+    chip = chip_with(dispatch_overhead_cycles=3, launch_gap_cycles=2)
+    # copy of 800 bf16 on a TPC: 100 cycles of compute; 3,200 bytes / 16 = 200 of HBM: 2 + max(3 + 100, 200).
+    assert slowest_cycles(make_task("c", "copy", [800]), [-1, 100, -1], chip) == 202
+    # The slower of two groups that may run it counts: 2 + max(3 + 500, 200) = 505.
+    assert slowest_cycles(make_task("c", "copy", [800]), [-1, 100, 500], chip) == 505
+    # An empty transfer computes for 0 cycles and still pays dispatch and gap: 2 + max(3 + 0, 0) = 5.
+    assert slowest_cycles(make_task("d", "dma", [64], bytes_read=0), [-1, -1, 0], chip) == 5
+    # No group may run it: it adds nothing.
+    assert slowest_cycles(make_task("c", "copy", [800]), [-1, -1, -1], chip) == 0
+
+
+def test_a_runs_cycles_are_bounded_by_its_tasks_one_after_another():
+    chip = chip_with(dispatch_overhead_cycles=3, launch_gap_cycles=2)
+    graph = TaskGraph(
+        [make_task("a", "copy", [800]), make_task("e", "exp", [800]), make_task("b", "copy", [800], deps=["a"])]
+    )
+    # copy 202 (above), exp 2 + max(3 + 600, 200) = 605, copy again 202.
+    assert serial_cycles_bound(graph, chip) == 202 + 605 + 202
+
+
+def test_a_run_past_2_to_the_62_cycles_is_refused_naming_the_chip_and_the_size():
+    chip = chip_with()
+    graph = TaskGraph([make_task("a", "copy", [8])], source="big.toml")
+    check_cycles(2**62, graph, chip)  # exactly the most the simulator counts: fine
+    with pytest.raises(AccelsimError) as err:
+        check_cycles(2**62 + 1, graph, chip)
+    assert (err.value.source, err.value.key) == ("big.toml", "(size)")
+    assert err.value.detail.startswith("on tiny the run could last up to 4.61e+18 cycles (4.61e+09 s), past the 2^62")
