@@ -283,4 +283,18 @@ def test_a_run_past_2_to_the_62_cycles_is_refused_naming_the_chip_and_the_size()
     with pytest.raises(AccelsimError) as err:
         check_cycles(2**62 + 1, graph, chip)
     assert (err.value.source, err.value.key) == ("big.toml", "(size)")
-    assert err.value.detail.startswith("on tiny the run could last up to 4.61e+18 cycles (4.61e+09 s), past the 2^62")
+    assert err.value.detail == (
+        "on tiny the run could last up to 4.61e+18 cycles (4.61e+09 s), past the 2^62 (4.61e+18) cycles the "
+        "simulator counts; make the run smaller or the chip faster (memory.hbm_bandwidth_gbps, engine rates, "
+        "vector_instructions)"
+    )
+
+
+def test_the_cost_table_refuses_a_run_it_could_not_count_before_filling_its_arrays():
+    # 1 MB/s of HBM at 100 GHz: 1e-5 bytes a cycle. A copy of 2^37 bf16 moves 2^39 bytes: 5.5e16 cycles. 83 of
+    # them, 4.56e18 cycles, stay within 2^62 = 4.61e18; an 84th passes it.
+    chip = chip_with(clock_ghz=100.0, memory={"hbm_bandwidth_gbps": 0.001})
+    copies = [make_task(f"c{i}", "copy", [2**37]) for i in range(83)]
+    CostTable.build(TaskGraph(copies, source="ok.toml"), chip)
+    with pytest.raises(AccelsimError, match=r"big.toml: \(size\): on tiny the run could last up to 4.62e\+18"):
+        CostTable.build(TaskGraph([*copies, make_task("c83", "copy", [2**37])], source="big.toml"), chip)
