@@ -135,9 +135,7 @@ def compiled_tasks_bound(graph: TaskGraph, chip: Chip) -> int:
     chooses among exactly these candidates; fusion only removes tasks). Linear in the graph's size."""
     spec = chip.spec.compiler
     split = spec.split_over_engines and graph.meta.get("granularity") not in ("head", "tile")
-    engines: dict[str, int] = {}
-    for g in chip.groups:
-        engines[g.kind] = engines.get(g.kind, 0) + g.count
+    engines = _engines_per_kind(chip)
     fit_bytes = chip.on_chip_capacity // SLICE_SHARE if spec.keep_on_chip else 0
     prefetch = spec.keep_on_chip and spec.prefetch_depth > 0 and "dma" in engines
     total = 0
@@ -147,11 +145,7 @@ def compiled_tasks_bound(graph: TaskGraph, chip: Chip) -> int:
         if allowed:
             n = max(allowed)
             for dim in OPS[t.op].split_dims(t.shape):
-                length = t.shape[dim]
-                fitting = n
-                if fit_bytes and t.bytes_written > fit_bytes:
-                    fitting = -(-length // max(1, length * fit_bytes // t.bytes_written))
-                parts = max(parts, min(length, max(n, spec.slices, fitting)))
+                parts = max(parts, *_part_counts(t, dim, n, spec.slices, fit_bytes))
         total += parts * (2 if prefetch and t.engines == ("matrix",) else 1)
     return total
 
@@ -428,9 +422,7 @@ def partition(task: Task, chip: Chip, slices: int = 1, fit_bytes: int = 0) -> tu
     fastest group), so a cut that leaves the arrays half empty (a GEMM's rows below the array's) loses to one that
     does not; ties go to the most parts, which pipeline best."""
     dims = OPS[task.op].split_dims(task.shape)
-    engines = {g.kind: 0 for g in chip.groups}
-    for g in chip.groups:
-        engines[g.kind] += g.count
+    engines = _engines_per_kind(chip)
     allowed = [k for k in task.engines if k in engines]
     if not dims or not allowed:
         return 0, 1
@@ -440,10 +432,7 @@ def partition(task: Task, chip: Chip, slices: int = 1, fit_bytes: int = 0) -> tu
     candidates: list[tuple[int, int, int]] = []  # (load, dimension, parts)
     for dim in dims:
         length = task.shape[dim]
-        fitting = n
-        if fit_bytes and task.bytes_written > fit_bytes:  # the longest parts whose outputs fit, as evenly as can be
-            fitting = -(-length // max(1, length * fit_bytes // task.bytes_written))
-        for parts in sorted({min(p, length) for p in (n, max(n, slices), fitting)}):
+        for parts in _part_counts(task, dim, n, slices, fit_bytes):
             size = -(-length // parts)
             part = task.but(shape=task.shape[:dim] + (size,) + task.shape[dim + 1 :])
             cycles = min((c for c in (compute_cycles(part, g, chip) for g in groups) if c >= 0), default=-1)
@@ -456,6 +445,25 @@ def partition(task: Task, chip: Chip, slices: int = 1, fit_bytes: int = 0) -> tu
         ((-parts, dims.index(dim)), dim, parts) for load, dim, parts in candidates if load <= least * 1.01
     )
     return dim, parts
+
+
+def _engines_per_kind(chip: Chip) -> dict[str, int]:
+    engines: dict[str, int] = {}
+    for g in chip.groups:
+        engines[g.kind] = engines.get(g.kind, 0) + g.count
+    return engines
+
+
+def _part_counts(task: Task, dim: int, n: int, slices: int, fit_bytes: int) -> list[int]:
+    """The part counts a cut of ``task`` along ``dim`` may have, ascending: one per engine (``n``), at least
+    ``slices``, and, when ``fit_bytes`` is set and the output is larger, the fewest parts whose outputs fit it, as
+    evenly as the dimension allows; never more than the dimension is long. partition chooses among them, and
+    compiled_tasks_bound takes the most."""
+    length = task.shape[dim]
+    fitting = n
+    if fit_bytes and task.bytes_written > fit_bytes:
+        fitting = -(-length // max(1, length * fit_bytes // task.bytes_written))
+    return sorted({min(p, length) for p in (n, max(n, slices), fitting)})
 
 
 # ---- the report ---------------------------------------------------------------------------------------------

@@ -120,15 +120,14 @@ def estimate_cycles(task: Task, group: EngineGroup, chip: Chip) -> int:
     """Uncontended duration of a task alone, all its traffic through HBM: the launch gap plus the roofline of
     (dispatch + compute) and HBM traffic. -1 where it cannot run."""
     own = compute_cycles(task, group, chip)
-    if own < 0:
-        return INFEASIBLE
-    memory = math.ceil(stream_bytes(task, chip) / chip.hbm_bytes_per_cycle)
-    return chip.spec.launch_gap_cycles + max(chip.spec.dispatch_overhead_cycles + own, memory)
+    return INFEASIBLE if own < 0 else slowest_cycles(task, [own], chip)
 
 
 def slowest_cycles(task: Task, compute: Sequence[int], chip: Chip) -> int:
     """The task's uncontended cycles on the slowest group allowed to run it (``compute``: its cycles per group,
-    -1 where not allowed), all its traffic through HBM, in Python integers (0 where no group may run it)."""
+    -1 where not allowed): the launch gap plus the roofline of (dispatch + compute) and all its HBM traffic, in
+    Python integers (0 where no group may run it).
+    """
     spec = chip.spec
     memory = math.ceil(stream_bytes(task, chip) / chip.hbm_bytes_per_cycle)
     return max(
