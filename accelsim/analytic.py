@@ -40,7 +40,8 @@ def _f(op: str) -> float:
 @dataclass
 class Count:
     flops: float = 0.0
-    elements: float = 0.0  # elements moved (read + written)
+    elements: float = 0.0  # elements moved (read + written) in run.dtype
+    low: float = 0.0  # elements read in run.matmul_dtype (a weight product's operands)
 
     def vec(self, op: str, n: float, reads: float | None = None, writes: float | None = None) -> None:
         self.flops += _f(op) * n
@@ -50,31 +51,41 @@ class Count:
         self.flops += 2 * macs
         self.elements += moved
 
+    def weight_mm(self, macs: float, reads: float, writes: float) -> None:
+        """A product with a weight: operands in run.matmul_dtype, result in run.dtype."""
+        self.flops += 2 * macs
+        self.low += reads
+        self.elements += writes
 
-def _attention(c: Count, wl: Workload, variant: str, heads: int, backward: bool) -> None:
+
+def _attention(c: Count, wl: Workload, variant: str, heads: int, backward: bool, keys: int) -> None:
     B, S, D = wl.spec.run.batch, wl.seq_len, wl.d_head
     G = B * heads
     if not G:
         return
     causal = wl.causal
     if variant == "softmax":
-        P = G * S * S  # score elements
+        K = keys  # keys per query: cached and new positions, capped by a sliding window
+        KV = B * wl.kv_heads * K * D  # one of K, V: read once per key/value head
+        Q = G * S * D  # queries (or the output, or its gradient)
+        P = G * S * K  # score elements
+        # The matmuls read their operands in run.matmul_dtype (the fp8 recipe quantizes them, KV cache included)
         if not backward:
-            c.mm(G * S * S * D, G * S * D * 2 + P)  # QK^T: Q, K in; scores out
+            c.weight_mm(G * S * K * D, Q + KV, P)  # QK^T: Q, K in; scores out
             c.vec("scale", P)
             if causal:
                 c.vec("mask", P)
             c.vec("softmax", P)
-            c.mm(G * S * S * D, P + G * S * D * 2)  # x V
+            c.weight_mm(G * S * K * D, P + KV, Q)  # x V
         else:
-            c.mm(G * S * S * D, 2 * G * S * D + P)  # dP = dO V^T
-            c.mm(G * S * S * D, P + 2 * G * S * D)  # dV = P^T dO
+            c.weight_mm(G * S * K * D, Q + KV, P)  # dP = dO V^T
+            c.weight_mm(G * S * K * D, P + Q, KV)  # dV = P^T dO
             c.vec("softmax_grad", P, reads=2 * P)
             if causal:
                 c.vec("mask", P)
             c.vec("scale", P)
-            c.mm(G * S * S * D, P + 2 * G * S * D)  # dQ = dS K
-            c.mm(G * S * S * D, P + 2 * G * S * D)  # dK = dS^T Q
+            c.weight_mm(G * S * K * D, P + KV, Q)  # dQ = dS K
+            c.weight_mm(G * S * K * D, P + Q, KV)  # dK = dS^T Q
         return
     if variant == "window":
         w = wl.spec.attention.window
@@ -131,63 +142,132 @@ def _attention(c: Count, wl: Workload, variant: str, heads: int, backward: bool)
     c.vec("elu1_grad", 2 * X, reads=4 * X, writes=2 * X)
 
 
-def _layer(c: Count, wl: Workload, backward: bool) -> None:
-    T, d, dff = wl.tokens, wl.spec.model.d_model, wl.d_ff
+def _mlp(c: Count, wl: Workload, d_ff: int) -> None:
+    """A dense MLP of hidden width ``d_ff`` (plain or gated)."""
+    T, d, model = wl.tokens, wl.spec.model.d_model, wl.spec.model
+    gated = model.mlp == "gated"
+    width = 2 * d_ff if gated else d_ff
+    c.weight_mm(T * d * width, T * d + d * width, T * width)
+    c.vec(model.activation, T * d_ff)
+    if gated:
+        c.vec("mul", T * d_ff, reads=2 * T * d_ff)
+    c.weight_mm(T * d_ff * d, T * d_ff + d_ff * d, T * d)
+
+
+def _moe(c: Count, wl: Workload) -> None:
+    """Router, top-k, gather, the used experts' batched MLP, the shared expert, the weighted sum."""
+    T, model = wl.tokens, wl.spec.model
+    d, E, k, d_ff = model.d_model, model.experts, model.experts_per_token, model.d_ff_expert or 0
+    gated = model.mlp == "gated"
+    width = 2 * d_ff if gated else d_ff
+    used, per_expert = wl.moe_routing
+    R = used * per_expert  # routed rows
+    c.weight_mm(T * d * E, T * d + d * E, T * E)
+    c.vec("softmax", T * E)
+    c.vec("copy", R * d)
+    c.weight_mm(R * d * width, R * d + used * d * width, R * width)
+    c.vec(model.activation, R * d_ff)
+    if gated:
+        c.vec("mul", R * d_ff, reads=2 * R * d_ff)
+    c.weight_mm(R * d_ff * d, R * d_ff + used * d_ff * d, R * d)
+    if model.d_ff_shared:
+        _mlp(c, wl, model.d_ff_shared)
+    c.vec("add", T * d, reads=(k + (1 if model.d_ff_shared else 0)) * T * d)
+
+
+def _layer(c: Count, wl: Workload, backward: bool, keys: int) -> None:
+    model = wl.spec.model
+    T, d, dff = wl.tokens, model.d_model, wl.d_ff
+    qw, kvw, norm, np_ = wl.q_width, wl.kv_width, model.norm, wl.norm_params
+    rotary, parallel, gated = model.positions == "rotary", model.parallel_block, model.mlp == "gated"
     variant = wl.spec.attention.variant
     lin = wl.linear_heads
     heads = {
-        "softmax": wl.spec.model.heads if variant == "softmax" else 0,
-        "window": wl.spec.model.heads - lin if variant in ("window", "hybrid") else 0,
+        "softmax": model.heads if variant == "softmax" else 0,
+        "window": model.heads - lin if variant in ("window", "hybrid") else 0,
         "linear": lin,
     }
 
     def gemm(K: int, N: int) -> None:  # activations (T x K) @ weights (K x N)
-        c.mm(T * K * N, T * K + K * N + T * N)
+        c.weight_mm(T * K * N, T * K + K * N, T * N)
 
     def wgrad(K: int, N: int) -> None:  # dW = X^T dY, then Adam on it
         c.mm(K * T * N, K * T + T * N + K * N)
         c.vec("adam", K * N, reads=4 * K * N, writes=3 * K * N)
 
+    def mlp() -> None:
+        if model.experts:
+            _moe(c, wl)
+        else:
+            _mlp(c, wl, dff)
+
     if not backward:
-        c.vec("layernorm", T * d, reads=T * d + 2 * d)
-        gemm(d, 3 * d)
-        c.vec("copy", 3 * T * d)
+        c.vec(norm, T * d, reads=T * d + np_)
+        gemm(d, qw + 2 * kvw)
+        c.vec("copy", T * (qw + 2 * kvw))
+        if rotary:
+            c.vec("rope", T * (qw + kvw))
         for v, h in heads.items():
-            _attention(c, wl, v, h, backward=False)
-        c.vec("copy", T * d)
-        gemm(d, d)
+            _attention(c, wl, v, h, False, keys)
+        c.vec("copy", T * qw)
+        gemm(qw, d)
+        if parallel:
+            mlp()
+            c.vec("add", T * d, reads=3 * T * d)
+            return
         c.vec("add", T * d, reads=2 * T * d)
-        c.vec("layernorm", T * d, reads=T * d + 2 * d)
-        gemm(d, dff)
-        c.vec("gelu", T * dff)
-        gemm(dff, d)
+        c.vec(norm, T * d, reads=T * d + np_)
+        mlp()
         c.vec("add", T * d, reads=2 * T * d)
         return
-    gemm(d, dff)  # d(act) = dY W_down^T
-    wgrad(dff, d)
-    c.vec("gelu_grad", T * dff, reads=2 * T * dff)
-    gemm(dff, d)
-    wgrad(d, dff)
-    c.vec("layernorm_grad", T * d, reads=2 * T * d + 2 * d)
-    c.vec("reduce", 2 * T * d, writes=2 * d)
+
+    def mlp_backward() -> None:
+        width = 2 * dff if gated else dff
+        gemm(d, dff)  # d(act) = dY W_down^T
+        wgrad(dff, d)
+        if gated:
+            c.vec("mul", 2 * T * dff, reads=4 * T * dff)
+        c.vec(f"{model.activation}_grad", T * dff, reads=2 * T * dff)
+        gemm(width, d)
+        wgrad(d, width)
+
+    def attention_backward() -> None:
+        gemm(d, qw)
+        wgrad(qw, d)
+        c.vec("copy", T * qw)
+        for v, h in heads.items():
+            _attention(c, wl, v, h, True, keys)
+        c.vec("copy", T * (qw + 2 * kvw))
+        if rotary:
+            c.vec("rope_grad", T * (qw + kvw))
+        gemm(qw + 2 * kvw, d)
+        wgrad(d, qw + 2 * kvw)
+
+    def norm_backward() -> None:
+        c.vec(f"{norm}_grad", T * d, reads=2 * T * d + np_)
+        c.vec("reduce", T * np_, writes=np_)
+
+    mlp_backward()
+    if parallel:
+        attention_backward()
+        c.vec("add", T * d, reads=2 * T * d)
+        norm_backward()
+        c.vec("adam", np_, reads=4 * np_, writes=3 * np_)
+        c.vec("add", T * d, reads=2 * T * d)
+        return
+    norm_backward()
     c.vec("add", T * d, reads=2 * T * d)
-    gemm(d, d)
-    wgrad(d, d)
-    c.vec("copy", T * d)
-    for v, h in heads.items():
-        _attention(c, wl, v, h, backward=True)
-    c.vec("copy", 3 * T * d)
-    gemm(3 * d, d)
-    wgrad(d, 3 * d)
-    c.vec("layernorm_grad", T * d, reads=2 * T * d + 2 * d)
-    c.vec("reduce", 2 * T * d, writes=2 * d)
-    c.vec("adam", 4 * d, reads=16 * d, writes=12 * d)
+    attention_backward()
+    norm_backward()
+    c.vec("adam", 2 * np_, reads=8 * np_, writes=6 * np_)
     c.vec("add", T * d, reads=2 * T * d)
 
 
 def _ends(c: Count, wl: Workload, training: bool) -> None:
     m = wl.spec.model
     T, d, B, S = wl.tokens, m.d_model, wl.spec.run.batch, wl.seq_len
+    norm, np_ = m.norm, wl.norm_params
+    learned = m.positions == "learned"
     if not m.embeddings:
         c.vec("copy", T * d)  # the input activations
         if training:
@@ -196,19 +276,22 @@ def _ends(c: Count, wl: Workload, training: bool) -> None:
     if m.family == "gpt":
         V = m.vocab or 0
         c.vec("copy", T * d)  # token embedding gather
-        c.vec("add", T * d, reads=2 * T * d)  # + positions
-        c.vec("layernorm", T * d, reads=T * d + 2 * d)
-        c.mm(T * d * V, T * d + d * V + T * V)  # LM head
+        if learned:
+            c.vec("add", T * d, reads=2 * T * d)  # + positions
+        rows = B if wl.spec.run.logits == "last" else T  # logits of every position, or of each last one
+        c.vec(norm, rows * d, reads=rows * d + np_)
+        c.mm(rows * d * V, rows * d + d * V + rows * V)  # LM head (in run.dtype whatever matmul_dtype says)
         if training:
             c.vec("softmax_grad", T * V)  # cross-entropy and its gradient
             c.mm(T * V * d, T * V + V * d + T * d)
             c.mm(d * T * V, d * T + T * V + d * V)
             c.vec("adam", d * V, reads=4 * d * V, writes=3 * d * V)
-            c.vec("layernorm_grad", T * d, reads=2 * T * d + 2 * d)
+            c.vec(f"{norm}_grad", T * d, reads=2 * T * d + np_)
             c.vec("add", T * d, reads=2 * T * d)  # scatter into the embedding table's gradient
-            c.vec("reduce", T * d, writes=S * d)  # positions' gradient
             c.vec("adam", V * d, reads=4 * V * d, writes=3 * V * d)
-            c.vec("adam", S * d, reads=4 * S * d, writes=3 * S * d)
+            if learned:
+                c.vec("reduce", T * d, writes=S * d)  # positions' gradient
+                c.vec("adam", S * d, reads=4 * S * d, writes=3 * S * d)
         return
     P, cpp, C = wl.patches, m.channels * (m.patch_size or 0) ** 2, m.classes or 0
     c.vec("copy", B * P * cpp)  # patchify
@@ -218,14 +301,14 @@ def _ends(c: Count, wl: Workload, training: bool) -> None:
         c.vec("copy", B * d)
     else:
         c.vec("reduce", T * d, writes=B * d)
-    c.vec("layernorm", B * d, reads=B * d + 2 * d)
+    c.vec(norm, B * d, reads=B * d + np_)
     c.mm(B * d * C, B * d + d * C + B * C)
     if training:
         c.vec("softmax_grad", B * C)
         c.mm(B * C * d, B * C + C * d + B * d)
         c.mm(d * B * C, d * B + B * C + d * C)
         c.vec("adam", d * C, reads=4 * d * C, writes=3 * d * C)
-        c.vec("layernorm_grad", B * d, reads=2 * B * d + 2 * d)
+        c.vec(f"{norm}_grad", B * d, reads=2 * B * d + np_)
         c.vec("copy", T * d)
         c.mm(cpp * B * P * d, cpp * B * P + B * P * d + cpp * d)
         c.vec("adam", cpp * d, reads=4 * cpp * d, writes=3 * cpp * d)
@@ -238,10 +321,19 @@ def analytic_counts(wl: Workload) -> tuple[int, int]:
     c = Count()
     training = wl.spec.run.mode == "training"
     _ends(c, wl, training)
-    layer = Count()  # every layer is the same: count one, times the layers
-    _layer(layer, wl, backward=False)
-    if training:
-        _layer(layer, wl, backward=True)
-    c.flops += wl.spec.model.layers * layer.flops
-    c.elements += wl.spec.model.layers * layer.elements
-    return int(round(c.flops)), int(round(c.elements)) * DTYPE_BYTES[wl.spec.run.dtype]
+    # Layers differ only in how many keys their queries see (a sliding window's local layers): count one layer
+    # of each kind, times the layers of that kind.
+    kinds: dict[int, int] = {}
+    for layer in range(wl.spec.model.layers):
+        kinds[wl.keys(layer)] = kinds.get(wl.keys(layer), 0) + 1
+    for keys, layers in kinds.items():
+        layer = Count()
+        _layer(layer, wl, False, keys)
+        if training:
+            _layer(layer, wl, True, keys)
+        c.flops += layers * layer.flops
+        c.elements += layers * layer.elements
+        c.low += layers * layer.low
+    run = wl.spec.run
+    low_bytes = DTYPE_BYTES[run.matmul_dtype or run.dtype]
+    return int(round(c.flops)), int(round(c.elements)) * DTYPE_BYTES[run.dtype] + int(round(c.low)) * low_bytes

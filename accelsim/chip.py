@@ -27,6 +27,7 @@ from .config import (
     Geometry,
     GroupSize,
     InstructionsPerElement,
+    StepOverheadUs,
     StrictBool,
     build,
     read_toml,
@@ -54,6 +55,12 @@ class SystolicMatrixEngines:
     cols: Geometry
     dataflow: Dataflow
     model: Literal["systolic"] = "systolic"
+    #: Other rows x cols shapes the same MACs can be wired as (Gaudi's MME: 256x64, 128x128, 64x256 on Gaudi 1);
+    #: each GEMM runs in whichever shape (the default rows x cols included) finishes it first.
+    shapes: list[tuple[Geometry, Geometry]] = field(default_factory=list)
+    #: Achieved fraction of the rate SCALE-Sim's formulas give (stalls they do not see: operand fetch, draining
+    #: between back-to-back GEMMs); 1: the formulas' ideal.
+    efficiency: Efficiency = 1.0
     clock_ghz: ClockGhz | None = None
     #: Engines in the same ``shared_unit`` cannot run at the same time (e.g. tensor and CUDA cores of one SM).
     shared_unit: str | None = None
@@ -181,6 +188,9 @@ class ChipSpec:
     #: kernels); 0 where engines run command queues back to back.
     launch_gap_cycles: Cycles = 0
     description: str = ""
+    #: Host time of each forward pass of a generation (a prefill, each decode step) that no engine sees: launching
+    #: the step's graph, sampling, the serving loop (accelsim.generation).
+    step_overhead_us: StepOverheadUs = 0.0
     #: Optional per-op override of the vector instruction counts in accelsim.ops (op name -> instructions/element).
     vector_instructions: dict[str, InstructionsPerElement] = field(default_factory=dict)
     compiler: CompilerSpec = field(default_factory=CompilerSpec)
@@ -337,6 +347,14 @@ def chip_from_dict(data: dict, source: str = "<dict>") -> Chip:
     for gname, g in spec.engines.items():
         if isinstance(g, MatrixEngines) and not g.macs_per_cycle:
             raise AccelsimError("needs at least one dtype", source=source, key=f"engines.{gname}.macs_per_cycle")
+        if isinstance(g, SystolicMatrixEngines):
+            for r, c in g.shapes:
+                if r * c != g.rows * g.cols:
+                    raise AccelsimError(
+                        f"{r}x{c} has {r * c:,} cells; a shape rewires the {g.rows}x{g.cols} = {g.rows * g.cols:,}",
+                        source=source,
+                        key=f"engines.{gname}.shapes",
+                    )
         if isinstance(g, VectorEngines) and not g.lanes:
             raise AccelsimError("needs at least one dtype", source=source, key=f"engines.{gname}.lanes")
     for op in spec.vector_instructions:

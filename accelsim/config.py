@@ -66,6 +66,8 @@ Fraction = Annotated[float, Strict(), Field(gt=0, le=1, allow_inf_nan=False)]
 InstructionsPerElement = Annotated[float, Strict(), Field(gt=0, le=MAX_INSTRUCTIONS_PER_ELEMENT, allow_inf_nan=False)]
 #: A workload's sizes (layers, widths, heads, sequence length, batch, tiles).
 WorkloadSize = Annotated[int, Strict(), Field(ge=1, le=MAX_WORKLOAD_SIZE)]
+#: Microseconds of host time per generation step: 0 up to one second.
+StepOverheadUs = Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
 MlpRatio = Annotated[float, Strict(), Field(gt=0, le=MAX_MLP_RATIO, allow_inf_nan=False)]
 
 

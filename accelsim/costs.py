@@ -50,10 +50,14 @@ def systolic_engine_cycles(gemms: tuple[Gemm, ...], spec: SystolicMatrixEngines,
     """SCALE-Sim's cycles for each GEMM on the rows x cols array, scaled by the dtype's MAC rate against one MAC per
     cell and cycle: a dtype with fewer MACs per cycle (fp32 on Gaudi) takes proportionally longer, one with more
     (fp8 packing two MACs per cell) proportionally less. Integer arithmetic, so the count stays exact."""
-    r, c, flow = spec.rows, spec.cols, spec.dataflow
-    cycles = sum(b * systolic_cycles(m, k, n, r, c, flow) for b, m, k, n in gemms)
-    full = r * c
-    return cycles if macs == full else -(-cycles * full // macs)
+    flow = spec.dataflow
+    cycles = min(
+        sum(b * systolic_cycles(m, k, n, r, c, flow) for b, m, k, n in gemms)
+        for r, c in ((spec.rows, spec.cols), *spec.shapes)
+    )
+    full = spec.rows * spec.cols
+    cycles = cycles if macs == full else -(-cycles * full // macs)
+    return cycles if spec.efficiency == 1 else math.ceil(cycles / spec.efficiency)
 
 
 def tiled_cycles(gemms: tuple[Gemm, ...], spec: TiledMatrixEngines, macs: int) -> int:

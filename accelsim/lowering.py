@@ -91,6 +91,11 @@ class _GraphBuilder:
         spec = wl.spec
         self.dtype = spec.run.dtype
         self.dtype_bytes = DTYPE_BYTES[spec.run.dtype]
+        self.matmul_dtype = spec.run.matmul_dtype or spec.run.dtype
+        model = spec.model
+        self.q_width, self.kv_width = wl.q_width, wl.kv_width
+        self.norm, self.norm_params = model.norm, wl.norm_params
+        self.rotary = model.positions == "rotary"
         self.granularity = spec.lowering.granularity
         self.per_tile = self.granularity == "tile"
         self.tile_m, self.tile_n = spec.lowering.tile_m, spec.lowering.tile_n
@@ -121,18 +126,22 @@ class _GraphBuilder:
         group: str,
         engines: tuple[str, ...] | None = None,
         per_sequence: bool = True,
+        quantized: bool = False,
     ) -> str:
         """Append one task; ``reads`` and ``writes`` count elements. Returns its name. ``per_sequence``: its first
         dimension runs over the batch's sequences, one after the other (token rows, batch x heads), so a compiler
-        may cut it by sequence; false for a weight's rows or a parameter's elements."""
+        may cut it by sequence; false for a weight's rows or a parameter's elements. ``quantized``: a product
+        that runs and reads its operands in ``run.matmul_dtype`` (a weight's GEMM, attention's matmuls over the KV
+        cache); its result stays in ``run.dtype``."""
+        dtype = self.matmul_dtype if quantized else self.dtype
         self.tasks.append(
             Task(
                 name,
                 op,
                 shape,
-                self.dtype,
+                dtype,
                 default_flops(op, shape),
-                reads * self.dtype_bytes,
+                reads * DTYPE_BYTES[dtype],
                 writes * self.dtype_bytes,
                 engines or OPS[op].default_engines,
                 tuple(dict.fromkeys(deps)),
@@ -207,8 +216,11 @@ class _Gemms(_GraphBuilder):
     """Activation x weight products, tiled over row blocks and output column tiles; the first tile to use an
     operand panel fetches it, so traffic does not depend on the tiling."""
 
-    def gemm(self, name: str, inner: int, cols: int, deps: BlockDeps, group: str) -> TokenRowTasks:
-        """Activations (rows x inner) @ weights (inner x cols), tiled over rows and output columns."""
+    def gemm(
+        self, name: str, inner: int, cols: int, deps: BlockDeps, group: str, weights: bool = True
+    ) -> TokenRowTasks:
+        """Activations (rows x inner) @ weights (inner x cols), tiled over rows and output columns; ``weights``
+        false keeps it in ``run.dtype`` whatever ``run.matmul_dtype`` says (the LM head)."""
         widths = self.column_tiles(cols)
         out = []
         for i in range(len(self.row_blocks)):
@@ -224,6 +236,7 @@ class _Gemms(_GraphBuilder):
                         rows * width,
                         waits,
                         group,
+                        quantized=weights,
                     )
                     for j, width in enumerate(widths)
                 ]
@@ -305,13 +318,14 @@ class _Attention(_TokenRowOps):
         step = self.batch // wl.spec.lowering.batch_split
         return [(v, [h], range(b, b + step)) for v, hs in kinds for h in hs for b in range(0, self.batch, step)]
 
-    def unit_table(self, variant: str, backward: bool) -> tuple[int, list[UnitOp]]:
-        """Query positions per unit, and the variant's op table."""
+    def unit_table(self, variant: str, backward: bool, layer: int) -> tuple[int, list[UnitOp]]:
+        """Query positions per unit, and the variant's op table (softmax: against every key the layer's queries
+        see, cached ones included)."""
         spec = self.wl.spec.attention
         causal = self.wl.causal
         if variant == "softmax":
             positions = self.tile_m if self.per_tile and self.seq_len % self.tile_m == 0 else self.seq_len
-            return positions, softmax_ops(positions, self.seq_len, self.d_head, causal, backward)
+            return positions, softmax_ops(positions, self.wl.keys(layer), self.d_head, causal, backward)
         if variant == "window":
             return spec.window, window_ops(spec.window, self.d_head, backward)
         return spec.chunk, linear_ops(spec.chunk, self.d_head, causal, backward)
@@ -324,10 +338,14 @@ class _Attention(_TokenRowOps):
         split_batch = len(groups) > len({tuple(heads) for _, heads, _ in groups})
         group = f"L{layer}.attn.{tag}"
         per_unit = self.per_tile
+        # Grouped-query attention: the heads of a group read (and in training write the gradient of) one key and
+        # value head, counted on the group's first query head.
+        per_kv = self.heads // self.wl.kv_heads
         for variant, heads, batches in groups:
-            unit_positions, table = self.unit_table(variant, backward)
+            unit_positions, table = self.unit_table(variant, backward, layer)
             units = self.seq_len // unit_positions
             sequences = len(batches) * len(heads)
+            kv_sequences = len(batches) * sum(1 for h in heads if h % per_kv == 0)
             head_label = (f"h{heads[0]}" if len(heads) == 1 else variant) + (
                 f".b{batches.start}" if split_batch else ""
             )
@@ -348,7 +366,7 @@ class _Attention(_TokenRowOps):
                         shape = (shape[0] * len(has), *shape[1:])
                         reads, writes = reads * len(has), writes * len(has)
                     if not per_unit or u == has[0]:
-                        shared_reads, shared_writes = op.shared(sequences, units)
+                        shared_reads, shared_writes = op.shared(kv_sequences, units)
                         reads, writes = reads + shared_reads, writes + shared_writes
                     deps: list[str] = []
                     for dep, rel in op.deps:
@@ -370,6 +388,7 @@ class _Attention(_TokenRowOps):
                         deps,
                         group,
                         op.engines,
+                        quantized=OPS[op.op].category == "matrix",
                     )
                     made[(op.name, u)] = name
                     by_op.setdefault(op.name, []).append(name)
@@ -418,6 +437,8 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         d_model, family = self.d_model, self.wl.spec.model.family
         if family == "gpt":
             tokens = self.row_op("embed.gather", "copy", d_model, _no_deps, "embed")
+            if self.wl.spec.model.positions != "learned":
+                return tokens
             return self.row_op("embed.pos", "add", d_model, _same_block(tokens), "embed", inputs=2)
         patches, patch_elements, batch = self.wl.patches, self.wl.patch_elements, self.batch
         pixels = batch * patches * patch_elements
@@ -453,15 +474,32 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
 
     def _lm_head(self, x: TokenRowTasks, training: bool) -> TokenRowTasks:
         d_model, vocab = self.d_model, self.wl.vocab
-        lnf = self.row_op("head.ln", "layernorm", d_model, _same_block(x), "head", params=2 * d_model)
-        logits = self.gemm("head.lm", d_model, vocab, _same_block(lnf), "head")
+        if self.wl.spec.run.logits == "last":  # generation: each sequence's last position only
+            batch, norm_params = self.batch, self.norm_params
+            last = [name for i in self.blocks_holding(self.seq_len - 1, self.seq_len, range(batch)) for name in x[i]]
+            lnf = self.emit(
+                "head.ln", self.norm, (batch * d_model,), batch * d_model + norm_params, batch * d_model, last, "head"
+            )
+            for j, width in enumerate(self.column_tiles(vocab)):
+                self.emit(
+                    self.label("head.lm", 0, j),
+                    "gemm",
+                    (batch, d_model, width),
+                    (batch * d_model if j == 0 else 0) + d_model * width,
+                    batch * width,
+                    [lnf],
+                    "head",
+                )
+            return x
+        lnf = self.row_op("head.ln", self.norm, d_model, _same_block(x), "head", params=self.norm_params)
+        logits = self.gemm("head.lm", d_model, vocab, _same_block(lnf), "head", weights=False)
         if not training:
             return logits
         loss = self.row_op("head.loss", "softmax_grad", vocab, _same_block(logits), "head")
-        d_lnf = self.gemm("head.lm.dA", vocab, d_model, _same_block(loss), "head")
+        d_lnf = self.gemm("head.lm.dA", vocab, d_model, _same_block(loss), "head", weights=False)
         self.weight_grad("head.lm.dW", d_model, self.batch * self.seq_len, vocab, _all_tasks(lnf, loss), "head")
         return self.row_op(
-            "head.ln.bwd", "layernorm_grad", d_model, _same_block(d_lnf), "head", inputs=2, params=2 * d_model
+            "head.ln.bwd", f"{self.norm}_grad", d_model, _same_block(d_lnf), "head", inputs=2, params=self.norm_params
         )
 
     def _classifier_head(self, x: TokenRowTasks, training: bool) -> TokenRowTasks:
@@ -472,7 +510,8 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         pooled = self.emit(
             "head.pool", "copy" if class_token else "reduce", (pooled_in,), pooled_in, batch * d, _all_tasks(x), "head"
         )
-        lnf = self.emit("head.ln", "layernorm", (batch * d,), batch * d + 2 * d, batch * d, [pooled], "head")
+        norm_params = self.norm_params
+        lnf = self.emit("head.ln", self.norm, (batch * d,), batch * d + norm_params, batch * d, [pooled], "head")
         logits = self.emit(
             "head.classifier", "gemm", (batch, d, classes), batch * d + d * classes, batch * classes, [lnf], "head"
         )
@@ -496,7 +535,7 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         )
         self.adam("head.classifier.adam", d * classes, [d_weights], "head")
         d_pool = self.emit(
-            "head.ln.bwd", "layernorm_grad", (batch * d,), 2 * batch * d + 2 * d, batch * d, [d_ln], "head"
+            "head.ln.bwd", f"{self.norm}_grad", (batch * d,), 2 * batch * d + norm_params, batch * d, [d_ln], "head"
         )
         # The gradient reaches the tokens as a full-size tensor (zeros but the class token, or the mean's share).
         return self.row_op("head.pool.bwd", "copy", d, lambda i: [d_pool], "head")
@@ -505,10 +544,13 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         d_model, seq_len = self.d_model, self.seq_len
         every = _all_tasks(dy)
         if self.wl.spec.model.family == "gpt":
+            learned = self.wl.spec.model.positions == "learned"
             scatter = self.row_op("embed.scatter", "add", d_model, _same_block(dy), "embed", inputs=2)
-            positions = self.param_grad("embed.pos.dparams", d_model, seq_len * d_model, every, "embed")
+            if learned:
+                positions = self.param_grad("embed.pos.dparams", d_model, seq_len * d_model, every, "embed")
             self.adam_rows("embed.adam", self.wl.vocab, d_model, _all_tasks(scatter), "embed")
-            self.adam("embed.pos.adam", seq_len * d_model, [positions], "embed")
+            if learned:
+                self.adam("embed.pos.adam", seq_len * d_model, [positions], "embed")
             return
         self.weight_grad(
             "embed.patch.dW", self.wl.patch_elements, self.batch * self.wl.patches, d_model, every, "embed"
@@ -522,44 +564,153 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
     then in training the layers' backward passes in reverse and the embeddings' update."""
 
     def layer_forward(self, layer: int, x: TokenRowTasks) -> tuple[TokenRowTasks, SavedActivations]:
-        d, d_ff = self.d_model, self.d_ff
+        d, qw, kvw = self.d_model, self.q_width, self.kv_width
         g = f"L{layer}"
-        ln1 = self.row_op(f"{g}.ln1", "layernorm", d, _same_block(x), g, params=2 * d)
-        qkv = self.gemm(f"{g}.qkv", d, 3 * d, _same_block(ln1), g)
-        split = self.row_op(f"{g}.split_heads", "copy", 3 * d, _same_block(qkv), g)
+        ln1 = self.row_op(f"{g}.ln1", self.norm, d, _same_block(x), g, params=self.norm_params)
+        qkv = self.gemm(f"{g}.qkv", d, qw + 2 * kvw, _same_block(ln1), g)
+        split = self.row_op(f"{g}.split_heads", "copy", qw + 2 * kvw, _same_block(qkv), g)
+        if self.rotary:  # on the queries and keys
+            split = self.row_op(f"{g}.rope", "rope", qw + kvw, _same_block(split), g)
         outputs = self.attention(layer, split, backward=False)
-        merged = self.merge_heads(f"{g}.merge_heads", d, outputs, g)
-        proj = self.gemm(f"{g}.proj", d, d, _same_block(merged), g)
+        merged = self.merge_heads(f"{g}.merge_heads", qw, outputs, g)
+        proj = self.gemm(f"{g}.proj", qw, d, _same_block(merged), g)
+        if self.wl.spec.model.parallel_block:  # the MLP reads the same normalised input; one residual add
+            down, act = self.mlp(g, ln1)
+            out = self.row_op(f"{g}.res", "add", d, lambda i: proj[i] + down[i] + x[i], g, inputs=3)
+            return out, SavedActivations(ln1=ln1, merged=merged, ln2=ln1, act=act)
         res1 = self.row_op(f"{g}.res1", "add", d, lambda i: proj[i] + x[i], g, inputs=2)
-        ln2 = self.row_op(f"{g}.ln2", "layernorm", d, _same_block(res1), g, params=2 * d)
-        up = self.gemm(f"{g}.mlp_up", d, d_ff, _same_block(ln2), g)
-        act = self.row_op(f"{g}.gelu", "gelu", d_ff, _same_block(up), g)
-        down = self.gemm(f"{g}.mlp_down", d_ff, d, _same_block(act), g)
+        ln2 = self.row_op(f"{g}.ln2", self.norm, d, _same_block(res1), g, params=self.norm_params)
+        down, act = self.mlp(g, ln2)
         out = self.row_op(f"{g}.res2", "add", d, lambda i: down[i] + res1[i], g, inputs=2)
         return out, SavedActivations(ln1=ln1, merged=merged, ln2=ln2, act=act)
 
-    def layer_backward(self, layer: int, dy: TokenRowTasks, saved: SavedActivations) -> TokenRowTasks:
-        d, d_ff, tokens = self.d_model, self.d_ff, self.batch * self.seq_len
-        L = f"L{layer}"
-        g = f"{L}.bwd"
+    def mlp(self, g: str, h: TokenRowTasks) -> tuple[TokenRowTasks, TokenRowTasks]:
+        """The MLP (dense, or routed experts plus an optional shared one) on ``h``: (its output, the input of its
+        down projection)."""
+        model = self.wl.spec.model
+        if not model.experts:
+            return self.dense_mlp(g, "mlp", self.d_ff, h)
+        return self.moe(g, h), []
+
+    def dense_mlp(self, g: str, name: str, d_ff: int, h: TokenRowTasks) -> tuple[TokenRowTasks, TokenRowTasks]:
+        """up (gate and up side by side when gated), activation (times the up half when gated), down."""
+        d, model = self.d_model, self.wl.spec.model
+        gated = model.mlp == "gated"
+        up = self.gemm(f"{g}.{name}_up", d, 2 * d_ff if gated else d_ff, _same_block(h), g)
+        act_name = model.activation if name == "mlp" else f"{name}_{model.activation}"
+        act = self.row_op(f"{g}.{act_name}", model.activation, d_ff, _same_block(up), g)
+        if gated:
+            act = self.row_op(f"{g}.{name}_gate", "mul", d_ff, _same_block(act), g, inputs=2)
+        down = self.gemm(f"{g}.{name}_down", d_ff, d, _same_block(act), g)
+        return down, act
+
+    def moe(self, g: str, h: TokenRowTasks) -> TokenRowTasks:
+        """Mixture of experts: a router scores every expert per token (softmax and top-k), the routed rows are
+        gathered expert by expert, each expert that receives tokens runs its MLP on them as one batched product
+        (reading only its own weights: accelsim.workload.Workload.moe_routing), and each token sums its k
+        experts' outputs (and the shared expert's)."""
+        d, model = self.d_model, self.wl.spec.model
+        E, k, d_ff = model.experts, model.experts_per_token, model.d_ff_expert or 0
+        gated = model.mlp == "gated"
+        used, per_expert = self.wl.moe_routing
+        routed = used * per_expert
+        width = 2 * d_ff if gated else d_ff
+        router = self.gemm(f"{g}.router", d, E, _same_block(h), g)
+        route = self.row_op(f"{g}.route", "softmax", E, _same_block(router), g)
+        gather = self.emit(
+            f"{g}.moe_gather", "copy", (routed * d,), routed * d, routed * d, _all_tasks(route, h), g, per_sequence=False
+        )
+        up = self.emit(
+            f"{g}.experts_up",
+            "bmm",
+            (used, per_expert, d, width),
+            routed * d + used * d * width,
+            routed * width,
+            [gather],
+            g,
+            per_sequence=False,
+            quantized=True,
+        )
+        n = routed * d_ff
+        act = self.emit(f"{g}.experts_{model.activation}", model.activation, (n,), n, n, [up], g, per_sequence=False)
+        if gated:
+            act = self.emit(f"{g}.experts_gate", "mul", (n,), 2 * n, n, [act], g, per_sequence=False)
+        down = self.emit(
+            f"{g}.experts_down",
+            "bmm",
+            (used, per_expert, d_ff, d),
+            n + used * d_ff * d,
+            routed * d,
+            [act],
+            g,
+            per_sequence=False,
+            quantized=True,
+        )
+        if model.d_ff_shared:
+            shared, _ = self.dense_mlp(g, "shared", model.d_ff_shared, h)
+            return self.row_op(f"{g}.moe_combine", "add", d, lambda i: [down, *shared[i]], g, inputs=k + 1)
+        return self.row_op(f"{g}.moe_combine", "add", d, lambda i: [down], g, inputs=k)
+
+    def mlp_backward(self, L: str, g: str, dy: TokenRowTasks, saved: SavedActivations) -> TokenRowTasks:
+        """A dense MLP's backward: data and weight gradients of down and up, the activation's (and gate's)
+        gradient between them. Returns the gradient reaching the MLP's input."""
+        d, d_ff, tokens, model = self.d_model, self.d_ff, self.batch * self.seq_len, self.wl.spec.model
+        gated = model.mlp == "gated"
+        width = 2 * d_ff if gated else d_ff
         d_act = self.gemm(f"{L}.mlp_down.dA", d, d_ff, _same_block(dy), g)
         self.weight_grad(f"{L}.mlp_down.dW", d_ff, tokens, d, _all_tasks(saved.act, dy), g)
-        d_up = self.row_op(f"{L}.gelu.bwd", "gelu_grad", d_ff, _same_block(d_act), g, inputs=2)
-        d_ln2 = self.gemm(f"{L}.mlp_up.dA", d_ff, d, _same_block(d_up), g)
-        self.weight_grad(f"{L}.mlp_up.dW", d, tokens, d_ff, _all_tasks(saved.ln2, d_up), g)
-        d_res1_branch = self.row_op(f"{L}.ln2.bwd", "layernorm_grad", d, _same_block(d_ln2), g, inputs=2, params=2 * d)
-        ln2_params = self.param_grad(f"{L}.ln2.dparams", 2 * d, 2 * d, _all_tasks(d_ln2), g)
-        d_res1 = self.row_op(f"{L}.res1.bwd", "add", d, lambda i: d_res1_branch[i] + dy[i], g, inputs=2)
-        d_merged = self.gemm(f"{L}.proj.dA", d, d, _same_block(d_res1), g)
-        self.weight_grad(f"{L}.proj.dW", d, tokens, d, _all_tasks(saved.merged, d_res1), g)
-        d_heads = self.row_op(f"{L}.split_dout", "copy", d, _same_block(d_merged), g)
+        if gated:  # (act x up)': d(up) = dY act, d(act) = dY up
+            d_upside = self.row_op(f"{L}.mlp_gate.bwd_up", "mul", d_ff, _same_block(d_act), g, inputs=2)
+            d_act = self.row_op(f"{L}.mlp_gate.bwd_act", "mul", d_ff, _same_block(d_act), g, inputs=2)
+        act_grad = f"{model.activation}_grad"
+        d_up = self.row_op(f"{L}.{model.activation}.bwd", act_grad, d_ff, _same_block(d_act), g, inputs=2)
+        if gated:
+            d_up = [d_up[i] + d_upside[i] for i in range(len(d_up))]
+        d_in = self.gemm(f"{L}.mlp_up.dA", width, d, _same_block(d_up), g)
+        self.weight_grad(f"{L}.mlp_up.dW", d, tokens, width, _all_tasks(saved.ln2, d_up), g)
+        return d_in
+
+    def attention_backward(self, layer: int, dy: TokenRowTasks, saved: SavedActivations) -> TokenRowTasks:
+        """The attention branch's backward from the gradient at its output projection to its input's."""
+        d, qw, kvw, tokens = self.d_model, self.q_width, self.kv_width, self.batch * self.seq_len
+        L = f"L{layer}"
+        g = f"{L}.bwd"
+        d_merged = self.gemm(f"{L}.proj.dA", d, qw, _same_block(dy), g)
+        self.weight_grad(f"{L}.proj.dW", qw, tokens, d, _all_tasks(saved.merged, dy), g)
+        d_heads = self.row_op(f"{L}.split_dout", "copy", qw, _same_block(d_merged), g)
         outputs = self.attention(layer, d_heads, backward=True)
-        d_qkv = self.merge_heads(f"{L}.merge_dqkv", 3 * d, outputs, g)
-        d_ln1 = self.gemm(f"{L}.qkv.dA", 3 * d, d, _same_block(d_qkv), g)
-        self.weight_grad(f"{L}.qkv.dW", d, tokens, 3 * d, _all_tasks(saved.ln1, d_qkv), g)
-        d_x_branch = self.row_op(f"{L}.ln1.bwd", "layernorm_grad", d, _same_block(d_ln1), g, inputs=2, params=2 * d)
-        ln1_params = self.param_grad(f"{L}.ln1.dparams", 2 * d, 2 * d, _all_tasks(d_ln1), g)
-        self.adam(f"{L}.ln.adam", 4 * d, [ln1_params, ln2_params], g)
+        d_qkv = self.merge_heads(f"{L}.merge_dqkv", qw + 2 * kvw, outputs, g)
+        if self.rotary:
+            d_qkv = self.row_op(f"{L}.rope.bwd", "rope_grad", qw + kvw, _same_block(d_qkv), g)
+        d_ln1 = self.gemm(f"{L}.qkv.dA", qw + 2 * kvw, d, _same_block(d_qkv), g)
+        self.weight_grad(f"{L}.qkv.dW", d, tokens, qw + 2 * kvw, _all_tasks(saved.ln1, d_qkv), g)
+        return d_ln1
+
+    def layer_backward(self, layer: int, dy: TokenRowTasks, saved: SavedActivations) -> TokenRowTasks:
+        d, norm_params = self.d_model, self.norm_params
+        L = f"L{layer}"
+        g = f"{L}.bwd"
+        norm_grad = f"{self.norm}_grad"
+        if self.wl.spec.model.parallel_block:  # both branches from dY; their input gradients sum at ln1's output
+            d_mlp = self.mlp_backward(L, g, dy, saved)
+            d_attn = self.attention_backward(layer, dy, saved)
+            d_ln1 = self.row_op(f"{L}.ln1.dsum", "add", d, lambda i: d_mlp[i] + d_attn[i], g, inputs=2)
+            d_x_branch = self.row_op(
+                f"{L}.ln1.bwd", norm_grad, d, _same_block(d_ln1), g, inputs=2, params=norm_params
+            )
+            ln1_params = self.param_grad(f"{L}.ln1.dparams", norm_params, norm_params, _all_tasks(d_ln1), g)
+            self.adam(f"{L}.ln.adam", norm_params, [ln1_params], g)
+            return self.row_op(f"{L}.res0.bwd", "add", d, lambda i: d_x_branch[i] + dy[i], g, inputs=2)
+        d_ln2 = self.mlp_backward(L, g, dy, saved)
+        d_res1_branch = self.row_op(
+            f"{L}.ln2.bwd", norm_grad, d, _same_block(d_ln2), g, inputs=2, params=norm_params
+        )
+        ln2_params = self.param_grad(f"{L}.ln2.dparams", norm_params, norm_params, _all_tasks(d_ln2), g)
+        d_res1 = self.row_op(f"{L}.res1.bwd", "add", d, lambda i: d_res1_branch[i] + dy[i], g, inputs=2)
+        d_ln1 = self.attention_backward(layer, d_res1, saved)
+        d_x_branch = self.row_op(f"{L}.ln1.bwd", norm_grad, d, _same_block(d_ln1), g, inputs=2, params=norm_params)
+        ln1_params = self.param_grad(f"{L}.ln1.dparams", norm_params, norm_params, _all_tasks(d_ln1), g)
+        self.adam(f"{L}.ln.adam", 2 * norm_params, [ln1_params, ln2_params], g)
         return self.row_op(f"{L}.res0.bwd", "add", d, lambda i: d_x_branch[i] + d_res1[i], g, inputs=2)
 
     def lower(self) -> TaskGraph:
@@ -668,28 +819,43 @@ def estimate_tasks(wl: Workload) -> int:
             total += groups * (sum(present) if tile else sum(1 for n in present if n))
         return total
 
-    forward = 7 * rows + rows * (cols(3 * d) + 2 * cols(d) + cols(dff)) + attention(False)
+    qw, kvw = wl.q_width, wl.kv_width
+    rotary, parallel, gated = model.positions == "rotary", model.parallel_block, model.mlp == "gated"
+
+    def dense_mlp(width: int) -> int:  # up, activation (and gate), down
+        return rows * (cols(2 * width if gated else width) + 1 + gated + cols(d))
+
+    if model.experts:  # router, top-k; gather, experts' up, activation (gate), down; shared expert; combine
+        mlp = rows * (cols(model.experts) + 1) + 4 + gated + rows
+        mlp += dense_mlp(model.d_ff_shared) if model.d_ff_shared else 0
+    else:
+        mlp = dense_mlp(dff)
+    # norm, QKV, split (rope), attention, merge, projection; then the residual add(s) and the second norm
+    forward = rows * (1 + cols(qw + 2 * kvw) + 1 + rotary + 1 + cols(d)) + attention(False) + mlp
+    forward += rows * (1 if parallel else 3)
     per_layer = forward
     if training:
-        per_layer += (
-            7 * rows
-            + rows * (cols(dff) + 3 * cols(d))
-            + wgrad(dff, d)
-            + wgrad(d, dff)
-            + wgrad(d, d)
-            + wgrad(d, 3 * d)
-            + 3
-            + attention(True)
-        )
+        width = 2 * dff if gated else dff
+        mlp_bwd = rows * (cols(dff) + 2 * gated + 1 + cols(d)) + wgrad(dff, d) + wgrad(d, width)
+        attn_bwd = rows * (cols(qw) + 1 + 1 + rotary + cols(d)) + wgrad(qw, d) + wgrad(d, qw + 2 * kvw)
+        attn_bwd += attention(True)
+        # the norms' backward and parameter gradients, Adam on them, the residual adds
+        rest = rows * 3 + 2 if parallel else rows * 4 + 3
+        per_layer += mlp_bwd + attn_bwd + rest
     ends = 0
     if not model.embeddings:
         ends = rows * (2 if training else 1)  # the input copy, and the output gradient's
     elif model.family == "gpt":
         vocab = wl.vocab
-        ends = 2 * rows + rows + rows * cols(vocab)  # gather, positions; final layernorm, LM head
+        learned = model.positions == "learned"
+        ends = rows * (1 + learned)  # gather, positions
+        if spec.run.logits == "last":
+            ends += 1 + cols(vocab)  # final norm and LM head on each sequence's last row
+        else:
+            ends += rows + rows * cols(vocab)
         if training:
-            ends += 2 * rows + rows * cols(d) + wgrad(d, vocab)  # loss, layernorm backward, dA; dW
-            ends += rows + 1 + row_tiles(vocab) + 1  # scatter, positions' gradient, Adam on both tables
+            ends += 2 * rows + rows * cols(d) + wgrad(d, vocab)  # loss, norm backward, dA; dW
+            ends += rows + row_tiles(vocab) + 2 * learned  # scatter, Adam on the table; positions' gradient, Adam
     else:
         patch_rows = batch * wl.patches
         ends = 1 + row_tiles(patch_rows) * cols(d) + rows + 3  # patchify, patch GEMM, positions; the head

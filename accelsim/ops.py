@@ -18,9 +18,14 @@ from the usual instruction sequences; a chip profile may override them (``vector
   reaches a lower fraction of its bandwidth (``strided`` below; MemorySpec.strided_bandwidth_efficiency).
 - gelu (tanh form): x^3 (2) + FMA (1) + tanh via exp and divide (6 + 4) + final FMA (2) = 15.
 - elu1 (elu(x)+1, linear attention's feature map): exp (6) + select (1) + add (1) = 8.
+- silu (x * sigmoid(x), SwiGLU's activation): exp (6) + add (1) + reciprocal (4) + multiply (1) = 12.
+- relu: one select = 1.
+- rmsnorm: square-accumulate (1) + scale by the reciprocal root (1) + weight multiply (1) = 3, two passes.
+- rope (rotary positions, x cos + rotate_half(x) sin): two multiplies and an add, plus a lane shuffle = 4.
 - adam: two moment FMAs (2+2), sqrt (~4), divide (4), update FMA (2) = 14.
 Backward ops count the same way (gelu_grad re-evaluates tanh: 17; softmax_grad y*(dy - sum(y*dy)): 4 in two
-passes; layernorm_grad: 9 in three passes; elu1_grad: exp + select = 7).
+passes; layernorm_grad: 9 in three passes; elu1_grad: exp + select = 7; silu_grad re-evaluates the sigmoid
+(11) and forms s (1 + x (1 - s)) (5): 16; relu_grad: 1; rmsnorm_grad: 6 in three passes; rope_grad: as rope).
 FLOPs per element follow the convention of counting each add, multiply, exp or divide as one FLOP.
 """
 
@@ -231,7 +236,7 @@ _op(
     )
 )
 # Element-wise and row-wise ops: the element is one tensor element.
-_ROW_PASSES = {"softmax": 3, "layernorm": 2, "softmax_grad": 2, "layernorm_grad": 2}
+_ROW_PASSES = {"softmax": 3, "layernorm": 2, "softmax_grad": 2, "layernorm_grad": 2, "rmsnorm": 2, "rmsnorm_grad": 2}
 for _name, _flops, _instr, _steps in (
     ("add", 1, 1, 1),
     ("mul", 1, 1, 1),
@@ -250,6 +255,14 @@ for _name, _flops, _instr, _steps in (
     ("softmax_grad", 4, 4, 2),
     ("layernorm_grad", 12, 9, 3),
     ("elu1_grad", 2, 7, 1),
+    ("silu", 4, 12, 1),
+    ("relu", 1, 1, 1),
+    ("rmsnorm", 4, 3, 2),
+    ("rope", 3, 4, 1),
+    ("silu_grad", 7, 16, 1),
+    ("relu_grad", 1, 1, 1),
+    ("rmsnorm_grad", 8, 6, 3),
+    ("rope_grad", 3, 4, 1),
 ):
     _op(
         OpSpec(

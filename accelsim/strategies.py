@@ -154,7 +154,7 @@ def workload_dicts(draw: st.DrawFn) -> dict:
         side = draw(st.sampled_from([4, 8]))
         model.update(image_size=side * patch, patch_size=patch, classes=draw(st.integers(2, 20)), class_token=False)
         chunk = draw(st.sampled_from([c for c in (4, 8, 16) if (side * side) % c == 0]))
-    return {
+    data = {
         "name": "random",
         "model": model,
         "run": run,
@@ -166,6 +166,37 @@ def workload_dicts(draw: st.DrawFn) -> dict:
             "batch_split": draw(st.sampled_from([k for k in (1, 2, 4) if batch % k == 0])),
         },
     }
+    # The architecture knobs of Hugging Face decoders (drawn last, so the examples above keep their seeds).
+    model.update(
+        mlp=draw(st.sampled_from(["plain", "gated"])),
+        activation=draw(st.sampled_from(["gelu", "silu", "relu"])),
+        norm=draw(st.sampled_from(["layernorm", "rmsnorm"])),
+        parallel_block=draw(st.booleans()),
+        positions=draw(st.sampled_from(["learned", "rotary", "alibi", "none"])),
+    )
+    if draw(st.booleans()):  # heads wider or narrower than d_model / heads (Gemma)
+        model["d_head"] = draw(st.sampled_from([4, 8, 16]))
+    if variant == "softmax":
+        model["kv_heads"] = draw(st.sampled_from([k for k in range(1, heads + 1) if heads % k == 0]))
+        if draw(st.booleans()):
+            model.update(sliding_window=draw(st.integers(1, 16)), window_period=draw(st.integers(1, 3)))
+    inference = run["mode"] == "inference"
+    if inference and draw(st.booleans()):
+        experts = draw(st.integers(1, 6))
+        model.update(
+            experts=experts,
+            experts_per_token=draw(st.integers(1, experts)),
+            d_ff_expert=draw(st.integers(1, 24)),
+            d_ff_shared=draw(st.sampled_from([0, 8])),
+        )
+    if inference and family == "gpt":
+        if variant == "softmax":
+            run["past_tokens"] = draw(st.sampled_from([0, 0, 1, 7, 40]))
+        if model["embeddings"]:
+            run["logits"] = draw(st.sampled_from(["all", "last"]))
+    if variant == "softmax":
+        run["matmul_dtype"] = draw(st.sampled_from(["bf16", "fp8", "fp32"]))
+    return data
 
 
 def workloads() -> st.SearchStrategy[Workload]:

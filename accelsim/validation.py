@@ -31,6 +31,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from .chip import Chip
 from .config import STRICT, PosInt, build
 from .errors import AccelsimError
+from .generation_records import GenerationPrediction, LlmGenerateRecord, predict_generation, why_not_predicted
 from .graph import TaskGraph, make_task
 from .ops import OPS
 from .runner import run
@@ -228,12 +229,15 @@ LOWERED: dict[str, type[Record]] = {
     "layer_train": LayerRecord,
 }
 #: Every kind of record accelsim predicts, and what each must hold.
-RECORDS: dict[str, type[Record] | type[ConcurrencyRecord]] = {**LOWERED, "concurrency": ConcurrencyRecord}
+RECORDS: dict[str, type[Record] | type[ConcurrencyRecord] | type[LlmGenerateRecord]] = {
+    **LOWERED,
+    "concurrency": ConcurrencyRecord,
+    "llm_generate": LlmGenerateRecord,
+}
 #: Kinds of record the calibration scripts write that accelsim does not predict, and why.
 NOT_PREDICTED = {
     "device": "the GPU and its software, not a measurement",
     "done": "the end of the run, not a measurement",
-    "llm_generate": "a whole model's generation throughput (tokens/s), not kernels or layers",
 }
 #: The kinds of record lowered to kernels and predicted one by one (the concurrency record is predicted apart).
 MEASURED = tuple(SHAPES)
@@ -503,7 +507,7 @@ def _kind(rec: Any, source: str, line: int | None) -> str:
     return kind
 
 
-_Spec = TypeVar("_Spec", bound=Shape | ConcurrencyRecord)
+_Spec = TypeVar("_Spec", bound=Shape | ConcurrencyRecord | LlmGenerateRecord)
 
 
 def _checked(model: type[_Spec], rec: Mapping[str, Any], source: str, line: int | None) -> _Spec:
@@ -541,7 +545,7 @@ class Measured:
 
     line: int
     record: Mapping[str, Any]
-    spec: Record | ConcurrencyRecord
+    spec: Record | ConcurrencyRecord | LlmGenerateRecord
 
 
 @dataclass(frozen=True)
@@ -729,6 +733,11 @@ class Prediction:
     def kind(self) -> str:
         return str(self.record["kind"])
 
+    @property
+    def counted(self) -> bool:
+        """Whether it counts in the error statistics (records under MIN_MS are launch overhead and noise)."""
+        return self.measured_ms >= MIN_MS
+
     def to_dict(self) -> dict[str, Any]:
         """The record's keys, then measured_ms, predicted_ms and rel_error (the JSON ``validate`` prints)."""
         return {
@@ -753,7 +762,7 @@ class Validation:
     """Predicted against measured milliseconds for every record a chip profile was checked on."""
 
     chip: str
-    records: tuple[Prediction, ...]
+    records: tuple[Prediction | GenerationPrediction, ...]
     summary: Mapping[str, ErrorStats]  # by record kind, then "overall"
     concurrency: Concurrency | None
     skipped: tuple[Skipped, ...] = ()  # records of kinds accelsim does not predict, with the reason
@@ -779,11 +788,23 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
         raise AccelsimError(
             f"no record accelsim predicts ({', '.join(RECORDS)}); records found: {found}", source=m.source
         )
-    rows = []
+    rows: list[Prediction | GenerationPrediction] = []
+    skipped = list(m.skipped)
     conc = None
     for r in m.records:
         if isinstance(r.spec, ConcurrencyRecord):
             conc = concurrency(chip, r.spec, m.source, r.line)
+            continue
+        if isinstance(r.spec, LlmGenerateRecord):
+            reason = why_not_predicted(r.spec, chip)
+            if reason is not None:
+                skipped.append(Skipped(r.line, r.spec.kind, reason))
+                continue
+            try:
+                rows.append(predict_generation(chip, r.spec, r.record))
+            except AccelsimError as exc:
+                detail = f"{exc.key}: {exc.detail}" if exc.key else exc.detail
+                skipped.append(Skipped(r.line, r.spec.kind, f"cannot predict it on {chip.name}: {detail}"))
             continue
         pred = predict_at(chip, lower_at(r.spec, m.source, r.line), m.source, r.line)
         rows.append(
@@ -791,15 +812,21 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
                 r.record, measured_ms=r.spec.ms, predicted_ms=round(pred, 5), rel_error=round(pred / r.spec.ms - 1, 4)
             )
         )
-    return Validation(chip=chip.name, records=tuple(rows), summary=summarize(rows), concurrency=conc, skipped=m.skipped)
+    return Validation(
+        chip=chip.name,
+        records=tuple(rows),
+        summary=summarize(rows),
+        concurrency=conc,
+        skipped=tuple(sorted(skipped, key=lambda s: s.line)),
+    )
 
 
-def summarize(rows: Sequence[Prediction]) -> dict[str, ErrorStats]:
+def summarize(rows: Sequence[Prediction | GenerationPrediction]) -> dict[str, ErrorStats]:
     out: dict[str, ErrorStats] = {}
     kinds = sorted({r.kind for r in rows})
     for kind in [*kinds, "overall"]:
         errs = np.array(
-            [abs(r.rel_error) for r in rows if r.measured_ms >= MIN_MS and (kind == "overall" or r.kind == kind)]
+            [abs(r.rel_error) for r in rows if r.counted and (kind == "overall" or r.kind == kind)]
         )
         if len(errs):
             out[kind] = ErrorStats(

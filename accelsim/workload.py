@@ -23,17 +23,52 @@ from .vocabulary import Dtype
 Variant = Literal["softmax", "window", "linear", "hybrid"]
 Mode = Literal["inference", "training"]
 Granularity = Literal["op", "head", "tile"]
+Activation = Literal["gelu", "silu", "relu"]
+Norm = Literal["layernorm", "rmsnorm"]
+Positions = Literal["learned", "rotary", "alibi", "none"]
+Count = Annotated[int, Strict(), Field(ge=0, le=MAX_WORKLOAD_SIZE)]
 
 
 @pydantic_dataclass(config=STRICT)
 class ModelSpec:
+    """The architecture. The defaults are GPT-2's (multi-head attention, LayerNorm, a GELU MLP, learned
+    positions); the other fields describe the decoders Hugging Face configs name (accelsim.hf_config)."""
+
     family: Literal["gpt", "vit"]
     layers: WorkloadSize
     d_model: WorkloadSize
     heads: WorkloadSize
-    d_head: WorkloadSize | None = None  # defaults to d_model / heads; if given it must equal that
+    #: Width of one head; defaults to d_model / heads (Gemma's heads are wider: queries are heads x d_head wide).
+    d_head: WorkloadSize | None = None
+    #: Key/value heads: heads (multi-head), fewer (grouped-query) or 1 (multi-query); must divide heads.
+    kv_heads: WorkloadSize | None = None
     mlp_ratio: MlpRatio = 4.0
     d_ff: WorkloadSize | None = None  # overrides mlp_ratio (e.g. llama's 11008)
+    #: "gated": act(x W_gate) * (x W_up), then W_down (SwiGLU with silu, GeGLU with gelu); "plain": act(x W_up).
+    mlp: Literal["plain", "gated"] = "plain"
+    activation: Activation = "gelu"
+    norm: Norm = "layernorm"
+    #: Attention and MLP both read the layer's normalised input and add into one residual (GPT-J, Falcon, Phi).
+    parallel_block: StrictBool = False
+    #: learned: a position table added to the embeddings; rotary: RoPE on queries and keys; alibi: a bias added
+    #: with the causal mask; none.
+    positions: Positions = "learned"
+    #: Causal attention; default: true for gpt, false for vit (an encoder such as BERT sets false).
+    causal: StrictBool | None = None
+    #: Sliding-window attention: a query sees at most this many keys (Mistral, Gemma 2/3's local layers).
+    sliding_window: WorkloadSize | None = None
+    #: With sliding_window: every window_period-th layer (1-based) attends globally, the others locally; 1: all
+    #: layers local (Gemma 2 and gpt-oss: 2; Gemma 3: 6).
+    window_period: WorkloadSize = 1
+    #: Mixture of experts: experts per layer (0: a dense MLP), experts each token is routed to, and each
+    #: expert's hidden width (the same MLP kind as a dense layer's).
+    experts: Count = 0
+    experts_per_token: Count = 0
+    d_ff_expert: WorkloadSize | None = None
+    #: An always-on shared expert's hidden width next to the routed ones (Qwen1.5-MoE); 0: none.
+    d_ff_shared: Count = 0
+    #: The LM head reuses the embedding table (counts once in the weights' memory).
+    tied_embeddings: StrictBool = False
     vocab: WorkloadSize | None = None  # gpt: LM head size
     embeddings: StrictBool = True  # gpt: token embedding + LM head; vit: patch embedding + classifier
     image_size: WorkloadSize | None = None  # vit
@@ -49,6 +84,14 @@ class RunSpec:
     mode: Mode = "inference"
     dtype: Dtype = "bf16"
     seq_len: WorkloadSize | None = None  # gpt: required; vit: patches (+1 class token)
+    #: Inference with a KV cache: positions per sequence already cached; attention reads their keys and values
+    #: from memory (a decode step: seq_len 1 after past_tokens positions).
+    past_tokens: Count = 0
+    #: Inference: logits for every position ("all") or only each sequence's last ("last", as generation does).
+    logits: Literal["all", "last"] = "all"
+    #: The dtype of the matrix products' operands when it differs from dtype: weight GEMMs and attention's matmuls
+    #: (so the KV cache too), as Gaudi's fp8 recipe quantizes them; their outputs and every other op stay in dtype.
+    matmul_dtype: Dtype | None = None
 
 
 @pydantic_dataclass(config=STRICT)
@@ -121,7 +164,55 @@ class Workload:
 
     @property
     def d_head(self) -> int:
-        return self.spec.model.d_model // self.spec.model.heads
+        m = self.spec.model
+        return m.d_head if m.d_head is not None else m.d_model // m.heads
+
+    @property
+    def kv_heads(self) -> int:
+        m = self.spec.model
+        return m.kv_heads if m.kv_heads is not None else m.heads
+
+    @property
+    def q_width(self) -> int:
+        """Columns of the queries (and of the attention's output): heads x d_head."""
+        return self.spec.model.heads * self.d_head
+
+    @property
+    def kv_width(self) -> int:
+        """Columns of the keys (and of the values): kv_heads x d_head."""
+        return self.kv_heads * self.d_head
+
+    @property
+    def norm_params(self) -> int:
+        """Parameters of one norm: scale and shift (LayerNorm) or a scale (RMSNorm)."""
+        d = self.spec.model.d_model
+        return 2 * d if self.spec.model.norm == "layernorm" else d
+
+    def local_layer(self, layer: int) -> bool:
+        """Whether ``layer`` attends within the sliding window (see ModelSpec.window_period)."""
+        m = self.spec.model
+        if m.sliding_window is None:
+            return False
+        return m.window_period == 1 or (layer + 1) % m.window_period != 0
+
+    def keys(self, layer: int) -> int:
+        """Keys each query of ``layer`` attends to at most: the cached positions and the new ones, capped by the
+        sliding window on a local layer."""
+        total = self.spec.run.past_tokens + self.seq_len
+        window = self.spec.model.sliding_window
+        return min(total, window) if window is not None and self.local_layer(layer) else total
+
+    @property
+    def moe_routing(self) -> tuple[int, int]:
+        """(experts that receive tokens, token rows per such expert) of one MoE layer, in expectation: with T
+        token rows each routed to k of E experts uniformly, E x (1 - (1 - k/E)^T) experts are used (at least k,
+        at most E), sharing the T x k routed rows evenly (rounded up)."""
+        m = self.spec.model
+        rows = self.tokens
+        E, k = m.experts, m.experts_per_token
+        used = round(E * (1 - (1 - k / E) ** rows))
+        used = max(min(k, E), min(E, used))
+        return used, -(-rows * k // used)
 
     @property
     def d_ff(self) -> int:
@@ -174,7 +265,8 @@ class Workload:
 
     @property
     def causal(self) -> bool:
-        return self.spec.model.family == "gpt"
+        m = self.spec.model
+        return m.causal if m.causal is not None else m.family == "gpt"
 
     def summary(self) -> WorkloadSummary:
         m, r, a = self.spec.model, self.spec.run, self.spec.attention
@@ -201,16 +293,40 @@ def _check(spec: WorkloadSpec, source: str) -> None:
     def fail(key: str, msg: str) -> NoReturn:
         raise AccelsimError(msg, source=source, key=key)
 
-    if m.d_model % m.heads:
-        fail("model.d_model", f"d_model {m.d_model} is not divisible by heads {m.heads}")
+    if m.d_head is None and m.d_model % m.heads:
+        fail("model.d_model", f"d_model {m.d_model} is not divisible by heads {m.heads} (or give model.d_head)")
+    if m.kv_heads is not None and m.heads % m.kv_heads:
+        fail("model.kv_heads", f"kv_heads {m.kv_heads} must divide heads {m.heads}")
+    if (m.kv_heads not in (None, m.heads) or m.sliding_window is not None) and a.variant != "softmax":
+        key = "model.kv_heads" if m.kv_heads not in (None, m.heads) else "model.sliding_window"
+        fail(key, f'grouped-query and sliding-window attention are modelled for attention.variant = "softmax" only, '
+             f'not "{a.variant}"')
+    if m.experts:
+        if not 1 <= m.experts_per_token <= m.experts:
+            fail("model.experts_per_token", f"must be from 1 to experts ({m.experts}), got {m.experts_per_token}")
+        if m.d_ff_expert is None:
+            fail("model.d_ff_expert", "required with experts (each expert's hidden width)")
+        if r.mode == "training":
+            fail("model.experts", "training a mixture-of-experts model is not modelled (inference only)")
+    else:
+        for k in ("experts_per_token", "d_ff_shared"):
+            if getattr(m, k):
+                fail(f"model.{k}", "only with experts > 0")
+        if m.d_ff_expert is not None:
+            fail("model.d_ff_expert", "only with experts > 0")
+    if r.past_tokens:
+        if r.mode != "inference" or m.family != "gpt" or a.variant != "softmax":
+            fail("run.past_tokens", 'a KV cache is for gpt inference with attention.variant = "softmax"')
+    if r.matmul_dtype not in (None, r.dtype) and a.variant != "softmax":
+        fail("run.matmul_dtype", 'is modelled for attention.variant = "softmax" only')
+    if r.logits == "last" and (r.mode != "inference" or m.family != "gpt" or not m.embeddings):
+        fail("run.logits", '"last" is for gpt inference with embeddings')
     if m.d_ff is None and not 1 <= round(m.d_model * m.mlp_ratio) <= MAX_WORKLOAD_SIZE:
         fail(
             "model.mlp_ratio",
             f"d_ff = d_model x mlp_ratio = {m.d_model} x {m.mlp_ratio:g} rounds to "
             f"{round(m.d_model * m.mlp_ratio):,}; it must be from 1 to {MAX_WORKLOAD_SIZE:,}",
         )
-    if m.d_head is not None and m.d_head != m.d_model // m.heads:
-        fail("model.d_head", f"d_head {m.d_head} must equal d_model / heads = {m.d_model // m.heads}")
     if m.family == "gpt":
         if r.seq_len is None:
             fail("run.seq_len", "required for a gpt model")

@@ -1,0 +1,103 @@
+"""The model catalog: Hugging Face configs shipped with accelsim (``models/*.json``), found by their Hugging Face id.
+
+Each entry is the config's architecture keys, verbatim, with where they were read (``source``) and any caveat
+(``note``); ``--model`` takes a catalog id or a path to a config.json.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import AccelsimError
+from .hf_config import describe, model_spec_from_config, parameter_count, read_config_file
+from .resources import shipped_dir
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model's architecture as ModelSpec fields, or why accelsim cannot represent it."""
+
+    id: str
+    path: str
+    source: str
+    note: str
+    spec: dict[str, Any] | None
+    refusal: str | None  # the one-line error when spec is None
+
+    def require(self) -> dict[str, Any]:
+        """The spec, or the refusal raised as the error it is."""
+        if self.spec is None:
+            raise AccelsimError(self.refusal or "not modelled", source=self.path)
+        return self.spec
+
+    @property
+    def summary(self) -> str:
+        return describe(self.spec) if self.spec is not None else f"not modelled: {self.refusal}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "source": self.source, "note": self.note}
+        if self.spec is not None:
+            out["architecture"] = self.spec
+            out["parameters"] = parameter_count(self.spec)
+        else:
+            out["refused"] = self.refusal
+        return out
+
+
+def _file_name(model_id: str) -> str:
+    return model_id.replace("/", "--") + ".json"
+
+
+def catalog_ids() -> list[str]:
+    """Every shipped model's Hugging Face id, sorted case-insensitively."""
+    folder = shipped_dir("models")
+    ids = []
+    for path in folder.glob("*.json"):
+        try:
+            ids.append(str(json.loads(path.read_text(encoding="utf-8"))["id"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return sorted(ids, key=str.lower)
+
+
+def load_model(id_or_path: str) -> Model:
+    """A catalog id (``meta-llama/Llama-2-7b-hf``) or a path to a config.json or catalog entry."""
+    path = shipped_dir("models") / _file_name(id_or_path)
+    if not path.is_file():
+        path = Path(id_or_path)
+        try:
+            found = path.is_file()
+        except (OSError, ValueError):
+            found = False
+        if not found:
+            raise AccelsimError(
+                "not a catalog id nor a config.json; `accelsim models` lists the catalog", source=id_or_path
+            )
+    data = _entry(path)
+    config = read_config_file(path)
+    model_id = data.get("id") if isinstance(data.get("id"), str) else id_or_path
+    try:
+        spec: dict[str, Any] | None = model_spec_from_config(config, str(path))
+        refusal = None
+    except AccelsimError as err:
+        spec, refusal = None, ": ".join(p for p in (err.key, err.detail) if p)
+    return Model(
+        id=str(model_id),
+        path=str(path),
+        source=str(data.get("source", "")),
+        note=str(data.get("note", "")),
+        spec=spec,
+        refusal=refusal,
+    )
+
+
+def _entry(path: Path) -> dict[str, Any]:
+    """The catalog fields around a config (id, source, note); empty for a plain config.json."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return {}  # read_config_file reports it
+    return data if isinstance(data, dict) and isinstance(data.get("config"), dict) else {}

@@ -1,0 +1,294 @@
+"""LLM generation on one chip: a prefill over B prompts of I tokens, then O - 1 decode steps of one token each.
+
+Each phase is a workload lowered, compiled for the chip, scheduled and simulated like any other
+(accelsim.runner); the KV cache is ``run.past_tokens``. Two shortcuts keep a 70B model with thousands of output
+tokens to seconds, each checked against the long way in tests/test_generation.py:
+
+- *Layers.* The layers of a pass are identical (or repeat with the sliding window's period), so a pass is simulated
+  with one and with two periods of layers and the rest extrapolated: cycles and engine busy time grow by the same
+  amount with every further period.
+- *Decode steps.* Steps differ only in how many cached positions attention reads, which changes their time
+  smoothly; a few steps spread over the range are simulated and the others interpolated linearly between them.
+
+The host's time per step (``step_overhead_us`` in the chip profile) is added to every pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from .catalog import Model
+from .chip import Chip
+from .errors import AccelsimError
+from .hf_config import parameter_count
+from .lowering import lower
+from .results import Results
+from .runner import run
+from .vocabulary import DTYPE_BYTES
+from .workload import Workload, workload_from_dict
+
+GB = 1e9
+#: Decode steps simulated by default; the rest are interpolated (within 1% of simulating every step: tests).
+DECODE_SAMPLES = 5
+DEFAULT_SCHEDULER = "first-free"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase's time and how busy each engine kind was (idle: engine-time not computing, summed over the
+    phase's passes and the engines of the kind)."""
+
+    latency_ms: float
+    utilization: dict[str, float]
+    idle_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Memory:
+    """HBM a generation needs: the weights and the KV cache at its longest (activations are not counted)."""
+
+    weights_gb: float
+    kv_cache_gb: float
+    hbm_gb: float
+    fits: bool
+
+
+@dataclass(frozen=True)
+class Generation:
+    chip: str
+    model: str
+    batch: int
+    input_tokens: int
+    output_tokens: int
+    dtype: str
+    ttft_ms: float
+    tpot_ms: float
+    latency_ms: float
+    tokens_per_s: float
+    prefill: Phase
+    decode: Phase
+    memory: Memory
+    #: (cached positions, simulated step time in ms) of the decode steps that were simulated.
+    decode_samples: tuple[tuple[int, float], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PassCost:
+    """One forward pass: cycles and busy engine-cycles per kind, and the engines of each kind."""
+
+    cycles: float
+    busy: dict[str, float]
+    engines: dict[str, int]
+
+    @staticmethod
+    def of(results: Results) -> PassCost:
+        busy: dict[str, float] = {}
+        engines: dict[str, int] = {}
+        for e in results.engines:
+            busy[e.kind] = busy.get(e.kind, 0.0) + e.busy_cycles
+            engines[e.kind] = engines.get(e.kind, 0) + 1
+        return PassCost(float(results.latency_cycles), busy, engines)
+
+    def extrapolate(self, two: PassCost, periods: float) -> PassCost:
+        """self: one period of layers; two: two periods; the pass with ``periods`` periods."""
+        k = periods - 1
+        return PassCost(
+            self.cycles + k * (two.cycles - self.cycles),
+            {kind: self.busy[kind] + k * (two.busy[kind] - self.busy[kind]) for kind in self.busy},
+            self.engines,
+        )
+
+    def plus(self, other: PassCost, weight: float = 1.0) -> PassCost:
+        return PassCost(
+            self.cycles + weight * other.cycles,
+            {kind: self.busy.get(kind, 0.0) + weight * other.busy.get(kind, 0.0) for kind in other.busy},
+            other.engines,
+        )
+
+
+def workload_for(
+    model: Model,
+    batch: int,
+    new_tokens: int,
+    past_tokens: int,
+    dtype: str,
+    layers: int | None = None,
+) -> Workload:
+    """One forward pass of ``model`` over ``new_tokens`` per sequence after ``past_tokens`` cached ones; ``dtype``
+    "fp8" is Gaudi's fp8 recipe (weight GEMMs in fp8, the rest in bf16)."""
+    spec = dict(model.require())
+    if spec.get("family") != "gpt" or not spec.get("causal", True):
+        raise AccelsimError("generation needs a causal decoder (a text-generation model)", source=model.path,
+                            key="model_type")
+    if layers is not None:
+        spec["layers"] = layers
+    run_spec: dict[str, Any] = {
+        "batch": batch,
+        "seq_len": new_tokens,
+        "past_tokens": past_tokens,
+        "logits": "last",
+        "dtype": "bf16",
+    }
+    if dtype == "fp8":
+        run_spec["matmul_dtype"] = "fp8"
+    elif dtype != "bf16":
+        raise AccelsimError(f"{dtype!r} is not a generation dtype; allowed: bf16, fp8", source="--dtype")
+    tag = f"prefill {new_tokens}" if not past_tokens else f"decode after {past_tokens}"
+    return workload_from_dict(
+        {"name": f"{model.id} {tag}", "model": spec, "run": run_spec}, source=model.path
+    )
+
+
+def memory_needed(model: Model, batch: int, tokens: int, dtype: str, chip: Chip) -> Memory:
+    """Weights (weight GEMMs in fp8 under the fp8 recipe; embeddings, LM head and norms in bf16) and the KV cache
+    of ``tokens`` positions per sequence in bf16 (a local layer keeps only its window)."""
+    wl = workload_for(model, batch, 1, 0, dtype)  # for the architecture's derived sizes
+    m = wl.spec.model
+    d, vocab = m.d_model, m.vocab or 0
+    embeddings = vocab * d * (1 if m.tied_embeddings else 2)
+    total = parameter_count(model.require())
+    weight_bytes = DTYPE_BYTES["fp8" if dtype == "fp8" else "bf16"]
+    weights = (total - embeddings) * weight_bytes + embeddings * DTYPE_BYTES["bf16"]
+    cached = sum(min(tokens, m.sliding_window) if wl.local_layer(i) and m.sliding_window else tokens
+                 for i in range(m.layers))
+    kv = 2 * batch * wl.kv_width * cached * DTYPE_BYTES["bf16"]
+    hbm = chip.spec.memory.hbm_gb * GB
+    return Memory(weights / GB, kv / GB, chip.spec.memory.hbm_gb, weights + kv <= hbm)
+
+
+def check_fits(memory: Memory, source: str) -> None:
+    """A generation whose weights and KV cache exceed one card's HBM is refused, with the cards that would hold it."""
+    if memory.fits:
+        return
+    need = memory.weights_gb + memory.kv_cache_gb
+    cards = math.ceil(need / memory.hbm_gb)
+    raise AccelsimError(
+        f"needs {need:.1f} GB of HBM (weights {memory.weights_gb:.1f} GB + KV cache {memory.kv_cache_gb:.1f} GB), "
+        f"one card has {memory.hbm_gb:g} GB; it would fit on {cards} cards (or use a smaller --batch, fewer tokens, "
+        "or --dtype fp8)",
+        source=source,
+        key="memory",
+    )
+
+
+def _period(model: Model) -> int:
+    """Layers after which the layer pattern repeats (the sliding window's period, else 1)."""
+    spec = model.require()
+    return int(spec.get("window_period", 1)) if spec.get("sliding_window") else 1
+
+
+class PassSimulator:
+    """Simulates forward passes of one model on one chip, extrapolating over layers (see the module docstring)."""
+
+    def __init__(self, chip: Chip, model: Model, batch: int, dtype: str, scheduler: str, exact: bool = False):
+        self.chip, self.model, self.batch, self.dtype, self.scheduler = chip, model, batch, dtype, scheduler
+        self.exact = exact
+        self.layers = int(model.require()["layers"])
+        self.period = _period(model)
+
+    def simulate(self, new_tokens: int, past_tokens: int, layers: int) -> Results:
+        wl = workload_for(self.model, self.batch, new_tokens, past_tokens, self.dtype, layers)
+        return run(self.chip, lower(wl), self.scheduler)
+
+    def cost(self, new_tokens: int, past_tokens: int) -> PassCost:
+        p = self.period
+        if self.exact or self.layers <= 2 * p:
+            return PassCost.of(self.simulate(new_tokens, past_tokens, self.layers))
+        one = PassCost.of(self.simulate(new_tokens, past_tokens, p))
+        two = PassCost.of(self.simulate(new_tokens, past_tokens, 2 * p))
+        return one.extrapolate(two, self.layers / p)
+
+
+def decode_points(first: int, steps: int, samples: int) -> list[int]:
+    """Cached positions of the decode steps to simulate: ``samples`` spread evenly from the first step's to the
+    last's, both ends included."""
+    if steps <= samples:
+        return [first + i for i in range(steps)]
+    return sorted({first + round(i * (steps - 1) / (samples - 1)) for i in range(samples)})
+
+
+def interpolated_sum(points: list[int], values: list[float], first: int, steps: int) -> float:
+    """The sum over every step ``first .. first + steps - 1`` of the piecewise-linear interpolation of the
+    sampled ``values``."""
+    xs = np.arange(first, first + steps, dtype=float)
+    return float(np.interp(xs, np.asarray(points, dtype=float), np.asarray(values, dtype=float)).sum())
+
+
+def generate(
+    chip: Chip,
+    model: Model,
+    batch: int,
+    input_tokens: int,
+    output_tokens: int,
+    dtype: str = "bf16",
+    scheduler: str = DEFAULT_SCHEDULER,
+    samples: int = DECODE_SAMPLES,
+    exact: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Generation:
+    """Predict a generation; ``exact`` simulates every layer of every decode step (slow: for checking the
+    shortcuts)."""
+    memory = memory_needed(model, batch, input_tokens + output_tokens, dtype, chip)
+    check_fits(memory, model.path)
+    sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=exact)
+    hz = chip.clock_ghz * 1e9
+    overhead_cycles = chip.spec.step_overhead_us * 1e-6 * hz
+    if progress:
+        progress("prefill")
+    prefill = sim.cost(input_tokens, 0)
+    steps = output_tokens - 1  # the prefill yields the first token
+    decode = PassCost(0.0, {kind: 0.0 for kind in prefill.busy}, prefill.engines)
+    sampled: list[tuple[int, float]] = []
+    if steps > 0:
+        points = list(range(input_tokens, input_tokens + steps)) if exact else decode_points(
+            input_tokens, steps, samples
+        )
+        costs = []
+        for p in points:
+            if progress:
+                progress(f"decode step after {p} positions")
+            costs.append(sim.cost(1, p))
+        sampled = [(p, c.cycles / hz * 1e3) for p, c in zip(points, costs, strict=True)]
+        cycles = interpolated_sum(points, [c.cycles for c in costs], input_tokens, steps)
+        busy = {
+            kind: interpolated_sum(points, [c.busy[kind] for c in costs], input_tokens, steps) for kind in prefill.busy
+        }
+        decode = PassCost(cycles, busy, prefill.engines)
+    prefill_ms = (prefill.cycles + overhead_cycles) / hz * 1e3
+    decode_ms = (decode.cycles + steps * overhead_cycles) / hz * 1e3
+    latency_ms = prefill_ms + decode_ms
+    return Generation(
+        chip=chip.name,
+        model=model.id,
+        batch=batch,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        dtype=dtype,
+        ttft_ms=prefill_ms,
+        tpot_ms=decode_ms / steps if steps else 0.0,
+        latency_ms=latency_ms,
+        tokens_per_s=batch * output_tokens / (latency_ms / 1e3),
+        prefill=_phase(prefill, prefill_ms, hz),
+        decode=_phase(decode, decode_ms, hz),
+        memory=memory,
+        decode_samples=tuple(sampled),
+    )
+
+
+def _phase(cost: PassCost, latency_ms: float, hz: float) -> Phase:
+    """Utilization of each kind over the phase's wall time (host overhead included: engines idle during it)."""
+    wall_cycles = latency_ms * 1e-3 * hz
+    util, idle = {}, {}
+    for kind, busy in cost.busy.items():
+        capacity = wall_cycles * cost.engines[kind]
+        util[kind] = round(busy / capacity, 4) if capacity else 0.0
+        idle[kind] = round((capacity - busy) / hz * 1e3, 4)
+    return Phase(round(latency_ms, 4), util, idle)
