@@ -4,12 +4,15 @@ algorithm makes it wait on, carried out by ``Network.transfer`` calls; with the 
 Sizes follow NCCL's tests: ``nbytes`` is each card's buffer for all_reduce and broadcast, the input of
 reduce_scatter (each card ends with nbytes/n), the output of all_gather (each card starts with nbytes/n), and each
 card's send buffer for all_to_all (nbytes/n to every card). Buffers are cut into n parts whose sizes differ by at
-most one byte. Reductions cost no time (the engines would do them; nothing here knows of engines).
+most one byte. In every algorithm a connection's messages go in order: a message from card a to card b waits for
+the one before it from a to b to have arrived. Reductions cost no time (the engines would do them; nothing here
+knows of engines).
 
 Algorithms:
 - ``ring``: the cards in group order pass parts to the next card, one step after another; a step waits for the
-  part the card received in the step before (reduce_scatter and all_gather n-1 steps, all_reduce 2(n-1),
-  all_to_all n-1 steps forwarding what is still to be delivered, broadcast a pipeline of n parts down the chain);
+  part the card received in the step before. reduce_scatter and all_gather take n-1 steps,
+  all_reduce 2(n-1), all_to_all n-1 steps forwarding what is still to be delivered; broadcast pipelines n parts
+  down the chain;
 - ``direct``: every card sends every other card its part at once (all_reduce: reduce_scatter then all_gather,
   each card starting its sends when its own part is reduced; broadcast: the root sends to each card);
 - ``hierarchical``: reduce_scatter inside each node, then the collective across nodes among the cards of the same
@@ -21,7 +24,7 @@ Algorithms:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import simpy
@@ -82,39 +85,54 @@ def split(nbytes: int, parts: int) -> list[int]:
 
 
 class _Plan:
+    """Transfers being planned. A connection's messages go in order, as NCCL's do: each waits for the one before
+    it from the same card to the same card to have arrived. Without that a card fed early would start its next
+    step on top of its last and slow both, and a faster link could make a slower collective."""
+
     def __init__(self) -> None:
         self.transfers: list[Transfer] = []
+        self.last: dict[tuple[int, int], int] = {}  # per connection, its latest transfer
 
     def add(self, src: int, dst: int, nbytes: int, after: Sequence[int]) -> int:
-        self.transfers.append(Transfer(src, dst, nbytes, tuple(sorted(set(after)))))
+        before = self.last.get((src, dst))
+        deps = set(after) if before is None else {*after, before}
+        self.transfers.append(Transfer(src, dst, nbytes, tuple(sorted(deps))))
+        self.last[(src, dst)] = len(self.transfers) - 1
         return len(self.transfers) - 1
+
+    def ring_steps(
+        self, cards: list[int], steps: int, size: Callable[[int, int], int], ready: _Ready
+    ) -> list[list[int]]:
+        """``steps`` rounds in which card k sends ``size(step, k)`` bytes to card k+1, waiting for its data
+        (``ready``) and the message it received in the round before. Returns each round's transfers, by sender."""
+        n = len(cards)
+        rounds: list[list[int]] = []
+        for s in range(steps):
+            before = rounds[-1] if rounds else None
+            rounds.append(
+                [
+                    self.add(
+                        c,
+                        cards[(k + 1) % n],
+                        size(s, k),
+                        ready[c] + ((before[(k - 1) % n],) if before else ()),
+                    )
+                    for k, c in enumerate(cards)
+                ]
+            )
+        return rounds
 
     def ring_reduce_scatter(self, cards: list[int], parts: list[int], ready: _Ready) -> _Ready:
         """Card k ends with part k reduced: at step s card k sends its partial sum of part k-s-1 to card k+1."""
         n = len(cards)
-        got: list[int | None] = [None] * n  # the transfer each card received in the step before
-        for s in range(n - 1):
-            sent = [
-                self.add(c, cards[(k + 1) % n], parts[(k - s - 1) % n], ready[c] + _opt(got[k]))
-                for k, c in enumerate(cards)
-            ]
-            got = [sent[(k - 1) % n] for k in range(n)]
-        return {c: ready[c] + _opt(got[k]) for k, c in enumerate(cards)}
+        rounds = self.ring_steps(cards, n - 1, lambda s, k: parts[(k - s - 1) % n], ready)
+        return {c: ready[c] + ((rounds[-1][(k - 1) % n],) if rounds else ()) for k, c in enumerate(cards)}
 
     def ring_all_gather(self, cards: list[int], parts: list[int], ready: _Ready) -> _Ready:
         """Card k starts with part k: at step s it passes part k-s to card k+1."""
         n = len(cards)
-        got: list[int | None] = [None] * n
-        received: list[list[int]] = [[] for _ in range(n)]
-        for s in range(n - 1):
-            sent = [
-                self.add(c, cards[(k + 1) % n], parts[(k - s) % n], ready[c] + _opt(got[k]))
-                for k, c in enumerate(cards)
-            ]
-            got = [sent[(k - 1) % n] for k in range(n)]
-            for k in range(n):
-                received[k].append(sent[(k - 1) % n])
-        return {c: ready[c] + tuple(received[k]) for k, c in enumerate(cards)}
+        rounds = self.ring_steps(cards, n - 1, lambda s, k: parts[(k - s) % n], ready)
+        return {c: ready[c] + tuple(r[(k - 1) % n] for r in rounds) for k, c in enumerate(cards)}
 
     def direct(self, cards: list[int], parts: list[int], ready: _Ready, gather: bool) -> _Ready:
         """Every card sends at once to every other: its own part (gather) or the part the other card owns."""
@@ -127,38 +145,27 @@ class _Plan:
 
     def ring_all_to_all(self, cards: list[int], nbytes: int, ready: _Ready) -> _Ready:
         """Step 1: card k sends card k+1 its parts for all the others; step s: it passes on what card k-s+1 sent
-        for the cards past it, the n-s parts not yet delivered."""
-        n = len(cards)
-        parts = split(nbytes, n)  # card k's part for card k+j has size parts[j]: each card sends the same bytes
-        got: list[int | None] = [None] * n
-        received: list[list[int]] = [[] for _ in range(n)]
-        for s in range(1, n):
-            sent = [
-                self.add(c, cards[(k + 1) % n], sum(parts[s:]), ready[c] + _opt(got[k])) for k, c in enumerate(cards)
-            ]
-            got = [sent[(k - 1) % n] for k in range(n)]
-            for k in range(n):
-                received[k].append(sent[(k - 1) % n])
-        return {c: ready[c] + tuple(received[k]) for k, c in enumerate(cards)}
-
-    def chain_broadcast(self, cards: list[int], nbytes: int, ready: _Ready) -> _Ready:
-        """Cut into n parts pipelined down the chain from cards[0]: a hop sends part p once it holds it and its
-        part p-1 has arrived at the next card."""
+        for the n-s cards past it. Every card's part for card j has size parts[j], as in direct."""
         n = len(cards)
         parts = split(nbytes, n)
-        last: list[int | None] = [None] * n  # per hop, the previous part's transfer
+
+        def travelling(s: int, k: int) -> int:
+            return sum(parts[(k + i) % n] for i in range(1, n - s))
+
+        rounds = self.ring_steps(cards, n - 1, travelling, ready)
+        return {c: ready[c] + tuple(r[(k - 1) % n] for r in rounds) for k, c in enumerate(cards)}
+
+    def chain_broadcast(self, cards: list[int], nbytes: int, ready: _Ready) -> _Ready:
+        """Cut into n parts pipelined down the chain from cards[0]: a hop sends part p once it holds it (and, as on
+        every connection, once its part p-1 has arrived at the next card)."""
+        n = len(cards)
+        parts = split(nbytes, n)
         held: list[list[int]] = [[] for _ in range(n)]  # per card, the transfers that brought it each part
         for p, size in enumerate(parts):
             for h in range(n - 1):
-                deps = ready[cards[h]] + _opt(last[h]) + ((held[h][p],) if h else ())
-                sent = self.add(cards[h], cards[h + 1], size, deps)
-                last[h] = sent
-                held[h + 1].append(sent)
+                deps = ready[cards[h]] + ((held[h][p],) if h else ())
+                held[h + 1].append(self.add(cards[h], cards[h + 1], size, deps))
         return {c: ready[c] + tuple(held[k]) for k, c in enumerate(cards)}
-
-
-def _opt(i: int | None) -> tuple[int, ...]:
-    return () if i is None else (i,)
 
 
 def _nodes(cards: list[int], cards_per_node: int) -> list[list[int]]:
@@ -473,8 +480,8 @@ def lower_bound_s(op: str, topology: Topology, nbytes: int) -> float:
 
     - Bisection: with halves of floor(n/2) and ceil(n/2) cards, the bytes that must cross from one to the other,
       over the bisection bandwidth: all_reduce S (the far half needs a partial sum of every element),
-      reduce_scatter and all_gather floor(n/2) S/n (the far half's shards, the near half's parts),
-      all_to_all floor(n/2) ceil(n/2) S/n.
+      reduce_scatter and all_gather floor(n/2) parts of S/n (the far half's shards, the near half's parts),
+      all_to_all floor(n/2) ceil(n/2) parts (a part is at least floor(S/n) whole bytes).
     - Injection: the bytes all cards must send in total, over all their outgoing links: all_reduce 2(n-1) S (for
       every element, all n cards learning a sum of n values takes at least 2(n-1) one-way messages),
       reduce_scatter, all_gather and all_to_all (n-1) S.
@@ -484,12 +491,12 @@ def lower_bound_s(op: str, topology: Topology, nbytes: int) -> float:
     n = topology.cards
     if n == 1 or op in ("broadcast", "send_recv"):
         return 0.0
-    half = n // 2
+    half, least_part = n // 2, float(nbytes // n)  # parts are whole bytes: the smallest is floor(S/n)
     crossing = {
         "all_reduce": s,
-        "reduce_scatter": half * s / n,
-        "all_gather": half * s / n,
-        "all_to_all": half * (n - half) * s / n,
+        "reduce_scatter": half * least_part,
+        "all_gather": half * least_part,
+        "all_to_all": half * (n - half) * least_part,
     }[op]
     total = (2 if op == "all_reduce" else 1) * (n - 1) * s
     egress = sum(topology.egress_bytes_per_s(c) for c in range(n))
