@@ -19,6 +19,7 @@ one link of their summed bandwidth, with a message striped over them), switch bu
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -407,9 +408,12 @@ class Network:
                 left[i] = self.capacity[i]
                 unfixed.setdefault(i, []).append(message)
         count = {i: len(ms) for i, ms in unfixed.items()}
-        while count:
-            link = min(count, key=lambda i: (left[i] / count[i], i))
-            share = left[link] / count[link]
+        heap = [(left[i] / c, i) for i, c in count.items()]  # a link's fair share; stale entries are skipped
+        heapq.heapify(heap)
+        while heap:
+            share, link = heapq.heappop(heap)
+            if link not in count or left[link] / count[link] != share:
+                continue
             for message in unfixed[link]:
                 if message.rate >= 0:
                     continue
@@ -419,3 +423,5 @@ class Network:
                     count[i] -= 1
                     if not count[i]:
                         del count[i]
+                    elif i != link:
+                        heapq.heappush(heap, (left[i] / count[i], i))
