@@ -187,7 +187,7 @@ def test_bad_requests_are_one_line_errors(call, says):
 
 
 @st.composite
-def fabrics(draw, scale=1.0, inter_scale=1.0):
+def fabrics(draw):
     kind = draw(st.sampled_from(["ring", "all_to_all", "switch", "hierarchical"]))
     bw = draw(st.floats(1e9, 1e12))
     latency = draw(st.sampled_from([0.0, 1e-7, 1e-6, 3.3e-6]))
