@@ -18,8 +18,9 @@ from .graph import TaskGraph, load_graph
 from .lowering import lower
 from .outputs import check_output_dir, check_output_file, safe_name
 from .registry import get_scheduler, load_plugin, scheduler_names
-from .report import chips_report, compare_report, compile_report, run_report, table
+from .report import chips_report, compare_report, compile_report, run_report, system_report, systems_report, table
 from .resources import shipped_names
+from .system import load_system
 from .trace import write_chrome_trace
 from .workload import WorkloadSummary, load_workload
 
@@ -59,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     chips.add_argument("action", nargs="?", choices=["show"], help="show one profile's figures")
     chips.add_argument("name", nargs="?", help="shipped name or path to a .toml profile")
     chips.add_argument("--json", action="store_true")
+
+    systems = sub.add_parser("systems", help="list shipped systems of many cards, or `systems show NAME` to check one")
+    systems.add_argument("action", nargs="?", choices=["show"], help="show one system's figures")
+    systems.add_argument("name", nargs="?", help="shipped name or path to a .toml system")
+    systems.add_argument("--json", action="store_true")
 
     run = sub.add_parser("run", help="simulate a workload or a task graph on a chip")
     _add_inputs(run, "shipped chip name or path to a .toml profile")
@@ -287,6 +293,20 @@ def _cmd_chips(args: argparse.Namespace) -> None:
         print(chips_report(chips))
 
 
+def _cmd_systems(args: argparse.Namespace) -> None:
+    if args.action == "show":
+        if not args.name:
+            raise AccelsimError("`accelsim systems show` needs a system name or path", key="NAME")
+        system = load_system(args.name)
+        print(json.dumps(asdict(system.summary()), indent=2) if args.json else system_report(system))
+        return
+    systems = [load_system(n) for n in shipped_names("systems")]
+    if args.json:
+        print(json.dumps([asdict(s.summary()) for s in systems], indent=2))
+    else:
+        print(systems_report(systems))
+
+
 def _cmd_compile(args: argparse.Namespace) -> None:
     report = compile_graph(_graph(args), load_chip(args.chip)).report
     print(json.dumps(report.to_json()) if args.json else compile_report(report))
@@ -395,6 +415,7 @@ def _cmd_schedulers(args: argparse.Namespace) -> None:
 #: Each command returns its exit status, or None for 0 (1 when the work ran but part of it failed).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
     "chips": _cmd_chips,
+    "systems": _cmd_systems,
     "compile": _cmd_compile,
     "run": _cmd_run,
     "compare": _cmd_compare,

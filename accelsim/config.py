@@ -181,12 +181,22 @@ def _without_tags(model: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ..
     out: list[str | int] = []
     current: Any = model
     for part in loc:
+        current = _optional_member(current)
         if current is not None and _is_union(current):
             current = _step(current, part)
             continue
         out.append(part)
         current = _step(current, part) if current is not None else None
     return tuple(out)
+
+
+def _optional_member(tp: Any) -> Any:
+    """``X | None`` -> ``X`` (pydantic reports no tag for an optional field); any other type as it is."""
+    if tp is None or not _is_union(tp):
+        return tp
+    base = typing.get_args(tp)[0] if typing.get_origin(tp) is typing.Annotated else tp
+    members = [a for a in typing.get_args(base) if a is not type(None)]
+    return members[0] if len(members) == 1 else tp
 
 
 def _is_union(tp: Any) -> bool:
@@ -305,7 +315,7 @@ def _allowed_keys(model: Any, loc: tuple[str | int, ...]) -> list[str]:
         current = _step(current, part)
         if current is None:
             return []
-    return list(_field_types(current))
+    return list(_field_types(_optional_member(current)))
 
 
 def _step(tp: Any, part: str | int) -> Any:
@@ -314,6 +324,9 @@ def _step(tp: Any, part: str | int) -> Any:
     if origin is typing.Annotated:
         return _step(args[0], part)
     if origin in (typing.Union, types.UnionType):
+        member = _optional_member(tp)
+        if member is not tp:  # ``X | None``: pydantic's loc goes straight into X
+            return _step(member, part)
         # A tagged union: loc holds the tag value, e.g. 'matrix' (the ``kind`` field) or 'tiled' (a Tag).
         return next((arg for arg in args if _has_tag(arg, part)), None)
     if origin in (dict, typing.Mapping):

@@ -37,6 +37,15 @@ MAX_INSTRUCTIONS_PER_ELEMENT = 1e6
 #: An efficiency (a fraction of a peak reached) at least this: a hundredth of the peak.
 MIN_EFFICIENCY = 0.01
 
+#: Systems of many cards (accelsim.system): cards in a node and nodes in a system each at most this, and the whole
+#: system too (the largest clusters have a few hundred thousand accelerators; the largest scale-up domains a few
+#: hundred cards).
+MAX_CARDS = 10_000_000
+#: Links per card pair or per card to a switch, and network ports per card (real cards have at most a few dozen).
+MAX_LINKS = 10_000
+#: A message's fixed latency on a fabric, microseconds: up to one second (real fabrics take about 1 to 10 us).
+MAX_LATENCY_US = 1e6
+
 #: Workload sizes: a layer count, a model width, a sequence length or a batch each at most this (2^31 - 1).
 MAX_WORKLOAD_SIZE = 2**31 - 1
 #: A workload's width multiplier (d_ff = d_model x mlp_ratio).

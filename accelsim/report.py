@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from .chip import Chip
 from .compiler import CompileReport
 from .results import Results
+from .system import System
 
 if TYPE_CHECKING:  # compare imports the schedulers, which would make an import cycle at run time
     from .compare import Comparison
@@ -57,6 +58,59 @@ def chips_report(chips: Sequence[Chip]) -> str:
         eng = " ".join(f"{v.count}x{k}" for k, v in h.engines.items())
         rows.append((c.name, f"{c.clock_ghz:g}", eng, mat, vec, h.hbm_tb_per_s, h.sram_mb))
     return table(["chip", "GHz", "engines", "matrix TFLOPS", "vector TFLOPS", "HBM TB/s", "SRAM MB"], rows)
+
+
+def _fabric(system: System) -> str:
+    """``switch 18x25`` or ``all-to-all 3x12.5``: the scale-up topology, links and GB/s per link."""
+    up = system.spec.scale_up
+    return f"{up.topology} {up.links}x{up.link_gbps:g}"
+
+
+def systems_report(systems: Sequence[System]) -> str:
+    """One row per system; bandwidths in GB/s per direction (accelsim.system says how each is derived)."""
+    rows = [
+        (
+            s.name,
+            s.chip.name,
+            s.total_cards,
+            _fabric(s),
+            s.scale_up_gbps_per_card,
+            s.scale_out_gbps_per_card,
+            s.node_bisection_gbps,
+            s.bisection_gbps,
+        )
+        for s in systems
+    ]
+    headers = [
+        "system",
+        "chip",
+        "cards",
+        "scale-up fabric",
+        "scale-up GB/s per card",
+        "scale-out GB/s per card",
+        "node bisection GB/s",
+        "bisection GB/s",
+    ]
+    return table(headers, rows)
+
+
+def system_report(system: System) -> str:
+    """``systems show``: the row of ``systems_report`` and what the file says of each fabric."""
+    spec = system.spec
+    up, out = spec.scale_up, spec.scale_out
+    lines = [
+        f"{system.name}: {spec.description}" if spec.description else system.name,
+        f"{spec.nodes:,} node{'s' if spec.nodes > 1 else ''} x {spec.cards_per_node:,} x {system.chip.name}",
+        f"scale-up: {up.topology}, {up.links} link{'s' if up.links > 1 else ''} of {up.link_gbps:g} GB/s "
+        + ("per card pair" if up.topology != "switch" else "per card to the switch")
+        + f", {up.latency_us:g} us per message",
+    ]
+    if out is not None:
+        lines.append(
+            f"scale-out: {out.topology}, {out.ports_per_card:g} port{'s' if out.ports_per_card != 1 else ''} of "
+            f"{out.port_gbps:g} GB/s per card, {out.latency_us:g} us per message"
+        )
+    return "\n".join(lines) + "\n\n" + systems_report([system])
 
 
 def compare_report(cmp: Comparison) -> str:

@@ -1,4 +1,4 @@
-"""Finding shipped chip and workload files by name, installed or from a source checkout."""
+"""Finding shipped chip, workload and system files by name, installed or from a source checkout."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def shipped_dir(kind: str) -> Path:
-    """The folder holding the shipped ``chips`` or ``workloads`` files: installed as package data
+    """The folder holding the shipped ``chips``, ``workloads`` or ``systems`` files: installed as package data
     (``accelsim/data/<kind>``, see setup.cfg), or at the top of a source checkout."""
     installed = _PACKAGE / "data" / kind
     return installed if installed.is_dir() else _PACKAGE.parent / kind
