@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .attention import flash_keys
 from .ops import OPS
 from .vocabulary import DTYPE_BYTES
 
@@ -86,6 +87,14 @@ def _attention(c: Count, wl: Workload, variant: str, heads: int, backward: bool,
             c.vec("scale", P)
             c.weight_mm(G * S * K * D, P + KV, Q)  # dQ = dS K
             c.weight_mm(G * S * K * D, P + Q, KV)  # dK = dS^T Q
+        return
+    if variant == "flash":  # one fused kernel: Q, K and V read once, the output written; scores stay on chip
+        S = wl.spec.run.past_tokens + wl.seq_len
+        lowering = wl.spec.lowering  # the blocks of queries the lowering's units hold
+        tiled = lowering.granularity == "tile" and wl.seq_len % lowering.tile_m == 0
+        seen = flash_keys(lowering.tile_m if tiled else wl.seq_len, keys, causal, keys < S)
+        KV = B * wl.kv_heads * keys * D
+        c.weight_mm(2 * G * wl.seq_len * seen * D, G * wl.seq_len * D + 2 * KV, G * wl.seq_len * D)
         return
     if variant == "window":
         w = wl.spec.attention.window
@@ -184,6 +193,7 @@ def _layer(c: Count, wl: Workload, backward: bool, keys: int) -> None:
     lin = wl.linear_heads
     heads = {
         "softmax": model.heads if variant == "softmax" else 0,
+        "flash": model.heads if variant == "flash" else 0,
         "window": model.heads - lin if variant in ("window", "hybrid") else 0,
         "linear": lin,
     }
@@ -323,10 +333,7 @@ def analytic_counts(wl: Workload) -> tuple[int, int]:
     _ends(c, wl, training)
     # Layers differ only in how many keys their queries see (a sliding window's local layers): count one layer
     # of each kind, times the layers of that kind.
-    kinds: dict[int, int] = {}
-    for layer in range(wl.spec.model.layers):
-        kinds[wl.keys(layer)] = kinds.get(wl.keys(layer), 0) + 1
-    for keys, layers in kinds.items():
+    for keys, layers in wl.layer_kinds().items():
         layer = Count()
         _layer(layer, wl, False, keys)
         if training:

@@ -121,6 +121,30 @@ def softmax_ops(q: int, S: int, D: int, causal: bool, backward: bool) -> list[Un
     return ops
 
 
+def flash_keys(queries: int, keys: int, causal: bool, capped: bool) -> int:
+    """Keys a query attends to on average, rounded up: the last ``queries`` positions of ``keys`` under a causal
+    mask see from ``keys - queries + 1`` to ``keys``; a sliding window (``capped``) lets each see ``keys``."""
+    if not causal or capped:
+        return keys
+    return keys - (queries - 1) // 2
+
+
+def flash_ops(rows: int, S: int, seen: int, D: int) -> list[UnitOp]:
+    """Fused attention (FlashAttention, Gaudi's FusedSDPA) for ``rows`` query rows against ``S`` keys, each row
+    seeing ``seen`` of them on average: QK^T, softmax and x V in one kernel whose scores never leave the chip, so
+    it reads the queries and the keys and values once and writes the output. Inference only."""
+    return [
+        UnitOp(
+            "flash",
+            "flash_attn",
+            lambda G, n: ((G, rows, seen, D), G * rows * D, G * rows * D),
+            (("input", "input"),),
+            final=True,
+            shared=lambda G, n: (2 * G * S * D, 0),
+        )
+    ]
+
+
 def window_ops(w: int, D: int, backward: bool) -> list[UnitOp]:
     """GFormer's local-context attention on the vector cores: each query against its ``w`` most recent keys."""
     if not backward:

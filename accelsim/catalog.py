@@ -14,6 +14,7 @@ from typing import Any
 from .errors import AccelsimError
 from .hf_config import describe, model_spec_from_config, parameter_count, read_config_file
 from .resources import shipped_dir
+from .workload import Workload, apply_override, workload_from_dict
 
 
 @dataclass(frozen=True)
@@ -101,3 +102,15 @@ def _entry(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}  # read_config_file reports it
     return data if isinstance(data, dict) and isinstance(data.get("config"), dict) else {}
+
+
+def model_workload(id_or_path: str, overrides: list[str] | None = None) -> Workload:
+    """A workload of a catalog model (one inference pass of batch 1 x 128 tokens, or one image, unless ``overrides``
+    say otherwise: ``seq_len=1024``, ``mode=training``), validated as a workload file is."""
+    model = load_model(id_or_path)
+    spec = dict(model.require())
+    run: dict[str, Any] = {"batch": 1} if spec["family"] == "vit" else {"batch": 1, "seq_len": 128}
+    data: dict[str, Any] = {"name": model.id, "model": spec, "run": run}
+    for item in overrides or []:
+        apply_override(data, item, model.path)
+    return workload_from_dict(data, model.path)

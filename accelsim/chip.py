@@ -58,6 +58,9 @@ class SystolicMatrixEngines:
     #: Other rows x cols shapes the same MACs can be wired as (Gaudi's MME: 256x64, 128x128, 64x256 on Gaudi 1);
     #: each GEMM runs in whichever shape (the default rows x cols included) finishes it first.
     shapes: list[tuple[Geometry, Geometry]] = field(default_factory=list)
+    #: Folds overlap: the next streams in while the last drains (double-buffered accumulators), so fill and drain
+    #: are paid once per task, not once per fold as SCALE-Sim counts them (accelsim.systolic.pipelined_cycles).
+    pipelined_folds: StrictBool = False
     #: Achieved fraction of the rate SCALE-Sim's formulas give (stalls they do not see: operand fetch, draining
     #: between back-to-back GEMMs); 1: the formulas' ideal.
     efficiency: Efficiency = 1.0

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from . import run as run_graph
 from .analytic import analytic_counts
+from .catalog import catalog_ids, load_model, model_workload
 from .chip import load_chip
 from .compare import compare
 from .compiler import compile_graph, compiler_warnings
@@ -18,7 +19,16 @@ from .graph import TaskGraph, load_graph
 from .lowering import lower
 from .outputs import check_output_dir, check_output_file, safe_name
 from .registry import get_scheduler, load_plugin, scheduler_names
-from .report import chips_report, compare_report, compile_report, run_report, system_report, systems_report, table
+from .report import (
+    chips_report,
+    compare_report,
+    compile_report,
+    generation_report,
+    run_report,
+    system_report,
+    systems_report,
+    table,
+)
 from .resources import shipped_names
 from .system import load_system
 from .trace import write_chrome_trace
@@ -31,6 +41,11 @@ def _add_inputs(sp: argparse.ArgumentParser, chip_help: str) -> None:
     what = sp.add_mutually_exclusive_group(required=True)
     what.add_argument("--workload", help="shipped workload name or path to a .toml workload")
     what.add_argument("--graph", help="hand-written task graph file (.toml)")
+    what.add_argument(
+        "--model",
+        help="a catalog model id (accelsim models) or a config.json: one pass of batch 1 x 128 tokens unless --set "
+        "says otherwise (--set seq_len=1024 --set batch=8 --set mode=training)",
+    )
     sp.add_argument(
         "--set",
         action="append",
@@ -49,6 +64,32 @@ def _add_plugin(sp: argparse.ArgumentParser) -> None:
         default=[],
         metavar="MODULE_OR_FILE",
         help="import a module or .py file that registers schedulers (repeatable)",
+    )
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number from 1 to MAX_WORKLOAD_SIZE."""
+    from .limits import MAX_WORKLOAD_SIZE
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= MAX_WORKLOAD_SIZE:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_WORKLOAD_SIZE:,}, got {value}")
+    return value
+
+
+def _add_generation(sp: argparse.ArgumentParser, required: bool) -> None:
+    """What a generation is: sequences, prompt and output lengths, the precision."""
+    sp.add_argument("--batch", type=_positive, required=required, help="sequences generated together")
+    sp.add_argument("--input-tokens", type=_positive, required=required, help="prompt tokens per sequence")
+    sp.add_argument("--output-tokens", type=_positive, required=required, help="new tokens per sequence")
+    sp.add_argument(
+        "--dtype",
+        choices=["bf16", "fp8"],
+        default="bf16",
+        help="bf16, or fp8 as Gaudi's fp8 recipe (matrix products and the KV cache in fp8, the rest in bf16)",
     )
 
 
@@ -85,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_inputs(plot, "one chip, or several separated by commas")
     plot.add_argument("--schedulers", default="naive,balanced")
     plot.add_argument("--out", required=True, help="folder for the PNG and SVG files")
+    _add_generation(plot, required=False)
 
     sw = sub.add_parser("sweep", help="simulate every combination of chip-profile values, workloads and schedulers")
     sw.add_argument("--chip", required=True, help="the base profile, by name or path")
@@ -115,10 +157,27 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--measurements", required=True, help="JSON-lines records (../shared/calibration schema)")
     val.add_argument("--json", action="store_true")
 
-    fit = sub.add_parser("fit", help="fit a GPU profile's efficiency parameters to measured latencies")
+    fit = sub.add_parser(
+        "fit",
+        help="fit a profile's efficiency parameters: a GPU's to measured kernel latencies, a Gaudi's to llm_generate "
+        "throughputs",
+    )
     fit.add_argument("--chip", required=True)
     fit.add_argument("--measurements", required=True)
     fit.add_argument("--json", action="store_true")
+
+    models = sub.add_parser("models", help="list the model catalog, or `models show ID` for one model")
+    models.add_argument("action", nargs="?", choices=["show"], help="show one model's architecture")
+    models.add_argument("id", nargs="?", help="catalog id (a Hugging Face id) or path to a config.json")
+    models.add_argument("--json", action="store_true")
+
+    gen = sub.add_parser("generate", help="predict LLM generation: a prefill, then one decode step per token")
+    gen.add_argument("--chip", required=True, help="shipped chip name or path to a .toml profile")
+    gen.add_argument("--model", required=True, help="catalog id (accelsim models) or path to a config.json")
+    _add_generation(gen, required=True)
+    gen.add_argument("--scheduler", default="first-free", help="registered scheduler name")
+    gen.add_argument("--json", action="store_true")
+    _add_plugin(gen)
 
     wls = sub.add_parser("workloads", help="list the shipped workload presets")
     wls.add_argument("--json", action="store_true")
@@ -141,6 +200,8 @@ def _graph(args: argparse.Namespace) -> TaskGraph:
                 key=item.split("=")[0],
             )
         items.append(item.strip().removeprefix("workload."))  # the prefix a sweep's --set uses is taken here too
+    if args.model:
+        return lower(model_workload(args.model, items))
     return lower(load_workload(args.workload, items))
 
 
@@ -159,6 +220,9 @@ def _cmd_plot(args: argparse.Namespace) -> None:
     from . import plots
 
     check_output_dir(args.out, "--out")
+    if args.model and args.output_tokens is not None:
+        _plot_generation(args)
+        return
     chips = [c.strip() for c in args.chip.split(",") if c.strip()]
     names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
     if not chips:
@@ -190,6 +254,72 @@ def _cmd_plot(args: argparse.Namespace) -> None:
         print("\n".join(map(str, plots.save(plots.idle_chart(result.results), args.out, stem("idle", chip.name)))))
     if len(chips) > 1:
         print("\n".join(map(str, plots.save(plots.comparison(everything), args.out, stem("comparison")))))
+
+
+def _generation_args(args: argparse.Namespace) -> tuple[int, int, int]:
+    missing = [f"--{k.replace('_', '-')}" for k in ("batch", "input_tokens") if getattr(args, k) is None]
+    if missing:
+        raise AccelsimError(f"a generation also needs {' and '.join(missing)}", key="--output-tokens")
+    return args.batch, args.input_tokens, args.output_tokens
+
+
+def _plot_generation(args: argparse.Namespace) -> None:
+    """Timelines of the prefill and of the last decode step, and idle time per phase."""
+    from . import plots
+    from .generation import generate, phase_runs
+
+    chips = [c.strip() for c in args.chip.split(",") if c.strip()]
+    batch, inputs, outputs = _generation_args(args)
+    model = load_model(args.model)
+    scheduler = [n.strip() for n in args.schedulers.split(",") if n.strip()][0]
+    for name in chips:
+        chip = load_chip(name)
+        g = generate(chip, model, batch, inputs, outputs, args.dtype, scheduler)
+        prefill, decode = phase_runs(chip, model, batch, inputs, outputs, args.dtype, scheduler)
+        stem = safe_name(f"{chip.name}_{model.id}")
+        written = plots.save(plots.timeline(prefill), args.out, f"timeline_prefill_{stem}")
+        written += plots.save(plots.timeline(decode), args.out, f"timeline_decode_{stem}")
+        written += plots.save(plots.phase_idle_chart(g), args.out, f"idle_phases_{stem}")
+        print("\n".join(map(str, written)))
+
+
+def _cmd_models(args: argparse.Namespace) -> None:
+    if args.action == "show":
+        if not args.id:
+            raise AccelsimError("`accelsim models show` needs a catalog id or a path to a config.json", key="ID")
+        m = load_model(args.id)
+        if args.json:
+            print(json.dumps(m.to_dict(), indent=2))
+            return
+        print(f"{m.id}\n  {m.summary}\n  source: {m.source or m.path}")
+        if m.note:
+            print(f"  note: {m.note}")
+        if m.spec is not None:
+            print("  " + ", ".join(f"{k}={v}" for k, v in m.spec.items()))
+        return
+    models = [load_model(i) for i in catalog_ids()]
+    if args.json:
+        print(json.dumps([m.to_dict() for m in models], indent=2))
+        return
+    print(table(["model", "architecture"], [(m.id, m.summary) for m in models]))
+
+
+def _cmd_generate(args: argparse.Namespace) -> None:
+    from .generation import generate
+
+    g = generate(
+        load_chip(args.chip),
+        load_model(args.model),
+        args.batch,
+        args.input_tokens,
+        args.output_tokens,
+        args.dtype,
+        get_scheduler(args.scheduler).name,
+    )
+    if args.json:
+        print(json.dumps(g.to_dict(), allow_nan=False))
+        return
+    print(generation_report(g))
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -345,7 +475,8 @@ def _cmd_validate(args: argparse.Namespace) -> None:
         print(json.dumps(result.to_dict(), allow_nan=False))
         return
     rows = []
-    for r in (p.to_dict() for p in result.records):
+    generations = [p.to_dict() for p in result.records if p.kind == "llm_generate"]
+    for r in (p.to_dict() for p in result.records if p.kind != "llm_generate"):
         what = r.get("variant") or r.get("op") or "x".join(str(r[k]) for k in ("B", "M", "K", "N") if k in r)
         size = ", ".join(f"{k}={r[k]}" for k in ("B", "H", "S", "D", "rows", "cols", "d_model") if k in r)
         rows.append(
@@ -359,8 +490,28 @@ def _cmd_validate(args: argparse.Namespace) -> None:
                 "" if r["measured_ms"] >= MIN_MS else "(< 0.05 ms)",
             )
         )
-    print(table(["kind", "what", "size", "measured ms", "predicted ms", "error", ""], rows))
-    print(f"\n|error| over records of at least {MIN_MS} ms")
+    if rows:
+        print(table(["kind", "what", "size", "measured ms", "predicted ms", "error", ""], rows))
+    if generations:
+        print(
+            table(
+                ["model", "dtype", "batch", "in", "out", "measured tok/s", "predicted tok/s", "error"],
+                [
+                    (
+                        r["model"],
+                        r["dtype"],
+                        r["batch"],
+                        r["input_tokens"],
+                        r["output_tokens"],
+                        f"{r['measured_tokens_per_s']:,.1f}",
+                        f"{r['predicted_tokens_per_s']:,.1f}",
+                        f"{r['rel_error']:+.1%}",
+                    )
+                    for r in generations
+                ],
+            )
+        )
+    print(f"\n|error| over records of at least {MIN_MS} ms (kernels and layers) and every generation record")
     if result.summary:
         print(
             table(
@@ -394,9 +545,12 @@ def _cmd_validate(args: argparse.Namespace) -> None:
 
 def _cmd_fit(args: argparse.Namespace) -> None:
     from .fit import fit
+    from .fit_generation import fit_generation
     from .validation import read_records
 
-    result = fit(args.chip, read_records(args.measurements))
+    records = read_records(args.measurements)
+    generation = any(r.record.get("kind") == "llm_generate" for r in records.records)
+    result = (fit_generation if generation else fit)(args.chip, records)
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False))
         return
@@ -426,6 +580,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
     "schedulers": _cmd_schedulers,
     "validate": _cmd_validate,
     "fit": _cmd_fit,
+    "models": _cmd_models,
+    "generate": _cmd_generate,
 }
 
 

@@ -29,7 +29,7 @@ from .graph import Task, TaskGraph
 from .limits import MAX_COUNT
 from .onchip import OnChipPlan
 from .ops import OPS, Gemm
-from .systolic import systolic_cycles
+from .systolic import pipelined_cycles, systolic_cycles
 
 INFEASIBLE = -1
 
@@ -51,10 +51,13 @@ def systolic_engine_cycles(gemms: tuple[Gemm, ...], spec: SystolicMatrixEngines,
     cell and cycle: a dtype with fewer MACs per cycle (fp32 on Gaudi) takes proportionally longer, one with more
     (fp8 packing two MACs per cell) proportionally less. Integer arithmetic, so the count stays exact."""
     flow = spec.dataflow
-    cycles = min(
-        sum(b * systolic_cycles(m, k, n, r, c, flow) for b, m, k, n in gemms)
-        for r, c in ((spec.rows, spec.cols), *spec.shapes)
-    )
+
+    def on(r: int, c: int) -> int:
+        if spec.pipelined_folds:
+            return pipelined_cycles(gemms, r, c, flow)
+        return sum(b * systolic_cycles(m, k, n, r, c, flow) for b, m, k, n in gemms)
+
+    cycles = min(on(r, c) for r, c in ((spec.rows, spec.cols), *spec.shapes))
     full = spec.rows * spec.cols
     cycles = cycles if macs == full else -(-cycles * full // macs)
     return cycles if spec.efficiency == 1 else math.ceil(cycles / spec.efficiency)

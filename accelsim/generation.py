@@ -33,6 +33,9 @@ from .vocabulary import DTYPE_BYTES
 from .workload import Workload, workload_from_dict
 
 GB = 1e9
+#: A profile's ``hbm_gb`` counts binary gigabytes: HBM comes in stacks of 2^n bytes (Gaudi 2's 96 GB is six stacks
+#: of 16 GiB, 103 x 10^9 bytes). Everything reported is in 10^9 bytes.
+HBM_GB = 2**30
 #: Decode steps simulated by default; the rest are interpolated (within 1% of simulating every step: tests).
 DECODE_SAMPLES = 5
 DEFAULT_SCHEDULER = "first-free"
@@ -122,8 +125,9 @@ def workload_for(
     dtype: str,
     layers: int | None = None,
 ) -> Workload:
-    """One forward pass of ``model`` over ``new_tokens`` per sequence after ``past_tokens`` cached ones; ``dtype``
-    "fp8" is Gaudi's fp8 recipe (weight GEMMs in fp8, the rest in bf16)."""
+    """One forward pass of ``model`` over ``new_tokens`` per sequence after ``past_tokens`` cached ones, with fused
+    attention as serving software runs it (FlashAttention, Gaudi's FusedSDPA: no scores through HBM); ``dtype``
+    "fp8" is Gaudi's fp8 recipe (matrix products and the KV cache in fp8, the rest in bf16)."""
     spec = dict(model.require())
     if spec.get("family") != "gpt" or not spec.get("causal", True):
         raise AccelsimError("generation needs a causal decoder (a text-generation model)", source=model.path,
@@ -143,13 +147,16 @@ def workload_for(
         raise AccelsimError(f"{dtype!r} is not a generation dtype; allowed: bf16, fp8", source="--dtype")
     tag = f"prefill {new_tokens}" if not past_tokens else f"decode after {past_tokens}"
     return workload_from_dict(
-        {"name": f"{model.id} {tag}", "model": spec, "run": run_spec}, source=model.path
+        {"name": f"{model.id} {tag}", "model": spec, "run": run_spec, "attention": {"variant": "flash"}},
+        source=model.path,
     )
 
 
 def memory_needed(model: Model, batch: int, tokens: int, dtype: str, chip: Chip) -> Memory:
     """Weights (weight GEMMs in fp8 under the fp8 recipe; embeddings, LM head and norms in bf16) and the KV cache
-    of ``tokens`` positions per sequence in bf16 (a local layer keeps only its window)."""
+    of ``tokens`` positions per sequence (a local layer keeps only its window), in bf16 or under the fp8 recipe in
+    fp8: a bf16 cache could not have held the published fp8 runs (Llama-2-7B, batch 1230 x 256 positions: 165 GB
+    in bf16 on a 96 GB card)."""
     wl = workload_for(model, batch, 1, 0, dtype)  # for the architecture's derived sizes
     m = wl.spec.model
     d, vocab = m.d_model, m.vocab or 0
@@ -159,9 +166,9 @@ def memory_needed(model: Model, batch: int, tokens: int, dtype: str, chip: Chip)
     weights = (total - embeddings) * weight_bytes + embeddings * DTYPE_BYTES["bf16"]
     cached = sum(min(tokens, m.sliding_window) if wl.local_layer(i) and m.sliding_window else tokens
                  for i in range(m.layers))
-    kv = 2 * batch * wl.kv_width * cached * DTYPE_BYTES["bf16"]
-    hbm = chip.spec.memory.hbm_gb * GB
-    return Memory(weights / GB, kv / GB, chip.spec.memory.hbm_gb, weights + kv <= hbm)
+    kv = 2 * batch * wl.kv_width * cached * weight_bytes  # the fp8 recipe keeps the cache in fp8 too
+    hbm = chip.spec.memory.hbm_gb * HBM_GB
+    return Memory(weights / GB, kv / GB, hbm / GB, weights + kv <= hbm)
 
 
 def check_fits(memory: Memory, source: str) -> None:
@@ -172,7 +179,7 @@ def check_fits(memory: Memory, source: str) -> None:
     cards = math.ceil(need / memory.hbm_gb)
     raise AccelsimError(
         f"needs {need:.1f} GB of HBM (weights {memory.weights_gb:.1f} GB + KV cache {memory.kv_cache_gb:.1f} GB), "
-        f"one card has {memory.hbm_gb:g} GB; it would fit on {cards} cards (or use a smaller --batch, fewer tokens, "
+        f"one card has {memory.hbm_gb:.1f} GB; it would fit on {cards} cards (or use a smaller --batch, fewer tokens, "
         "or --dtype fp8)",
         source=source,
         key="memory",
@@ -292,3 +299,18 @@ def _phase(cost: PassCost, latency_ms: float, hz: float) -> Phase:
         util[kind] = round(busy / capacity, 4) if capacity else 0.0
         idle[kind] = round((capacity - busy) / hz * 1e3, 4)
     return Phase(round(latency_ms, 4), util, idle)
+
+
+def phase_runs(
+    chip: Chip,
+    model: Model,
+    batch: int,
+    input_tokens: int,
+    output_tokens: int,
+    dtype: str = "bf16",
+    scheduler: str = DEFAULT_SCHEDULER,
+) -> tuple[Results, Results]:
+    """The simulated prefill and last decode step, every layer, for timelines."""
+    sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=True)
+    last = input_tokens + max(output_tokens - 2, 0)
+    return sim.simulate(input_tokens, 0, sim.layers), sim.simulate(1, last, sim.layers)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .attention import UnitOp, linear_ops, softmax_ops, window_ops
+from .attention import UnitOp, flash_keys, flash_ops, linear_ops, softmax_ops, window_ops
 from .errors import AccelsimError
 from .graph import Task, TaskGraph
 from .limits import too_many_tasks
@@ -302,7 +302,7 @@ class _Attention(_TokenRowOps):
         linear = wl.linear_heads
         variant = wl.spec.attention.variant
         kinds: list[tuple[str, list[int]]]
-        if variant in ("softmax", "window"):
+        if variant in ("softmax", "window", "flash"):
             kinds = [(variant, list(range(self.heads)))]
         else:
             kinds = [
@@ -318,14 +318,20 @@ class _Attention(_TokenRowOps):
         step = self.batch // wl.spec.lowering.batch_split
         return [(v, [h], range(b, b + step)) for v, hs in kinds for h in hs for b in range(0, self.batch, step)]
 
-    def unit_table(self, variant: str, backward: bool, layer: int) -> tuple[int, list[UnitOp]]:
-        """Query positions per unit, and the variant's op table (softmax: against every key the layer's queries
-        see, cached ones included)."""
+    def unit_table(self, variant: str, backward: bool, layer: int, rep: int = 1) -> tuple[int, list[UnitOp]]:
+        """Query positions per unit, and the variant's op table (softmax, flash: against every key the layer's
+        queries see, cached ones included; ``rep`` query heads share each key/value head and run as one product
+        of ``rep`` times the rows)."""
         spec = self.wl.spec.attention
         causal = self.wl.causal
-        if variant == "softmax":
+        if variant in ("softmax", "flash"):
             positions = self.tile_m if self.per_tile and self.seq_len % self.tile_m == 0 else self.seq_len
-            return positions, softmax_ops(positions, self.wl.keys(layer), self.d_head, causal, backward)
+            keys = self.wl.keys(layer)
+            if variant == "flash":
+                capped = keys < self.wl.spec.run.past_tokens + self.seq_len
+                seen = flash_keys(positions, keys, causal, capped)
+                return positions, flash_ops(positions * rep, keys, seen, self.d_head)
+            return positions, softmax_ops(positions * rep, keys, self.d_head, causal, backward)
         if variant == "window":
             return spec.window, window_ops(spec.window, self.d_head, backward)
         return spec.chunk, linear_ops(spec.chunk, self.d_head, causal, backward)
@@ -339,12 +345,14 @@ class _Attention(_TokenRowOps):
         group = f"L{layer}.attn.{tag}"
         per_unit = self.per_tile
         # Grouped-query attention: the heads of a group read (and in training write the gradient of) one key and
-        # value head, counted on the group's first query head.
+        # value head, counted on the group's first query head; where a task holds every head, the heads of a group
+        # run as one product with their query rows stacked (rep rows per position), as they share its operand.
         per_kv = self.heads // self.wl.kv_heads
         for variant, heads, batches in groups:
-            unit_positions, table = self.unit_table(variant, backward, layer)
+            rep = per_kv if len(heads) == self.heads and variant in ("softmax", "flash") else 1
+            unit_positions, table = self.unit_table(variant, backward, layer, rep)
             units = self.seq_len // unit_positions
-            sequences = len(batches) * len(heads)
+            sequences = len(batches) * len(heads) // rep
             kv_sequences = len(batches) * sum(1 for h in heads if h % per_kv == 0)
             head_label = (f"h{heads[0]}" if len(heads) == 1 else variant) + (
                 f".b{batches.start}" if split_batch else ""
@@ -406,7 +414,7 @@ class _Attention(_TokenRowOps):
         """The input tasks a unit of queries at positions [first, end) reads."""
         if not self.per_tile:
             return _all_tasks(inputs)
-        if variant == "softmax" and not backward:
+        if variant in ("softmax", "flash") and not backward:
             lo, hi = 0, self.seq_len  # scores against every key
         elif variant == "window" and not backward:
             lo, hi = max(0, first - (end - first)), end  # its own block and the previous one
@@ -799,16 +807,20 @@ def estimate_tasks(wl: Workload) -> int:
         linear = wl.linear_heads
         variant = spec.attention.variant
         kinds = (
-            [(variant, heads)] if variant in ("softmax", "window") else [("window", heads - linear), ("linear", linear)]
+            [(variant, heads)]
+            if variant in ("softmax", "window", "flash")
+            else [("window", heads - linear), ("linear", linear)]
         )
         total = 0
         for v, h in kinds:
             if not h:
                 continue
             groups = {"op": 1, "head": h}.get(spec.lowering.granularity, h * spec.lowering.batch_split)
-            if v == "softmax":
+            if v in ("softmax", "flash"):  # one unit per block of tile_m positions; the keys change no count
                 positions = tile_m if tile and seq % tile_m == 0 else seq
-                table = softmax_ops(positions, seq, wl.d_head, wl.causal, backward)
+                table = softmax_ops(positions, seq, wl.d_head, wl.causal, backward) if v == "softmax" else (
+                    flash_ops(positions, seq, seq, wl.d_head)
+                )
             elif v == "window":
                 positions, table = spec.attention.window, window_ops(spec.attention.window, wl.d_head, backward)
             else:

@@ -235,6 +235,18 @@ _op(
         operands=lambda s: (3 * s[0] * s[1] * s[2], s[0] * s[1] * s[2]),
     )
 )
+# Fused attention with a KV cache: each of ``queries`` rows against ``keys`` keys (their causal average), QK^T and
+# P V in one kernel; its traffic (queries, keys and values once, the output) is the lowering's to give.
+_op(
+    MatrixOp(
+        name="flash_attn",
+        arity=4,
+        shape_doc="(batch*heads, queries, keys, D)",
+        decompose=lambda s: ((s[0], s[1], s[3], s[2]), (s[0], s[1], s[2], s[3])),
+        splittable=(0, 1),
+        operands=lambda s: (s[0] * (s[1] * s[3] + 2 * s[2] * s[3]), s[0] * s[1] * s[3]),
+    )
+)
 # Element-wise and row-wise ops: the element is one tensor element.
 _ROW_PASSES = {"softmax": 3, "layernorm": 2, "softmax_grad": 2, "layernorm_grad": 2, "rmsnorm": 2, "rmsnorm_grad": 2}
 for _name, _flops, _instr, _steps in (

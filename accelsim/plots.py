@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from .outputs import check_output_dir, safe_name, write_failed
+from .generation import Generation
 from .results import Results
 from .trace import busy_engines_by_kind
 
@@ -131,6 +132,41 @@ def idle_chart(results: Sequence[Results]) -> Figure:
     ax2.set_title("Idle time per engine")
     ax2.legend(title="scheduler")
     fig.suptitle(f"Engine idle time: {plain(results[0].graph.name)} on {plain(results[0].chip.name)}")
+    fig.tight_layout()
+    return fig
+
+
+def phase_idle_data(generation: Generation) -> dict[str, dict[str, float]]:
+    """Per phase of a generation, each engine kind's idle time (engine-ms summed over the kind) and utilization."""
+    return {
+        phase: {**{f"idle_ms.{k}": v for k, v in p.idle_ms.items()}, **{f"util.{k}": v for k, v in p.utilization.items()}}
+        for phase, p in (("prefill", generation.prefill), ("decode", generation.decode))
+    }
+
+
+def phase_idle_chart(generation: Generation) -> Figure:
+    """Idle time and utilization per engine kind, prefill and decode side by side: where decode leaves the matrix
+    engines waiting on HBM."""
+    phases = {"prefill": generation.prefill, "decode": generation.decode}
+    kinds = list(generation.prefill.utilization)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    x = np.arange(len(kinds))
+    width = 0.4
+    for k, (name, phase) in enumerate(phases.items()):
+        label = f"{name} ({phase.latency_ms:,.1f} ms)"
+        ax.bar(x + k * width, [phase.idle_ms[kind] for kind in kinds], width, label=label)
+        ax2.bar(x + k * width, [100 * phase.utilization[kind] for kind in kinds], width, label=label)
+    for a in (ax, ax2):
+        a.set_xticks(x + width / 2, kinds)
+        a.legend(title="phase")
+    ax.set_ylabel("idle time (engine-ms, summed over the kind)")
+    ax.set_title("Idle time per engine kind")
+    ax2.set_ylabel("utilization (%)")
+    ax2.set_title("Utilization per engine kind")
+    fig.suptitle(
+        f"{plain(generation.model)} on {plain(generation.chip)}: batch {generation.batch}, "
+        f"{generation.input_tokens} in, {generation.output_tokens} out, {generation.dtype}"
+    )
     fig.tight_layout()
     return fig
 

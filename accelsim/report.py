@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from .chip import Chip
 from .compiler import CompileReport
+from .generation import Generation
 from .results import Results
 from .system import System
 
@@ -171,4 +172,31 @@ def compile_report(report: CompileReport) -> str:
         table(["engine kind", "GFLOP"], [(k, round(v / 1e9, 3)) for k, v in sorted(report.flops_per_kind.items())]),
     ]
     lines += [f"warning: {w}" for w in report.warnings]
+    return "\n".join(lines)
+
+
+def generation_report(g: Generation) -> str:
+    """A generation's headline numbers, then each phase's time and engine use, then the memory it needs."""
+    lines = [
+        f"{g.model} on {g.chip}: batch {g.batch}, {g.input_tokens} input and {g.output_tokens} output tokens, "
+        f"{g.dtype}",
+        f"  time to first token   {g.ttft_ms:,.2f} ms",
+        f"  time per output token {g.tpot_ms:,.3f} ms",
+        f"  latency               {g.latency_ms:,.1f} ms",
+        f"  throughput            {g.tokens_per_s:,.1f} tokens/s",
+        "",
+    ]
+    kinds = list(g.prefill.utilization)
+    rows = [
+        (name, f"{p.latency_ms:,.2f}", *(f"{100 * p.utilization[k]:.1f}%" for k in kinds),
+         *(f"{p.idle_ms[k]:,.1f}" for k in kinds))
+        for name, p in (("prefill", g.prefill), ("decode", g.decode))
+    ]
+    headers = ["phase", "ms", *(f"{k} busy" for k in kinds), *(f"{k} idle engine-ms" for k in kinds)]
+    lines.append(table(headers, rows))
+    m = g.memory
+    lines.append(
+        f"\nmemory: weights {m.weights_gb:.2f} GB + KV cache {m.kv_cache_gb:.2f} GB of {m.hbm_gb:.1f} GB HBM"
+        f" ({'fits' if m.fits else 'does not fit'})"
+    )
     return "\n".join(lines)

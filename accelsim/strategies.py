@@ -154,11 +154,12 @@ def workload_dicts(draw: st.DrawFn) -> dict:
         side = draw(st.sampled_from([4, 8]))
         model.update(image_size=side * patch, patch_size=patch, classes=draw(st.integers(2, 20)), class_token=False)
         chunk = draw(st.sampled_from([c for c in (4, 8, 16) if (side * side) % c == 0]))
+    attention = {"variant": variant, "window": chunk, "chunk": chunk, "linear_heads": draw(st.integers(0, heads))}
     data = {
         "name": "random",
         "model": model,
         "run": run,
-        "attention": {"variant": variant, "window": chunk, "chunk": chunk, "linear_heads": draw(st.integers(0, heads))},
+        "attention": attention,
         "lowering": {
             "granularity": draw(st.sampled_from(["op", "head", "tile"])),
             "tile_m": draw(st.sampled_from([4, 8, 32])),
@@ -176,11 +177,14 @@ def workload_dicts(draw: st.DrawFn) -> dict:
     )
     if draw(st.booleans()):  # heads wider or narrower than d_model / heads (Gemma)
         model["d_head"] = draw(st.sampled_from([4, 8, 16]))
-    if variant == "softmax":
+    if variant == "softmax":  # (or flash, drawn below: the same knobs)
         model["kv_heads"] = draw(st.sampled_from([k for k in range(1, heads + 1) if heads % k == 0]))
         if draw(st.booleans()):
             model.update(sliding_window=draw(st.integers(1, 16)), window_period=draw(st.integers(1, 3)))
     inference = run["mode"] == "inference"
+    if inference and variant == "softmax" and draw(st.booleans()):
+        variant = "flash"
+        attention["variant"] = variant
     if inference and draw(st.booleans()):
         experts = draw(st.integers(1, 6))
         model.update(
@@ -190,12 +194,12 @@ def workload_dicts(draw: st.DrawFn) -> dict:
             d_ff_shared=draw(st.sampled_from([0, 8])),
         )
     if inference and family == "gpt":
-        if variant == "softmax":
+        if variant in ("softmax", "flash"):
             run["past_tokens"] = draw(st.sampled_from([0, 0, 1, 7, 40]))
         if model["embeddings"]:
             run["logits"] = draw(st.sampled_from(["all", "last"]))
-    if variant == "softmax":
-        run["matmul_dtype"] = draw(st.sampled_from(["bf16", "fp8", "fp32"]))
+    if variant in ("softmax", "flash"):
+        run["matmul_dtype"] = draw(st.sampled_from(["bf16", "fp32"]))  # dtypes every random chip has
     return data
 
 

@@ -18,6 +18,8 @@ SCALE-Sim derives this by building cycle-accurate operand traces; the closed for
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .errors import AccelsimError
 
 DATAFLOWS = ("os", "ws", "is")
@@ -42,6 +44,33 @@ def systolic_cycles(M: int, K: int, N: int, rows: int, cols: int, dataflow: str)
         raise AccelsimError(f"unknown dataflow {dataflow!r}; allowed: {', '.join(DATAFLOWS)}", key="dataflow")
     folds = _ceil_div(s_r, rows) * _ceil_div(s_c, cols)
     return (fill + t - 2) * folds - 1
+
+
+def _mapping(M: int, K: int, N: int, rows: int, cols: int, dataflow: str) -> tuple[int, int, int, int]:
+    """(folds, stream length T, fill and drain cycles, preload cycles per fold) of a GEMM in SCALE-Sim's mapping."""
+    if dataflow == "os":
+        s_r, s_c, t, fill, preload = M, N, K, rows + cols, 0
+    elif dataflow == "ws":
+        s_r, s_c, t, fill, preload = K, N, M, 2 * rows + cols, rows
+    elif dataflow == "is":
+        s_r, s_c, t, fill, preload = K, M, N, 2 * rows + cols, rows
+    else:
+        raise AccelsimError(f"unknown dataflow {dataflow!r}; allowed: {', '.join(DATAFLOWS)}", key="dataflow")
+    return _ceil_div(s_r, rows) * _ceil_div(s_c, cols), t, fill - 2, preload
+
+
+def pipelined_cycles(gemms: Sequence[tuple[int, int, int, int]], rows: int, cols: int, dataflow: str) -> int:
+    """Cycles of batched GEMMs ``(batch, M, K, N)`` on an array whose folds overlap: the next fold streams in while
+    the last drains (double-buffered accumulators; for ws and is, the next operand preloads during the current
+    stream), whether it belongs to the same task or to the next one on the array. Each fold costs its stream T, or
+    its preload if longer; fill and drain hide behind the neighbouring folds (a lone GEMM is R + C cycles short).
+    SCALE-Sim instead pays fill and drain on every fold, which dominates small products (a decode step's
+    attention: thousands of 1 x 128 by 128 x S products)."""
+    total = 0
+    for b, m, k, n in gemms:
+        folds, t, _, preload = _mapping(m, k, n, rows, cols, dataflow)
+        total += b * folds * max(t, preload)
+    return total
 
 
 def split_gemm_cycles(M: int, K: int, N: int, rows: int, cols: int, dataflow: str, engines: int) -> int:

@@ -782,12 +782,6 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
     """Predicted against measured milliseconds per record, and |error| statistics over records >= MIN_MS. Records
     given as mappings are checked as a file's are; none that accelsim predicts is an AccelsimError."""
     m = measurements(records)
-    if not m.records:
-        kinds = Counter(s.kind for s in m.skipped)
-        found = ", ".join(f"{n} {k}" for k, n in kinds.items()) or "none"
-        raise AccelsimError(
-            f"no record accelsim predicts ({', '.join(RECORDS)}); records found: {found}", source=m.source
-        )
     rows: list[Prediction | GenerationPrediction] = []
     skipped = list(m.skipped)
     conc = None
@@ -811,6 +805,13 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
             Prediction(
                 r.record, measured_ms=r.spec.ms, predicted_ms=round(pred, 5), rel_error=round(pred / r.spec.ms - 1, 4)
             )
+        )
+    if not rows and conc is None:
+        kinds = Counter(s.kind for s in skipped)
+        found = ", ".join(f"{n} {k}" for k, n in kinds.items()) or "none"
+        raise AccelsimError(
+            f"no record accelsim predicts ({', '.join(RECORDS)}) on {chip.name}; records found: {found}",
+            source=m.source,
         )
     return Validation(
         chip=chip.name,

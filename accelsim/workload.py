@@ -20,7 +20,7 @@ from .limits import MAX_COUNT, MAX_WORKLOAD_SIZE
 from .resources import resolve
 from .vocabulary import Dtype
 
-Variant = Literal["softmax", "window", "linear", "hybrid"]
+Variant = Literal["softmax", "window", "linear", "hybrid", "flash"]
 Mode = Literal["inference", "training"]
 Granularity = Literal["op", "head", "tile"]
 Activation = Literal["gelu", "silu", "relu"]
@@ -202,6 +202,19 @@ class Workload:
         window = self.spec.model.sliding_window
         return min(total, window) if window is not None and self.local_layer(layer) else total
 
+    def layer_kinds(self) -> dict[int, int]:
+        """Keys per query -> how many layers see that many (all alike but a sliding window's local and global
+        layers), in closed form."""
+        layers = self.spec.model.layers
+        local, global_ = self.keys(0), self.spec.run.past_tokens + self.seq_len
+        period = self.spec.model.window_period
+        n_local = 0 if self.spec.model.sliding_window is None else layers - (layers // period if period > 1 else 0)
+        kinds: dict[int, int] = {}
+        for keys, count in ((local, n_local), (global_, layers - n_local)):
+            if count:
+                kinds[keys] = kinds.get(keys, 0) + count
+        return kinds
+
     @property
     def moe_routing(self) -> tuple[int, int]:
         """(experts that receive tokens, token rows per such expert) of one MoE layer, in expectation: with T
@@ -297,10 +310,16 @@ def _check(spec: WorkloadSpec, source: str) -> None:
         fail("model.d_model", f"d_model {m.d_model} is not divisible by heads {m.heads} (or give model.d_head)")
     if m.kv_heads is not None and m.heads % m.kv_heads:
         fail("model.kv_heads", f"kv_heads {m.kv_heads} must divide heads {m.heads}")
-    if (m.kv_heads not in (None, m.heads) or m.sliding_window is not None) and a.variant != "softmax":
+    exact = a.variant in ("softmax", "flash")  # attention over every key, not GFormer's approximations
+    if (m.kv_heads not in (None, m.heads) or m.sliding_window is not None) and not exact:
         key = "model.kv_heads" if m.kv_heads not in (None, m.heads) else "model.sliding_window"
-        fail(key, f'grouped-query and sliding-window attention are modelled for attention.variant = "softmax" only, '
-             f'not "{a.variant}"')
+        fail(
+            key,
+            f'grouped-query and sliding-window attention are modelled for attention.variant = "softmax" or "flash" '
+            f'only, not "{a.variant}"',
+        )
+    if a.variant == "flash" and r.mode != "inference":
+        fail("attention.variant", '"flash" (a fused kernel) is modelled for inference only')
     if m.experts:
         if not 1 <= m.experts_per_token <= m.experts:
             fail("model.experts_per_token", f"must be from 1 to experts ({m.experts}), got {m.experts_per_token}")
@@ -315,10 +334,10 @@ def _check(spec: WorkloadSpec, source: str) -> None:
         if m.d_ff_expert is not None:
             fail("model.d_ff_expert", "only with experts > 0")
     if r.past_tokens:
-        if r.mode != "inference" or m.family != "gpt" or a.variant != "softmax":
-            fail("run.past_tokens", 'a KV cache is for gpt inference with attention.variant = "softmax"')
-    if r.matmul_dtype not in (None, r.dtype) and a.variant != "softmax":
-        fail("run.matmul_dtype", 'is modelled for attention.variant = "softmax" only')
+        if r.mode != "inference" or m.family != "gpt" or not exact:
+            fail("run.past_tokens", 'a KV cache is for gpt inference with attention.variant = "softmax" or "flash"')
+    if r.matmul_dtype not in (None, r.dtype) and not exact:
+        fail("run.matmul_dtype", 'is modelled for attention.variant = "softmax" or "flash" only')
     if r.logits == "last" and (r.mode != "inference" or m.family != "gpt" or not m.embeddings):
         fail("run.logits", '"last" is for gpt inference with embeddings')
     if m.d_ff is None and not 1 <= round(m.d_model * m.mlp_ratio) <= MAX_WORKLOAD_SIZE:

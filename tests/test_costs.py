@@ -3,6 +3,7 @@
 import pytest
 
 import accelsim
+from accelsim.config import read_toml
 from accelsim import compute_cycles, estimate_cycles, make_task
 from accelsim.ops import OPS
 
@@ -42,8 +43,25 @@ def test_fp32_on_the_gaudi1_mme_runs_at_a_quarter_of_bf16():
     mme = groups(chip)["mme"]
     bf16 = compute_cycles(make_task("g", "gemm", [512, 512, 512]), mme, chip)
     fp32 = compute_cycles(make_task("g", "gemm", [512, 512, 512], dtype="fp32"), mme, chip)
-    assert bf16 == 12_255  # os on 128 x 128: (128 + 128 + 512 - 2) x 16 folds - 1
-    assert fp32 == 4 * 12_255
+    assert bf16 == 8_192  # os on 128 x 128, folds pipelined: 16 folds x K = 512 cycles each
+    assert fp32 == 4 * 8_192
+
+
+def test_without_pipelined_folds_a_gemm_pays_scale_sims_fill_and_drain_on_every_fold():
+    data = read_toml(accelsim.resources.resolve("gaudi1", "chips"))
+    data["engines"]["mme"]["pipelined_folds"] = False
+    data["engines"]["mme"]["shapes"] = []
+    chip = accelsim.chip_from_dict(data, "gaudi1.toml")
+    mme = groups(chip)["mme"]
+    assert compute_cycles(make_task("g", "gemm", [512, 512, 512]), mme, chip) == 12_255  # (128+128+512-2) x 16 - 1
+
+
+def test_the_mme_takes_the_shape_that_finishes_a_gemv_first():
+    chip = accelsim.load_chip("gaudi2")
+    mme = groups(chip)["mme"]
+    # A decode step's 1 x 4096 @ 4096 x 4096: one row of the array is used whatever its shape, so the widest
+    # (128 x 512) wins: 4096 / 512 = 8 folds of K = 4096 cycles (256 x 256 would take 16 folds).
+    assert compute_cycles(make_task("g", "gemm", [1, 4096, 4096]), mme, chip) == 8 * 4096
 
 
 def test_a_dtype_the_engine_lacks_cannot_run_there():
@@ -54,10 +72,10 @@ def test_a_dtype_the_engine_lacks_cannot_run_there():
 def test_batched_and_outer_product_tasks_compose_from_the_systolic_model():
     chip = accelsim.load_chip("gaudi2")
     mme, tpc = groups(chip)["mme"], groups(chip)["tpc"]
-    # Each 128 x 64 @ 64 x 128 GEMM fits the 256 x 256 array in one fold: (256 + 256 + 64 - 2) - 1 = 573 cycles.
-    assert compute_cycles(make_task("b", "bmm", [6, 128, 64, 128]), mme, chip) == 6 * 573
+    # Each 128 x 64 @ 64 x 128 GEMM fits the 256 x 256 array in one fold of K = 64 cycles (folds pipelined).
+    assert compute_cycles(make_task("b", "bmm", [6, 128, 64, 128]), mme, chip) == 6 * 64
     outer = make_task("o", "outer_acc", [4, 64, 32, 32])  # 4 x sum of 64 outer products of 32-vectors
-    assert compute_cycles(outer, mme, chip) == 4 * 573  # each is (32 x 64) @ (64 x 32): one fold, K = 64
+    assert compute_cycles(outer, mme, chip) == 4 * 64  # each is (32 x 64) @ (64 x 32): one fold, K = 64
     # ... and on a vector core: one FMA per MAC, 4 x 64 x 32 x 32 = 262,144 MACs over 128 lanes, + 4 latency.
     assert compute_cycles(outer, tpc, chip) == 2_048 + 4
 

@@ -137,12 +137,15 @@ def test_blank_lines_keep_their_numbers(capsys, tmp_path):
 
 def test_kinds_not_predicted_are_listed_as_skipped_not_dropped(capsys, tmp_path):
     device = {"kind": "device", "torch": "2.11", "dev": "cuda", "dtype": "torch.bfloat16", "name": "NVIDIA H200"}
-    generate = {
+    generate = {  # a Gaudi 2 measurement: not one an H200 profile predicts
         "kind": "llm_generate",
         "chip": "gaudi2",
-        "model": "gpt-j",
+        "model": "EleutherAI/gpt-j-6b",
         "dtype": "bf16",
         "batch": 1,
+        "input_tokens": 8,
+        "output_tokens": 100,
+        "cards": 1,
         "tokens_per_s": 143.6,
     }
     path = _file(
@@ -170,14 +173,14 @@ def test_kinds_not_predicted_are_listed_as_skipped_not_dropped(capsys, tmp_path)
         (7, "concurrency"),
         (8, "done"),
     ]
-    assert "tokens/s" in skipped[1]["reason"] and "gemm, bmm" in skipped[3]["reason"]
+    assert "measured on gaudi2" in skipped[1]["reason"] and "gemm, bmm" in skipped[3]["reason"]
     assert "first (line 6)" in skipped[4]["reason"]
     code, out, err = _validate(capsys, path)
     assert code == 0
     tail = out[out.index("skipped 6 records") :].splitlines()
     assert tail[0] == "skipped 6 records, not predicted:"
     assert tail[1] == "  1 device record (line 1): the GPU and its software, not a measurement"
-    assert tail[2].startswith("  2 llm_generate records (line 3 and more): a whole model's generation throughput")
+    assert tail[2] == "  2 llm_generate records (line 3 and more): measured on gaudi2, not on h200"
     assert tail[3].startswith("  1 gemn record (line 5): not a kind accelsim predicts (gemm, bmm, vector")
     assert len(tail) == 6
 
@@ -197,7 +200,13 @@ def test_the_shipped_measurements_skip_only_their_device_and_done_records():
             "no record accelsim predicts .*; records found: 1 device, 1 done",
         ),
         (
-            (_line({"kind": "llm_generate", "tokens_per_s": 10.0}),) * 3,
+            (
+                _line(
+                    {"kind": "llm_generate", "chip": "gaudi2", "model": "gpt2-xl", "dtype": "bf16", "batch": 1,
+                     "input_tokens": 8, "output_tokens": 8, "cards": 8, "tokens_per_s": 10.0}
+                ),
+            )
+            * 3,
             "no record accelsim predicts .*; records found: 3 llm_generate",
         ),
     ],
