@@ -116,7 +116,8 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
     prefetches = 0
     if spec.keep_on_chip:
         depth = spec.prefetch_depth if "dma" in chip.kinds else 0
-        tasks, prefetches = plan_on_chip(tasks, capacity, depth)
+        channels = _engines_per_kind(chip).get("dma", 1) if spec.split_over_engines and not user_cut else 1
+        tasks, prefetches = plan_on_chip(tasks, capacity, depth, channels)
     meta = {**graph.meta, COMPILED_FOR: chip.name, COMPILER_WARNINGS: tuple(warnings)}
     out = TaskGraph(tasks, name=graph.name, source=graph.source, meta=meta)
     return Compiled(out, graph, chip, prefetches, fused)
@@ -131,13 +132,15 @@ def compiler_warnings(graph: TaskGraph) -> tuple[str, ...]:
 def compiled_tasks_bound(graph: TaskGraph, chip: Chip) -> int:
     """At most how many tasks ``compile_graph(graph, chip)`` makes, without making them: each task cut into at most
     max(engines of its kind, the compiler's slices, the parts whose outputs fit its share of SRAM) parts, and no
-    more parts than the dimension cut has, plus a weight prefetch per matrix task (accelsim.compiler.partition
+    more parts than the dimension cut has, plus a weight prefetch per matrix task over every DMA engine
+    (accelsim.compiler.partition
     chooses among exactly these candidates; fusion only removes tasks). Linear in the graph's size."""
     spec = chip.spec.compiler
     split = spec.split_over_engines and graph.meta.get("granularity") not in ("head", "tile")
     engines = _engines_per_kind(chip)
     fit_bytes = chip.on_chip_capacity // SLICE_SHARE if spec.keep_on_chip else 0
     prefetch = spec.keep_on_chip and spec.prefetch_depth > 0 and "dma" in engines
+    channels = engines.get("dma", 1) if split else 1  # DMA tasks per weight prefetch
     total = 0
     for t in graph.tasks:
         parts = 1
@@ -146,7 +149,7 @@ def compiled_tasks_bound(graph: TaskGraph, chip: Chip) -> int:
             n = max(allowed)
             for dim in OPS[t.op].split_dims(t.shape):
                 parts = max(parts, *_part_counts(t, dim, n, spec.slices, fit_bytes))
-        total += parts * (2 if prefetch and t.engines == ("matrix",) else 1)
+        total += parts * (1 + channels if prefetch and t.engines == ("matrix",) else 1)
     return total
 
 
@@ -243,9 +246,12 @@ def _absorb(consumer: Task, producers: list[Task]) -> Task:
 # ---- 3 and 4. prefetch and the on-chip plan ------------------------------------------------------------------
 
 
-def plan_on_chip(tasks: Sequence[Task], capacity: int, prefetch_depth: int) -> tuple[list[Task], int]:
-    """Mark the outputs to keep on chip and add the weight prefetches that fit; returns the tasks and the number
-    of prefetches. Tensors are placed shortest-lived first (earliest last use breaking ties), each where the SRAM
+def plan_on_chip(
+    tasks: Sequence[Task], capacity: int, prefetch_depth: int, channels: int = 1
+) -> tuple[list[Task], int]:
+    """Mark the outputs to keep on chip and add the weight prefetches that fit, each spread over ``channels`` DMA
+    tasks (one per DMA engine, as a GEMM is spread over the MMEs); returns the tasks and the number of weight
+    prefetches. Tensors are placed shortest-lived first (earliest last use breaking ties), each where the SRAM
     it needs is free at every program position from its producer to its last consumer."""
     position = {t.name: i for i, t in enumerate(tasks)}
     last_use = [-1] * len(tasks)
@@ -287,32 +293,39 @@ def plan_on_chip(tasks: Sequence[Task], capacity: int, prefetch_depth: int) -> t
             load[first : last + 1] += size
             kept.add(what)
     emit_after: dict[int, list[Task]] = {}  # program position -> the prefetches emitted right after it (-1: first)
+    loads: dict[int, list[Task]] = {}  # matrix task -> its prefetch's DMA tasks
     for i, w in weights.items():
         if ("prefetch", i) not in kept:
             continue
         after = waits_for[i]
         waits = (tasks[after].name,) if after >= 0 else ()
-        emit_after.setdefault(after, []).append(
+        shares = [s for s in _share(w, [1] * min(channels, w)) if s]
+        loads[i] = [
             Task(
-                name=f"prefetch:{tasks[i].name}",
+                name=f"prefetch:{tasks[i].name}" + (f"#{k}" if len(shares) > 1 else ""),
                 op="dma",
-                shape=(w,),
+                shape=(share,),
                 dtype=tasks[i].dtype,
-                bytes_read=w,
-                bytes_written=w,
+                bytes_read=share,
+                bytes_written=share,
                 engines=("dma",),
                 deps=waits,
                 group=tasks[i].group,
                 dep_bytes=(0,) * len(waits),
                 on_chip=True,
             )
-        )
+            for k, share in enumerate(shares)
+        ]
+        emit_after.setdefault(after, []).extend(loads[i])
     out = list(emit_after.get(-1, ()))
     for i, t in enumerate(tasks):
         if ("output", i) in kept:
             t = t.but(on_chip=True)
         if ("prefetch", i) in kept:
-            t = t.but(deps=(*t.deps, f"prefetch:{t.name}"), dep_bytes=(*t.dep_bytes, weights[i]))
+            t = t.but(
+                deps=(*t.deps, *(d.name for d in loads[i])),
+                dep_bytes=(*t.dep_bytes, *(d.bytes_written for d in loads[i])),
+            )
         out.append(t)
         out.extend(emit_after.get(i, ()))
     return out, sum(1 for what in kept if what[0] == "prefetch")

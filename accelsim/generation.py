@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from .catalog import Model
-from .chip import Chip
+from .chip import Chip, MatrixEngines
 from .errors import AccelsimError
 from .hf_config import parameter_count
 from .lowering import lower
+from .ops import OPS
 from .results import Results
 from .runner import run
 from .vocabulary import DTYPE_BYTES
@@ -44,11 +45,15 @@ DEFAULT_SCHEDULER = "first-free"
 @dataclass(frozen=True)
 class Phase:
     """One phase's time and how busy each engine kind was (idle: engine-time not computing, summed over the
-    phase's passes and the engines of the kind)."""
+    phase's passes and the engines of the kind). An engine is busy while its task runs, waiting on HBM included;
+    what bounds the phase shows in the last two: the fraction of HBM's peak bandwidth used, and of the matrix
+    engines' peak MAC rate (decode is HBM-bound while the first is high and the second low)."""
 
     latency_ms: float
     utilization: dict[str, float]
     idle_ms: dict[str, float]
+    hbm_bandwidth_utilization: float
+    matrix_mac_utilization: float
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,9 @@ class PassCost:
     cycles: float
     busy: dict[str, float]
     engines: dict[str, int]
+    hbm_bytes: float = 0.0
+    #: Cycles the matrix products would take at the matrix engines' peak MAC rate (all of them, in each dtype).
+    ideal_matrix_cycles: float = 0.0
 
     @staticmethod
     def of(results: Results) -> PassCost:
@@ -98,7 +106,18 @@ class PassCost:
         for e in results.engines:
             busy[e.kind] = busy.get(e.kind, 0.0) + e.busy_cycles
             engines[e.kind] = engines.get(e.kind, 0) + 1
-        return PassCost(float(results.latency_cycles), busy, engines)
+        chip = results.chip
+        rate: dict[str, int] = {}  # MACs per cycle of all matrix engines, per dtype
+        for g in chip.groups:
+            if isinstance(g.spec, MatrixEngines):
+                for dtype, macs in g.spec.macs_per_cycle.items():
+                    rate[dtype] = rate.get(dtype, 0) + macs * g.count
+        ideal = sum(
+            OPS[t.op].macs(t.shape) / rate[t.dtype]
+            for t in results.graph.tasks
+            if OPS[t.op].category == "matrix" and rate.get(t.dtype)
+        )
+        return PassCost(float(results.latency_cycles), busy, engines, float(results.hbm_bytes.sum()), ideal)
 
     def extrapolate(self, two: PassCost, periods: float) -> PassCost:
         """self: one period of layers; two: two periods; the pass with ``periods`` periods."""
@@ -107,13 +126,8 @@ class PassCost:
             self.cycles + k * (two.cycles - self.cycles),
             {kind: self.busy[kind] + k * (two.busy[kind] - self.busy[kind]) for kind in self.busy},
             self.engines,
-        )
-
-    def plus(self, other: PassCost, weight: float = 1.0) -> PassCost:
-        return PassCost(
-            self.cycles + weight * other.cycles,
-            {kind: self.busy.get(kind, 0.0) + weight * other.busy.get(kind, 0.0) for kind in other.busy},
-            other.engines,
+            self.hbm_bytes + k * (two.hbm_bytes - self.hbm_bytes),
+            self.ideal_matrix_cycles + k * (two.ideal_matrix_cycles - self.ideal_matrix_cycles),
         )
 
 
@@ -252,7 +266,7 @@ def generate(
         progress("prefill")
     prefill = sim.cost(input_tokens, 0)
     steps = output_tokens - 1  # the prefill yields the first token
-    decode = PassCost(0.0, {kind: 0.0 for kind in prefill.busy}, prefill.engines)
+    decode = PassCost(0.0, {kind: 0.0 for kind in prefill.busy}, prefill.engines)  # one output token: no step
     sampled: list[tuple[int, float]] = []
     if steps > 0:
         points = list(range(input_tokens, input_tokens + steps)) if exact else decode_points(
@@ -264,11 +278,16 @@ def generate(
                 progress(f"decode step after {p} positions")
             costs.append(sim.cost(1, p))
         sampled = [(p, c.cycles / hz * 1e3) for p, c in zip(points, costs, strict=True)]
-        cycles = interpolated_sum(points, [c.cycles for c in costs], input_tokens, steps)
-        busy = {
-            kind: interpolated_sum(points, [c.busy[kind] for c in costs], input_tokens, steps) for kind in prefill.busy
-        }
-        decode = PassCost(cycles, busy, prefill.engines)
+        def total(values: list[float]) -> float:
+            return interpolated_sum(points, values, input_tokens, steps)
+
+        decode = PassCost(
+            total([c.cycles for c in costs]),
+            {kind: total([c.busy[kind] for c in costs]) for kind in prefill.busy},
+            prefill.engines,
+            total([c.hbm_bytes for c in costs]),
+            total([c.ideal_matrix_cycles for c in costs]),
+        )
     prefill_ms = (prefill.cycles + overhead_cycles) / hz * 1e3
     decode_ms = (decode.cycles + steps * overhead_cycles) / hz * 1e3
     latency_ms = prefill_ms + decode_ms
@@ -283,22 +302,30 @@ def generate(
         tpot_ms=decode_ms / steps if steps else 0.0,
         latency_ms=latency_ms,
         tokens_per_s=batch * output_tokens / (latency_ms / 1e3),
-        prefill=_phase(prefill, prefill_ms, hz),
-        decode=_phase(decode, decode_ms, hz),
+        prefill=_phase(prefill, prefill_ms, chip),
+        decode=_phase(decode, decode_ms, chip),
         memory=memory,
         decode_samples=tuple(sampled),
     )
 
 
-def _phase(cost: PassCost, latency_ms: float, hz: float) -> Phase:
+def _phase(cost: PassCost, latency_ms: float, chip: Chip) -> Phase:
     """Utilization of each kind over the phase's wall time (host overhead included: engines idle during it)."""
+    hz = chip.clock_ghz * 1e9
     wall_cycles = latency_ms * 1e-3 * hz
     util, idle = {}, {}
     for kind, busy in cost.busy.items():
         capacity = wall_cycles * cost.engines[kind]
         util[kind] = round(busy / capacity, 4) if capacity else 0.0
         idle[kind] = round((capacity - busy) / hz * 1e3, 4)
-    return Phase(round(latency_ms, 4), util, idle)
+    peak_bytes = wall_cycles * chip.spec.memory.hbm_bandwidth_gbps * 1e9 / hz
+    return Phase(
+        round(latency_ms, 4),
+        util,
+        idle,
+        round(cost.hbm_bytes / peak_bytes, 4) if peak_bytes else 0.0,
+        round(cost.ideal_matrix_cycles / wall_cycles, 4) if wall_cycles else 0.0,
+    )
 
 
 def phase_runs(
