@@ -211,7 +211,11 @@ def _layer(c: Count, wl: Workload, backward: bool, keys: int) -> None:
         else:
             _mlp(c, wl, dff)
 
+    tensor_parallel = wl.spec.run.tensor_parallel > 1
+
     if not backward:
+        if tensor_parallel:  # the attention's and the MLP's outputs all-reduced over the cards
+            c.vec("all_reduce", 2 * T * d)
         c.vec(norm, T * d, reads=T * d + np_)
         gemm(d, qw + 2 * kvw)
         c.vec("copy", T * (qw + 2 * kvw))
@@ -291,6 +295,9 @@ def _ends(c: Count, wl: Workload, training: bool) -> None:
         rows = B if wl.spec.run.logits == "last" else T  # logits of every position, or of each last one
         c.vec(norm, rows * d, reads=rows * d + np_)
         c.mm(rows * d * V, rows * d + d * V + rows * V)  # LM head (in run.dtype whatever matmul_dtype says)
+        tp = wl.spec.run.tensor_parallel
+        if tp > 1:  # every card's slice of the logits gathered
+            c.vec("all_gather", rows * V, reads=rows * V, writes=rows * V * tp)
         if training:
             c.vec("softmax_grad", T * V)  # cross-entropy and its gradient
             c.mm(T * V * d, T * V + V * d + T * d)

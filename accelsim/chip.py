@@ -6,6 +6,7 @@ the geometry its cost model needs) and the memory system; everything chip-specif
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -134,7 +135,27 @@ class DmaEngines:
     shared_unit: str | None = None
 
 
-EngineSpec = Annotated[MatrixEngineSpec | VectorEngines | DmaEngines, Field(discriminator="kind")]
+@pydantic_dataclass(config=STRICT)
+class NetworkEngines:
+    """A card's share of a system's fabric, as a system file adds it to each card (accelsim.system): collective
+    tasks (all-reduce, all-gather) of a tensor-parallel group of ``cards`` cards run on it, each taking the time the
+    network simulation (accelsim.network, accelsim.collectives) gives the whole group's collective on this fabric.
+    Every card of the group does the same work at the same time, so one card's timeline stands for all of them."""
+
+    kind: Literal["network"]
+    count: GroupSize
+    cards: GroupSize
+    topology: Literal["all-to-all", "switch", "ring"]
+    #: GB/s per direction of one link (all-to-all, ring: between a pair of cards; switch: a card's port).
+    link_gbps: BandwidthGbps
+    links: GroupSize
+    latency_us: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
+    algorithm: Literal["ring", "direct"] = "ring"
+    clock_ghz: ClockGhz | None = None
+    shared_unit: str | None = None
+
+
+EngineSpec = Annotated[MatrixEngineSpec | VectorEngines | DmaEngines | NetworkEngines, Field(discriminator="kind")]
 
 
 @pydantic_dataclass(config=STRICT)
@@ -204,7 +225,7 @@ class EngineGroup:
     """One group of identical engines as the simulation sees it."""
 
     name: str
-    spec: MatrixEngines | VectorEngines | DmaEngines
+    spec: MatrixEngines | VectorEngines | DmaEngines | NetworkEngines
     index: int  # position among the chip's groups
     first_instance: int  # global index of this group's first engine instance
 
@@ -340,6 +361,11 @@ class Headline:
     sram_mb: float
     dispatch_overhead_cycles: int
     launch_gap_cycles: int
+
+
+def chip_spec_dict(chip: Chip) -> dict[str, Any]:
+    """A loaded profile as the dict its file would parse to (every default written out), to derive a profile from."""
+    return dataclasses.asdict(chip.spec)
 
 
 def chip_from_dict(data: dict, source: str = "<dict>") -> Chip:

@@ -175,6 +175,12 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--chip", required=True, help="shipped chip name or path to a .toml profile")
     gen.add_argument("--model", required=True, help="catalog id (accelsim models) or path to a config.json")
     _add_generation(gen, required=True)
+    gen.add_argument(
+        "--cards",
+        type=_positive,
+        default=1,
+        help="tensor parallel over this many cards of the chip's one-node system (accelsim systems)",
+    )
     gen.add_argument("--scheduler", default="first-free", help="registered scheduler name")
     gen.add_argument("--json", action="store_true")
     _add_plugin(gen)
@@ -315,6 +321,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         args.output_tokens,
         args.dtype,
         get_scheduler(args.scheduler).name,
+        cards=args.cards,
     )
     if args.json:
         print(json.dumps(g.to_dict(), allow_nan=False))
@@ -475,8 +482,8 @@ def _cmd_validate(args: argparse.Namespace) -> None:
         print(json.dumps(result.to_dict(), allow_nan=False))
         return
     rows = []
-    generations = [p.to_dict() for p in result.records if p.kind == "llm_generate"]
-    for r in (p.to_dict() for p in result.records if p.kind != "llm_generate"):
+    generations = [p.to_dict() for p in result.records if p.kind.startswith("llm_generate")]
+    for r in (p.to_dict() for p in result.records if not p.kind.startswith("llm_generate")):
         what = r.get("variant") or r.get("op") or "x".join(str(r[k]) for k in ("B", "M", "K", "N") if k in r)
         size = ", ".join(f"{k}={r[k]}" for k in ("B", "H", "S", "D", "rows", "cols", "d_model") if k in r)
         rows.append(
@@ -495,10 +502,11 @@ def _cmd_validate(args: argparse.Namespace) -> None:
     if generations:
         print(
             table(
-                ["model", "dtype", "batch", "in", "out", "measured tok/s", "predicted tok/s", "error"],
+                ["model", "cards", "dtype", "batch", "in", "out", "measured tok/s", "predicted tok/s", "error"],
                 [
                     (
                         r["model"],
+                        r["cards"],
                         r["dtype"],
                         r["batch"],
                         r["input_tokens"],

@@ -18,12 +18,14 @@ import numpy as np
 from .chip import (
     Chip,
     DmaEngines,
+    NetworkEngines,
     EngineGroup,
     MatrixEngines,
     SystolicMatrixEngines,
     TiledMatrixEngines,
     VectorEngines,
 )
+from .collective_costs import network_engine_cycles
 from .errors import AccelsimError
 from .graph import Task, TaskGraph
 from .limits import MAX_COUNT
@@ -110,6 +112,8 @@ def compute_cycles(task: Task, group: EngineGroup, chip: Chip) -> int:
         own = matrix_engine_cycles(task, spec)
     elif isinstance(spec, VectorEngines):
         own = vector_engine_cycles(task, spec, chip.spec.vector_instructions)
+    elif isinstance(spec, NetworkEngines):
+        own = network_engine_cycles(task, spec, chip.clock_ghz)
     else:
         own = dma_engine_cycles(task, spec)
     if own < 0 or spec.clock_ghz is None or spec.clock_ghz == chip.clock_ghz:

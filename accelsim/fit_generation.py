@@ -53,11 +53,13 @@ def _with(data: dict, group: str, bandwidth: float, matrix: float, overhead_us: 
 
 
 def generation_records(chip: Chip, records: Measurements) -> list[tuple[int, LlmGenerateRecord]]:
-    """The llm_generate records ``chip`` can predict (one card, a modelled catalog model, this chip)."""
+    """The llm_generate records ``chip`` can predict on one card (a modelled catalog model, this chip). Records of
+    several cards are left out of the fit: they check the tensor-parallel model, fitted to none of them."""
     usable = []
     for r in records.records:
-        if isinstance(r.spec, LlmGenerateRecord) and why_not_predicted(r.spec, chip) is None:
-            usable.append((r.line, r.spec))
+        spec = r.spec
+        if isinstance(spec, LlmGenerateRecord) and spec.cards == 1 and why_not_predicted(spec, chip) is None:
+            usable.append((r.line, spec))
     return usable
 
 

@@ -15,6 +15,7 @@ The host's time per step (``step_overhead_us`` in the chip profile) is added to 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -26,10 +27,13 @@ from .catalog import Model
 from .chip import Chip, MatrixEngines
 from .errors import AccelsimError
 from .hf_config import parameter_count
+from .parallel import shard_model
+from .resources import shipped_names
 from .lowering import lower
 from .ops import OPS
 from .results import Results
 from .runner import run
+from .system import System, load_system
 from .vocabulary import DTYPE_BYTES
 from .workload import Workload, workload_from_dict
 
@@ -74,6 +78,7 @@ class Generation:
     input_tokens: int
     output_tokens: int
     dtype: str
+    cards: int  # tensor parallel over this many cards (1: one card); memory is per card
     ttft_ms: float
     tpot_ms: float
     latency_ms: float
@@ -138,6 +143,7 @@ def workload_for(
     past_tokens: int,
     dtype: str,
     layers: int | None = None,
+    tensor_parallel: int = 1,
 ) -> Workload:
     """One forward pass of ``model`` over ``new_tokens`` per sequence after ``past_tokens`` cached ones, with fused
     attention as serving software runs it (FlashAttention, Gaudi's FusedSDPA: no scores through HBM); ``dtype``
@@ -154,6 +160,7 @@ def workload_for(
         "past_tokens": past_tokens,
         "logits": "last",
         "dtype": "bf16",
+        "tensor_parallel": tensor_parallel,
     }
     if dtype == "fp8":
         run_spec["matmul_dtype"] = "fp8"
@@ -166,12 +173,12 @@ def workload_for(
     )
 
 
-def memory_needed(model: Model, batch: int, tokens: int, dtype: str, chip: Chip) -> Memory:
+def memory_needed(model: Model, batch: int, tokens: int, dtype: str, chip: Chip, cards: int = 1) -> Memory:
     """Weights (weight GEMMs in fp8 under the fp8 recipe; embeddings, LM head and norms in bf16) and the KV cache
     of ``tokens`` positions per sequence (a local layer keeps only its window), in bf16 or under the fp8 recipe in
     fp8: a bf16 cache could not have held the published fp8 runs (Llama-2-7B, batch 1230 x 256 positions: 165 GB
     in bf16 on a 96 GB card)."""
-    wl = workload_for(model, batch, 1, 0, dtype)  # for the architecture's derived sizes
+    wl = workload_for(model, batch, 1, 0, dtype, tensor_parallel=cards)  # the architecture's derived sizes
     m = wl.spec.model
     d, vocab = m.d_model, m.vocab or 0
     embeddings = vocab * d * (1 if m.tied_embeddings else 2)
@@ -185,19 +192,41 @@ def memory_needed(model: Model, batch: int, tokens: int, dtype: str, chip: Chip)
     return Memory(weights / GB, kv / GB, hbm / GB, weights + kv <= hbm)
 
 
-def check_fits(memory: Memory, source: str) -> None:
-    """A generation whose weights and KV cache exceed one card's HBM is refused, with the cards that would hold it."""
+def check_fits(memory: Memory, source: str, cards: int = 1) -> None:
+    """A generation whose weights and KV cache exceed a card's HBM is refused, with the cards that would hold it."""
     if memory.fits:
         return
     need = memory.weights_gb + memory.kv_cache_gb
-    cards = math.ceil(need / memory.hbm_gb)
+    total = need * cards
+    fit = math.ceil(total / memory.hbm_gb)
+    where = "one card" if cards == 1 else f"each of {cards} cards"
     raise AccelsimError(
-        f"needs {need:.1f} GB of HBM (weights {memory.weights_gb:.1f} GB + KV cache {memory.kv_cache_gb:.1f} GB), "
-        f"one card has {memory.hbm_gb:.1f} GB; it would fit on {cards} cards (or use a smaller --batch, fewer tokens, "
-        "or --dtype fp8)",
+        f"needs {need:.1f} GB of HBM per card (weights {memory.weights_gb:.1f} GB + KV cache "
+        f"{memory.kv_cache_gb:.1f} GB), {where} has {memory.hbm_gb:.1f} GB; it would fit on {fit} cards (--cards; "
+        "or use a smaller --batch, fewer tokens, or --dtype fp8)",
         source=source,
         key="memory",
     )
+
+
+def default_system(chip: Chip) -> System:
+    """The shipped one-node system of ``chip``'s cards (hls-gaudi2 for gaudi2, dgx-h100 for h100)."""
+    for name in shipped_names("systems"):
+        system = load_system(name)
+        if system.chip.name == chip.name and system.spec.nodes == 1:
+            return system
+    raise AccelsimError(
+        f"no shipped system of {chip.name} cards ({', '.join(shipped_names('systems'))}) to run on several cards",
+        source=chip.source,
+        key="cards",
+    )
+
+
+def sharded(model: Model, cards: int) -> Model:
+    """The model as each of ``cards`` tensor-parallel cards holds it."""
+    if cards == 1:
+        return model
+    return dataclasses.replace(model, spec=shard_model(model.require(), cards, model.path))
 
 
 def _period(model: Model) -> int:
@@ -207,16 +236,19 @@ def _period(model: Model) -> int:
 
 
 class PassSimulator:
-    """Simulates forward passes of one model on one chip, extrapolating over layers (see the module docstring)."""
+    """Simulates forward passes of one model on one chip, extrapolating over layers (see the module docstring);
+    with ``cards`` > 1, ``model`` is one card's shard and ``chip`` a card with its fabric (System.card_chip)."""
 
-    def __init__(self, chip: Chip, model: Model, batch: int, dtype: str, scheduler: str, exact: bool = False):
+    def __init__(
+        self, chip: Chip, model: Model, batch: int, dtype: str, scheduler: str, exact: bool = False, cards: int = 1
+    ):
         self.chip, self.model, self.batch, self.dtype, self.scheduler = chip, model, batch, dtype, scheduler
-        self.exact = exact
+        self.exact, self.cards = exact, cards
         self.layers = int(model.require()["layers"])
         self.period = _period(model)
 
     def simulate(self, new_tokens: int, past_tokens: int, layers: int) -> Results:
-        wl = workload_for(self.model, self.batch, new_tokens, past_tokens, self.dtype, layers)
+        wl = workload_for(self.model, self.batch, new_tokens, past_tokens, self.dtype, layers, self.cards)
         return run(self.chip, lower(wl), self.scheduler)
 
     def cost(self, new_tokens: int, past_tokens: int) -> PassCost:
@@ -254,12 +286,20 @@ def generate(
     samples: int = DECODE_SAMPLES,
     exact: bool = False,
     progress: Callable[[str], None] | None = None,
+    cards: int = 1,
+    system: System | None = None,
 ) -> Generation:
     """Predict a generation; ``exact`` simulates every layer of every decode step (slow: for checking the
-    shortcuts)."""
-    memory = memory_needed(model, batch, input_tokens + output_tokens, dtype, chip)
-    check_fits(memory, model.path)
-    sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=exact)
+    shortcuts). ``cards`` > 1: tensor parallel over that many cards of ``system`` (default: the chip's shipped
+    one-node system), every card doing the same work, so one card is simulated with its collectives on the
+    fabric."""
+    if cards > 1:
+        system = system or default_system(chip)
+        chip = system.card_chip(cards)
+        model = sharded(model, cards)
+    memory = memory_needed(model, batch, input_tokens + output_tokens, dtype, chip, cards)
+    check_fits(memory, model.path, cards)
+    sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=exact, cards=cards)
     hz = chip.clock_ghz * 1e9
     overhead_cycles = chip.spec.step_overhead_us * 1e-6 * hz
     if progress:
@@ -298,6 +338,7 @@ def generate(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         dtype=dtype,
+        cards=cards,
         ttft_ms=prefill_ms,
         tpot_ms=decode_ms / steps if steps else 0.0,
         latency_ms=latency_ms,
@@ -336,8 +377,11 @@ def phase_runs(
     output_tokens: int,
     dtype: str = "bf16",
     scheduler: str = DEFAULT_SCHEDULER,
+    cards: int = 1,
 ) -> tuple[Results, Results]:
     """The simulated prefill and last decode step, every layer, for timelines."""
-    sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=True)
+    if cards > 1:
+        chip, model = default_system(chip).card_chip(cards), sharded(model, cards)
+    sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=True, cards=cards)
     last = input_tokens + max(output_tokens - 2, 0)
     return sim.simulate(input_tokens, 0, sim.layers), sim.simulate(1, last, sim.layers)

@@ -42,8 +42,6 @@ def why_not_predicted(rec: LlmGenerateRecord, chip: Chip) -> str | None:
     """Why this record cannot be predicted on ``chip`` (None: it can)."""
     if rec.chip != chip.name:
         return f"measured on {rec.chip}, not on {chip.name}"
-    if rec.cards > 1:
-        return f"{rec.cards} cards (tensor parallel): multi-card generation is not modelled yet"
     try:
         model = load_model(rec.model)
     except AccelsimError as err:
@@ -65,7 +63,8 @@ class GenerationPrediction:
 
     @property
     def kind(self) -> str:
-        return "llm_generate"
+        """The summary's row: one card, or several (tensor parallel), kept apart."""
+        return "llm_generate" if self.record.get("cards", 1) == 1 else "llm_generate, several cards"
 
     @property
     def counted(self) -> bool:
@@ -82,7 +81,10 @@ class GenerationPrediction:
 
 
 def predict_generation(chip: Chip, rec: LlmGenerateRecord, record: Mapping[str, Any]) -> GenerationPrediction:
-    g = generate(chip, load_model(rec.model), rec.batch, rec.input_tokens, rec.output_tokens, rec.dtype)
+    """The record's generation on ``chip``: on one card, or tensor parallel over ``cards`` cards of the chip's
+    one-node system (as DeepSpeed ran the published multi-card runs)."""
+    model = load_model(rec.model)
+    g = generate(chip, model, rec.batch, rec.input_tokens, rec.output_tokens, rec.dtype, cards=rec.cards)
     predicted = g.tokens_per_s
     return GenerationPrediction(
         record,

@@ -488,7 +488,7 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
             lnf = self.emit(
                 "head.ln", self.norm, (batch * d_model,), batch * d_model + norm_params, batch * d_model, last, "head"
             )
-            for j, width in enumerate(self.column_tiles(vocab)):
+            logits = [
                 self.emit(
                     self.label("head.lm", 0, j),
                     "gemm",
@@ -498,9 +498,22 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
                     [lnf],
                     "head",
                 )
+                for j, width in enumerate(self.column_tiles(vocab))
+            ]
+            tp = self.wl.spec.run.tensor_parallel
+            if tp > 1:  # each card holds a slice of the vocabulary: gather every card's logits
+                n = batch * vocab
+                self.emit("head.lm.allgather", "all_gather", (n,), n, n * tp, logits, "head")
             return x
         lnf = self.row_op("head.ln", self.norm, d_model, _same_block(x), "head", params=self.norm_params)
         logits = self.gemm("head.lm", d_model, vocab, _same_block(lnf), "head", weights=False)
+        tp = self.wl.spec.run.tensor_parallel
+        if tp > 1:
+            return [
+                [self.emit(self.label("head.lm.allgather", i), "all_gather", (n,), n, n * tp, logits[i], "head")]
+                for i in range(len(self.row_blocks))
+                for n in (self.block_rows(i) * vocab,)
+            ]
         if not training:
             return logits
         loss = self.row_op("head.loss", "softmax_grad", vocab, _same_block(logits), "head")
@@ -581,7 +594,7 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
             split = self.row_op(f"{g}.rope", "rope", qw + kvw, _same_block(split), g)
         outputs = self.attention(layer, split, backward=False)
         merged = self.merge_heads(f"{g}.merge_heads", qw, outputs, g)
-        proj = self.gemm(f"{g}.proj", qw, d, _same_block(merged), g)
+        proj = self.all_reduce(f"{g}.proj", self.gemm(f"{g}.proj", qw, d, _same_block(merged), g), g)
         if self.wl.spec.model.parallel_block:  # the MLP reads the same normalised input; one residual add
             down, act = self.mlp(g, ln1)
             out = self.row_op(f"{g}.res", "add", d, lambda i: proj[i] + down[i] + x[i], g, inputs=3)
@@ -597,8 +610,16 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         down projection)."""
         model = self.wl.spec.model
         if not model.experts:
-            return self.dense_mlp(g, "mlp", self.d_ff, h)
-        return self.moe(g, h), []
+            down, act = self.dense_mlp(g, "mlp", self.d_ff, h)
+            return self.all_reduce(f"{g}.mlp", down, g), act
+        return self.all_reduce(f"{g}.moe", self.moe(g, h), g), []
+
+    def all_reduce(self, name: str, partial: TokenRowTasks, g: str) -> TokenRowTasks:
+        """Under tensor parallelism, the row-parallel product's partial sums all-reduced over the cards (one task
+        per row block, of the block's d_model columns); the product itself otherwise."""
+        if self.wl.spec.run.tensor_parallel == 1:
+            return partial
+        return self.row_op(f"{name}.allreduce", "all_reduce", self.d_model, _same_block(partial), g)
 
     def dense_mlp(self, g: str, name: str, d_ff: int, h: TokenRowTasks) -> tuple[TokenRowTasks, TokenRowTasks]:
         """up (gate and up side by side when gated), activation (times the up half when gated), down."""
@@ -845,6 +866,7 @@ def estimate_tasks(wl: Workload) -> int:
     # norm, QKV, split (rope), attention, merge, projection; then the residual add(s) and the second norm
     forward = rows * (1 + cols(qw + 2 * kvw) + 1 + rotary + 1 + cols(d)) + attention(False) + mlp
     forward += rows * (1 if parallel else 3)
+    forward += 2 * rows if spec.run.tensor_parallel > 1 else 0  # the all-reduces
     per_layer = forward
     if training:
         width = 2 * dff if gated else dff
@@ -861,10 +883,11 @@ def estimate_tasks(wl: Workload) -> int:
         vocab = wl.vocab
         learned = model.positions == "learned"
         ends = rows * (1 + learned)  # gather, positions
+        gather = spec.run.tensor_parallel > 1
         if spec.run.logits == "last":
-            ends += 1 + cols(vocab)  # final norm and LM head on each sequence's last row
+            ends += 1 + cols(vocab) + gather  # final norm and LM head on each sequence's last row; the all-gather
         else:
-            ends += rows + rows * cols(vocab)
+            ends += rows + rows * cols(vocab) + rows * gather
         if training:
             ends += 2 * rows + rows * cols(d) + wgrad(d, vocab)  # loss, norm backward, dA; dW
             ends += rows + row_tiles(vocab) + 2 * learned  # scatter, Adam on the table; positions' gradient, Adam

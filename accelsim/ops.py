@@ -312,6 +312,19 @@ _op(
         scan=True,
     )
 )
+# Collectives of a tensor-parallel group: the card's buffer of ``elements``, read from HBM and the result written
+# back; the time is the network's (accelsim.collective_costs). The reduction's adds are not counted.
+for _name in ("all_reduce", "all_gather"):
+    _op(
+        OpSpec(
+            name=_name,
+            category="network",
+            arity=1,
+            shape_doc="(elements,)",
+            default_engines=("network",),
+            splittable=(),
+        )
+    )
 _op(WindowAttentionOp(name="window_attn", splittable=(0, 1)))
 _op(WindowAttentionOp(name="window_attn_grad", passes=2, splittable=(0, 1)))
 _op(DmaOp(name="dma"))

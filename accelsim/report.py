@@ -176,10 +176,11 @@ def compile_report(report: CompileReport) -> str:
 
 
 def generation_report(g: Generation) -> str:
-    """A generation's headline numbers, then each phase's time and engine use, then the memory it needs."""
+    """A generation's headline numbers; each phase's time, share of HBM's peak bandwidth and of the matrix engines'
+    peak MAC rate (what bounds it), busy engines and idle engine-time; the memory it needs."""
     lines = [
-        f"{g.model} on {g.chip}: batch {g.batch}, {g.input_tokens} input and {g.output_tokens} output tokens, "
-        f"{g.dtype}",
+        f"{g.model} on {g.chip if g.cards == 1 else f'{g.cards} x {g.chip} (tensor parallel)'}: batch {g.batch}, "
+        f"{g.input_tokens} input and {g.output_tokens} output tokens, {g.dtype}",
         f"  time to first token   {g.ttft_ms:,.2f} ms",
         f"  time per output token {g.tpot_ms:,.3f} ms",
         f"  latency               {g.latency_ms:,.1f} ms",
@@ -188,15 +189,29 @@ def generation_report(g: Generation) -> str:
     ]
     kinds = list(g.prefill.utilization)
     rows = [
-        (name, f"{p.latency_ms:,.2f}", *(f"{100 * p.utilization[k]:.1f}%" for k in kinds),
-         *(f"{p.idle_ms[k]:,.1f}" for k in kinds))
+        (
+            name,
+            f"{p.latency_ms:,.2f}",
+            f"{100 * p.hbm_bandwidth_utilization:.1f}%",
+            f"{100 * p.matrix_mac_utilization:.1f}%",
+            *(f"{100 * p.utilization[k]:.1f}%" for k in kinds),
+            *(f"{p.idle_ms[k]:,.1f}" for k in kinds),
+        )
         for name, p in (("prefill", g.prefill), ("decode", g.decode))
     ]
-    headers = ["phase", "ms", *(f"{k} busy" for k in kinds), *(f"{k} idle engine-ms" for k in kinds)]
+    headers = [
+        "phase",
+        "ms",
+        "HBM bw",
+        "matrix MACs",
+        *(f"{k} busy" for k in kinds),
+        *(f"{k} idle engine-ms" for k in kinds),
+    ]
     lines.append(table(headers, rows))
     m = g.memory
     lines.append(
-        f"\nmemory: weights {m.weights_gb:.2f} GB + KV cache {m.kv_cache_gb:.2f} GB of {m.hbm_gb:.1f} GB HBM"
+        f"\nmemory{' per card' if g.cards > 1 else ''}: weights {m.weights_gb:.2f} GB + KV cache {m.kv_cache_gb:.2f} GB "
+        f"of {m.hbm_gb:.1f} GB HBM"
         f" ({'fits' if m.fits else 'does not fit'})"
     )
     return "\n".join(lines)

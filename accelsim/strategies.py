@@ -26,7 +26,8 @@ _VECTOR_OPS = ("add", "mul", "exp", "softmax", "layernorm", "gelu", "reduce")
 @st.composite
 def chip_dicts(draw: st.DrawFn, dma: bool | None = None) -> dict:
     """A valid chip profile as the dict its TOML file would parse to: 1-2 matrix engines (systolic, or GPU-style
-    tiled), 1-8 vector cores, optionally a DMA group, engines sharing a unit, launch gaps and imperfect HBM."""
+    tiled), 1-8 vector cores, optionally a DMA group, a network group (as a system adds to its cards), engines
+    sharing a unit, launch gaps and imperfect HBM."""
     rows = draw(st.sampled_from([4, 8, 16, 32, 64, 128]))
     cols = draw(st.sampled_from([4, 8, 16, 32, 64, 128]))
     n_matrix = draw(st.integers(1, 2))
@@ -63,6 +64,17 @@ def chip_dicts(draw: st.DrawFn, dma: bool | None = None) -> dict:
             "count": draw(st.integers(1, 4)),
             "bytes_per_cycle": draw(st.sampled_from([16, 64, 256])),
         }
+    # A card's share of a fabric for tensor-parallel collectives (drawn last in the engines: earlier draws keep their
+    # seeds); every random chip has one, since random workloads may be tensor parallel.
+    engines["net"] = {
+        "kind": "network",
+        "count": 1,
+        "cards": draw(st.sampled_from([2, 4])),
+        "topology": draw(st.sampled_from(["all-to-all", "switch", "ring"])),
+        "link_gbps": draw(st.sampled_from([10.0, 100.0])),
+        "links": draw(st.integers(1, 3)),
+        "latency_us": draw(st.sampled_from([0.0, 2.0])),
+    }
     compiler: dict = {}
     if not gpu_like and draw(st.booleans()):  # a graph compiler of Gaudi's kind, each pass on or off
         compiler = {
@@ -194,6 +206,7 @@ def workload_dicts(draw: st.DrawFn) -> dict:
             d_ff_shared=draw(st.sampled_from([0, 8])),
         )
     if inference and family == "gpt":
+        run["tensor_parallel"] = draw(st.sampled_from([1, 1, 2, 4]))
         if variant in ("softmax", "flash"):
             run["past_tokens"] = draw(st.sampled_from([0, 0, 1, 7, 40]))
         if model["embeddings"]:

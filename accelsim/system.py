@@ -29,7 +29,7 @@ from typing import Annotated, Literal
 from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from .chip import Chip, load_chip
+from .chip import Chip, chip_from_dict, chip_spec_dict, load_chip
 from .config import STRICT, BandwidthGbps, build, read_toml
 from .errors import AccelsimError
 from .limits import MAX_CARDS, MAX_LATENCY_US, MAX_LINKS
@@ -153,6 +153,34 @@ class System:
         if self.spec.nodes == 1:
             return self.node_bisection_gbps
         return (self.spec.nodes // 2) * self.spec.cards_per_node * self.scale_out_gbps_per_card
+
+    def card_chip(self, tensor_parallel: int) -> Chip:
+        """One card of a tensor-parallel group of ``tensor_parallel`` cards inside a node: the system's chip with a
+        network engine group ("net") for the group's collectives on the node's fabric (accelsim.collective_costs).
+        A group larger than a node is refused: it would cross the scale-out network, which tensor parallelism
+        avoids."""
+        n = self.spec.cards_per_node
+        if not 1 <= tensor_parallel <= n:
+            raise AccelsimError(
+                f"tensor parallelism over {tensor_parallel} cards; a node of {self.name} has {n} (1 to {n} allowed)",
+                source=self.source,
+                key="cards",
+            )
+        up = self.spec.scale_up
+        net = {
+            "kind": "network",
+            "count": 1,
+            "cards": tensor_parallel,
+            "topology": up.topology,
+            "link_gbps": up.link_gbps,
+            "links": up.links,
+            "latency_us": up.latency_us,
+            # a dedicated link to every peer: each card sends each its part at once; else NCCL's ring
+            "algorithm": "direct" if up.topology == "all-to-all" else "ring",
+        }
+        data = chip_spec_dict(self.chip)
+        data["engines"]["net"] = net
+        return chip_from_dict(data, self.chip.source)
 
     def summary(self) -> SystemSummary:
         return SystemSummary(

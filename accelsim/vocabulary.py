@@ -15,4 +15,4 @@ DTYPE_BYTES: dict[str, int] = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8"
 #: Engine kinds that run on vector-style (SIMD lanes) cost models.
 VECTOR_LIKE = ("vector", "scalar", "gpsimd")
 #: Every engine kind a task may ask for and a chip may have.
-ENGINE_KINDS = ("matrix", *VECTOR_LIKE, "dma")
+ENGINE_KINDS = ("matrix", *VECTOR_LIKE, "dma", "network")

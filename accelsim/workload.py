@@ -92,6 +92,10 @@ class RunSpec:
     #: The dtype of the matrix products' operands when it differs from dtype: weight GEMMs and attention's matmuls
     #: (so the KV cache too), as Gaudi's fp8 recipe quantizes them; their outputs and every other op stay in dtype.
     matmul_dtype: Dtype | None = None
+    #: Inference on this many cards in tensor parallel (Megatron's column and row splits): the model given is one
+    #: card's shard (accelsim.parallel.shard_model), and each attention and MLP ends in an all-reduce of its output,
+    #: the logits in an all-gather.
+    tensor_parallel: WorkloadSize = 1
 
 
 @pydantic_dataclass(config=STRICT)
@@ -338,6 +342,8 @@ def _check(spec: WorkloadSpec, source: str) -> None:
             fail("run.past_tokens", 'a KV cache is for gpt inference with attention.variant = "softmax" or "flash"')
     if r.matmul_dtype not in (None, r.dtype) and not exact:
         fail("run.matmul_dtype", 'is modelled for attention.variant = "softmax" or "flash" only')
+    if r.tensor_parallel > 1 and (r.mode != "inference" or m.family != "gpt"):
+        fail("run.tensor_parallel", "tensor parallelism is modelled for gpt inference (training: not yet)")
     if r.logits == "last" and (r.mode != "inference" or m.family != "gpt" or not m.embeddings):
         fail("run.logits", '"last" is for gpt inference with embeddings')
     if m.d_ff is None and not 1 <= round(m.d_model * m.mlp_ratio) <= MAX_WORKLOAD_SIZE:

@@ -107,7 +107,7 @@ def test_a_task_only_runs_on_kinds_it_allows():
 
 @pytest.mark.parametrize("op", sorted(OPS))
 def test_every_op_has_a_cost_on_its_default_engine(op):
-    chip = accelsim.load_chip("gaudi2")
+    chip = accelsim.system.load_system("hls-gaudi2").card_chip(8)  # a card with its fabric, for the collectives
     shape = [4] * (OPS[op].arity or 2)
     task = make_task("t", op, shape)
     by_kind = {g.kind: g for g in chip.groups}
