@@ -18,9 +18,9 @@ import numpy as np
 from .chip import (
     Chip,
     DmaEngines,
-    NetworkEngines,
     EngineGroup,
     MatrixEngines,
+    NetworkEngines,
     SystolicMatrixEngines,
     TiledMatrixEngines,
     VectorEngines,

@@ -23,6 +23,7 @@ from scipy.optimize import least_squares
 from .chip import Chip, EngineGroup, MatrixEngines, TiledMatrixEngines, chip_from_dict
 from .config import read_toml
 from .errors import AccelsimError
+from .generation_records import LlmGenerateRecord
 from .resources import resolve
 from .validation import (
     MEASURED,
@@ -124,7 +125,9 @@ def fit(chip: str, records: Measurements | Sequence[Mapping[str, Any]]) -> FitRe
     micro: list[tuple[int, Record]] = [
         (r.line, r.spec)
         for r in m.records
-        if not isinstance(r.spec, ConcurrencyRecord) and r.spec.kind in FITTED_KINDS and r.spec.ms >= MIN_MS
+        if not isinstance(r.spec, ConcurrencyRecord | LlmGenerateRecord)
+        and r.spec.kind in FITTED_KINDS
+        and r.spec.ms >= MIN_MS
     ]
     if len(micro) < len(PARAMS):
         kinds = ", ".join(FITTED_KINDS)

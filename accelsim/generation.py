@@ -27,10 +27,10 @@ from .catalog import Model
 from .chip import Chip, MatrixEngines
 from .errors import AccelsimError
 from .hf_config import parameter_count
-from .parallel import shard_model
-from .resources import shipped_names
 from .lowering import lower
 from .ops import OPS
+from .parallel import shard_model
+from .resources import shipped_names
 from .results import Results
 from .runner import run
 from .system import System, load_system
@@ -150,8 +150,9 @@ def workload_for(
     "fp8" is Gaudi's fp8 recipe (matrix products and the KV cache in fp8, the rest in bf16)."""
     spec = dict(model.require())
     if spec.get("family") != "gpt" or not spec.get("causal", True):
-        raise AccelsimError("generation needs a causal decoder (a text-generation model)", source=model.path,
-                            key="model_type")
+        raise AccelsimError(
+            "generation needs a causal decoder (a text-generation model)", source=model.path, key="model_type"
+        )
     if layers is not None:
         spec["layers"] = layers
     run_spec: dict[str, Any] = {
@@ -185,8 +186,9 @@ def memory_needed(model: Model, batch: int, tokens: int, dtype: str, chip: Chip,
     total = parameter_count(model.require())
     weight_bytes = DTYPE_BYTES["fp8" if dtype == "fp8" else "bf16"]
     weights = (total - embeddings) * weight_bytes + embeddings * DTYPE_BYTES["bf16"]
-    cached = sum(min(tokens, m.sliding_window) if wl.local_layer(i) and m.sliding_window else tokens
-                 for i in range(m.layers))
+    cached = sum(
+        min(tokens, m.sliding_window) if wl.local_layer(i) and m.sliding_window else tokens for i in range(m.layers)
+    )
     kv = 2 * batch * wl.kv_width * cached * weight_bytes  # the fp8 recipe keeps the cache in fp8 too
     hbm = chip.spec.memory.hbm_gb * HBM_GB
     return Memory(weights / GB, kv / GB, hbm / GB, weights + kv <= hbm)
@@ -309,8 +311,8 @@ def generate(
     decode = PassCost(0.0, {kind: 0.0 for kind in prefill.busy}, prefill.engines)  # one output token: no step
     sampled: list[tuple[int, float]] = []
     if steps > 0:
-        points = list(range(input_tokens, input_tokens + steps)) if exact else decode_points(
-            input_tokens, steps, samples
+        points = (
+            list(range(input_tokens, input_tokens + steps)) if exact else decode_points(input_tokens, steps, samples)
         )
         costs = []
         for p in points:
@@ -318,6 +320,7 @@ def generate(
                 progress(f"decode step after {p} positions")
             costs.append(sim.cost(1, p))
         sampled = [(p, c.cycles / hz * 1e3) for p, c in zip(points, costs, strict=True)]
+
         def total(values: list[float]) -> float:
             return interpolated_sum(points, values, input_tokens, steps)
 

@@ -186,8 +186,9 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
         if key in data:
             raise AccelsimError(f"{what} is not modelled", source=source, key=key)
     if model_type in UNSUPPORTED_TYPES:
-        raise AccelsimError(f"{model_type!r} is {UNSUPPORTED_TYPES[model_type]}, not modelled", source=source,
-                            key="model_type")
+        raise AccelsimError(
+            f"{model_type!r} is {UNSUPPORTED_TYPES[model_type]}, not modelled", source=source, key="model_type"
+        )
     if model_type not in FAMILIES:
         raise AccelsimError(
             f"unknown model_type {model_type!r}; known: {', '.join(sorted(FAMILIES))}", source=source, key="model_type"
@@ -314,8 +315,10 @@ def describe(spec: dict[str, Any]) -> str:
     """One line: the architecture in the words its papers use."""
     heads, kv = spec["heads"], spec.get("kv_heads", spec["heads"])
     attention = "MHA" if kv == heads else ("MQA" if kv == 1 else f"GQA {heads}/{kv}")
-    mlp = {"silu": "SwiGLU", "gelu": "GeGLU", "relu": "ReGLU"}[spec["activation"]] if spec["mlp"] == "gated" else (
-        f"{spec['activation'].upper()} MLP"
+    mlp = (
+        {"silu": "SwiGLU", "gelu": "GeGLU", "relu": "ReGLU"}[spec["activation"]]
+        if spec["mlp"] == "gated"
+        else (f"{spec['activation'].upper()} MLP")
     )
     parts = [f"{spec['layers']} layers", f"d_model {spec['d_model']}", attention, mlp, spec["norm"]]
     if spec.get("experts"):

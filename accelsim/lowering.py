@@ -485,17 +485,17 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         if self.wl.spec.run.logits == "last":  # generation: each sequence's last position only
             batch, norm_params = self.batch, self.norm_params
             last = [name for i in self.blocks_holding(self.seq_len - 1, self.seq_len, range(batch)) for name in x[i]]
-            lnf = self.emit(
+            last_norm = self.emit(
                 "head.ln", self.norm, (batch * d_model,), batch * d_model + norm_params, batch * d_model, last, "head"
             )
-            logits = [
+            last_logits = [
                 self.emit(
                     self.label("head.lm", 0, j),
                     "gemm",
                     (batch, d_model, width),
                     (batch * d_model if j == 0 else 0) + d_model * width,
                     batch * width,
-                    [lnf],
+                    [last_norm],
                     "head",
                 )
                 for j, width in enumerate(self.column_tiles(vocab))
@@ -503,7 +503,7 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
             tp = self.wl.spec.run.tensor_parallel
             if tp > 1:  # each card holds a slice of the vocabulary: gather every card's logits
                 n = batch * vocab
-                self.emit("head.lm.allgather", "all_gather", (n,), n, n * tp, logits, "head")
+                self.emit("head.lm.allgather", "all_gather", (n,), n, n * tp, last_logits, "head")
             return x
         lnf = self.row_op("head.ln", self.norm, d_model, _same_block(x), "head", params=self.norm_params)
         logits = self.gemm("head.lm", d_model, vocab, _same_block(lnf), "head", weights=False)
@@ -647,7 +647,14 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         router = self.gemm(f"{g}.router", d, E, _same_block(h), g)
         route = self.row_op(f"{g}.route", "softmax", E, _same_block(router), g)
         gather = self.emit(
-            f"{g}.moe_gather", "copy", (routed * d,), routed * d, routed * d, _all_tasks(route, h), g, per_sequence=False
+            f"{g}.moe_gather",
+            "copy",
+            (routed * d,),
+            routed * d,
+            routed * d,
+            _all_tasks(route, h),
+            g,
+            per_sequence=False,
         )
         up = self.emit(
             f"{g}.experts_up",
@@ -724,16 +731,12 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
             d_mlp = self.mlp_backward(L, g, dy, saved)
             d_attn = self.attention_backward(layer, dy, saved)
             d_ln1 = self.row_op(f"{L}.ln1.dsum", "add", d, lambda i: d_mlp[i] + d_attn[i], g, inputs=2)
-            d_x_branch = self.row_op(
-                f"{L}.ln1.bwd", norm_grad, d, _same_block(d_ln1), g, inputs=2, params=norm_params
-            )
+            d_x_branch = self.row_op(f"{L}.ln1.bwd", norm_grad, d, _same_block(d_ln1), g, inputs=2, params=norm_params)
             ln1_params = self.param_grad(f"{L}.ln1.dparams", norm_params, norm_params, _all_tasks(d_ln1), g)
             self.adam(f"{L}.ln.adam", norm_params, [ln1_params], g)
             return self.row_op(f"{L}.res0.bwd", "add", d, lambda i: d_x_branch[i] + dy[i], g, inputs=2)
         d_ln2 = self.mlp_backward(L, g, dy, saved)
-        d_res1_branch = self.row_op(
-            f"{L}.ln2.bwd", norm_grad, d, _same_block(d_ln2), g, inputs=2, params=norm_params
-        )
+        d_res1_branch = self.row_op(f"{L}.ln2.bwd", norm_grad, d, _same_block(d_ln2), g, inputs=2, params=norm_params)
         ln2_params = self.param_grad(f"{L}.ln2.dparams", norm_params, norm_params, _all_tasks(d_ln2), g)
         d_res1 = self.row_op(f"{L}.res1.bwd", "add", d, lambda i: d_res1_branch[i] + dy[i], g, inputs=2)
         d_ln1 = self.attention_backward(layer, d_res1, saved)
@@ -839,8 +842,10 @@ def estimate_tasks(wl: Workload) -> int:
             groups = {"op": 1, "head": h}.get(spec.lowering.granularity, h * spec.lowering.batch_split)
             if v in ("softmax", "flash"):  # one unit per block of tile_m positions; the keys change no count
                 positions = tile_m if tile and seq % tile_m == 0 else seq
-                table = softmax_ops(positions, seq, wl.d_head, wl.causal, backward) if v == "softmax" else (
-                    flash_ops(positions, seq, seq, wl.d_head)
+                table = (
+                    softmax_ops(positions, seq, wl.d_head, wl.causal, backward)
+                    if v == "softmax"
+                    else (flash_ops(positions, seq, seq, wl.d_head))
                 )
             elif v == "window":
                 positions, table = spec.attention.window, window_ops(spec.attention.window, wl.d_head, backward)

@@ -15,8 +15,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from .outputs import check_output_dir, safe_name, write_failed
 from .generation import Generation
+from .outputs import check_output_dir, safe_name, write_failed
 from .results import Results
 from .trace import busy_engines_by_kind
 
@@ -139,7 +139,10 @@ def idle_chart(results: Sequence[Results]) -> Figure:
 def phase_idle_data(generation: Generation) -> dict[str, dict[str, float]]:
     """Per phase of a generation, each engine kind's idle time (engine-ms summed over the kind) and utilization."""
     return {
-        phase: {**{f"idle_ms.{k}": v for k, v in p.idle_ms.items()}, **{f"util.{k}": v for k, v in p.utilization.items()}}
+        phase: {
+            **{f"idle_ms.{k}": v for k, v in p.idle_ms.items()},
+            **{f"util.{k}": v for k, v in p.utilization.items()},
+        }
         for phase, p in (("prefill", generation.prefill), ("decode", generation.decode))
     }
 

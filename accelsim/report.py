@@ -210,8 +210,8 @@ def generation_report(g: Generation) -> str:
     lines.append(table(headers, rows))
     m = g.memory
     lines.append(
-        f"\nmemory{' per card' if g.cards > 1 else ''}: weights {m.weights_gb:.2f} GB + KV cache {m.kv_cache_gb:.2f} GB "
-        f"of {m.hbm_gb:.1f} GB HBM"
+        f"\nmemory{' per card' if g.cards > 1 else ''}: weights {m.weights_gb:.2f} GB + KV cache "
+        f"{m.kv_cache_gb:.2f} GB of {m.hbm_gb:.1f} GB HBM"
         f" ({'fits' if m.fits else 'does not fit'})"
     )
     return "\n".join(lines)

@@ -826,9 +826,7 @@ def summarize(rows: Sequence[Prediction | GenerationPrediction]) -> dict[str, Er
     out: dict[str, ErrorStats] = {}
     kinds = sorted({r.kind for r in rows})
     for kind in [*kinds, "overall"]:
-        errs = np.array(
-            [abs(r.rel_error) for r in rows if r.counted and (kind == "overall" or r.kind == kind)]
-        )
+        errs = np.array([abs(r.rel_error) for r in rows if r.counted and (kind == "overall" or r.kind == kind)])
         if len(errs):
             out[kind] = ErrorStats(
                 records=int(len(errs)),

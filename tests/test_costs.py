@@ -3,8 +3,8 @@
 import pytest
 
 import accelsim
-from accelsim.config import read_toml
 from accelsim import compute_cycles, estimate_cycles, make_task
+from accelsim.config import read_toml
 from accelsim.ops import OPS
 
 

@@ -202,8 +202,17 @@ def test_the_shipped_measurements_skip_only_their_device_and_done_records():
         (
             (
                 _line(
-                    {"kind": "llm_generate", "chip": "gaudi2", "model": "gpt2-xl", "dtype": "bf16", "batch": 1,
-                     "input_tokens": 8, "output_tokens": 8, "cards": 8, "tokens_per_s": 10.0}
+                    {
+                        "kind": "llm_generate",
+                        "chip": "gaudi2",
+                        "model": "gpt2-xl",
+                        "dtype": "bf16",
+                        "batch": 1,
+                        "input_tokens": 8,
+                        "output_tokens": 8,
+                        "cards": 8,
+                        "tokens_per_s": 10.0,
+                    }
                 ),
             )
             * 3,

@@ -97,8 +97,22 @@ def test_decode_points_and_interpolation():
 
 
 def test_generate_json_has_the_keys_the_issue_names(capsys):
-    code = main(["generate", "--chip", "gaudi2", "--model", "Salesforce/codegen2-1B", "--batch", "2",
-                 "--input-tokens", "16", "--output-tokens", "4", "--json"])
+    code = main(
+        [
+            "generate",
+            "--chip",
+            "gaudi2",
+            "--model",
+            "Salesforce/codegen2-1B",
+            "--batch",
+            "2",
+            "--input-tokens",
+            "16",
+            "--output-tokens",
+            "4",
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     for key in ("ttft_ms", "tpot_ms", "latency_ms", "tokens_per_s"):
@@ -119,16 +133,28 @@ def test_generate_json_has_the_keys_the_issue_names(capsys):
     ],
 )
 def test_generate_refuses_bad_requests_in_one_line(capsys, argv, words):
-    code = main(["generate", "--chip", "gaudi2", "--batch", "1", "--input-tokens", "8", "--output-tokens", "8",
-                 *argv])
+    code = main(["generate", "--chip", "gaudi2", "--batch", "1", "--input-tokens", "8", "--output-tokens", "8", *argv])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and words in err and err.startswith("accelsim: error: ")
 
 
 def test_generate_rejects_a_zero_batch(capsys):
     with pytest.raises(SystemExit) as exit_:
-        main(["generate", "--chip", "gaudi2", "--model", "gpt2-xl", "--batch", "0", "--input-tokens", "8",
-              "--output-tokens", "8"])
+        main(
+            [
+                "generate",
+                "--chip",
+                "gaudi2",
+                "--model",
+                "gpt2-xl",
+                "--batch",
+                "0",
+                "--input-tokens",
+                "8",
+                "--output-tokens",
+                "8",
+            ]
+        )
     assert exit_.value.code == 2 and "from 1 to" in capsys.readouterr().err
 
 
@@ -142,8 +168,23 @@ def test_models_lists_the_catalog_and_shows_one(capsys):
 
 
 def test_plot_draws_a_prefill_and_a_decode_timeline_and_idle_per_phase(capsys, tmp_path):
-    code = main(["plot", "--chip", "gaudi2", "--model", "Salesforce/codegen2-1B", "--batch", "1",
-                 "--input-tokens", "8", "--output-tokens", "4", "--out", str(tmp_path)])
+    code = main(
+        [
+            "plot",
+            "--chip",
+            "gaudi2",
+            "--model",
+            "Salesforce/codegen2-1B",
+            "--batch",
+            "1",
+            "--input-tokens",
+            "8",
+            "--output-tokens",
+            "4",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert any(n.startswith("timeline_prefill") for n in names) and any(n.startswith("timeline_decode") for n in names)

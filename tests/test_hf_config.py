@@ -126,8 +126,14 @@ def test_a_config_json_path_works_like_a_catalog_id(tmp_path):
 
 def test_the_catalog_holds_every_model_the_issue_names():
     ids = set(catalog_ids())
-    for model in ("meta-llama/Llama-3.1-405B", "Qwen/Qwen3-8B", "google-bert/bert-large-uncased",
-                  "google/vit-base-patch16-224", "tiiuae/falcon-180B", "bigcode/starcoder2-3b"):
+    for model in (
+        "meta-llama/Llama-3.1-405B",
+        "Qwen/Qwen3-8B",
+        "google-bert/bert-large-uncased",
+        "google/vit-base-patch16-224",
+        "tiiuae/falcon-180B",
+        "bigcode/starcoder2-3b",
+    ):
         assert model in ids
 
 

@@ -140,7 +140,11 @@ def test_a_lowered_workload_simulates_end_to_end():
         (["experts=4"], "model.experts_per_token", "from 1 to experts"),
         (["experts=4", "experts_per_token=2"], "model.d_ff_expert", "required with experts"),
         (["past_tokens=8", "mode=training"], "run.past_tokens", "KV cache"),
-        (["kv_heads=4", "variant=linear", "chunk=64"], "model.kv_heads", 'for attention.variant = "softmax" or "flash" only'),
+        (
+            ["kv_heads=4", "variant=linear", "chunk=64"],
+            "model.kv_heads",
+            'for attention.variant = "softmax" or "flash" only',
+        ),
         (["variant=flash", "mode=training"], "attention.variant", "inference only"),
         (["variant=hybrid", "linear_heads=13"], "attention.linear_heads", "between 0 and heads"),
         (["batch_split=3"], "lowering.batch_split", "not divisible by batch_split 3"),

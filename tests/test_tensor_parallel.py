@@ -100,8 +100,19 @@ def test_the_compiled_card_runs_its_collectives_on_the_network_engine():
 
 
 def test_generate_on_several_cards_from_the_command_line(capsys):
-    argv = ["generate", "--chip", "gaudi2", "--model", "meta-llama/Llama-2-7b-hf", "--batch", "1",
-            "--input-tokens", "8", "--output-tokens", "4"]
+    argv = [
+        "generate",
+        "--chip",
+        "gaudi2",
+        "--model",
+        "meta-llama/Llama-2-7b-hf",
+        "--batch",
+        "1",
+        "--input-tokens",
+        "8",
+        "--output-tokens",
+        "4",
+    ]
     assert main([*argv, "--cards", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["cards"] == 2 and "network" in out["decode"]["utilization"]
