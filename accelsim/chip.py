@@ -142,7 +142,8 @@ class NetworkEngines:
     network simulation (accelsim.network, accelsim.collectives) gives the whole group's collective on this fabric.
     Every card of the group does the same work at the same time, so one card's timeline stands for all of them."""
 
-    kind: Literal["network"]
+    #: "network": the tensor-parallel group's collectives (inside a node); "data_network": the replicas'.
+    kind: Literal["network", "data_network"]
     count: GroupSize
     cards: GroupSize
     topology: Literal["all-to-all", "switch", "ring"]
@@ -151,6 +152,12 @@ class NetworkEngines:
     links: GroupSize
     latency_us: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
     algorithm: Literal["ring", "direct"] = "ring"
+    #: Cards of the group per node: a group spanning nodes runs its collectives hierarchically (inside each node,
+    #: then across nodes on ``inter_*``, the scale-out network); None: all in one node.
+    cards_per_node: GroupSize | None = None
+    inter_port_gbps: BandwidthGbps | None = None
+    inter_ports: GroupSize = 1
+    inter_latency_us: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] = 0.0
     clock_ghz: ClockGhz | None = None
     shared_unit: str | None = None
 

@@ -312,19 +312,29 @@ _op(
         scan=True,
     )
 )
-# Collectives of a tensor-parallel group: the card's buffer of ``elements``, read from HBM and the result written
-# back; the time is the network's (accelsim.collective_costs). The reduction's adds are not counted.
-for _name in ("all_reduce", "all_gather"):
-    _op(
-        OpSpec(
-            name=_name,
-            category="network",
-            arity=1,
-            shape_doc="(elements,)",
-            default_engines=("network",),
-            splittable=(),
-        )
-    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectiveOp(OpSpec):
+    """A collective over one of a card's parallel groups: the card's buffer of ``elements``, read from HBM and the
+    result written back; its time is the network's (accelsim.collective_costs). The reduction's adds are not
+    counted."""
+
+    collective: str  # accelsim.collectives' name
+    category: str = "network"
+    arity: int = 1
+    shape_doc: str = "(elements,)"
+    splittable: tuple[int, ...] | None = ()
+
+
+for _name, _collective, _kind in (
+    ("all_reduce", "all_reduce", "network"),  # the tensor-parallel group's
+    ("all_gather", "all_gather", "network"),
+    ("grad_all_reduce", "all_reduce", "data_network"),  # data parallelism: a bucket of gradients
+    ("grad_reduce_scatter", "reduce_scatter", "data_network"),  # ZeRO-1: each replica keeps 1/dp of the sum
+    ("param_all_gather", "all_gather", "data_network"),  # ZeRO-1: the updated shards back to every replica
+):
+    _op(CollectiveOp(name=_name, collective=_collective, default_engines=(_kind,)))
 _op(WindowAttentionOp(name="window_attn", splittable=(0, 1)))
 _op(WindowAttentionOp(name="window_attn_grad", passes=2, splittable=(0, 1)))
 _op(DmaOp(name="dma"))

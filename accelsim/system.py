@@ -154,23 +154,33 @@ class System:
             return self.node_bisection_gbps
         return (self.spec.nodes // 2) * self.spec.cards_per_node * self.scale_out_gbps_per_card
 
-    def card_chip(self, tensor_parallel: int) -> Chip:
-        """One card of a tensor-parallel group of ``tensor_parallel`` cards inside a node: the system's chip with a
-        network engine group ("net") for the group's collectives on the node's fabric (accelsim.collective_costs).
-        A group larger than a node is refused: it would cross the scale-out network, which tensor parallelism
-        avoids."""
+    def card_chip(self, tensor_parallel: int, data_parallel: int = 1, nodes: int | None = None) -> Chip:
+        """One card of a layout of ``tensor_parallel`` x ``data_parallel`` cards on ``nodes`` nodes of this system
+        (default: its own), tensor-parallel groups inside a node and the card numbering tensor rank first: the
+        system's chip with two network engine groups, "net" for its tensor group's collectives on the node's
+        fabric and "net_dp" for its data group's (the cards of the same tensor rank in every replica: inside a
+        node on its fabric, across nodes on the scale-out network, hierarchically where a node holds several).
+        A tensor group larger than a node is refused: it would cross the scale-out network."""
         n = self.spec.cards_per_node
-        if not 1 <= tensor_parallel <= n:
+        nodes = self.spec.nodes if nodes is None else nodes
+        if not 1 <= tensor_parallel <= n or n % tensor_parallel:
             raise AccelsimError(
-                f"tensor parallelism over {tensor_parallel} cards; a node of {self.name} has {n} (1 to {n} allowed)",
+                f"tensor parallelism over {tensor_parallel} cards; a node of {self.name} has {n}: a tensor group "
+                f"must fit in a node and divide it (1 to {n}, a divisor of {n})",
                 source=self.source,
                 key="cards",
             )
-        up = self.spec.scale_up
-        net = {
+        replicas_per_node = n // tensor_parallel
+        if data_parallel > replicas_per_node * nodes:
+            raise AccelsimError(
+                f"{tensor_parallel} x {data_parallel} cards do not fit {nodes} node(s) of {n} cards of {self.name}",
+                source=self.source,
+                key="nodes",
+            )
+        up, out = self.spec.scale_up, self.spec.scale_out
+        fabric = {
             "kind": "network",
             "count": 1,
-            "cards": tensor_parallel,
             "topology": up.topology,
             "link_gbps": up.link_gbps,
             "links": up.links,
@@ -178,9 +188,24 @@ class System:
             # a dedicated link to every peer: each card sends each its part at once; else NCCL's ring
             "algorithm": "direct" if up.topology == "all-to-all" else "ring",
         }
-        data = chip_spec_dict(self.chip)
-        data["engines"]["net"] = net
-        return chip_from_dict(data, self.chip.source)
+        data = {**fabric, "kind": "data_network", "cards": data_parallel}
+        if data_parallel > replicas_per_node:
+            if out is None or data_parallel % replicas_per_node:
+                raise AccelsimError(
+                    f"{data_parallel} replicas span nodes of {replicas_per_node}: needs a [scale_out] network and a "
+                    f"multiple of {replicas_per_node} replicas",
+                    source=self.source,
+                    key="scale_out",
+                )
+            data.update(
+                cards_per_node=replicas_per_node,
+                inter_port_gbps=out.ports_per_card * out.port_gbps,
+                inter_latency_us=out.latency_us,
+            )
+        profile = chip_spec_dict(self.chip)
+        profile["engines"]["net"] = {**fabric, "cards": tensor_parallel}
+        profile["engines"]["net_dp"] = data
+        return chip_from_dict(profile, self.chip.source)
 
     def summary(self) -> SystemSummary:
         return SystemSummary(

@@ -15,4 +15,5 @@ DTYPE_BYTES: dict[str, int] = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8"
 #: Engine kinds that run on vector-style (SIMD lanes) cost models.
 VECTOR_LIKE = ("vector", "scalar", "gpsimd")
 #: Every engine kind a task may ask for and a chip may have.
-ENGINE_KINDS = ("matrix", *VECTOR_LIKE, "dma", "network")
+#: network and data_network carry the collectives of a card's tensor-parallel group and of its data-parallel replicas.
+ENGINE_KINDS = ("matrix", *VECTOR_LIKE, "dma", "network", "data_network")
