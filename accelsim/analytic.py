@@ -44,7 +44,11 @@ class Count:
     elements: float = 0.0  # elements moved (read + written) in run.dtype
     low: float = 0.0  # elements read in run.matmul_dtype (a weight product's operands)
 
+    adam: float = 0.0  # parameters Adam updates (a data-parallel bucket's size)
+
     def vec(self, op: str, n: float, reads: float | None = None, writes: float | None = None) -> None:
+        if op == "adam":
+            self.adam += n
         self.flops += _f(op) * n
         self.elements += (n if reads is None else reads) + (n if writes is None else writes)
 
@@ -261,6 +265,15 @@ def _layer(c: Count, wl: Workload, backward: bool, keys: int) -> None:
         c.vec(f"{norm}_grad", T * d, reads=2 * T * d + np_)
         c.vec("reduce", T * np_, writes=np_)
 
+    mode = wl.spec.run.recompute
+    if mode == "full":  # the layer's forward again, before its backward
+        _layer(c, wl, False, keys)
+    elif mode == "selective":  # attention's core and the merge of its heads
+        for v, h in heads.items():
+            _attention(c, wl, v, h, False, keys)
+        c.vec("copy", T * qw)
+    if tensor_parallel:  # the input gradients of the column-parallel products (QKV, MLP up) all-reduced
+        c.vec("all_reduce", 2 * T * d)
     mlp_backward()
     if parallel:
         attention_backward()
@@ -290,14 +303,18 @@ def _ends(c: Count, wl: Workload, training: bool) -> None:
     if m.family == "gpt":
         V = m.vocab or 0
         c.vec("copy", T * d)  # token embedding gather
+        if wl.spec.run.tensor_parallel > 1:  # a vocabulary-parallel table: the gathered rows all-reduced
+            c.vec("all_reduce", T * d)
         if learned:
             c.vec("add", T * d, reads=2 * T * d)  # + positions
         rows = B if wl.spec.run.logits == "last" else T  # logits of every position, or of each last one
         c.vec(norm, rows * d, reads=rows * d + np_)
         c.mm(rows * d * V, rows * d + d * V + rows * V)  # LM head (in run.dtype whatever matmul_dtype says)
         tp = wl.spec.run.tensor_parallel
-        if tp > 1:  # every card's slice of the logits gathered
+        if tp > 1 and not training:  # every card's slice of the logits gathered
             c.vec("all_gather", rows * V, reads=rows * V, writes=rows * V * tp)
+        if tp > 1 and training:  # the rows' softmax statistics, and the logits' input gradient, all-reduced
+            c.vec("all_reduce", T * 2 + T * d)
         if training:
             c.vec("softmax_grad", T * V)  # cross-entropy and its gradient
             c.mm(T * V * d, T * V + V * d + T * d)
@@ -333,6 +350,38 @@ def _ends(c: Count, wl: Workload, training: bool) -> None:
         c.vec("adam", S * d, reads=4 * S * d, writes=3 * S * d)
 
 
+def _buckets(wl: Workload, layer_params: float) -> list[float]:
+    """Parameters of each data-parallel bucket (accelsim.lowering.flush_gradients): the head's, each layer's, the
+    embeddings'."""
+    m = wl.spec.model
+    if not m.embeddings:
+        return [layer_params] * m.layers
+    d, S = m.d_model, wl.seq_len
+    if m.family == "gpt":
+        V = m.vocab or 0
+        head, embed = d * V, V * d + (S * d if m.positions == "learned" else 0)
+    else:
+        cpp = m.channels * (m.patch_size or 0) ** 2
+        head, embed = d * (m.classes or 0), cpp * d + S * d
+    return [head, *[layer_params] * m.layers, embed]
+
+
+def _data_parallel(c: Count, wl: Workload, layer_params: float) -> None:
+    """Each bucket's gradients all-reduced; or under ZeRO-1 reduce-scattered, one Adam over this replica's 1/dp
+    instead of the bucket's updates, and the parameters all-gathered."""
+    run = wl.spec.run
+    dp = run.data_parallel
+    for P in _buckets(wl, layer_params):
+        if not run.zero1:
+            c.vec("grad_all_reduce", P)
+            continue
+        shard = -(-int(P) // dp)
+        c.vec("adam", -P, reads=-4 * P, writes=-3 * P)  # the per-parameter updates it replaces
+        c.vec("grad_reduce_scatter", P, reads=P, writes=shard)
+        c.vec("adam", shard, reads=4 * shard, writes=3 * shard)
+        c.vec("param_all_gather", shard, reads=shard, writes=shard * dp)
+
+
 def analytic_counts(wl: Workload) -> tuple[int, int]:
     """(FLOPs, bytes) of one inference pass or training step of ``wl``."""
     c = Count()
@@ -340,6 +389,7 @@ def analytic_counts(wl: Workload) -> tuple[int, int]:
     _ends(c, wl, training)
     # Layers differ only in how many keys their queries see (a sliding window's local layers): count one layer
     # of each kind, times the layers of that kind.
+    layer_params = 0.0
     for keys, layers in wl.layer_kinds().items():
         layer = Count()
         _layer(layer, wl, False, keys)
@@ -348,6 +398,9 @@ def analytic_counts(wl: Workload) -> tuple[int, int]:
         c.flops += layers * layer.flops
         c.elements += layers * layer.elements
         c.low += layers * layer.low
+        layer_params = layer.adam
+    if training and wl.spec.run.data_parallel > 1:
+        _data_parallel(c, wl, layer_params)
     run = wl.spec.run
     low_bytes = DTYPE_BYTES[run.matmul_dtype or run.dtype]
     return int(round(c.flops)), int(round(c.elements)) * DTYPE_BYTES[run.dtype] + int(round(c.low)) * low_bytes

@@ -19,6 +19,7 @@ heads at the two ends, and the transformer layer that strings them together.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -64,6 +65,8 @@ class SavedActivations:
     merged: TokenRowTasks
     ln2: TokenRowTasks
     act: TokenRowTasks
+    x: TokenRowTasks  # the layer's input (what a full recomputation starts from)
+    split: TokenRowTasks  # the attention's input (what a selective recomputation starts from)
 
 
 def _same_block(rows: TokenRowTasks) -> BlockDeps:
@@ -96,6 +99,10 @@ class _GraphBuilder:
         self.q_width, self.kv_width = wl.q_width, wl.kv_width
         self.norm, self.norm_params = model.norm, wl.norm_params
         self.rotary = model.positions == "rotary"
+        run = spec.run
+        self.tp, self.dp, self.zero1 = run.tensor_parallel, run.data_parallel, run.zero1
+        #: Data parallelism: the Adam updates waiting for their bucket's gradients to be reduced.
+        self.pending: list[tuple[str, int, list[str], str, tuple[int, ...]]] = []
         self.granularity = spec.lowering.granularity
         self.per_tile = self.granularity == "tile"
         self.tile_m, self.tile_n = spec.lowering.tile_m, spec.lowering.tile_n
@@ -285,10 +292,48 @@ class _TrainingUpdates(_GraphBuilder):
         return [self.adam(name, min(step, rows - r) * cols, deps, group, k) for k, r in enumerate(range(0, rows, step))]
 
     def adam(self, name: str, elements: int, deps: list[str], group: str, *idx: int) -> str:
-        """Adam: read weight, gradient and two moments; write weight and moments."""
+        """Adam: read weight, gradient and two moments; write weight and moments. Under data parallelism it waits
+        for its bucket's reduction (``flush_gradients``)."""
+        if self.dp > 1:
+            self.pending.append((name, elements, deps, group, idx))
+            return self.label(name, *idx)
         return self.emit(
             self.label(name, *idx), "adam", (elements,), 4 * elements, 3 * elements, deps, group, per_sequence=False
         )
+
+    def flush_gradients(self, bucket: str) -> None:
+        """Data parallelism: the gradients of the updates waiting (one layer's, the head's, the embeddings') are
+        reduced over the replicas as one bucket as soon as they are all computed, then updated: every update after
+        an all-reduce, or under ZeRO-1 one update of this replica's 1/dp after a reduce-scatter, then an
+        all-gather of the updated parameters."""
+        if not self.pending:
+            return
+        total = sum(elements for _, elements, _, _, _ in self.pending)
+        deps = [d for _, _, waits, _, _ in self.pending for d in waits]
+        group = self.pending[0][3]
+        if not self.zero1:
+            reduced = self.emit(
+                f"{bucket}.grad_allreduce", "grad_all_reduce", (total,), total, total, deps, group, per_sequence=False
+            )
+            for name, elements, _, g, idx in self.pending:
+                self.emit(
+                    self.label(name, *idx), "adam", (elements,), 4 * elements, 3 * elements, [reduced], g,
+                    per_sequence=False,
+                )
+        else:
+            shard = -(-total // self.dp)
+            scattered = self.emit(
+                f"{bucket}.grad_reducescatter", "grad_reduce_scatter", (total,), total, shard, deps, group,
+                per_sequence=False,
+            )
+            update = self.emit(
+                f"{bucket}.adam", "adam", (shard,), 4 * shard, 3 * shard, [scattered], group, per_sequence=False
+            )
+            self.emit(
+                f"{bucket}.param_allgather", "param_all_gather", (shard,), shard, shard * self.dp, [update], group,
+                per_sequence=False,
+            )
+        self.pending = []
 
 
 class _Attention(_TokenRowOps):
@@ -336,10 +381,13 @@ class _Attention(_TokenRowOps):
             return spec.window, window_ops(spec.window, self.d_head, backward)
         return spec.chunk, linear_ops(spec.chunk, self.d_head, causal, backward)
 
-    def attention(self, layer: int, inputs: TokenRowTasks, backward: bool) -> list[AttentionOutput]:
-        """Emit every head group's units; return the final tasks with the batch elements and positions written."""
+    def attention(
+        self, layer: int, inputs: TokenRowTasks, backward: bool, tag: str | None = None
+    ) -> list[AttentionOutput]:
+        """Emit every head group's units; return the final tasks with the batch elements and positions written.
+        ``tag`` names the pass (default fwd or bwd; a recomputation's differs)."""
         outputs: list[AttentionOutput] = []
-        tag = "bwd" if backward else "fwd"
+        tag = tag or ("bwd" if backward else "fwd")
         groups = self.head_groups()
         split_batch = len(groups) > len({tuple(heads) for _, heads, _ in groups})
         group = f"L{layer}.attn.{tag}"
@@ -445,6 +493,7 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         d_model, family = self.d_model, self.wl.spec.model.family
         if family == "gpt":
             tokens = self.row_op("embed.gather", "copy", d_model, _no_deps, "embed")
+            tokens = self.all_reduce("embed", tokens, "embed")  # a vocabulary-parallel table: each card's rows
             if self.wl.spec.model.positions != "learned":
                 return tokens
             return self.row_op("embed.pos", "add", d_model, _same_block(tokens), "embed", inputs=2)
@@ -508,7 +557,7 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         lnf = self.row_op("head.ln", self.norm, d_model, _same_block(x), "head", params=self.norm_params)
         logits = self.gemm("head.lm", d_model, vocab, _same_block(lnf), "head", weights=False)
         tp = self.wl.spec.run.tensor_parallel
-        if tp > 1:
+        if tp > 1 and not training:
             return [
                 [self.emit(self.label("head.lm.allgather", i), "all_gather", (n,), n, n * tp, logits[i], "head")]
                 for i in range(len(self.row_blocks))
@@ -516,8 +565,13 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
             ]
         if not training:
             return logits
+        if tp > 1:  # vocabulary-parallel cross-entropy: the rows' max and sum all-reduced, not the logits
+            stats = self.row_op("head.loss.allreduce", "all_reduce", 2, _same_block(logits), "head")
+            logits = [logits[i] + stats[i] for i in range(len(logits))]
         loss = self.row_op("head.loss", "softmax_grad", vocab, _same_block(logits), "head")
-        d_lnf = self.gemm("head.lm.dA", vocab, d_model, _same_block(loss), "head", weights=False)
+        d_lnf = self.all_reduce(
+            "head.lm.dA", self.gemm("head.lm.dA", vocab, d_model, _same_block(loss), "head", weights=False), "head"
+        )
         self.weight_grad("head.lm.dW", d_model, self.batch * self.seq_len, vocab, _all_tasks(lnf, loss), "head")
         return self.row_op(
             "head.ln.bwd", f"{self.norm}_grad", d_model, _same_block(d_lnf), "head", inputs=2, params=self.norm_params
@@ -584,26 +638,42 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
     """A pre-layernorm transformer layer forward and backward, and the whole model: embeddings, layers, head,
     then in training the layers' backward passes in reverse and the embeddings' update."""
 
-    def layer_forward(self, layer: int, x: TokenRowTasks) -> tuple[TokenRowTasks, SavedActivations]:
+    def layer_forward(self, layer: int, x: TokenRowTasks, tag: str = "") -> tuple[TokenRowTasks, SavedActivations]:
+        """The layer's forward pass; ``tag`` names a second emission of it (a recomputation)."""
         d, qw, kvw = self.d_model, self.q_width, self.kv_width
-        g = f"L{layer}"
+        g = f"L{layer}{tag}"
         ln1 = self.row_op(f"{g}.ln1", self.norm, d, _same_block(x), g, params=self.norm_params)
         qkv = self.gemm(f"{g}.qkv", d, qw + 2 * kvw, _same_block(ln1), g)
         split = self.row_op(f"{g}.split_heads", "copy", qw + 2 * kvw, _same_block(qkv), g)
         if self.rotary:  # on the queries and keys
             split = self.row_op(f"{g}.rope", "rope", qw + kvw, _same_block(split), g)
-        outputs = self.attention(layer, split, backward=False)
+        outputs = self.attention(layer, split, backward=False, tag="fwd" + tag)
         merged = self.merge_heads(f"{g}.merge_heads", qw, outputs, g)
         proj = self.all_reduce(f"{g}.proj", self.gemm(f"{g}.proj", qw, d, _same_block(merged), g), g)
         if self.wl.spec.model.parallel_block:  # the MLP reads the same normalised input; one residual add
             down, act = self.mlp(g, ln1)
             out = self.row_op(f"{g}.res", "add", d, lambda i: proj[i] + down[i] + x[i], g, inputs=3)
-            return out, SavedActivations(ln1=ln1, merged=merged, ln2=ln1, act=act)
+            return out, SavedActivations(ln1=ln1, merged=merged, ln2=ln1, act=act, x=x, split=split)
         res1 = self.row_op(f"{g}.res1", "add", d, lambda i: proj[i] + x[i], g, inputs=2)
         ln2 = self.row_op(f"{g}.ln2", self.norm, d, _same_block(res1), g, params=self.norm_params)
         down, act = self.mlp(g, ln2)
         out = self.row_op(f"{g}.res2", "add", d, lambda i: down[i] + res1[i], g, inputs=2)
-        return out, SavedActivations(ln1=ln1, merged=merged, ln2=ln2, act=act)
+        return out, SavedActivations(ln1=ln1, merged=merged, ln2=ln2, act=act, x=x, split=split)
+
+    def recompute(self, layer: int, saved: SavedActivations, dy: TokenRowTasks) -> SavedActivations:
+        """The activations the layer's backward reads, recomputed once its gradient has arrived (so that they need
+        not be kept): the whole forward pass ("full"), or attention's core and the merge of its heads
+        ("selective")."""
+        mode = self.wl.spec.run.recompute
+        if mode == "none":
+            return saved
+        if mode == "full":
+            start = [saved.x[i] + dy[i] for i in range(len(dy))]
+            return self.layer_forward(layer, start, tag=".rc")[1]
+        start = [saved.split[i] + dy[i] for i in range(len(dy))]
+        outputs = self.attention(layer, start, backward=False, tag="fwd.rc")
+        merged = self.merge_heads(f"L{layer}.rc.merge_heads", self.q_width, outputs, f"L{layer}.rc")
+        return dataclasses.replace(saved, merged=merged)
 
     def mlp(self, g: str, h: TokenRowTasks) -> tuple[TokenRowTasks, TokenRowTasks]:
         """The MLP (dense, or routed experts plus an optional shared one) on ``h``: (its output, the input of its
@@ -702,7 +772,7 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         d_up = self.row_op(f"{L}.{model.activation}.bwd", act_grad, d_ff, _same_block(d_act), g, inputs=2)
         if gated:
             d_up = [d_up[i] + d_upside[i] for i in range(len(d_up))]
-        d_in = self.gemm(f"{L}.mlp_up.dA", width, d, _same_block(d_up), g)
+        d_in = self.all_reduce(f"{L}.mlp_up.dA", self.gemm(f"{L}.mlp_up.dA", width, d, _same_block(d_up), g), g)
         self.weight_grad(f"{L}.mlp_up.dW", d, tokens, width, _all_tasks(saved.ln2, d_up), g)
         return d_in
 
@@ -718,7 +788,7 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         d_qkv = self.merge_heads(f"{L}.merge_dqkv", qw + 2 * kvw, outputs, g)
         if self.rotary:
             d_qkv = self.row_op(f"{L}.rope.bwd", "rope_grad", qw + kvw, _same_block(d_qkv), g)
-        d_ln1 = self.gemm(f"{L}.qkv.dA", qw + 2 * kvw, d, _same_block(d_qkv), g)
+        d_ln1 = self.all_reduce(f"{L}.qkv.dA", self.gemm(f"{L}.qkv.dA", qw + 2 * kvw, d, _same_block(d_qkv), g), g)
         self.weight_grad(f"{L}.qkv.dW", d, tokens, qw + 2 * kvw, _all_tasks(saved.ln1, d_qkv), g)
         return d_ln1
 
@@ -755,15 +825,18 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
             saved.append(activations)
         if model.embeddings:
             dy = self.head_forward(x, training)
+            self.flush_gradients("head")
         elif training:
             dy = self.row_op("output", "copy", self.d_model, _same_block(x), "output")
         else:
             dy = x
         if training:
             for layer in reversed(range(model.layers)):
-                dy = self.layer_backward(layer, dy, saved[layer])
+                dy = self.layer_backward(layer, dy, self.recompute(layer, saved[layer], dy))
+                self.flush_gradients(f"L{layer}")
             if model.embeddings:
                 self.embed_backward(dy)
+                self.flush_gradients("embed")
         graph = TaskGraph(self.tasks, name=wl.name, source=wl.source)
         graph.meta.update(wl.summary().to_dict())
         return graph
@@ -871,9 +944,15 @@ def estimate_tasks(wl: Workload) -> int:
     # norm, QKV, split (rope), attention, merge, projection; then the residual add(s) and the second norm
     forward = rows * (1 + cols(qw + 2 * kvw) + 1 + rotary + 1 + cols(d)) + attention(False) + mlp
     forward += rows * (1 if parallel else 3)
-    forward += 2 * rows if spec.run.tensor_parallel > 1 else 0  # the all-reduces
+    tp, run = spec.run.tensor_parallel > 1, spec.run
+    forward += 2 * rows if tp else 0  # the all-reduces
     per_layer = forward
     if training:
+        per_layer += 2 * rows if tp else 0  # the input gradients' all-reduces
+        if run.recompute == "full":
+            per_layer += forward
+        elif run.recompute == "selective":
+            per_layer += attention(False) + rows  # attention's core and the merge of its heads
         width = 2 * dff if gated else dff
         mlp_bwd = rows * (cols(dff) + 2 * gated + 1 + cols(d)) + wgrad(dff, d) + wgrad(d, width)
         attn_bwd = rows * (cols(qw) + 1 + 1 + rotary + cols(d)) + wgrad(qw, d) + wgrad(d, qw + 2 * kvw)
@@ -887,8 +966,8 @@ def estimate_tasks(wl: Workload) -> int:
     elif model.family == "gpt":
         vocab = wl.vocab
         learned = model.positions == "learned"
-        ends = rows * (1 + learned)  # gather, positions
-        gather = spec.run.tensor_parallel > 1
+        ends = rows * (1 + learned + tp)  # gather, (its all-reduce,) positions
+        gather = tp and not training
         if spec.run.logits == "last":
             ends += 1 + cols(vocab) + gather  # final norm and LM head on each sequence's last row; the all-gather
         else:
@@ -896,10 +975,24 @@ def estimate_tasks(wl: Workload) -> int:
         if training:
             ends += 2 * rows + rows * cols(d) + wgrad(d, vocab)  # loss, norm backward, dA; dW
             ends += rows + row_tiles(vocab) + 2 * learned  # scatter, Adam on the table; positions' gradient, Adam
+            ends += 2 * rows if tp else 0  # the softmax statistics' and dA's all-reduces
     else:
         patch_rows = batch * wl.patches
         ends = 1 + row_tiles(patch_rows) * cols(d) + rows + 3  # patchify, patch GEMM, positions; the head
         if training:
             ends += 5 + rows  # loss, dA, dW, Adam, layernorm backward; the gradient back to the tokens
             ends += wgrad(wl.patch_elements, d) + 2  # the patch GEMM's dW and Adam; positions' gradient, Adam
-    return ends + model.layers * per_layer
+    total = ends + model.layers * per_layer
+    if training and run.data_parallel > 1:  # a reduction per bucket; under ZeRO-1 it replaces the bucket's Adams
+        if model.family == "gpt":
+            vocab_adams = row_tiles(wl.vocab) + (model.positions == "learned")
+            end_adams = [row_tiles(d) * cols(wl.vocab), vocab_adams]  # the head's, the embeddings'
+        else:
+            end_adams = [1, row_tiles(wl.patch_elements) * cols(d) + 1]
+        width = 2 * dff if gated else dff
+        layer_adams = 1 + sum(
+            row_tiles(k) * cols(n) for k, n in ((dff, d), (d, width), (qw, d), (d, qw + 2 * kvw))
+        )
+        buckets = [layer_adams] * model.layers + (end_adams if model.embeddings else [])
+        total += sum(3 - adams if run.zero1 else 1 for adams in buckets)
+    return total

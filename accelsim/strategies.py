@@ -75,6 +75,7 @@ def chip_dicts(draw: st.DrawFn, dma: bool | None = None) -> dict:
         "links": draw(st.integers(1, 3)),
         "latency_us": draw(st.sampled_from([0.0, 2.0])),
     }
+    engines["net_dp"] = {**engines["net"], "kind": "data_network", "cards": draw(st.sampled_from([2, 8]))}
     compiler: dict = {}
     if not gpu_like and draw(st.booleans()):  # a graph compiler of Gaudi's kind, each pass on or off
         compiler = {
@@ -205,8 +206,13 @@ def workload_dicts(draw: st.DrawFn) -> dict:
             d_ff_expert=draw(st.integers(1, 24)),
             d_ff_shared=draw(st.sampled_from([0, 8])),
         )
-    if inference and family == "gpt":
+    if family == "gpt":
         run["tensor_parallel"] = draw(st.sampled_from([1, 1, 2, 4]))
+    if not inference:
+        run["data_parallel"] = draw(st.sampled_from([1, 1, 2, 3]))
+        run["zero1"] = run["data_parallel"] > 1 and draw(st.booleans())
+        run["recompute"] = draw(st.sampled_from(["none", "selective", "full"]))
+    if inference and family == "gpt":
         if variant in ("softmax", "flash"):
             run["past_tokens"] = draw(st.sampled_from([0, 0, 1, 7, 40]))
         if model["embeddings"]:

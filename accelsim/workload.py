@@ -92,10 +92,18 @@ class RunSpec:
     #: The dtype of the matrix products' operands when it differs from dtype: weight GEMMs and attention's matmuls
     #: (so the KV cache too), as Gaudi's fp8 recipe quantizes them; their outputs and every other op stay in dtype.
     matmul_dtype: Dtype | None = None
-    #: Inference on this many cards in tensor parallel (Megatron's column and row splits): the model given is one
-    #: card's shard (accelsim.parallel.shard_model), and each attention and MLP ends in an all-reduce of its output,
-    #: the logits in an all-gather.
+    #: This many cards in tensor parallel (Megatron's column and row splits): the model given is one card's shard
+    #: (accelsim.parallel.shard_model); each attention and MLP all-reduces its output (and in training its input's
+    #: gradient), the vocabulary-parallel embedding its rows, and generation gathers the logits.
     tensor_parallel: WorkloadSize = 1
+    #: Training on this many replicas: each layer's gradients (a bucket) are all-reduced as soon as its backward is
+    #: done, overlapping the layers still to go; with zero1, reduce-scattered instead, each replica updating 1/dp
+    #: of the parameters and all-gathering them (ZeRO stage 1).
+    data_parallel: WorkloadSize = 1
+    zero1: StrictBool = False
+    #: Training: recompute activations in the backward pass instead of keeping them: "selective" recomputes
+    #: attention's core (Korthikanti et al. 2022), "full" each layer's whole forward pass.
+    recompute: Literal["none", "selective", "full"] = "none"
 
 
 @pydantic_dataclass(config=STRICT)
@@ -342,8 +350,14 @@ def _check(spec: WorkloadSpec, source: str) -> None:
             fail("run.past_tokens", 'a KV cache is for gpt inference with attention.variant = "softmax" or "flash"')
     if r.matmul_dtype not in (None, r.dtype) and not exact:
         fail("run.matmul_dtype", 'is modelled for attention.variant = "softmax" or "flash" only')
-    if r.tensor_parallel > 1 and (r.mode != "inference" or m.family != "gpt"):
-        fail("run.tensor_parallel", "tensor parallelism is modelled for gpt inference (training: not yet)")
+    if r.tensor_parallel > 1 and m.family != "gpt":
+        fail("run.tensor_parallel", "tensor parallelism is modelled for gpt models")
+    if r.mode != "training":
+        for key, value in (("data_parallel", r.data_parallel > 1), ("zero1", r.zero1), ("recompute", r.recompute != "none")):
+            if value:
+                fail(f"run.{key}", "is for training (run.mode = \"training\")")
+    if r.zero1 and r.data_parallel == 1:
+        fail("run.zero1", "shards the optimizer over replicas: needs run.data_parallel > 1")
     if r.logits == "last" and (r.mode != "inference" or m.family != "gpt" or not m.embeddings):
         fail("run.logits", '"last" is for gpt inference with embeddings')
     if m.d_ff is None and not 1 <= round(m.d_model * m.mlp_ratio) <= MAX_WORKLOAD_SIZE:

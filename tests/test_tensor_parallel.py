@@ -48,7 +48,8 @@ def test_each_layer_all_reduces_its_attention_and_mlp_outputs_and_the_logits_are
     model = sharded(load_model("meta-llama/Llama-2-7b-hf"), 4)
     graph = lower(workload_for(model, 2, 1, 16, "bf16", layers=3, tensor_parallel=4))
     reduces = [t for t in graph.tasks if t.op == "all_reduce"]
-    assert len(reduces) == 2 * 3 and all(t.shape == (2 * 4096,) for t in reduces)  # 2 sequences x d_model
+    # two per layer, and the vocabulary-parallel embedding's rows; each 2 sequences x d_model
+    assert len(reduces) == 2 * 3 + 1 and all(t.shape == (2 * 4096,) for t in reduces)
     (gather,) = [t for t in graph.tasks if t.op == "all_gather"]
     assert gather.shape == (2 * 8000,) and gather.bytes_written == 4 * gather.bytes_read  # 32000 / 4 per card
 
@@ -97,8 +98,8 @@ def test_the_compiled_card_runs_its_collectives_on_the_network_engine():
     chip = load_system("hls-gaudi2").card_chip(4)
     graph = compile_graph(lower(workload_for(model, 1, 1, 8, "bf16", layers=1, tensor_parallel=4)), chip).graph
     results = accelsim.run(chip, graph)
-    network = {e.name: e.tasks for e in results.engines if e.kind == "network"}
-    assert network == {"net0": 3}  # two all-reduces and the logits' all-gather
+    network = {e.name: e.tasks for e in results.engines if e.kind in ("network", "data_network")}
+    assert network == {"net0": 4, "net_dp0": 0}  # the embedding's and two all-reduces, the logits' gather
 
 
 def test_generate_on_several_cards_from_the_command_line(capsys):
