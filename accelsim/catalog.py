@@ -107,10 +107,16 @@ def _entry(path: Path) -> dict[str, Any]:
 def model_workload(id_or_path: str, overrides: list[str] | None = None) -> Workload:
     """A workload of a catalog model (one inference pass of batch 1 x 128 tokens, or one image, unless ``overrides``
     say otherwise: ``seq_len=1024``, ``mode=training``), validated as a workload file is."""
+    data, source = model_workload_data(id_or_path, overrides)
+    return workload_from_dict(data, source)
+
+
+def model_workload_data(id_or_path: str, overrides: list[str] | None = None) -> tuple[dict[str, Any], str]:
+    """model_workload's dict and source, before validation."""
     model = load_model(id_or_path)
     spec = dict(model.require())
     run: dict[str, Any] = {"batch": 1} if spec["family"] == "vit" else {"batch": 1, "seq_len": 128}
     data: dict[str, Any] = {"name": model.id, "model": spec, "run": run}
     for item in overrides or []:
         apply_override(data, item, model.path)
-    return workload_from_dict(data, model.path)
+    return data, model.path

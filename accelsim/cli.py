@@ -10,14 +10,15 @@ from dataclasses import asdict, dataclass
 
 from . import run as run_graph
 from .analytic import analytic_counts
-from .catalog import catalog_ids, load_model, model_workload
-from .chip import load_chip
+from .catalog import catalog_ids, load_model, model_workload, model_workload_data
+from .chip import Chip, load_chip
 from .compare import compare
 from .compiler import compile_graph, compiler_warnings
 from .errors import AccelsimError
 from .graph import TaskGraph, load_graph
 from .lowering import lower
 from .outputs import check_output_dir, check_output_file, safe_name
+from .parallel import Layout
 from .registry import get_scheduler, load_plugin, scheduler_names
 from .report import (
     chips_report,
@@ -32,12 +33,24 @@ from .report import (
 from .resources import shipped_names
 from .system import load_system
 from .trace import write_chrome_trace
-from .workload import WorkloadSummary, load_workload
+from .workload import WorkloadSummary, load_workload, workload_data
 
 
-def _add_inputs(sp: argparse.ArgumentParser, chip_help: str) -> None:
-    """The options every simulating command shares: what to run, on which chip, with which plugins."""
-    sp.add_argument("--chip", required=True, help=chip_help)
+def _add_inputs(sp: argparse.ArgumentParser, chip_help: str, system: bool = False) -> None:
+    """The options every simulating command shares: what to run, on which chip (or system), with which plugins."""
+    sp.add_argument("--chip", required=not system, help=chip_help)
+    if system:
+        sp.add_argument(
+            "--system",
+            help="a system of many cards (accelsim systems) instead of --chip: one card of --parallel's layout is "
+            "simulated, standing for all (every card does the same work at the same time)",
+        )
+        sp.add_argument(
+            "--parallel",
+            metavar="tp=T,pp=P,dp=D",
+            help="with --system: tensor, pipeline and data parallel degrees; their product is the cards, whole nodes "
+            "(default: tensor parallel over one node); --set batch is each replica's sequences",
+        )
     what = sp.add_mutually_exclusive_group(required=True)
     what.add_argument("--workload", help="shipped workload name or path to a .toml workload")
     what.add_argument("--graph", help="hand-written task graph file (.toml)")
@@ -107,8 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     systems.add_argument("name", nargs="?", help="shipped name or path to a .toml system")
     systems.add_argument("--json", action="store_true")
 
-    run = sub.add_parser("run", help="simulate a workload or a task graph on a chip")
-    _add_inputs(run, "shipped chip name or path to a .toml profile")
+    run = sub.add_parser("run", help="simulate a workload or a task graph on a chip, or on a system of many cards")
+    _add_inputs(run, "shipped chip name or path to a .toml profile", system=True)
     run.add_argument("--scheduler", default="first-free", help="registered scheduler name")
     run.add_argument("--trace", help="write a Chrome trace (Perfetto, chrome://tracing) to this path")
     run.add_argument("--json", action="store_true", help="print one JSON object with every task's placement")
@@ -117,8 +130,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_inputs(cpl, "shipped chip name or path to a .toml profile")
     cpl.add_argument("--json", action="store_true")
 
-    cmp = sub.add_parser("compare", help="compare schedulers on one chip and workload")
-    _add_inputs(cmp, "shipped chip name or path to a .toml profile")
+    cmp = sub.add_parser("compare", help="compare schedulers on one chip (or a system's card) and workload")
+    _add_inputs(cmp, "shipped chip name or path to a .toml profile", system=True)
     cmp.add_argument("--schedulers", default="naive,balanced,heft", help="comma-separated registered names")
     cmp.add_argument("--json", action="store_true")
 
@@ -197,6 +210,14 @@ def _graph(args: argparse.Namespace) -> TaskGraph:
         if args.set:
             raise AccelsimError("--set overrides workload fields; it cannot be used with --graph", key="--set")
         return load_graph(args.graph)
+    items = _overrides(args)
+    if args.model:
+        return lower(model_workload(args.model, items))
+    return lower(load_workload(args.workload, items))
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """--set's workload overrides (a chip key there is an error: chips are set in their profiles)."""
     items = []
     for item in args.set:
         if item.strip().startswith("chip."):
@@ -206,20 +227,52 @@ def _graph(args: argparse.Namespace) -> TaskGraph:
                 key=item.split("=")[0],
             )
         items.append(item.strip().removeprefix("workload."))  # the prefix a sweep's --set uses is taken here too
-    if args.model:
-        return lower(model_workload(args.model, items))
-    return lower(load_workload(args.workload, items))
+    return items
+
+
+def _target(args: argparse.Namespace) -> tuple[Chip, TaskGraph, bool]:
+    """The chip (a system's card, with its networks) and graph a run or compare simulates, and whether it is a
+    system's."""
+    system = getattr(args, "system", None)
+    if system is None:
+        if getattr(args, "parallel", None):
+            raise AccelsimError("--parallel lays a workload out on a system: give --system", key="--parallel")
+        if args.chip is None:
+            raise AccelsimError("give --chip (one chip) or --system (many cards)", key="--chip")
+        return load_chip(args.chip), _graph(args), False
+    if args.chip is not None:
+        raise AccelsimError("give --chip or --system, not both (a system names its chip)", key="--chip")
+    if args.graph:
+        raise AccelsimError("a system runs a workload (--workload or --model), not a task graph", key="--graph")
+    from .system_run import place
+
+    loaded = load_system(system)
+    layout = Layout.parse(args.parallel) if args.parallel else Layout(tp=loaded.spec.cards_per_node)
+    items = _overrides(args)
+    data, source = model_workload_data(args.model, items) if args.model else workload_data(args.workload, items)
+    placement = place(loaded, layout, data, source)
+    return placement.chip, lower(placement.workload), True
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
-    chip = load_chip(args.chip)
-    graph = _graph(args)
+    chip, graph, on_system = _target(args)
     names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
     if not names:
         raise AccelsimError("name at least one scheduler", key="--schedulers")
     result = compare(chip, graph, names)
     _warn_of(result.graph)
-    print(json.dumps(result.to_dict()) if args.json else compare_report(result))
+    if not on_system:
+        print(json.dumps(result.to_dict()) if args.json else compare_report(result))
+        return
+    from .system_run import communication
+
+    comms = {r.scheduler: communication(r) for r in result.results}
+    if args.json:
+        print(json.dumps({**result.to_dict(), "communication": {k: v.to_dict() for k, v in comms.items()}}))
+        return
+    print(compare_report(result))
+    for name, c in comms.items():
+        print(_communication_line(name, c))
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
@@ -455,19 +508,40 @@ def _warn_of(graph: TaskGraph) -> None:
         print(f"accelsim: warning: {w}", file=sys.stderr)
 
 
+def _communication_line(label: str, c: object) -> str:
+    from .system_run import Communication
+
+    assert isinstance(c, Communication)
+    names = {"network": "tensor group", "data_network": "replicas"}
+    nets = ", ".join(f"{names.get(k, k)} {v:.1%}" for k, v in c.network_utilization.items())
+    return (
+        f"{label}: step {c.step_ms:,.3f} ms per card; collectives {c.communication_ms:,.3f} ms, "
+        f"{c.exposed_ms:,.3f} ms exposed and {c.hidden_ms:,.3f} ms hidden under computation; network busy: {nets}"
+    )
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     if args.trace:
         check_output_file(args.trace, "--trace")  # before the simulation, not after it
-    chip = load_chip(args.chip)
-    graph = _graph(args)
+    chip, graph, on_system = _target(args)
     results = run_graph(chip, graph, args.scheduler)
     _warn_of(results.graph)
     if args.trace:
         write_chrome_trace(results, args.trace)
+    comms = None
+    if on_system:
+        from .system_run import communication
+
+        comms = communication(results)
     if args.json:
-        print(json.dumps(results.to_dict(tasks=True)))
+        out = results.to_dict(tasks=True)
+        if comms is not None:
+            out["communication"] = comms.to_dict()
+        print(json.dumps(out))
     else:
         print(run_report(results))
+        if comms is not None:
+            print("\n" + _communication_line("communication", comms))
         if args.trace:
             print(f"\ntrace written to {args.trace}")
 

@@ -25,6 +25,7 @@ from .config import read_toml
 from .errors import AccelsimError
 from .generation_records import LlmGenerateRecord
 from .resources import resolve
+from .train_records import TrainStepRecord
 from .validation import (
     MEASURED,
     MIN_MS,
@@ -125,7 +126,7 @@ def fit(chip: str, records: Measurements | Sequence[Mapping[str, Any]]) -> FitRe
     micro: list[tuple[int, Record]] = [
         (r.line, r.spec)
         for r in m.records
-        if not isinstance(r.spec, ConcurrencyRecord | LlmGenerateRecord)
+        if not isinstance(r.spec, ConcurrencyRecord | LlmGenerateRecord | TrainStepRecord)
         and r.spec.kind in FITTED_KINDS
         and r.spec.ms >= MIN_MS
     ]

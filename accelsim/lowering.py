@@ -218,6 +218,13 @@ class _TokenRowOps(_GraphBuilder):
             )
         return out
 
+    def all_reduce(self, name: str, partial: TokenRowTasks, g: str) -> TokenRowTasks:
+        """Under tensor parallelism, the row-parallel product's partial sums all-reduced over the cards (one task
+        per row block, of the block's d_model columns); the product itself otherwise."""
+        if self.wl.spec.run.tensor_parallel == 1:
+            return partial
+        return self.row_op(f"{name}.allreduce", "all_reduce", self.d_model, _same_block(partial), g)
+
 
 class _Gemms(_GraphBuilder):
     """Activation x weight products, tiled over row blocks and output column tiles; the first tile to use an
@@ -317,20 +324,38 @@ class _TrainingUpdates(_GraphBuilder):
             )
             for name, elements, _, g, idx in self.pending:
                 self.emit(
-                    self.label(name, *idx), "adam", (elements,), 4 * elements, 3 * elements, [reduced], g,
+                    self.label(name, *idx),
+                    "adam",
+                    (elements,),
+                    4 * elements,
+                    3 * elements,
+                    [reduced],
+                    g,
                     per_sequence=False,
                 )
         else:
             shard = -(-total // self.dp)
             scattered = self.emit(
-                f"{bucket}.grad_reducescatter", "grad_reduce_scatter", (total,), total, shard, deps, group,
+                f"{bucket}.grad_reducescatter",
+                "grad_reduce_scatter",
+                (total,),
+                total,
+                shard,
+                deps,
+                group,
                 per_sequence=False,
             )
             update = self.emit(
                 f"{bucket}.adam", "adam", (shard,), 4 * shard, 3 * shard, [scattered], group, per_sequence=False
             )
             self.emit(
-                f"{bucket}.param_allgather", "param_all_gather", (shard,), shard, shard * self.dp, [update], group,
+                f"{bucket}.param_allgather",
+                "param_all_gather",
+                (shard,),
+                shard,
+                shard * self.dp,
+                [update],
+                group,
                 per_sequence=False,
             )
         self.pending = []
@@ -684,13 +709,6 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
             return self.all_reduce(f"{g}.mlp", down, g), act
         return self.all_reduce(f"{g}.moe", self.moe(g, h), g), []
 
-    def all_reduce(self, name: str, partial: TokenRowTasks, g: str) -> TokenRowTasks:
-        """Under tensor parallelism, the row-parallel product's partial sums all-reduced over the cards (one task
-        per row block, of the block's d_model columns); the product itself otherwise."""
-        if self.wl.spec.run.tensor_parallel == 1:
-            return partial
-        return self.row_op(f"{name}.allreduce", "all_reduce", self.d_model, _same_block(partial), g)
-
     def dense_mlp(self, g: str, name: str, d_ff: int, h: TokenRowTasks) -> tuple[TokenRowTasks, TokenRowTasks]:
         """up (gate and up side by side when gated), activation (times the up half when gated), down."""
         d, model = self.d_model, self.wl.spec.model
@@ -990,9 +1008,7 @@ def estimate_tasks(wl: Workload) -> int:
         else:
             end_adams = [1, row_tiles(wl.patch_elements) * cols(d) + 1]
         width = 2 * dff if gated else dff
-        layer_adams = 1 + sum(
-            row_tiles(k) * cols(n) for k, n in ((dff, d), (d, width), (qw, d), (d, qw + 2 * kvw))
-        )
+        layer_adams = 1 + sum(row_tiles(k) * cols(n) for k, n in ((dff, d), (d, width), (qw, d), (d, qw + 2 * kvw)))
         buckets = [layer_adams] * model.layers + (end_adams if model.embeddings else [])
         total += sum(3 - adams if run.zero1 else 1 for adams in buckets)
     return total

@@ -209,8 +209,9 @@ def workload_dicts(draw: st.DrawFn) -> dict:
     if family == "gpt":
         run["tensor_parallel"] = draw(st.sampled_from([1, 1, 2, 4]))
     if not inference:
-        run["data_parallel"] = draw(st.sampled_from([1, 1, 2, 3]))
-        run["zero1"] = run["data_parallel"] > 1 and draw(st.booleans())
+        replicas = draw(st.sampled_from([1, 1, 2, 3]))
+        run["data_parallel"] = replicas
+        run["zero1"] = replicas > 1 and draw(st.booleans())
         run["recompute"] = draw(st.sampled_from(["none", "selective", "full"]))
     if inference and family == "gpt":
         if variant in ("softmax", "flash"):

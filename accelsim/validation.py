@@ -35,6 +35,8 @@ from .generation_records import GenerationPrediction, LlmGenerateRecord, predict
 from .graph import TaskGraph, make_task
 from .ops import OPS
 from .runner import run
+from .train_records import TrainStepPrediction, TrainStepRecord, predict_train_step
+from .train_records import why_not_predicted as why_not_train_step
 from .vocabulary import DTYPE_BYTES, Dtype
 
 MIN_MS = 0.05  # records below this are dominated by launch overhead and noise (calibration README)
@@ -229,10 +231,11 @@ LOWERED: dict[str, type[Record]] = {
     "layer_train": LayerRecord,
 }
 #: Every kind of record accelsim predicts, and what each must hold.
-RECORDS: dict[str, type[Record] | type[ConcurrencyRecord] | type[LlmGenerateRecord]] = {
+RECORDS: dict[str, type[Record] | type[ConcurrencyRecord] | type[LlmGenerateRecord] | type[TrainStepRecord]] = {
     **LOWERED,
     "concurrency": ConcurrencyRecord,
     "llm_generate": LlmGenerateRecord,
+    "train_step": TrainStepRecord,
 }
 #: Kinds of record the calibration scripts write that accelsim does not predict, and why.
 NOT_PREDICTED = {
@@ -507,7 +510,7 @@ def _kind(rec: Any, source: str, line: int | None) -> str:
     return kind
 
 
-_Spec = TypeVar("_Spec", bound=Shape | ConcurrencyRecord | LlmGenerateRecord)
+_Spec = TypeVar("_Spec", bound=Shape | ConcurrencyRecord | LlmGenerateRecord | TrainStepRecord)
 
 
 def _checked(model: type[_Spec], rec: Mapping[str, Any], source: str, line: int | None) -> _Spec:
@@ -545,7 +548,7 @@ class Measured:
 
     line: int
     record: Mapping[str, Any]
-    spec: Record | ConcurrencyRecord | LlmGenerateRecord
+    spec: Record | ConcurrencyRecord | LlmGenerateRecord | TrainStepRecord
 
 
 @dataclass(frozen=True)
@@ -762,7 +765,7 @@ class Validation:
     """Predicted against measured milliseconds for every record a chip profile was checked on."""
 
     chip: str
-    records: tuple[Prediction | GenerationPrediction, ...]
+    records: tuple[Prediction | GenerationPrediction | TrainStepPrediction, ...]
     summary: Mapping[str, ErrorStats]  # by record kind, then "overall"
     concurrency: Concurrency | None
     skipped: tuple[Skipped, ...] = ()  # records of kinds accelsim does not predict, with the reason
@@ -782,12 +785,23 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
     """Predicted against measured milliseconds per record, and |error| statistics over records >= MIN_MS. Records
     given as mappings are checked as a file's are; none that accelsim predicts is an AccelsimError."""
     m = measurements(records)
-    rows: list[Prediction | GenerationPrediction] = []
+    rows: list[Prediction | GenerationPrediction | TrainStepPrediction] = []
     skipped = list(m.skipped)
     conc = None
     for r in m.records:
         if isinstance(r.spec, ConcurrencyRecord):
             conc = concurrency(chip, r.spec, m.source, r.line)
+            continue
+        if isinstance(r.spec, TrainStepRecord):
+            reason = why_not_train_step(r.spec, chip)
+            if reason is not None:
+                skipped.append(Skipped(r.line, r.spec.kind, reason))
+                continue
+            try:
+                rows.append(predict_train_step(r.spec, r.record, m.source))
+            except AccelsimError as exc:
+                detail = f"{exc.key}: {exc.detail}" if exc.key else exc.detail
+                skipped.append(Skipped(r.line, r.spec.kind, f"cannot predict it: {detail}"))
             continue
         if isinstance(r.spec, LlmGenerateRecord):
             reason = why_not_predicted(r.spec, chip)
@@ -822,7 +836,7 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
     )
 
 
-def summarize(rows: Sequence[Prediction | GenerationPrediction]) -> dict[str, ErrorStats]:
+def summarize(rows: Sequence[Prediction | GenerationPrediction | TrainStepPrediction]) -> dict[str, ErrorStats]:
     out: dict[str, ErrorStats] = {}
     kinds = sorted({r.kind for r in rows})
     for kind in [*kinds, "overall"]:

@@ -353,9 +353,13 @@ def _check(spec: WorkloadSpec, source: str) -> None:
     if r.tensor_parallel > 1 and m.family != "gpt":
         fail("run.tensor_parallel", "tensor parallelism is modelled for gpt models")
     if r.mode != "training":
-        for key, value in (("data_parallel", r.data_parallel > 1), ("zero1", r.zero1), ("recompute", r.recompute != "none")):
+        for key, value in (
+            ("data_parallel", r.data_parallel > 1),
+            ("zero1", r.zero1),
+            ("recompute", r.recompute != "none"),
+        ):
             if value:
-                fail(f"run.{key}", "is for training (run.mode = \"training\")")
+                fail(f"run.{key}", 'is for training (run.mode = "training")')
     if r.zero1 and r.data_parallel == 1:
         fail("run.zero1", "shards the optimizer over replicas: needs run.data_parallel > 1")
     if r.logits == "last" and (r.mode != "inference" or m.family != "gpt" or not m.embeddings):
@@ -432,11 +436,18 @@ def workload_from_dict(data: dict, source: str = "<dict>") -> Workload:
 
 def load_workload(name_or_path: str | Path, overrides: list[str] | None = None) -> Workload:
     """Load a preset by name or path, applying ``key=value`` overrides (``seq_len=4096``, ``run.batch=4``)."""
+    data, source = workload_data(name_or_path, overrides)
+    return workload_from_dict(data, source)
+
+
+def workload_data(name_or_path: str | Path, overrides: list[str] | None = None) -> tuple[dict, str]:
+    """A preset's dict (its file as parsed, overrides applied) and its source, before validation: what a caller
+    that changes it further (a parallel layout's shard) starts from."""
     path = resolve(name_or_path, "workloads")
     data = read_toml(path)
     for item in overrides or []:
         apply_override(data, item, str(path))
-    return workload_from_dict(data, str(path))
+    return data, str(path)
 
 
 _SECTIONS = {"model": ModelSpec, "run": RunSpec, "attention": AttentionSpec, "lowering": LoweringSpec}

@@ -1,0 +1,148 @@
+"""A workload on a system of many cards: one card stands for all; the layout's rules; what more bandwidth and
+more replicas may and may not do."""
+
+import json
+
+import pytest
+
+import accelsim
+from accelsim.cli import main
+from accelsim.config import read_toml
+from accelsim.errors import AccelsimError
+from accelsim.lowering import lower
+from accelsim.parallel import Layout
+from accelsim.system import load_system, system_from_dict
+from accelsim.system_run import communication, place
+from accelsim.workload import load_workload, workload_data
+
+TRAIN = ["mode=training", "layers=2", "seq_len=256", "batch=2"]
+
+
+def _step(system, layout, overrides=TRAIN, workload="gpt2-medium"):
+    data, source = workload_data(workload, overrides)
+    placement = place(system, layout, data, source)
+    return accelsim.run(placement.chip, lower(placement.workload))
+
+
+def _system(name="dgx-a100", **scale):
+    data = read_toml(accelsim.resources.resolve(name, "systems"))
+    for key, factor in scale.items():
+        section, field = key.split("__")
+        data[section][field] *= factor
+    return system_from_dict(data, f"{name}.toml")
+
+
+def test_one_card_of_a_one_card_layout_is_the_single_chip_run():
+    system = load_system("dgx-a100")
+    alone = accelsim.run("a100", lower(load_workload("gpt2-medium", TRAIN)))
+    assert _step(system, Layout(1, 1, 1)).latency_cycles == alone.latency_cycles
+
+
+def test_tensor_parallelism_adds_all_reduces_and_shortens_the_step():
+    system = load_system("hls-gaudi2")
+    one, four = _step(system, Layout(1, 1, 1)), _step(system, Layout(4, 1, 1))
+    reduces = [t for t in four.graph.tasks if t.op == "all_reduce"]
+    assert reduces and not any(t.op == "all_reduce" for t in one.graph.tasks)
+    assert four.latency_cycles < one.latency_cycles
+
+
+@pytest.mark.parametrize("layout", [Layout(2, 1, 4), Layout(8, 1, 2)])
+def test_more_link_bandwidth_never_slows_a_step(layout):
+    steps = [_step(_system(scale_up__link_gbps=f, scale_out__port_gbps=f), layout).latency_cycles for f in (0.25, 1, 4)]
+    assert steps == sorted(steps, reverse=True) and steps[0] > steps[-1]
+
+
+def test_weak_scaling_never_speeds_up_a_step():
+    """More replicas, each with the same batch: the gradients' all-reduce can only take longer."""
+    system = load_system("dgx-a100")
+    steps = [_step(system, Layout(8, 1, dp)).latency_cycles for dp in (1, 2, 4, 16)]
+    assert steps == sorted(steps) and steps[0] < steps[-1]
+
+
+def test_exposed_and_hidden_communication_add_up():
+    results = _step(load_system("hls-gaudi2"), Layout(2, 1, 4))
+    c = communication(results)
+    assert c.exposed_ms + c.hidden_ms == pytest.approx(c.communication_ms, abs=1e-3)
+    assert 0 < c.hidden_ms and c.exposed_ms <= c.step_ms
+    assert set(c.network_utilization) == {"network", "data_network"}
+
+
+def test_zero1_and_recomputation_change_the_step_as_they_should():
+    system = load_system("hls-gaudi2")
+    plain = _step(system, Layout(2, 1, 4))
+    zero = _step(system, Layout(2, 1, 4), [*TRAIN, "zero1=true"])
+    full = _step(system, Layout(2, 1, 4), [*TRAIN, "recompute=full"])
+    assert any(t.op == "grad_reduce_scatter" for t in zero.graph.tasks)
+    assert not any(t.op == "grad_reduce_scatter" for t in plain.graph.tasks)
+    # recomputing each layer's forward pass costs about a forward pass more FLOPs
+    assert full.graph.total_flops > plain.graph.total_flops and full.latency_cycles > plain.latency_cycles
+
+
+@pytest.mark.parametrize(
+    "layout, overrides, words",
+    [
+        (Layout(3, 1, 1), TRAIN, "a divisor of 8"),
+        (Layout(4, 1, 3), TRAIN, "not a whole number of"),
+        (Layout(4, 2, 1), TRAIN, "pipeline parallelism is not modelled yet"),
+        (Layout(8, 1, 2), ["layers=2"], "dp > 1 runs replicas that never communicate"),
+        (Layout(8, 1, 1), ["mode=training", "heads=12", "d_model=768"], "12 attention heads do not divide into 8"),
+        (
+            Layout(1, 1, 1),
+            ["mode=training", "layers=48", "d_model=6144", "heads=48", "seq_len=2048", "batch=16"],
+            "each card needs",
+        ),
+    ],
+)
+def test_layouts_that_cannot_run_are_one_line(layout, overrides, words):
+    with pytest.raises(AccelsimError, match=words):
+        _step(load_system("dgx-a100"), layout, overrides)
+
+
+def test_run_on_a_system_from_the_command_line(capsys):
+    argv = ["run", "--system", "hls-gaudi2", "--workload", "gpt2-medium", "--parallel", "tp=4,dp=4"]
+    assert main([*argv, *(f"--set={s}" for s in TRAIN), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["communication"]["step_ms"] > out["communication"]["exposed_ms"] >= 0
+    assert main(["run", "--system", "hls-gaudi2", "--chip", "gaudi2", "--workload", "gpt2-small"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["run", "--chip", "gaudi2", "--workload", "gpt2-small", "--parallel", "tp=2"]) == 2
+    assert "give --system" in capsys.readouterr().err
+
+
+def _train_record(**changes):
+    record = {
+        "kind": "train_step",
+        "system": "dgx-a100",
+        "cards": 16,
+        "model": {"family": "gpt", "layers": 2, "d_model": 2560, "heads": 32, "seq_len": 512, "vocab": 50304},
+        "batch": 4,
+        "tp": 8,
+        "pp": 1,
+        "dp": 2,
+        "recompute": "full",
+        "dtype": "fp16",
+        "ms": 100.0,
+    }
+    return json.dumps({**record, **changes})
+
+
+def test_train_step_records_are_predicted_on_their_system_or_skipped_with_the_reason(tmp_path, capsys):
+    path = tmp_path / "steps.jsonl"
+    catalog = _train_record(model="gpt2-xl", seq_len=256, tp=1, dp=16, cards=16)
+    path.write_text("\n".join([_train_record(), _train_record(pp=2, dp=1), catalog, _train_record(system="hls-1")]))
+    assert main(["validate", "--chip", "a100", "--measurements", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    predicted = {r["model"] if isinstance(r["model"], str) else "gpt": r for r in out["records"]}
+    assert set(predicted) == {"gpt", "gpt2-xl"} and predicted["gpt"]["predicted_ms"] > 0
+    assert predicted["gpt"]["rel_error"] == pytest.approx(predicted["gpt"]["predicted_ms"] / 100.0 - 1, abs=1e-3)
+    reasons = {s["line"]: s["reason"] for s in out["skipped"]}
+    assert "pipeline parallelism is not modelled yet" in reasons[2] and "not on a100" in reasons[4]
+    assert out["summary"]["train_step"]["records"] == 2
+
+
+def test_a_train_step_record_whose_layout_is_not_its_cards_is_one_line(tmp_path, capsys):
+    path = tmp_path / "steps.jsonl"
+    path.write_text(_train_record(cards=8))
+    assert main(["validate", "--chip", "a100", "--measurements", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line 1: cards: tp x pp x dp = 16, not the record's 8" in err
