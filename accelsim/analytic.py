@@ -295,32 +295,37 @@ def _ends(c: Count, wl: Workload, training: bool) -> None:
     T, d, B, S = wl.tokens, m.d_model, wl.spec.run.batch, wl.seq_len
     norm, np_ = m.norm, wl.norm_params
     learned = m.positions == "learned"
-    if not m.embeddings:
+    embed, head = wl.has_embeddings, wl.has_head
+    if not embed:
         c.vec("copy", T * d)  # the input activations
-        if training:
-            c.vec("copy", T * d)  # the output gradient
+    if not head and training:
+        c.vec("copy", T * d)  # the output gradient
+    if not m.embeddings:
         return
     if m.family == "gpt":
         V = m.vocab or 0
-        c.vec("copy", T * d)  # token embedding gather
-        if wl.spec.run.tensor_parallel > 1:  # a vocabulary-parallel table: the gathered rows all-reduced
-            c.vec("all_reduce", T * d)
-        if learned:
-            c.vec("add", T * d, reads=2 * T * d)  # + positions
-        rows = B if wl.spec.run.logits == "last" else T  # logits of every position, or of each last one
-        c.vec(norm, rows * d, reads=rows * d + np_)
-        c.mm(rows * d * V, rows * d + d * V + rows * V)  # LM head (in run.dtype whatever matmul_dtype says)
         tp = wl.spec.run.tensor_parallel
-        if tp > 1 and not training:  # every card's slice of the logits gathered
-            c.vec("all_gather", rows * V, reads=rows * V, writes=rows * V * tp)
-        if tp > 1 and training:  # the rows' softmax statistics, and the logits' input gradient, all-reduced
-            c.vec("all_reduce", T * 2 + T * d)
-        if training:
+        if embed:
+            c.vec("copy", T * d)  # token embedding gather
+            if tp > 1:  # a vocabulary-parallel table: the gathered rows all-reduced
+                c.vec("all_reduce", T * d)
+            if learned:
+                c.vec("add", T * d, reads=2 * T * d)  # + positions
+        if head:
+            rows = B if wl.spec.run.logits == "last" else T  # logits of every position, or of each last one
+            c.vec(norm, rows * d, reads=rows * d + np_)
+            c.mm(rows * d * V, rows * d + d * V + rows * V)  # LM head (in run.dtype whatever matmul_dtype says)
+            if tp > 1 and not training:  # every card's slice of the logits gathered
+                c.vec("all_gather", rows * V, reads=rows * V, writes=rows * V * tp)
+            if tp > 1 and training:  # the rows' softmax statistics, and the logits' input gradient, all-reduced
+                c.vec("all_reduce", T * 2 + T * d)
+        if training and head:
             c.vec("softmax_grad", T * V)  # cross-entropy and its gradient
             c.mm(T * V * d, T * V + V * d + T * d)
             c.mm(d * T * V, d * T + T * V + d * V)
             c.vec("adam", d * V, reads=4 * d * V, writes=3 * d * V)
             c.vec(f"{norm}_grad", T * d, reads=2 * T * d + np_)
+        if training and embed:
             c.vec("add", T * d, reads=2 * T * d)  # scatter into the embedding table's gradient
             c.vec("adam", V * d, reads=4 * V * d, writes=3 * V * d)
             if learned:
@@ -363,7 +368,7 @@ def _buckets(wl: Workload, layer_params: float) -> list[float]:
     else:
         cpp = m.channels * (m.patch_size or 0) ** 2
         head, embed = d * (m.classes or 0), cpp * d + S * d
-    return [head, *[layer_params] * m.layers, embed]
+    return [head] * wl.has_head + [layer_params] * m.layers + [embed] * wl.has_embeddings
 
 
 def _data_parallel(c: Count, wl: Workload, layer_params: float) -> None:

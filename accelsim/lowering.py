@@ -836,12 +836,12 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
     def lower(self) -> TaskGraph:
         wl, model = self.wl, self.wl.spec.model
         training = wl.spec.run.mode == "training"
-        x = self.embed_forward() if model.embeddings else self.row_op("input", "copy", self.d_model, _no_deps, "input")
+        x = self.embed_forward() if wl.has_embeddings else self.row_op("input", "copy", self.d_model, _no_deps, "input")
         saved = []
         for layer in range(model.layers):
             x, activations = self.layer_forward(layer, x)
             saved.append(activations)
-        if model.embeddings:
+        if wl.has_head:
             dy = self.head_forward(x, training)
             self.flush_gradients("head")
         elif training:
@@ -852,7 +852,7 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
             for layer in reversed(range(model.layers)):
                 dy = self.layer_backward(layer, dy, self.recompute(layer, saved[layer], dy))
                 self.flush_gradients(f"L{layer}")
-            if model.embeddings:
+            if wl.has_embeddings:
                 self.embed_backward(dy)
                 self.flush_gradients("embed")
         graph = TaskGraph(self.tasks, name=wl.name, source=wl.source)
@@ -978,25 +978,26 @@ def estimate_tasks(wl: Workload) -> int:
         # the norms' backward and parameter gradients, Adam on them, the residual adds
         rest = rows * 3 + 2 if parallel else rows * 4 + 3
         per_layer += mlp_bwd + attn_bwd + rest
-    ends = 0
-    if not model.embeddings:
-        ends = rows * (2 if training else 1)  # the input copy, and the output gradient's
-    elif model.family == "gpt":
+    embed, head = wl.has_embeddings, wl.has_head
+    # the input copy where no embeddings produce it, and the output gradient's where no head does
+    ends = rows * ((not embed) + (training and not head))
+    if model.embeddings and model.family == "gpt":
         vocab = wl.vocab
         learned = model.positions == "learned"
-        ends = rows * (1 + learned + tp)  # gather, (its all-reduce,) positions
+        ends += rows * (1 + learned + tp) * embed  # gather, (its all-reduce,) positions
         gather = tp and not training
-        if spec.run.logits == "last":
+        if head and spec.run.logits == "last":
             ends += 1 + cols(vocab) + gather  # final norm and LM head on each sequence's last row; the all-gather
-        else:
+        elif head:
             ends += rows + rows * cols(vocab) + rows * gather
-        if training:
+        if training and head:
             ends += 2 * rows + rows * cols(d) + wgrad(d, vocab)  # loss, norm backward, dA; dW
-            ends += rows + row_tiles(vocab) + 2 * learned  # scatter, Adam on the table; positions' gradient, Adam
             ends += 2 * rows if tp else 0  # the softmax statistics' and dA's all-reduces
-    else:
+        if training and embed:
+            ends += rows + row_tiles(vocab) + 2 * learned  # scatter, Adam on the table; positions' gradient, Adam
+    elif model.embeddings:
         patch_rows = batch * wl.patches
-        ends = 1 + row_tiles(patch_rows) * cols(d) + rows + 3  # patchify, patch GEMM, positions; the head
+        ends += 1 + row_tiles(patch_rows) * cols(d) + rows + 3  # patchify, patch GEMM, positions; the head
         if training:
             ends += 5 + rows  # loss, dA, dW, Adam, layernorm backward; the gradient back to the tokens
             ends += wgrad(wl.patch_elements, d) + 2  # the patch GEMM's dW and Adam; positions' gradient, Adam
@@ -1009,6 +1010,7 @@ def estimate_tasks(wl: Workload) -> int:
             end_adams = [1, row_tiles(wl.patch_elements) * cols(d) + 1]
         width = 2 * dff if gated else dff
         layer_adams = 1 + sum(row_tiles(k) * cols(n) for k, n in ((dff, d), (d, width), (qw, d), (d, qw + 2 * kvw)))
-        buckets = [layer_adams] * model.layers + (end_adams if model.embeddings else [])
+        buckets = [layer_adams] * model.layers
+        buckets += [end_adams[0]] * head + [end_adams[1]] * embed
         total += sum(3 - adams if run.zero1 else 1 for adams in buckets)
     return total

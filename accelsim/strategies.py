@@ -213,6 +213,8 @@ def workload_dicts(draw: st.DrawFn) -> dict:
         run["data_parallel"] = replicas
         run["zero1"] = replicas > 1 and draw(st.booleans())
         run["recompute"] = draw(st.sampled_from(["none", "selective", "full"]))
+    if family == "gpt" and model["embeddings"]:
+        run["pipeline_stage"] = draw(st.sampled_from(["all", "all", "first", "middle", "last"]))
     if inference and family == "gpt":
         if variant in ("softmax", "flash"):
             run["past_tokens"] = draw(st.sampled_from([0, 0, 1, 7, 40]))

@@ -104,6 +104,10 @@ class RunSpec:
     #: Training: recompute activations in the backward pass instead of keeping them: "selective" recomputes
     #: attention's core (Korthikanti et al. 2022), "full" each layer's whole forward pass.
     recompute: Literal["none", "selective", "full"] = "none"
+    #: Pipeline parallelism: the part of a gpt model's layers this card holds runs with the embeddings ("first"),
+    #: the head ("last") or neither ("middle"), receiving its input (and in training its output's gradient) from
+    #: the neighbouring stage; "all": the whole model.
+    pipeline_stage: Literal["all", "first", "middle", "last"] = "all"
 
 
 @pydantic_dataclass(config=STRICT)
@@ -289,6 +293,16 @@ class Workload:
         return 0
 
     @property
+    def has_embeddings(self) -> bool:
+        """This card runs the embeddings (the whole model, or a pipeline's first stage)."""
+        return self.spec.model.embeddings and self.spec.run.pipeline_stage in ("all", "first")
+
+    @property
+    def has_head(self) -> bool:
+        """This card runs the head (the whole model, or a pipeline's last stage)."""
+        return self.spec.model.embeddings and self.spec.run.pipeline_stage in ("all", "last")
+
+    @property
     def causal(self) -> bool:
         m = self.spec.model
         return m.causal if m.causal is not None else m.family == "gpt"
@@ -360,6 +374,8 @@ def _check(spec: WorkloadSpec, source: str) -> None:
         ):
             if value:
                 fail(f"run.{key}", 'is for training (run.mode = "training")')
+    if r.pipeline_stage != "all" and (m.family != "gpt" or not m.embeddings):
+        fail("run.pipeline_stage", "pipeline stages are modelled for gpt models with embeddings")
     if r.zero1 and r.data_parallel == 1:
         fail("run.zero1", "shards the optimizer over replicas: needs run.data_parallel > 1")
     if r.logits == "last" and (r.mode != "inference" or m.family != "gpt" or not m.embeddings):
