@@ -403,8 +403,12 @@ def analytic_counts(wl: Workload) -> tuple[int, int]:
         c.flops += layers * layer.flops
         c.elements += layers * layer.elements
         c.low += layers * layer.low
+        c.adam += layers * layer.adam
         layer_params = layer.adam
-    if training and wl.spec.run.data_parallel > 1:
+    if training and not wl.spec.run.optimizer_step:  # no update: the Adams counted above come off
+        c.flops -= _f("adam") * c.adam
+        c.elements -= 7 * c.adam
+    elif training and wl.spec.run.data_parallel > 1:
         _data_parallel(c, wl, layer_params)
     run = wl.spec.run
     low_bytes = DTYPE_BYTES[run.matmul_dtype or run.dtype]

@@ -32,6 +32,7 @@ from .report import (
 )
 from .resources import shipped_names
 from .system import load_system
+from .system_run import PipelineStep, pipeline_step
 from .trace import write_chrome_trace
 from .workload import WorkloadSummary, load_workload, workload_data
 
@@ -136,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--json", action="store_true")
 
     plot = sub.add_parser("plot", help="draw timelines, idle time, utilization and a chip comparison")
-    _add_inputs(plot, "one chip, or several separated by commas")
+    _add_inputs(plot, "one chip, or several separated by commas", system=True)
     plot.add_argument("--schedulers", default="naive,balanced")
     plot.add_argument("--out", required=True, help="folder for the PNG and SVG files")
     _add_generation(plot, required=False)
@@ -230,6 +231,38 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return items
 
 
+def _pipeline(args: argparse.Namespace) -> PipelineStep | None:
+    """With --system and pp > 1: the pipeline step (None otherwise)."""
+    if getattr(args, "system", None) is None or not args.parallel or Layout.parse(args.parallel).pp == 1:
+        return None
+    if args.chip is not None or args.graph:
+        raise AccelsimError("a system runs a workload (--workload or --model), not --chip or --graph", key="--system")
+    items = _overrides(args)
+    data, source = model_workload_data(args.model, items) if args.model else workload_data(args.workload, items)
+    scheduler = getattr(args, "scheduler", "first-free")
+    return pipeline_step(load_system(args.system), Layout.parse(args.parallel), data, source, scheduler)
+
+
+def _pipeline_report(step: PipelineStep) -> str:
+    rows = [
+        (
+            i,
+            kind,
+            f"{step.placement.chip.cycles_to_us(t.forward) / 1e3:,.3f}",
+            f"{step.placement.chip.cycles_to_us(t.backward) / 1e3:,.3f}",
+            f"{step.placement.chip.cycles_to_us(t.tail) / 1e3:,.3f}",
+        )
+        for i, kind in enumerate(step.stages)
+        for t in (step.times[kind],)
+    ]
+    run = step.run
+    return (
+        f"pipeline: {run.stages} stages x {run.micro_batches} micro-batches (1F1B); step {step.step_ms:,.3f} ms per "
+        f"card, bubble {run.bubble:.1%}\n\n"
+        + table(["stage", "holds", "forward ms", "backward ms", "optimizer tail ms"], rows)
+    )
+
+
 def _target(args: argparse.Namespace) -> tuple[Chip, TaskGraph, bool]:
     """The chip (a system's card, with its networks) and graph a run or compare simulates, and whether it is a
     system's."""
@@ -255,6 +288,8 @@ def _target(args: argparse.Namespace) -> tuple[Chip, TaskGraph, bool]:
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
+    if getattr(args, "system", None) and args.parallel and Layout.parse(args.parallel).pp > 1:
+        raise AccelsimError("pp > 1 compares no schedulers yet: use accelsim run for the pipeline", key="--parallel")
     chip, graph, on_system = _target(args)
     names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
     if not names:
@@ -282,6 +317,17 @@ def _cmd_plot(args: argparse.Namespace) -> None:
     if args.model and args.output_tokens is not None:
         _plot_generation(args)
         return
+    step = _pipeline(args)
+    if step is not None:
+        name = safe_name(f"pipeline_{step.placement.system.name}")
+        print(
+            "\n".join(
+                map(str, plots.save(plots.pipeline_chart(step.run, step.placement.workload.name), args.out, name))
+            )
+        )
+        return
+    if getattr(args, "system", None):
+        raise AccelsimError("accelsim plot on a system draws a pipeline (--parallel with pp > 1)", key="--system")
     chips = [c.strip() for c in args.chip.split(",") if c.strip()]
     names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
     if not chips:
@@ -523,6 +569,25 @@ def _communication_line(label: str, c: object) -> str:
 def _cmd_run(args: argparse.Namespace) -> None:
     if args.trace:
         check_output_file(args.trace, "--trace")  # before the simulation, not after it
+    step = _pipeline(args)
+    if step is not None:
+        if args.trace:
+            raise AccelsimError("a pipeline's timeline is drawn by accelsim plot, not traced", key="--trace")
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "step_ms": step.step_ms,
+                        "bubble": round(step.run.bubble, 4),
+                        "stages": list(step.stages),
+                        "micro_batches": step.run.micro_batches,
+                        "stage_cycles": {k: asdict(t) for k, t in step.times.items()},
+                    }
+                )
+            )
+        else:
+            print(_pipeline_report(step))
+        return
     chip, graph, on_system = _target(args)
     results = run_graph(chip, graph, args.scheduler)
     _warn_of(results.graph)

@@ -301,6 +301,8 @@ class _TrainingUpdates(_GraphBuilder):
     def adam(self, name: str, elements: int, deps: list[str], group: str, *idx: int) -> str:
         """Adam: read weight, gradient and two moments; write weight and moments. Under data parallelism it waits
         for its bucket's reduction (``flush_gradients``)."""
+        if not self.wl.spec.run.optimizer_step:
+            return self.label(name, *idx)
         if self.dp > 1:
             self.pending.append((name, elements, deps, group, idx))
             return self.label(name, *idx)
@@ -1002,7 +1004,8 @@ def estimate_tasks(wl: Workload) -> int:
             ends += 5 + rows  # loss, dA, dW, Adam, layernorm backward; the gradient back to the tokens
             ends += wgrad(wl.patch_elements, d) + 2  # the patch GEMM's dW and Adam; positions' gradient, Adam
     total = ends + model.layers * per_layer
-    if training and run.data_parallel > 1:  # a reduction per bucket; under ZeRO-1 it replaces the bucket's Adams
+    if training and (run.data_parallel > 1 or not run.optimizer_step):
+        # a reduction per bucket (under ZeRO-1 it replaces the bucket's Adams), or no Adam at all
         if model.family == "gpt":
             vocab_adams = row_tiles(wl.vocab) + (model.positions == "learned")
             end_adams = [row_tiles(d) * cols(wl.vocab), vocab_adams]  # the head's, the embeddings'
@@ -1012,5 +1015,8 @@ def estimate_tasks(wl: Workload) -> int:
         layer_adams = 1 + sum(row_tiles(k) * cols(n) for k, n in ((dff, d), (d, width), (qw, d), (d, qw + 2 * kvw)))
         buckets = [layer_adams] * model.layers
         buckets += [end_adams[0]] * head + [end_adams[1]] * embed
-        total += sum(3 - adams if run.zero1 else 1 for adams in buckets)
+        if not run.optimizer_step:
+            total -= sum(buckets)
+        else:
+            total += sum(3 - adams if run.zero1 else 1 for adams in buckets)
     return total

@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike
 
 from .generation import Generation
 from .outputs import check_output_dir, safe_name, write_failed
+from .pipeline import PipelineRun
 from .results import Results
 from .trace import busy_engines_by_kind
 
@@ -170,6 +171,28 @@ def phase_idle_chart(generation: Generation) -> Figure:
         f"{plain(generation.model)} on {plain(generation.chip)}: batch {generation.batch}, "
         f"{generation.input_tokens} in, {generation.output_tokens} out, {generation.dtype}"
     )
+    fig.tight_layout()
+    return fig
+
+
+def pipeline_chart(run: PipelineRun, title: str = "") -> Figure:
+    """A pipeline step's timeline: one row per stage, each micro-batch's forward (light) and backward (dark) pass,
+    the bubble white."""
+    fig, ax = plt.subplots(figsize=(12, 0.6 * run.stages + 1.8))
+    colours = {"F": "#8fbfe0", "B": "#2b6a99"}
+    for p in run.passes:
+        ax.barh(p.stage, p.end - p.start, left=p.start, color=colours[p.kind], edgecolor="white", linewidth=0.5)
+        if run.micro_batches <= 32:
+            ax.text((p.start + p.end) / 2, p.stage, str(p.micro_batch), ha="center", va="center", fontsize="x-small")
+    ax.set_yticks(range(run.stages), [f"stage {s}" for s in range(run.stages)])
+    ax.invert_yaxis()
+    ax.set_xlabel("cycles")
+    ax.set_title(
+        (title + ": " if title else "")
+        + f"1F1B, {run.stages} stages x {run.micro_batches} micro-batches, bubble {run.bubble:.0%}"
+    )
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+    ax.legend(handles, ["forward", "backward"], loc="upper right", fontsize="small")
     fig.tight_layout()
     return fig
 

@@ -213,6 +213,7 @@ def workload_dicts(draw: st.DrawFn) -> dict:
         run["data_parallel"] = replicas
         run["zero1"] = replicas > 1 and draw(st.booleans())
         run["recompute"] = draw(st.sampled_from(["none", "selective", "full"]))
+        run["optimizer_step"] = draw(st.sampled_from([True, True, False]))
     if family == "gpt" and model["embeddings"]:
         run["pipeline_stage"] = draw(st.sampled_from(["all", "all", "first", "middle", "last"]))
     if inference and family == "gpt":

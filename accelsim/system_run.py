@@ -8,20 +8,27 @@ the communication the computation hid, and how busy each group's network was.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .chip import Chip
+from .collective_costs import Fabric, collective_seconds
 from .errors import AccelsimError
+from .lowering import lower
 from .parallel import Layout, shard_model
+from .pipeline import PipelineRun, StageTimes, simulate_pipeline
 from .results import Results
+from .runner import run
 from .system import System
 from .vocabulary import DTYPE_BYTES
 from .workload import Workload, workload_from_dict
 
 NETWORK_KINDS = ("network", "data_network")
+#: Run settings that only a training step has.
+TRAINING_ONLY = ("data_parallel", "zero1", "recompute", "optimizer_step")
 #: Bytes per parameter a mixed-precision Adam step keeps: bf16 weights and gradients (2 + 2), fp32 master weights
 #: and two moments (4 + 4 + 4); ZeRO-1 divides the last twelve over the replicas.
 TRAINING_BYTES_PER_PARAMETER = (4, 12)
@@ -38,21 +45,22 @@ class Placement:
     workload: Workload
 
 
-def place(system: System, layout: Layout, data: dict[str, Any], source: str) -> Placement:
+def place(
+    system: System, layout: Layout, data: dict[str, Any], source: str, total_cards: int | None = None
+) -> Placement:
     """The card of ``layout`` on ``system`` and its share of the workload ``data`` (a workload file's dict, its
     model the whole model's, its batch each replica's). A layout whose product is not a whole number of nodes,
     pipeline stages, or a shard that does not divide are one AccelsimError each."""
     per_node = system.spec.cards_per_node
-    if layout.cards % per_node and layout.cards > per_node:
+    cards = total_cards or layout.cards  # a pipeline's stage is placed among all the pipeline's cards
+    if cards % per_node and cards > per_node:
         raise AccelsimError(
-            f"tp x pp x dp = {layout.cards} cards is not a whole number of {system.name}'s {per_node}-card nodes",
+            f"tp x pp x dp = {cards} cards is not a whole number of {system.name}'s {per_node}-card nodes",
             source="--parallel",
         )
     if layout.pp > 1:
-        raise AccelsimError(
-            "pp > 1: pipeline parallelism is not modelled yet (tensor and data parallelism are)", source="--parallel"
-        )
-    nodes = max(1, layout.cards // per_node)
+        raise AccelsimError("pp > 1 runs as a pipeline: accelsim.system_run.pipeline_step", source="--parallel")
+    nodes = max(1, cards // per_node)
     run = dict(data.get("run", {}))
     training = run.get("mode") == "training"
     if layout.dp > 1 and not training:
@@ -191,3 +199,87 @@ def communication(results: Results) -> Communication:
         hidden_ms=round(hidden * to_ms, 4),
         network_utilization=util,
     )
+
+
+@dataclass(frozen=True)
+class PipelineStep:
+    """A pipeline-parallel step: each distinct stage's card and times, the 1F1B run, and the step's milliseconds."""
+
+    placement: Placement  # the first stage's
+    stages: tuple[str, ...]  # the stage kind of each stage: first, middle..., last
+    times: dict[str, StageTimes]
+    run: PipelineRun
+    step_ms: float
+
+
+def pipeline_step(system: System, layout: Layout, data: dict[str, Any], source: str, scheduler: str) -> PipelineStep:
+    """``layout`` with pp > 1 stages of ``layers / pp`` layers each, ``batch / micro_batch`` micro-batches through
+    them in the 1F1B order (accelsim.pipeline). Each distinct stage (first, middle, last) is simulated on one card
+    for one micro-batch: forward only, forward and backward, and the whole step with the optimizer's update, whose
+    extra is the stage's tail; sending a micro-batch's activations (or their gradient) to the next stage takes the
+    network's time for those bytes between two cards."""
+    pp = layout.pp
+    model, run = dict(data.get("model", {})), dict(data.get("run", {}))
+    if run.get("mode") != "training":
+        raise AccelsimError('pipeline parallelism is modelled for training (run.mode = "training")', source=source)
+    layers = model.get("layers", 0)
+    if not isinstance(layers, int) or layers % pp:
+        raise AccelsimError(f"{layers} layers do not divide into {pp} pipeline stages", source=source, key="layers")
+    batch, micro = run.get("batch", 1), run.get("micro_batch", 1)
+    if not isinstance(batch, int) or not isinstance(micro, int) or micro < 1 or batch % micro:
+        raise AccelsimError(
+            f"batch {batch} is not a multiple of micro_batch {micro}", source=source, key="run.micro_batch"
+        )
+    kinds = ("first", *["middle"] * (pp - 2), "last")
+    flat = Layout(layout.tp, 1, layout.dp)
+    per_node = system.spec.cards_per_node
+    times: dict[str, StageTimes] = {}
+
+    def stage_run(kind: str, forward_only: bool = False, **changes: Any) -> tuple[Layout, dict[str, Any]]:
+        """One micro-batch on a ``kind`` stage's card: its layout and workload dict."""
+        settings = {**run, "batch": micro, "pipeline_stage": kind, **changes}
+        shape = flat
+        if forward_only:  # no gradients: nothing of training's, no replicas to talk to
+            settings = {k: v for k, v in settings.items() if k not in TRAINING_ONLY}
+            settings.update(mode="inference", logits="all")
+            shape = Layout(flat.tp, 1, 1)
+        return shape, {**data, "model": {**model, "layers": layers // pp}, "run": settings}
+
+    def cycles(kind: str, forward_only: bool = False, **changes: Any) -> int:
+        shape, stage = stage_run(kind, forward_only, **changes)
+        placed = _place_cards(system, shape, stage, source, layout.cards)
+        return int(simulate_card(placed, scheduler).latency_cycles)
+
+    for kind in dict.fromkeys(kinds):
+        forward = cycles(kind, forward_only=True)
+        both = cycles(kind, optimizer_step=False)
+        whole = cycles(kind)
+        times[kind] = StageTimes(forward, max(both - forward, 0), max(whole - both, 0))
+    shape, stage = stage_run(kinds[0])
+    first = _place_cards(system, shape, stage, source, layout.cards)
+    wl = first.workload
+    activation_bytes = micro * wl.seq_len * wl.spec.model.d_model * DTYPE_BYTES[wl.spec.run.dtype]
+    crosses_nodes = layout.tp * pp > per_node
+    send = _send_cycles(system, activation_bytes, crosses_nodes, first.chip)
+    pipeline = simulate_pipeline([times[k] for k in kinds], batch // micro, send)
+    return PipelineStep(first, kinds, times, pipeline, round(first.chip.cycles_to_us(pipeline.cycles) / 1e3, 4))
+
+
+def _place_cards(system: System, flat: Layout, data: dict[str, Any], source: str, cards: int) -> Placement:
+    """``place`` for one stage of a pipeline of ``cards`` cards in all (the stage's own layout is tp x dp)."""
+    return place(system, flat, data, source, total_cards=cards)
+
+
+def simulate_card(placement: Placement, scheduler: str) -> Results:
+    return run(placement.chip, lower(placement.workload), scheduler)
+
+
+def _send_cycles(system: System, nbytes: int, crosses_nodes: bool, chip: Chip) -> int:
+    """Chip cycles to send ``nbytes`` from a stage's card to the next's: over one card pair's links inside a node,
+    or over the scale-out network between nodes."""
+    up, out = system.spec.scale_up, system.spec.scale_out
+    if crosses_nodes and out is not None:
+        fabric = Fabric(2, "switch", out.ports_per_card * out.port_gbps, 1, out.latency_us, "ring", 2, 0.0, 1, 0.0)
+    else:
+        fabric = Fabric(2, up.topology, up.link_gbps, up.links, up.latency_us, "ring", 2, 0.0, 1, 0.0)
+    return math.ceil(collective_seconds("send_recv", nbytes, fabric) * chip.clock_ghz * 1e9)

@@ -19,7 +19,7 @@ from .lowering import lower
 from .parallel import Layout
 from .runner import run
 from .system import load_system
-from .system_run import place
+from .system_run import pipeline_step, place
 from .vocabulary import Dtype
 
 Finite = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
@@ -70,8 +70,6 @@ def why_not_predicted(rec: TrainStepRecord, chip: Chip) -> str | None:
         return f"system {rec.system!r} does not load ({err.detail})"
     if system.chip.name != chip.name:
         return f"measured on {rec.system} ({system.chip.name} cards), not on {chip.name}"
-    if rec.pp > 1:
-        return f"pp = {rec.pp}: pipeline parallelism is not modelled yet"
     return None
 
 
@@ -120,6 +118,10 @@ def predict_train_step(rec: TrainStepRecord, record: Mapping[str, Any], source: 
             },
         }
         where = source
-    placement = place(load_system(rec.system), Layout(rec.tp, rec.pp, rec.dp), data, where)
-    ms = run(placement.chip, lower(placement.workload)).latency_us / 1e3
+    system, layout = load_system(rec.system), Layout(rec.tp, rec.pp, rec.dp)
+    if layout.pp > 1:
+        ms = pipeline_step(system, layout, data, where, "first-free").step_ms
+    else:
+        placement = place(system, layout, data, where)
+        ms = run(placement.chip, lower(placement.workload)).latency_us / 1e3
     return TrainStepPrediction(record, rec.ms, round(ms, 4), round(ms / rec.ms - 1, 4))

@@ -108,6 +108,11 @@ class RunSpec:
     #: the head ("last") or neither ("middle"), receiving its input (and in training its output's gradient) from
     #: the neighbouring stage; "all": the whole model.
     pipeline_stage: Literal["all", "first", "middle", "last"] = "all"
+    #: Training: end with the optimizer's update (and the replicas' gradient reduction); false: one micro-batch's
+    #: forward and backward only, as a pipeline runs all but the step's last.
+    optimizer_step: StrictBool = True
+    #: Pipeline parallelism: sequences per micro-batch; batch / micro_batch micro-batches flow through the stages.
+    micro_batch: WorkloadSize = 1
 
 
 @pydantic_dataclass(config=STRICT)

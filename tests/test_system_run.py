@@ -12,7 +12,7 @@ from accelsim.errors import AccelsimError
 from accelsim.lowering import lower
 from accelsim.parallel import Layout
 from accelsim.system import load_system, system_from_dict
-from accelsim.system_run import communication, place
+from accelsim.system_run import communication, pipeline_step, place
 from accelsim.workload import load_workload, workload_data
 
 TRAIN = ["mode=training", "layers=2", "seq_len=256", "batch=2"]
@@ -83,7 +83,7 @@ def test_zero1_and_recomputation_change_the_step_as_they_should():
     [
         (Layout(3, 1, 1), TRAIN, "a divisor of 8"),
         (Layout(4, 1, 3), TRAIN, "not a whole number of"),
-        (Layout(4, 2, 1), TRAIN, "pipeline parallelism is not modelled yet"),
+        (Layout(4, 2, 1), TRAIN, "pp > 1 runs as a pipeline"),
         (Layout(8, 1, 2), ["layers=2"], "dp > 1 runs replicas that never communicate"),
         (Layout(8, 1, 1), ["mode=training", "heads=12", "d_model=768"], "12 attention heads do not divide into 8"),
         (
@@ -129,15 +129,19 @@ def _train_record(**changes):
 def test_train_step_records_are_predicted_on_their_system_or_skipped_with_the_reason(tmp_path, capsys):
     path = tmp_path / "steps.jsonl"
     catalog = _train_record(model="gpt2-xl", seq_len=256, tp=1, dp=16, cards=16)
-    path.write_text("\n".join([_train_record(), _train_record(pp=2, dp=1), catalog, _train_record(system="hls-1")]))
+    piped = _train_record(
+        pp=2, dp=1, model={"family": "gpt", "layers": 2, "d_model": 2560, "heads": 32, "seq_len": 512, "vocab": 50304}
+    )
+    path.write_text("\n".join([_train_record(), piped, catalog, _train_record(system="hls-1")]))
     assert main(["validate", "--chip", "a100", "--measurements", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    predicted = {r["model"] if isinstance(r["model"], str) else "gpt": r for r in out["records"]}
-    assert set(predicted) == {"gpt", "gpt2-xl"} and predicted["gpt"]["predicted_ms"] > 0
-    assert predicted["gpt"]["rel_error"] == pytest.approx(predicted["gpt"]["predicted_ms"] / 100.0 - 1, abs=1e-3)
+    predicted = {(r["model"] if isinstance(r["model"], str) else "gpt", r["pp"]): r for r in out["records"]}
+    assert set(predicted) == {("gpt", 1), ("gpt", 2), ("gpt2-xl", 1)}
+    gpt = predicted[("gpt", 1)]
+    assert gpt["predicted_ms"] > 0 and gpt["rel_error"] == pytest.approx(gpt["predicted_ms"] / 100.0 - 1, abs=1e-3)
     reasons = {s["line"]: s["reason"] for s in out["skipped"]}
-    assert "pipeline parallelism is not modelled yet" in reasons[2] and "not on a100" in reasons[4]
-    assert out["summary"]["train_step"]["records"] == 2
+    assert list(reasons) == [4] and "not on a100" in reasons[4]
+    assert out["summary"]["train_step"]["records"] == 3
 
 
 def test_a_train_step_record_whose_layout_is_not_its_cards_is_one_line(tmp_path, capsys):
@@ -146,3 +150,66 @@ def test_a_train_step_record_whose_layout_is_not_its_cards_is_one_line(tmp_path,
     assert main(["validate", "--chip", "a100", "--measurements", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "line 1: cards: tp x pp x dp = 16, not the record's 8" in err
+
+
+def test_1f1b_on_equal_stages_takes_the_textbook_time_and_bubble():
+    from accelsim.pipeline import StageTimes, one_f_one_b, simulate_pipeline
+
+    # p stages, m micro-batches, f + b per micro-batch: (m + p - 1)(f + b), bubble (p - 1) / (m + p - 1)
+    run = simulate_pipeline([StageTimes(10, 20, 5)] * 4, 8, 0)
+    assert run.cycles == (8 + 4 - 1) * 30 + 5
+    orders = one_f_one_b(4, 8)
+    assert [o[: 4 - s] for s, o in enumerate(orders)][0] == [("F", 0), ("F", 1), ("F", 2), ("F", 3)]
+    assert all(sorted(o) == sorted([(k, m) for k in "FB" for m in range(8)]) for o in orders)
+    assert orders[3][:4] == [("F", 0), ("B", 0), ("F", 1), ("B", 1)]  # the last stage alternates at once
+    # sending between stages lengthens the fill and the drain
+    assert simulate_pipeline([StageTimes(10, 20, 0)] * 4, 8, 3).cycles > (8 + 4 - 1) * 30
+
+
+def test_a_pipeline_on_a_system_has_its_bubble_and_more_micro_batches_shrink_it():
+    system = load_system("dgx-a100")
+    data, source = workload_data("gpt2-medium", ["mode=training", "layers=8", "seq_len=256", "batch=16"])
+    few = pipeline_step(system, Layout(2, 4, 1), {**data, "run": {**data["run"], "micro_batch": 4}}, source, "naive")
+    many = pipeline_step(system, Layout(2, 4, 1), {**data, "run": {**data["run"], "micro_batch": 1}}, source, "naive")
+    assert few.stages == ("first", "middle", "middle", "last") and few.run.micro_batches == 4
+    assert many.run.bubble < few.run.bubble
+    assert few.times["last"].forward > few.times["middle"].forward  # the LM head sits on the last stage
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["mode=training", "layers=6"], "6 layers do not divide into 4 pipeline stages"),
+        (["mode=training", "layers=8", "batch=3", "micro_batch=2"], "not a multiple of micro_batch 2"),
+        (["layers=8"], "modelled for training"),
+    ],
+)
+def test_pipelines_that_cannot_run_are_one_line(overrides, words):
+    data, source = workload_data("gpt2-medium", overrides)
+    with pytest.raises(AccelsimError, match=words):
+        pipeline_step(load_system("dgx-a100"), Layout(2, 4, 1), data, source, "naive")
+
+
+def test_run_and_plot_a_pipeline_from_the_command_line(capsys, tmp_path):
+    argv = [
+        "--system",
+        "dgx-a100",
+        "--workload",
+        "gpt2-medium",
+        "--parallel",
+        "tp=2,pp=2",
+        "--set",
+        "mode=training",
+        "--set",
+        "layers=4",
+        "--set",
+        "seq_len=256",
+        "--set",
+        "batch=4",
+    ]
+    assert main(["run", *argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stages"] == ["first", "last"] and out["micro_batches"] == 4 and 0 < out["bubble"] < 1
+    assert main(["plot", *argv, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "pipeline_dgx-a100.png").exists()
+    assert main(["compare", *argv]) == 2 and "use accelsim run" in capsys.readouterr().err
