@@ -124,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="simulate a workload or a task graph on a chip, or on a system of many cards")
     _add_inputs(run, "shipped chip name or path to a .toml profile", system=True)
     run.add_argument("--scheduler", default="first-free", help="registered scheduler name")
+    run.add_argument(
+        "--explicit",
+        action="store_true",
+        help="with --system: simulate every card in one clock, the collectives on one shared network (slow; checks "
+        "the one-card shortcut, and sees collectives of two groups sharing links)",
+    )
     run.add_argument("--trace", help="write a Chrome trace (Perfetto, chrome://tracing) to this path")
     run.add_argument("--json", action="store_true", help="print one JSON object with every task's placement")
 
@@ -566,6 +572,36 @@ def _communication_line(label: str, c: object) -> str:
     )
 
 
+def _run_explicit(args: argparse.Namespace) -> None:
+    """run --explicit: every card of the layout simulated; the step against the one-card shortcut's."""
+    from .explicit import explicit_step
+
+    if not getattr(args, "system", None):
+        raise AccelsimError("--explicit simulates every card of a system: give --system", key="--explicit")
+    if args.trace:
+        raise AccelsimError("--explicit writes no trace (one card's: run without it)", key="--trace")
+    chip, graph, _ = _target(args)  # the shortcut's card, and every check of the layout
+    shortcut = run_graph(chip, graph, args.scheduler)
+    layout = Layout.parse(args.parallel) if args.parallel else Layout(tp=load_system(args.system).spec.cards_per_node)
+    items = _overrides(args)
+    data, source = model_workload_data(args.model, items) if args.model else workload_data(args.workload, items)
+    every = explicit_step(load_system(args.system), layout, data, source, args.scheduler)
+    to_ms = chip.cycles_to_us(1) / 1e3
+    summary = {
+        "cards": len(every.cards),
+        "step_ms": round(every.latency_cycles * to_ms, 4),
+        "shortcut_step_ms": round(shortcut.latency_cycles * to_ms, 4),
+        "per_card_step_ms": [round(r.latency_cycles * to_ms, 4) for r in every.cards],
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return
+    print(
+        f"every card simulated ({summary['cards']} cards, one network): step {summary['step_ms']:,.3f} ms; "
+        f"one card standing for all: {summary['shortcut_step_ms']:,.3f} ms"
+    )
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     if args.trace:
         check_output_file(args.trace, "--trace")  # before the simulation, not after it
@@ -587,6 +623,9 @@ def _cmd_run(args: argparse.Namespace) -> None:
             )
         else:
             print(_pipeline_report(step))
+        return
+    if args.explicit:
+        _run_explicit(args)
         return
     chip, graph, on_system = _target(args)
     results = run_graph(chip, graph, args.scheduler)

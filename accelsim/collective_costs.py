@@ -65,6 +65,11 @@ class Fabric:
             return switch(cards, bandwidth, latency, ports_per_card=self.links)
         return ring(cards, bandwidth * self.links, latency)
 
+    @property
+    def intra(self) -> str:
+        """The algorithm inside a node: direct on a link per pair, ring otherwise."""
+        return "direct" if self.topology == "all-to-all" else "ring"
+
     def topology_and_algorithm(self) -> tuple[Topology, str]:
         """The group's wiring and the algorithm its collectives use: inside one node, the fabric's own; across
         nodes with one card in each, a ring over the scale-out switch; with several per node, hierarchical."""
@@ -81,17 +86,22 @@ class Fabric:
 
 
 @lru_cache(maxsize=4096)
-def collective_seconds(collective_name: str, nbytes: int, fabric: Fabric) -> float:
-    """Seconds from the collective's start on every card of the group to its end on the last one."""
+def collective_cycles(collective_name: str, nbytes: int, fabric: Fabric, clock_hz: float) -> int:
+    """Cycles of a clock of ``clock_hz`` from the collective's start on every card of the group to its end on the
+    last one: the network simulated on that clock, as it is when every card is simulated (accelsim.explicit)."""
     if fabric.cards == 1 or nbytes == 0:
-        return 0.0
+        return 0
     topology, algorithm = fabric.topology_and_algorithm()
     env = simpy.Environment()
-    net = Network(env, topology, NETWORK_HZ)
-    intra = "direct" if fabric.topology == "all-to-all" else "ring"
-    done = collective(net, collective_name, list(range(fabric.cards)), nbytes, algorithm, intra=intra)
+    net = Network(env, topology, clock_hz)
+    done = collective(net, collective_name, list(range(fabric.cards)), nbytes, algorithm, intra=fabric.intra)
     env.run(done)
-    return float(env.now) / NETWORK_HZ
+    return int(env.now)
+
+
+def collective_seconds(collective_name: str, nbytes: int, fabric: Fabric) -> float:
+    """The same in seconds (on a 1 GHz clock)."""
+    return collective_cycles(collective_name, nbytes, fabric, NETWORK_HZ) / NETWORK_HZ
 
 
 def network_engine_cycles(task: Task, spec: NetworkEngines, clock_ghz: float) -> int:
@@ -103,5 +113,4 @@ def network_engine_cycles(task: Task, spec: NetworkEngines, clock_ghz: float) ->
         return -1
     gathered = spec.cards if op.collective == "all_gather" else 1
     nbytes = math.prod(task.shape) * DTYPE_BYTES[task.dtype] * gathered
-    seconds = collective_seconds(op.collective, nbytes, Fabric.of(spec))
-    return math.ceil(seconds * clock_ghz * 1e9)
+    return collective_cycles(op.collective, nbytes, Fabric.of(spec), clock_ghz * 1e9)

@@ -12,6 +12,8 @@ about one event per task, which is what makes 10^5 tasks per second reachable (b
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
+from functools import partial
 from typing import cast
 
 import numpy as np
@@ -33,6 +35,11 @@ class GaveUp(Exception):
     """The schedule was still running at the cycle the caller said it no longer cares about."""
 
 
+#: Called when a collective task starts on a card that hands its collectives to a shared network (explicit
+#: simulation of many cards, accelsim.explicit): (task index, call this when it is done).
+CollectiveHook = Callable[[int, Callable[[], None]], None]
+
+
 def simulate(
     graph: TaskGraph,
     chip: Chip,
@@ -45,11 +52,30 @@ def simulate(
     """Run ``schedule`` and return when every task ran, where, and how busy each engine was. With
     ``give_up_after``, raise GaveUp as soon as the clock passes that cycle with work left (a search that only
     needs to know whether a candidate beats the best so far stops there)."""
+    env = simpy.Environment()
+    collect = setup(env, graph, chip, schedule, costs, check=check)
+    env.run(until=None if give_up_after is None else give_up_after + 1)
+    return collect(give_up_after)
+
+
+def setup(
+    env: simpy.Environment,
+    graph: TaskGraph,
+    chip: Chip,
+    schedule: Schedule,
+    costs: CostTable | None = None,
+    *,
+    check: bool = True,
+    collectives: CollectiveHook | None = None,
+) -> Callable[[int | None], Results]:
+    """Put ``schedule``'s engines on ``env`` without running it; returns what collects the Results once ``env``
+    has run. Several cards may share one ``env`` (accelsim.explicit): ``collectives`` then carries out each
+    network task instead of its costed cycles."""
     costs = costs if costs is not None else CostTable.build(graph, chip)
     if check:
         schedule.validate(graph, chip, costs)
     n = len(graph)
-    env = simpy.Environment()
+    handed = [OPS[t.op].category == "network" for t in graph.tasks] if collectives is not None else []
     group_of = chip.instance_group
     n_engines = len(group_of)
     # Each task's compute cycles on the group of the engine it was given: one list, looked up per start.
@@ -101,7 +127,14 @@ def simulate(
             if spilled:
                 hbm_bytes[i] += spilled
                 b += chip.stream_bytes(spilled, OPS[graph.tasks[i].op].strided)
-        if b or (s and sram is not None):
+        if handed and handed[i] and collectives is not None:
+            # the collective is a stream of its own: the task ends once it and its bytes through HBM are done
+            compute_end[i] = now + dispatch
+            streams_left[i] += 1 + bool(b)
+            if b:
+                memory.add(i, b)
+            collectives(i, partial(stream_done, i))
+        elif b or (s and sram is not None):
             compute_end[i] = now + dispatch + c
             if b:
                 streams_left[i] += 1
@@ -145,28 +178,32 @@ def simulate(
     sram = SharedBandwidth(env, sram_rate, stream_done) if sram_pool is not None and sram_rate is not None else None
     for e in range(n_engines):
         try_start(e)
-    env.run(until=None if give_up_after is None else give_up_after + 1)
-    if done_count != n and give_up_after is not None and env.now > give_up_after:
-        raise GaveUp(give_up_after)
-    if done_count != n:
-        stuck = [graph.tasks[q[position[e]]].name for e, q in enumerate(queues) if position[e] < len(q)][:3]
-        raise AccelsimError(
-            f"the schedule deadlocks: {n - done_count} tasks never start (engine queue heads "
-            f"{stuck} wait on tasks queued behind them); an engine's order must follow the "
-            "dependencies",
-            key=f"scheduler {schedule.scheduler!r}",
+
+    def collect(give_up_after: int | None = None) -> Results:
+        """The Results once the environment has run (GaveUp, or the deadlock error, if work is left)."""
+        if done_count != n and give_up_after is not None and env.now > give_up_after:
+            raise GaveUp(give_up_after)
+        if done_count != n:
+            stuck = [graph.tasks[q[position[e]]].name for e, q in enumerate(queues) if position[e] < len(q)][:3]
+            raise AccelsimError(
+                f"the schedule deadlocks: {n - done_count} tasks never start (engine queue heads "
+                f"{stuck} wait on tasks queued behind them); an engine's order must follow the "
+                "dependencies",
+                key=f"scheduler {schedule.scheduler!r}",
+            )
+        return Results(
+            graph=graph,
+            chip=chip,
+            scheduler=schedule.scheduler,
+            engine=np.asarray(engine_of, dtype=np.int32),
+            start=np.frombuffer(start, dtype=np.int64).copy(),
+            end=np.frombuffer(end, dtype=np.int64).copy(),
+            hbm_change_cycles=np.frombuffer(memory.change_cycles, dtype=np.int64).copy(),
+            hbm_change_streams=np.asarray(memory.change_streams, dtype=np.int64),
+            notes=dict(schedule.notes),
+            hbm_bytes=hbm_bytes,
+            sram_bytes=sram_pool.sram_bytes if sram_pool is not None else np.zeros(n, dtype=np.int64),
+            kept_on_chip=sram_pool.kept if sram_pool is not None else np.zeros(n, dtype=bool),
         )
-    return Results(
-        graph=graph,
-        chip=chip,
-        scheduler=schedule.scheduler,
-        engine=np.asarray(engine_of, dtype=np.int32),
-        start=np.frombuffer(start, dtype=np.int64).copy(),
-        end=np.frombuffer(end, dtype=np.int64).copy(),
-        hbm_change_cycles=np.frombuffer(memory.change_cycles, dtype=np.int64).copy(),
-        hbm_change_streams=np.asarray(memory.change_streams, dtype=np.int64),
-        notes=dict(schedule.notes),
-        hbm_bytes=hbm_bytes,
-        sram_bytes=sram_pool.sram_bytes if sram_pool is not None else np.zeros(n, dtype=np.int64),
-        kept_on_chip=sram_pool.kept if sram_pool is not None else np.zeros(n, dtype=bool),
-    )
+
+    return collect

@@ -213,3 +213,53 @@ def test_run_and_plot_a_pipeline_from_the_command_line(capsys, tmp_path):
     assert main(["plot", *argv, "--out", str(tmp_path)]) == 0
     assert (tmp_path / "pipeline_dgx-a100.png").exists()
     assert main(["compare", *argv]) == 2 and "use accelsim run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name, layout",
+    [
+        ("hls-gaudi2", Layout(2, 1, 2)),
+        ("hls-gaudi2", Layout(4, 1, 1)),
+        ("dgx-a100", Layout(4, 1, 2)),
+        ("dgx-a100", Layout(8, 1, 2)),
+    ],  # the last across two nodes
+)
+def test_the_symmetric_shortcut_gives_what_simulating_every_card_gives(name, layout):
+    from accelsim.explicit import explicit_step
+
+    system = load_system(name)
+    data, source = workload_data("gpt2-medium", TRAIN)
+    every = explicit_step(system, layout, data, source)
+    assert len(every.cards) == layout.tp * layout.dp
+    assert {r.latency_cycles for r in every.cards} == {_step(system, layout).latency_cycles}
+
+
+def test_simulating_every_card_sees_collectives_of_two_groups_share_a_switch():
+    """What the shortcut leaves out: a tensor group's and a data group's collectives crossing the same switch ports
+    at the same time (each is costed on an idle fabric in the shortcut)."""
+    from accelsim.explicit import explicit_step
+
+    system = _system(scale_up__link_gbps=0.02)  # a slow NVSwitch, so that collectives overlap
+    data, source = workload_data("gpt2-medium", TRAIN)
+    every = explicit_step(system, Layout(4, 1, 2), data, source)
+    assert every.latency_cycles > _step(system, Layout(4, 1, 2)).latency_cycles
+
+
+def test_run_explicit_from_the_command_line(capsys):
+    argv = [
+        "run",
+        "--system",
+        "hls-gaudi2",
+        "--workload",
+        "gpt2-medium",
+        "--parallel",
+        "tp=2,dp=2",
+        *(f"--set={s}" for s in TRAIN),
+        "--explicit",
+        "--json",
+    ]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["cards"] == 4 and out["step_ms"] == out["shortcut_step_ms"] and len(set(out["per_card_step_ms"])) == 1
+    assert main(["run", "--chip", "gaudi2", "--workload", "gpt2-medium", "--explicit"]) == 2
+    assert "give --system" in capsys.readouterr().err
