@@ -215,12 +215,24 @@ def _layer(c: Count, wl: Workload, backward: bool, keys: int) -> None:
         else:
             _mlp(c, wl, dff)
 
-    tensor_parallel = wl.spec.run.tensor_parallel > 1
+    tp = wl.spec.run.tensor_parallel
+    tensor_parallel, sp = tp > 1, wl.spec.run.sequence_parallel
+    R = T * d // tp if sp else T * d  # elements of the rows a card holds outside the tensor-parallel products
+
+    def reduce(count: int) -> None:  # the row-parallel products' partial sums: all-reduced or reduce-scattered
+        if sp:
+            c.vec("reduce_scatter", count * T * d, reads=count * T * d, writes=count * R)
+        elif tensor_parallel:
+            c.vec("all_reduce", count * T * d)
+
+    def gather(count: int) -> None:  # sequence parallelism: every card's rows before a column-parallel product
+        if sp:
+            c.vec("all_gather", count * R, reads=count * R, writes=count * T * d)
 
     if not backward:
-        if tensor_parallel:  # the attention's and the MLP's outputs all-reduced over the cards
-            c.vec("all_reduce", 2 * T * d)
-        c.vec(norm, T * d, reads=T * d + np_)
+        reduce(2)  # the attention's and the MLP's outputs
+        gather(1 if parallel else 2)  # ln1's (and ln2's) output
+        c.vec(norm, R, reads=R + np_)
         gemm(d, qw + 2 * kvw)
         c.vec("copy", T * (qw + 2 * kvw))
         if rotary:
@@ -231,12 +243,12 @@ def _layer(c: Count, wl: Workload, backward: bool, keys: int) -> None:
         gemm(qw, d)
         if parallel:
             mlp()
-            c.vec("add", T * d, reads=3 * T * d)
+            c.vec("add", R, reads=3 * R)
             return
-        c.vec("add", T * d, reads=2 * T * d)
-        c.vec(norm, T * d, reads=T * d + np_)
+        c.vec("add", R, reads=2 * R)
+        c.vec(norm, R, reads=R + np_)
         mlp()
-        c.vec("add", T * d, reads=2 * T * d)
+        c.vec("add", R, reads=2 * R)
         return
 
     def mlp_backward() -> None:
@@ -262,8 +274,8 @@ def _layer(c: Count, wl: Workload, backward: bool, keys: int) -> None:
         wgrad(d, qw + 2 * kvw)
 
     def norm_backward() -> None:
-        c.vec(f"{norm}_grad", T * d, reads=2 * T * d + np_)
-        c.vec("reduce", T * np_, writes=np_)
+        c.vec(f"{norm}_grad", R, reads=2 * R + np_)
+        c.vec("reduce", T * np_ // tp if sp else T * np_, writes=np_)
 
     mode = wl.spec.run.recompute
     if mode == "full":  # the layer's forward again, before its backward
@@ -272,22 +284,22 @@ def _layer(c: Count, wl: Workload, backward: bool, keys: int) -> None:
         for v, h in heads.items():
             _attention(c, wl, v, h, False, keys)
         c.vec("copy", T * qw)
-    if tensor_parallel:  # the input gradients of the column-parallel products (QKV, MLP up) all-reduced
-        c.vec("all_reduce", 2 * T * d)
+    reduce(2)  # the input gradients of the column-parallel products (QKV, MLP up)
+    gather(2)  # the gradient reaching each branch's output, before its row-parallel product's backward
     mlp_backward()
     if parallel:
         attention_backward()
-        c.vec("add", T * d, reads=2 * T * d)
+        c.vec("add", R, reads=2 * R)
         norm_backward()
         c.vec("adam", np_, reads=4 * np_, writes=3 * np_)
-        c.vec("add", T * d, reads=2 * T * d)
+        c.vec("add", R, reads=2 * R)
         return
     norm_backward()
-    c.vec("add", T * d, reads=2 * T * d)
+    c.vec("add", R, reads=2 * R)
     attention_backward()
     norm_backward()
     c.vec("adam", 2 * np_, reads=8 * np_, writes=6 * np_)
-    c.vec("add", T * d, reads=2 * T * d)
+    c.vec("add", R, reads=2 * R)
 
 
 def _ends(c: Count, wl: Workload, training: bool) -> None:
@@ -296,40 +308,50 @@ def _ends(c: Count, wl: Workload, training: bool) -> None:
     norm, np_ = m.norm, wl.norm_params
     learned = m.positions == "learned"
     embed, head = wl.has_embeddings, wl.has_head
+    tp, sp = wl.spec.run.tensor_parallel, wl.spec.run.sequence_parallel
+    R = T * d // tp if sp else T * d  # elements of the rows a card holds outside the tensor-parallel products
     if not embed:
-        c.vec("copy", T * d)  # the input activations
+        c.vec("copy", R)  # the input activations
     if not head and training:
-        c.vec("copy", T * d)  # the output gradient
+        c.vec("copy", R)  # the output gradient
     if not m.embeddings:
         return
     if m.family == "gpt":
         V = m.vocab or 0
-        tp = wl.spec.run.tensor_parallel
         if embed:
             c.vec("copy", T * d)  # token embedding gather
-            if tp > 1:  # a vocabulary-parallel table: the gathered rows all-reduced
+            if sp:  # a vocabulary-parallel table: the gathered rows reduce-scattered
+                c.vec("reduce_scatter", T * d, reads=T * d, writes=R)
+            elif tp > 1:  # ... or all-reduced
                 c.vec("all_reduce", T * d)
             if learned:
-                c.vec("add", T * d, reads=2 * T * d)  # + positions
+                c.vec("add", R, reads=2 * R)  # + positions
         if head:
             rows = B if wl.spec.run.logits == "last" else T  # logits of every position, or of each last one
-            c.vec(norm, rows * d, reads=rows * d + np_)
+            normed = R if rows == T else rows * d
+            c.vec(norm, normed, reads=normed + np_)
+            if sp:  # every card's normed rows before the LM head
+                c.vec("all_gather", R, reads=R, writes=T * d)
             c.mm(rows * d * V, rows * d + d * V + rows * V)  # LM head (in run.dtype whatever matmul_dtype says)
             if tp > 1 and not training:  # every card's slice of the logits gathered
                 c.vec("all_gather", rows * V, reads=rows * V, writes=rows * V * tp)
-            if tp > 1 and training:  # the rows' softmax statistics, and the logits' input gradient, all-reduced
-                c.vec("all_reduce", T * 2 + T * d)
+            if tp > 1 and training:  # the rows' softmax statistics all-reduced
+                c.vec("all_reduce", T * 2)
+            if sp and training:  # the logits' input gradient reduce-scattered
+                c.vec("reduce_scatter", T * d, reads=T * d, writes=R)
+            elif tp > 1 and training:  # ... or all-reduced
+                c.vec("all_reduce", T * d)
         if training and head:
             c.vec("softmax_grad", T * V)  # cross-entropy and its gradient
             c.mm(T * V * d, T * V + V * d + T * d)
             c.mm(d * T * V, d * T + T * V + d * V)
             c.vec("adam", d * V, reads=4 * d * V, writes=3 * d * V)
-            c.vec(f"{norm}_grad", T * d, reads=2 * T * d + np_)
+            c.vec(f"{norm}_grad", R, reads=2 * R + np_)
         if training and embed:
-            c.vec("add", T * d, reads=2 * T * d)  # scatter into the embedding table's gradient
+            c.vec("add", R, reads=2 * R)  # scatter into the embedding table's gradient
             c.vec("adam", V * d, reads=4 * V * d, writes=3 * V * d)
             if learned:
-                c.vec("reduce", T * d, writes=S * d)  # positions' gradient
+                c.vec("reduce", R, writes=S * d)  # positions' gradient
                 c.vec("adam", S * d, reads=4 * S * d, writes=3 * S * d)
         return
     P, cpp, C = wl.patches, m.channels * (m.patch_size or 0) ** 2, m.classes or 0

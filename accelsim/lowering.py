@@ -109,6 +109,10 @@ class _GraphBuilder:
         self.batch, self.seq_len = spec.run.batch, wl.seq_len
         self.d_model, self.heads = spec.model.d_model, spec.model.heads
         self.d_head, self.d_ff = wl.d_head, wl.d_ff
+        #: Sequence parallelism: columns per row of the activations outside the tensor-parallel products (each
+        #: card holds 1/tp of the rows, counted as 1/tp of each row's columns).
+        self.sp = run.sequence_parallel
+        self.row_d = self.d_model // self.tp if self.sp else self.d_model
         self.tasks: list[Task] = []
         # At tile granularity, blocks of up to tile_m positions of one sequence; else one block of all rows.
         self.row_blocks: list[RowBlock]
@@ -220,10 +224,28 @@ class _TokenRowOps(_GraphBuilder):
 
     def all_reduce(self, name: str, partial: TokenRowTasks, g: str) -> TokenRowTasks:
         """Under tensor parallelism, the row-parallel product's partial sums all-reduced over the cards (one task
-        per row block, of the block's d_model columns); the product itself otherwise."""
-        if self.wl.spec.run.tensor_parallel == 1:
+        per row block, of the block's d_model columns), or under sequence parallelism reduce-scattered (each card
+        keeps 1/tp of the rows); the product itself otherwise."""
+        if self.tp == 1:
             return partial
+        if self.sp:
+            return self.exchange(f"{name}.reducescatter", "reduce_scatter", self.d_model, self.row_d, partial, g)
         return self.row_op(f"{name}.allreduce", "all_reduce", self.d_model, _same_block(partial), g)
+
+    def gather(self, name: str, sharded: TokenRowTasks, g: str) -> TokenRowTasks:
+        """Under sequence parallelism, every card's rows all-gathered before a column-parallel product (or its
+        backward); the tasks themselves otherwise."""
+        if not self.sp:
+            return sharded
+        return self.exchange(f"{name}.allgather", "all_gather", self.row_d, self.d_model, sharded, g)
+
+    def exchange(self, name: str, op: str, cols: int, out_cols: int, h: TokenRowTasks, g: str) -> TokenRowTasks:
+        """A collective per row block over the card's ``cols`` columns of each row, leaving ``out_cols``."""
+        return [
+            [self.emit(self.label(name, i), op, (rows * cols,), rows * cols, rows * out_cols, h[i], g)]
+            for i in range(len(self.row_blocks))
+            for rows in (self.block_rows(i),)
+        ]
 
 
 class _Gemms(_GraphBuilder):
@@ -523,7 +545,7 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
             tokens = self.all_reduce("embed", tokens, "embed")  # a vocabulary-parallel table: each card's rows
             if self.wl.spec.model.positions != "learned":
                 return tokens
-            return self.row_op("embed.pos", "add", d_model, _same_block(tokens), "embed", inputs=2)
+            return self.row_op("embed.pos", "add", self.row_d, _same_block(tokens), "embed", inputs=2)
         patches, patch_elements, batch = self.wl.patches, self.wl.patch_elements, self.batch
         pixels = batch * patches * patch_elements
         patchify = self.emit("embed.patchify", "copy", (pixels,), pixels, pixels, [], "embed")
@@ -581,7 +603,8 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
                 n = batch * vocab
                 self.emit("head.lm.allgather", "all_gather", (n,), n, n * tp, last_logits, "head")
             return x
-        lnf = self.row_op("head.ln", self.norm, d_model, _same_block(x), "head", params=self.norm_params)
+        lnf = self.row_op("head.ln", self.norm, self.row_d, _same_block(x), "head", params=self.norm_params)
+        lnf = self.gather("head.ln", lnf, "head")
         logits = self.gemm("head.lm", d_model, vocab, _same_block(lnf), "head", weights=False)
         tp = self.wl.spec.run.tensor_parallel
         if tp > 1 and not training:
@@ -601,7 +624,13 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         )
         self.weight_grad("head.lm.dW", d_model, self.batch * self.seq_len, vocab, _all_tasks(lnf, loss), "head")
         return self.row_op(
-            "head.ln.bwd", f"{self.norm}_grad", d_model, _same_block(d_lnf), "head", inputs=2, params=self.norm_params
+            "head.ln.bwd",
+            f"{self.norm}_grad",
+            self.row_d,
+            _same_block(d_lnf),
+            "head",
+            inputs=2,
+            params=self.norm_params,
         )
 
     def _classifier_head(self, x: TokenRowTasks, training: bool) -> TokenRowTasks:
@@ -647,9 +676,9 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         every = _all_tasks(dy)
         if self.wl.spec.model.family == "gpt":
             learned = self.wl.spec.model.positions == "learned"
-            scatter = self.row_op("embed.scatter", "add", d_model, _same_block(dy), "embed", inputs=2)
+            scatter = self.row_op("embed.scatter", "add", self.row_d, _same_block(dy), "embed", inputs=2)
             if learned:
-                positions = self.param_grad("embed.pos.dparams", d_model, seq_len * d_model, every, "embed")
+                positions = self.param_grad("embed.pos.dparams", self.row_d, seq_len * d_model, every, "embed")
             self.adam_rows("embed.adam", self.wl.vocab, d_model, _all_tasks(scatter), "embed")
             if learned:
                 self.adam("embed.pos.adam", seq_len * d_model, [positions], "embed")
@@ -667,9 +696,10 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
 
     def layer_forward(self, layer: int, x: TokenRowTasks, tag: str = "") -> tuple[TokenRowTasks, SavedActivations]:
         """The layer's forward pass; ``tag`` names a second emission of it (a recomputation)."""
-        d, qw, kvw = self.d_model, self.q_width, self.kv_width
+        d, qw, kvw, rd = self.d_model, self.q_width, self.kv_width, self.row_d
         g = f"L{layer}{tag}"
-        ln1 = self.row_op(f"{g}.ln1", self.norm, d, _same_block(x), g, params=self.norm_params)
+        ln1 = self.row_op(f"{g}.ln1", self.norm, rd, _same_block(x), g, params=self.norm_params)
+        ln1 = self.gather(f"{g}.ln1", ln1, g)
         qkv = self.gemm(f"{g}.qkv", d, qw + 2 * kvw, _same_block(ln1), g)
         split = self.row_op(f"{g}.split_heads", "copy", qw + 2 * kvw, _same_block(qkv), g)
         if self.rotary:  # on the queries and keys
@@ -679,12 +709,13 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         proj = self.all_reduce(f"{g}.proj", self.gemm(f"{g}.proj", qw, d, _same_block(merged), g), g)
         if self.wl.spec.model.parallel_block:  # the MLP reads the same normalised input; one residual add
             down, act = self.mlp(g, ln1)
-            out = self.row_op(f"{g}.res", "add", d, lambda i: proj[i] + down[i] + x[i], g, inputs=3)
+            out = self.row_op(f"{g}.res", "add", rd, lambda i: proj[i] + down[i] + x[i], g, inputs=3)
             return out, SavedActivations(ln1=ln1, merged=merged, ln2=ln1, act=act, x=x, split=split)
-        res1 = self.row_op(f"{g}.res1", "add", d, lambda i: proj[i] + x[i], g, inputs=2)
-        ln2 = self.row_op(f"{g}.ln2", self.norm, d, _same_block(res1), g, params=self.norm_params)
+        res1 = self.row_op(f"{g}.res1", "add", rd, lambda i: proj[i] + x[i], g, inputs=2)
+        ln2 = self.row_op(f"{g}.ln2", self.norm, rd, _same_block(res1), g, params=self.norm_params)
+        ln2 = self.gather(f"{g}.ln2", ln2, g)
         down, act = self.mlp(g, ln2)
-        out = self.row_op(f"{g}.res2", "add", d, lambda i: down[i] + res1[i], g, inputs=2)
+        out = self.row_op(f"{g}.res2", "add", rd, lambda i: down[i] + res1[i], g, inputs=2)
         return out, SavedActivations(ln1=ln1, merged=merged, ln2=ln2, act=act, x=x, split=split)
 
     def recompute(self, layer: int, saved: SavedActivations, dy: TokenRowTasks) -> SavedActivations:
@@ -783,6 +814,7 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         d, d_ff, tokens, model = self.d_model, self.d_ff, self.batch * self.seq_len, self.wl.spec.model
         gated = model.mlp == "gated"
         width = 2 * d_ff if gated else d_ff
+        dy = self.gather(f"{L}.mlp.dy", dy, g)
         d_act = self.gemm(f"{L}.mlp_down.dA", d, d_ff, _same_block(dy), g)
         self.weight_grad(f"{L}.mlp_down.dW", d_ff, tokens, d, _all_tasks(saved.act, dy), g)
         if gated:  # (act x up)': d(up) = dY act, d(act) = dY up
@@ -801,6 +833,7 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         d, qw, kvw, tokens = self.d_model, self.q_width, self.kv_width, self.batch * self.seq_len
         L = f"L{layer}"
         g = f"{L}.bwd"
+        dy = self.gather(f"{L}.attn.dy", dy, g)
         d_merged = self.gemm(f"{L}.proj.dA", d, qw, _same_block(dy), g)
         self.weight_grad(f"{L}.proj.dW", qw, tokens, d, _all_tasks(saved.merged, dy), g)
         d_heads = self.row_op(f"{L}.split_dout", "copy", qw, _same_block(d_merged), g)
@@ -813,7 +846,9 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         return d_ln1
 
     def layer_backward(self, layer: int, dy: TokenRowTasks, saved: SavedActivations) -> TokenRowTasks:
-        d, norm_params = self.d_model, self.norm_params
+        d, norm_params = self.row_d, self.norm_params  # d: the columns of the rows a card holds
+        # a norm's parameter gradient sums over the rows this card holds (1/tp of them under sequence parallelism)
+        param_cols = norm_params // self.tp if self.sp else norm_params
         L = f"L{layer}"
         g = f"{L}.bwd"
         norm_grad = f"{self.norm}_grad"
@@ -822,23 +857,23 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
             d_attn = self.attention_backward(layer, dy, saved)
             d_ln1 = self.row_op(f"{L}.ln1.dsum", "add", d, lambda i: d_mlp[i] + d_attn[i], g, inputs=2)
             d_x_branch = self.row_op(f"{L}.ln1.bwd", norm_grad, d, _same_block(d_ln1), g, inputs=2, params=norm_params)
-            ln1_params = self.param_grad(f"{L}.ln1.dparams", norm_params, norm_params, _all_tasks(d_ln1), g)
+            ln1_params = self.param_grad(f"{L}.ln1.dparams", param_cols, norm_params, _all_tasks(d_ln1), g)
             self.adam(f"{L}.ln.adam", norm_params, [ln1_params], g)
             return self.row_op(f"{L}.res0.bwd", "add", d, lambda i: d_x_branch[i] + dy[i], g, inputs=2)
         d_ln2 = self.mlp_backward(L, g, dy, saved)
         d_res1_branch = self.row_op(f"{L}.ln2.bwd", norm_grad, d, _same_block(d_ln2), g, inputs=2, params=norm_params)
-        ln2_params = self.param_grad(f"{L}.ln2.dparams", norm_params, norm_params, _all_tasks(d_ln2), g)
+        ln2_params = self.param_grad(f"{L}.ln2.dparams", param_cols, norm_params, _all_tasks(d_ln2), g)
         d_res1 = self.row_op(f"{L}.res1.bwd", "add", d, lambda i: d_res1_branch[i] + dy[i], g, inputs=2)
         d_ln1 = self.attention_backward(layer, d_res1, saved)
         d_x_branch = self.row_op(f"{L}.ln1.bwd", norm_grad, d, _same_block(d_ln1), g, inputs=2, params=norm_params)
-        ln1_params = self.param_grad(f"{L}.ln1.dparams", norm_params, norm_params, _all_tasks(d_ln1), g)
+        ln1_params = self.param_grad(f"{L}.ln1.dparams", param_cols, norm_params, _all_tasks(d_ln1), g)
         self.adam(f"{L}.ln.adam", 2 * norm_params, [ln1_params, ln2_params], g)
         return self.row_op(f"{L}.res0.bwd", "add", d, lambda i: d_x_branch[i] + d_res1[i], g, inputs=2)
 
     def lower(self) -> TaskGraph:
         wl, model = self.wl, self.wl.spec.model
         training = wl.spec.run.mode == "training"
-        x = self.embed_forward() if wl.has_embeddings else self.row_op("input", "copy", self.d_model, _no_deps, "input")
+        x = self.embed_forward() if wl.has_embeddings else self.row_op("input", "copy", self.row_d, _no_deps, "input")
         saved = []
         for layer in range(model.layers):
             x, activations = self.layer_forward(layer, x)
@@ -847,7 +882,7 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
             dy = self.head_forward(x, training)
             self.flush_gradients("head")
         elif training:
-            dy = self.row_op("output", "copy", self.d_model, _same_block(x), "output")
+            dy = self.row_op("output", "copy", self.row_d, _same_block(x), "output")
         else:
             dy = x
         if training:
@@ -965,10 +1000,12 @@ def estimate_tasks(wl: Workload) -> int:
     forward = rows * (1 + cols(qw + 2 * kvw) + 1 + rotary + 1 + cols(d)) + attention(False) + mlp
     forward += rows * (1 if parallel else 3)
     tp, run = spec.run.tensor_parallel > 1, spec.run
-    forward += 2 * rows if tp else 0  # the all-reduces
+    forward += 2 * rows if tp else 0  # the all-reduces (or reduce-scatters)
+    forward += rows * (1 if parallel else 2) if run.sequence_parallel else 0  # the normed rows' all-gathers
     per_layer = forward
     if training:
-        per_layer += 2 * rows if tp else 0  # the input gradients' all-reduces
+        per_layer += 2 * rows if tp else 0  # the input gradients' all-reduces (or reduce-scatters)
+        per_layer += 2 * rows if run.sequence_parallel else 0  # the output gradients' all-gathers
         if run.recompute == "full":
             per_layer += forward
         elif run.recompute == "selective":
@@ -995,6 +1032,7 @@ def estimate_tasks(wl: Workload) -> int:
         if training and head:
             ends += 2 * rows + rows * cols(d) + wgrad(d, vocab)  # loss, norm backward, dA; dW
             ends += 2 * rows if tp else 0  # the softmax statistics' and dA's all-reduces
+            ends += rows if run.sequence_parallel else 0  # the final norm's rows all-gathered
         if training and embed:
             ends += rows + row_tiles(vocab) + 2 * learned  # scatter, Adam on the table; positions' gradient, Adam
     elif model.embeddings:

@@ -330,6 +330,7 @@ class CollectiveOp(OpSpec):
 for _name, _collective, _kind in (
     ("all_reduce", "all_reduce", "network"),  # the tensor-parallel group's
     ("all_gather", "all_gather", "network"),
+    ("reduce_scatter", "reduce_scatter", "network"),  # sequence parallelism: each card keeps 1/tp of the rows
     ("grad_all_reduce", "all_reduce", "data_network"),  # data parallelism: a bucket of gradients
     ("grad_reduce_scatter", "reduce_scatter", "data_network"),  # ZeRO-1: each replica keeps 1/dp of the sum
     ("param_all_gather", "all_gather", "data_network"),  # ZeRO-1: the updated shards back to every replica

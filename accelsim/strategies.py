@@ -214,6 +214,9 @@ def workload_dicts(draw: st.DrawFn) -> dict:
         run["zero1"] = replicas > 1 and draw(st.booleans())
         run["recompute"] = draw(st.sampled_from(["none", "selective", "full"]))
         run["optimizer_step"] = draw(st.sampled_from([True, True, False]))
+        tp = run.get("tensor_parallel", 1)
+        if isinstance(tp, int) and tp > 1 and (heads * d_head) % tp == 0:  # model["d_model"] is heads x d_head
+            run["sequence_parallel"] = draw(st.booleans())
     if family == "gpt" and model["embeddings"]:
         run["pipeline_stage"] = draw(st.sampled_from(["all", "all", "first", "middle", "last"]))
     if inference and family == "gpt":

@@ -85,19 +85,21 @@ def place(
 def memory_per_card(wl: Workload, layout: Layout) -> tuple[float, float]:
     """(bytes of parameters and optimizer state, bytes of activations) one card holds during a step. Activations
     per layer follow Korthikanti et al. 2022 for tensor parallelism t: s b h (10 + 24/t + 5 a s / (h t)) bytes
-    without recomputation, s b h (10 + 24/t) with selective, 2 s b h with full (the layer's input only)."""
+    without recomputation, s b h (10 + 24/t) with selective, 2 s b h with full (the layer's input only); with
+    sequence parallelism 34/t for 10 + 24/t, and the full recomputation's input sharded too."""
     m, r = wl.spec.model, wl.spec.run
     params = _parameters(wl)
     if r.mode != "training":
         return params * DTYPE_BYTES[r.dtype], 0.0
-    kept, optimizer = TRAINING_BYTES_PER_PARAMETER
-    state = params * (kept + optimizer / (layout.dp if r.zero1 else 1))
+    held, optimizer = TRAINING_BYTES_PER_PARAMETER
+    state = params * (held + optimizer / (layout.dp if r.zero1 else 1))
     s, b, t = wl.seq_len, r.batch, layout.tp
     h, a = m.d_model, m.heads * t  # the whole model's heads
+    kept = 34 / t if r.sequence_parallel else 10 + 24 / t  # sequence parallelism shards the norms' and dropouts'
     per_layer = {
-        "none": s * b * h * (10 + 24 / t + 5 * a * s / (h * t)),
-        "selective": s * b * h * (10 + 24 / t),
-        "full": 2 * s * b * h,
+        "none": s * b * h * (kept + 5 * a * s / (h * t)),
+        "selective": s * b * h * kept,
+        "full": 2 * s * b * h / (t if r.sequence_parallel else 1),
     }[r.recompute]
     return state, per_layer * m.layers
 

@@ -96,6 +96,9 @@ class RunSpec:
     #: (accelsim.parallel.shard_model); each attention and MLP all-reduces its output (and in training its input's
     #: gradient), the vocabulary-parallel embedding its rows, and generation gathers the logits.
     tensor_parallel: WorkloadSize = 1
+    #: Training under tensor parallelism: Megatron's sequence parallelism, the norms and residual adds on 1/tp of
+    #: the sequence, each all-reduce a reduce-scatter, and an all-gather before each column-parallel product.
+    sequence_parallel: StrictBool = False
     #: Training on this many replicas: each layer's gradients (a bucket) are all-reduced as soon as its backward is
     #: done, overlapping the layers still to go; with zero1, reduce-scattered instead, each replica updating 1/dp
     #: of the parameters and all-gathering them (ZeRO stage 1).
@@ -381,6 +384,12 @@ def _check(spec: WorkloadSpec, source: str) -> None:
                 fail(f"run.{key}", 'is for training (run.mode = "training")')
     if r.pipeline_stage != "all" and (m.family != "gpt" or not m.embeddings):
         fail("run.pipeline_stage", "pipeline stages are modelled for gpt models with embeddings")
+    if r.sequence_parallel and (r.tensor_parallel == 1 or r.mode != "training" or m.d_model % r.tensor_parallel):
+        fail(
+            "run.sequence_parallel",
+            f"is for training with tensor_parallel > 1 dividing d_model ({m.d_model}); got tensor_parallel "
+            f"{r.tensor_parallel}, mode {r.mode}",
+        )
     if r.zero1 and r.data_parallel == 1:
         fail("run.zero1", "shards the optimizer over replicas: needs run.data_parallel > 1")
     if r.logits == "last" and (r.mode != "inference" or m.family != "gpt" or not m.embeddings):

@@ -263,3 +263,26 @@ def test_run_explicit_from_the_command_line(capsys):
     assert out["cards"] == 4 and out["step_ms"] == out["shortcut_step_ms"] and len(set(out["per_card_step_ms"])) == 1
     assert main(["run", "--chip", "gaudi2", "--workload", "gpt2-medium", "--explicit"]) == 2
     assert "give --system" in capsys.readouterr().err
+
+
+def test_sequence_parallelism_trades_each_all_reduce_for_a_reduce_scatter_and_an_all_gather():
+    system = load_system("hls-gaudi2")
+    plain = _step(system, Layout(4, 1, 1))
+    seq = _step(system, Layout(4, 1, 1), [*TRAIN, "sequence_parallel=true"])
+
+    def sent(results, *ops):
+        return sum(t.bytes_read for t in results.graph.tasks if t.op in ops)
+
+    # Each all-reduce of the rows (2 per layer and pass, the embedding's, the head's input gradient: 10 of 2 MiB
+    # here) is a reduce-scatter of the same buffer; the all-gathers (2 per layer and pass, the final norm's: 9)
+    # each read a card's quarter of it. Only the loss's statistics stay all-reduced.
+    rows = 2 * 256 * 1024 * 2  # batch x seq_len x d_model, bf16
+    assert sent(seq, "reduce_scatter") == 10 * rows == sent(plain, "all_reduce") - 2 * 256 * 2 * 2
+    assert sent(seq, "all_gather") == 9 * rows // 4
+    assert sent(seq, "all_reduce") == 2 * 256 * 2 * 2
+    norms = [t for t in seq.graph.tasks if t.op == "layernorm"]
+    assert norms and all(t.shape == (2 * 256 * 1024 // 4,) for t in norms if t.name.endswith("ln1"))
+    from accelsim.explicit import explicit_step
+
+    data, source = workload_data("gpt2-medium", [*TRAIN, "sequence_parallel=true"])
+    assert explicit_step(system, Layout(4, 1, 1), data, source).latency_cycles == seq.latency_cycles
