@@ -49,8 +49,11 @@ def _add_inputs(sp: argparse.ArgumentParser, chip_help: str, system: bool = Fals
         sp.add_argument(
             "--parallel",
             metavar="tp=T,pp=P,dp=D",
-            help="with --system: tensor, pipeline and data parallel degrees; their product is the cards, whole nodes "
+            help="with --system: tensor, pipeline and data parallel degrees, whose product is the system's cards "
             "(default: tensor parallel over one node); --set batch is each replica's sequences",
+        )
+        sp.add_argument(
+            "--nodes", type=_positive, help="with --system: this many of its nodes (default: the system file's)"
         )
     what = sp.add_mutually_exclusive_group(required=True)
     what.add_argument("--workload", help="shipped workload name or path to a .toml workload")
@@ -246,7 +249,7 @@ def _pipeline(args: argparse.Namespace) -> PipelineStep | None:
     items = _overrides(args)
     data, source = model_workload_data(args.model, items) if args.model else workload_data(args.workload, items)
     scheduler = getattr(args, "scheduler", "first-free")
-    return pipeline_step(load_system(args.system), Layout.parse(args.parallel), data, source, scheduler)
+    return pipeline_step(load_system(args.system), Layout.parse(args.parallel), data, source, scheduler, args.nodes)
 
 
 def _pipeline_report(step: PipelineStep) -> str:
@@ -274,8 +277,9 @@ def _target(args: argparse.Namespace) -> tuple[Chip, TaskGraph, bool]:
     system's."""
     system = getattr(args, "system", None)
     if system is None:
-        if getattr(args, "parallel", None):
-            raise AccelsimError("--parallel lays a workload out on a system: give --system", key="--parallel")
+        for option in ("parallel", "nodes"):
+            if getattr(args, option, None):
+                raise AccelsimError(f"--{option} lays a workload out on a system: give --system", key=f"--{option}")
         if args.chip is None:
             raise AccelsimError("give --chip (one chip) or --system (many cards)", key="--chip")
         return load_chip(args.chip), _graph(args), False
@@ -289,7 +293,7 @@ def _target(args: argparse.Namespace) -> tuple[Chip, TaskGraph, bool]:
     layout = Layout.parse(args.parallel) if args.parallel else Layout(tp=loaded.spec.cards_per_node)
     items = _overrides(args)
     data, source = model_workload_data(args.model, items) if args.model else workload_data(args.workload, items)
-    placement = place(loaded, layout, data, source)
+    placement = place(loaded, layout, data, source, nodes=args.nodes)
     return placement.chip, lower(placement.workload), True
 
 
@@ -585,7 +589,7 @@ def _run_explicit(args: argparse.Namespace) -> None:
     layout = Layout.parse(args.parallel) if args.parallel else Layout(tp=load_system(args.system).spec.cards_per_node)
     items = _overrides(args)
     data, source = model_workload_data(args.model, items) if args.model else workload_data(args.workload, items)
-    every = explicit_step(load_system(args.system), layout, data, source, args.scheduler)
+    every = explicit_step(load_system(args.system), layout, data, source, args.scheduler, args.nodes)
     to_ms = chip.cycles_to_us(1) / 1e3
     summary = {
         "cards": len(every.cards),

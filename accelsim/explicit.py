@@ -62,11 +62,16 @@ def _fabric(system: System, cards: int, chip_cards_per_node: int) -> Topology:
 
 
 def explicit_step(
-    system: System, layout: Layout, data: dict[str, Any], source: str, scheduler: str = "first-free"
+    system: System,
+    layout: Layout,
+    data: dict[str, Any],
+    source: str,
+    scheduler: str = "first-free",
+    nodes: int | None = None,
 ) -> ExplicitRun:
     """``layout`` (tensor and data parallel) on ``system``, every card simulated: cards numbered tensor rank
     first, a tensor group the consecutive cards of a replica, a data group the cards of one tensor rank."""
-    placement = place(system, layout, data, source)
+    placement = place(system, layout, data, source, nodes=nodes)
     chip, tp, dp = placement.chip, layout.tp, layout.dp
     graph = compile_graph(lower(placement.workload), chip).graph
     costs = CostTable.build(graph, chip)

@@ -46,21 +46,28 @@ class Placement:
 
 
 def place(
-    system: System, layout: Layout, data: dict[str, Any], source: str, total_cards: int | None = None
+    system: System,
+    layout: Layout,
+    data: dict[str, Any],
+    source: str,
+    total_cards: int | None = None,
+    nodes: int | None = None,
 ) -> Placement:
-    """The card of ``layout`` on ``system`` and its share of the workload ``data`` (a workload file's dict, its
-    model the whole model's, its batch each replica's). A layout whose product is not a whole number of nodes,
-    pipeline stages, or a shard that does not divide are one AccelsimError each."""
+    """The card of ``layout`` on ``nodes`` nodes of ``system`` (default: its own count) and its share of the
+    workload ``data`` (a workload file's dict, its model the whole model's, its batch each replica's). A layout
+    whose product is not the system's cards, pipeline stages, or a shard that does not divide are one
+    AccelsimError each."""
     per_node = system.spec.cards_per_node
+    nodes = system.spec.nodes if nodes is None else nodes
     cards = total_cards or layout.cards  # a pipeline's stage is placed among all the pipeline's cards
-    if cards % per_node and cards > per_node:
+    if cards != nodes * per_node:
         raise AccelsimError(
-            f"tp x pp x dp = {cards} cards is not a whole number of {system.name}'s {per_node}-card nodes",
+            f"tp x pp x dp = {cards} cards, but {nodes} node(s) of {system.name} hold {nodes * per_node}: a layout "
+            "uses every card (--nodes sets the nodes)",
             source="--parallel",
         )
     if layout.pp > 1:
         raise AccelsimError("pp > 1 runs as a pipeline: accelsim.system_run.pipeline_step", source="--parallel")
-    nodes = max(1, cards // per_node)
     run = dict(data.get("run", {}))
     training = run.get("mode") == "training"
     if layout.dp > 1 and not training:
@@ -214,7 +221,9 @@ class PipelineStep:
     step_ms: float
 
 
-def pipeline_step(system: System, layout: Layout, data: dict[str, Any], source: str, scheduler: str) -> PipelineStep:
+def pipeline_step(
+    system: System, layout: Layout, data: dict[str, Any], source: str, scheduler: str, nodes: int | None = None
+) -> PipelineStep:
     """``layout`` with pp > 1 stages of ``layers / pp`` layers each, ``batch / micro_batch`` micro-batches through
     them in the 1F1B order (accelsim.pipeline). Each distinct stage (first, middle, last) is simulated on one card
     for one micro-batch: forward only, forward and backward, and the whole step with the optimizer's update, whose
@@ -249,7 +258,7 @@ def pipeline_step(system: System, layout: Layout, data: dict[str, Any], source: 
 
     def cycles(kind: str, forward_only: bool = False, **changes: Any) -> int:
         shape, stage = stage_run(kind, forward_only, **changes)
-        placed = _place_cards(system, shape, stage, source, layout.cards)
+        placed = _place_cards(system, shape, stage, source, layout.cards, nodes)
         return int(simulate_card(placed, scheduler).latency_cycles)
 
     for kind in dict.fromkeys(kinds):
@@ -258,7 +267,7 @@ def pipeline_step(system: System, layout: Layout, data: dict[str, Any], source: 
         whole = cycles(kind)
         times[kind] = StageTimes(forward, max(both - forward, 0), max(whole - both, 0))
     shape, stage = stage_run(kinds[0])
-    first = _place_cards(system, shape, stage, source, layout.cards)
+    first = _place_cards(system, shape, stage, source, layout.cards, nodes)
     wl = first.workload
     activation_bytes = micro * wl.seq_len * wl.spec.model.d_model * DTYPE_BYTES[wl.spec.run.dtype]
     crosses_nodes = layout.tp * pp > per_node
@@ -267,9 +276,11 @@ def pipeline_step(system: System, layout: Layout, data: dict[str, Any], source: 
     return PipelineStep(first, kinds, times, pipeline, round(first.chip.cycles_to_us(pipeline.cycles) / 1e3, 4))
 
 
-def _place_cards(system: System, flat: Layout, data: dict[str, Any], source: str, cards: int) -> Placement:
+def _place_cards(
+    system: System, flat: Layout, data: dict[str, Any], source: str, cards: int, nodes: int | None
+) -> Placement:
     """``place`` for one stage of a pipeline of ``cards`` cards in all (the stage's own layout is tp x dp)."""
-    return place(system, flat, data, source, total_cards=cards)
+    return place(system, flat, data, source, total_cards=cards, nodes=nodes)
 
 
 def simulate_card(placement: Placement, scheduler: str) -> Results:

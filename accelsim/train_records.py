@@ -119,9 +119,10 @@ def predict_train_step(rec: TrainStepRecord, record: Mapping[str, Any], source: 
         }
         where = source
     system, layout = load_system(rec.system), Layout(rec.tp, rec.pp, rec.dp)
+    nodes = max(1, rec.cards // system.spec.cards_per_node)
     if layout.pp > 1:
-        ms = pipeline_step(system, layout, data, where, "first-free").step_ms
+        ms = pipeline_step(system, layout, data, where, "first-free", nodes).step_ms
     else:
-        placement = place(system, layout, data, where)
+        placement = place(system, layout, data, where, nodes=nodes)
         ms = run(placement.chip, lower(placement.workload)).latency_us / 1e3
     return TrainStepPrediction(record, rec.ms, round(ms, 4), round(ms / rec.ms - 1, 4))

@@ -31,7 +31,7 @@ def main() -> None:
     for dp in (1, 16, 128):
         t0 = time.perf_counter()
         data, source = model_workload_data(MODEL, SETTINGS)
-        placement = place(system, Layout(8, 1, dp), data, source)
+        placement = place(system, Layout(8, 1, dp), data, source, nodes=dp)
         results = accelsim.run(placement.chip, lower(placement.workload))
         c = communication(results)
         rows.append(

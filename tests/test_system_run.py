@@ -18,44 +18,47 @@ from accelsim.workload import load_workload, workload_data
 TRAIN = ["mode=training", "layers=2", "seq_len=256", "batch=2"]
 
 
-def _step(system, layout, overrides=TRAIN, workload="gpt2-medium"):
+def _step(system, layout, overrides=TRAIN, workload="gpt2-medium", nodes=None):
     data, source = workload_data(workload, overrides)
-    placement = place(system, layout, data, source)
+    placement = place(system, layout, data, source, nodes=nodes)
     return accelsim.run(placement.chip, lower(placement.workload))
 
 
-def _system(name="dgx-a100", **scale):
+def _system(name="dgx-a100", cards_per_node=None, **scale):
     data = read_toml(accelsim.resources.resolve(name, "systems"))
     for key, factor in scale.items():
         section, field = key.split("__")
         data[section][field] *= factor
+    if cards_per_node is not None:  # a smaller node of the same cards and fabric
+        data["cards_per_node"] = cards_per_node
     return system_from_dict(data, f"{name}.toml")
 
 
 def test_one_card_of_a_one_card_layout_is_the_single_chip_run():
-    system = load_system("dgx-a100")
+    system = _system(cards_per_node=1)
     alone = accelsim.run("a100", lower(load_workload("gpt2-medium", TRAIN)))
     assert _step(system, Layout(1, 1, 1)).latency_cycles == alone.latency_cycles
 
 
 def test_tensor_parallelism_adds_all_reduces_and_shortens_the_step():
-    system = load_system("hls-gaudi2")
-    one, four = _step(system, Layout(1, 1, 1)), _step(system, Layout(4, 1, 1))
-    reduces = [t for t in four.graph.tasks if t.op == "all_reduce"]
+    system = load_system("hls-gaudi2")  # 8 cards: 8 replicas of the model, or one split over all eight
+    one, eight = _step(system, Layout(1, 1, 8)), _step(system, Layout(8, 1, 1))
+    reduces = [t for t in eight.graph.tasks if t.op == "all_reduce"]
     assert reduces and not any(t.op == "all_reduce" for t in one.graph.tasks)
-    assert four.latency_cycles < one.latency_cycles
+    assert eight.latency_cycles < one.latency_cycles
 
 
-@pytest.mark.parametrize("layout", [Layout(2, 1, 4), Layout(8, 1, 2)])
-def test_more_link_bandwidth_never_slows_a_step(layout):
-    steps = [_step(_system(scale_up__link_gbps=f, scale_out__port_gbps=f), layout).latency_cycles for f in (0.25, 1, 4)]
+@pytest.mark.parametrize("layout, nodes", [(Layout(2, 1, 4), 1), (Layout(8, 1, 2), 2)])
+def test_more_link_bandwidth_never_slows_a_step(layout, nodes):
+    scaled = [_system(scale_up__link_gbps=f, scale_out__port_gbps=f) for f in (0.25, 1, 4)]
+    steps = [_step(system, layout, nodes=nodes).latency_cycles for system in scaled]
     assert steps == sorted(steps, reverse=True) and steps[0] > steps[-1]
 
 
 def test_weak_scaling_never_speeds_up_a_step():
     """More replicas, each with the same batch: the gradients' all-reduce can only take longer."""
     system = load_system("dgx-a100")
-    steps = [_step(system, Layout(8, 1, dp)).latency_cycles for dp in (1, 2, 4, 16)]
+    steps = [_step(system, Layout(8, 1, dp), nodes=dp).latency_cycles for dp in (1, 2, 4, 16)]
     assert steps == sorted(steps) and steps[0] < steps[-1]
 
 
@@ -81,13 +84,13 @@ def test_zero1_and_recomputation_change_the_step_as_they_should():
 @pytest.mark.parametrize(
     "layout, overrides, words",
     [
-        (Layout(3, 1, 1), TRAIN, "a divisor of 8"),
-        (Layout(4, 1, 3), TRAIN, "not a whole number of"),
+        (Layout(3, 1, 1), TRAIN, "3 cards, but 1 node"),
+        (Layout(4, 1, 3), TRAIN, "12 cards, but 1 node"),
         (Layout(4, 2, 1), TRAIN, "pp > 1 runs as a pipeline"),
-        (Layout(8, 1, 2), ["layers=2"], "dp > 1 runs replicas that never communicate"),
+        (Layout(2, 1, 4), ["layers=2"], "dp > 1 runs replicas that never communicate"),
         (Layout(8, 1, 1), ["mode=training", "heads=12", "d_model=768"], "12 attention heads do not divide into 8"),
         (
-            Layout(1, 1, 1),
+            Layout(1, 1, 8),
             ["mode=training", "layers=48", "d_model=6144", "heads=48", "seq_len=2048", "batch=16"],
             "each card needs",
         ),
@@ -99,7 +102,7 @@ def test_layouts_that_cannot_run_are_one_line(layout, overrides, words):
 
 
 def test_run_on_a_system_from_the_command_line(capsys):
-    argv = ["run", "--system", "hls-gaudi2", "--workload", "gpt2-medium", "--parallel", "tp=4,dp=4"]
+    argv = ["run", "--system", "hls-gaudi2", "--workload", "gpt2-medium", "--parallel", "tp=4,dp=4", "--nodes", "2"]
     assert main([*argv, *(f"--set={s}" for s in TRAIN), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["communication"]["step_ms"] > out["communication"]["exposed_ms"] >= 0
@@ -197,7 +200,7 @@ def test_run_and_plot_a_pipeline_from_the_command_line(capsys, tmp_path):
         "--workload",
         "gpt2-medium",
         "--parallel",
-        "tp=2,pp=2",
+        "tp=2,pp=2,dp=2",
         "--set",
         "mode=training",
         "--set",
@@ -218,8 +221,8 @@ def test_run_and_plot_a_pipeline_from_the_command_line(capsys, tmp_path):
 @pytest.mark.parametrize(
     "name, layout",
     [
-        ("hls-gaudi2", Layout(2, 1, 2)),
-        ("hls-gaudi2", Layout(4, 1, 1)),
+        ("hls-gaudi2", Layout(2, 1, 4)),
+        ("hls-gaudi2", Layout(8, 1, 1)),
         ("dgx-a100", Layout(4, 1, 2)),
         ("dgx-a100", Layout(8, 1, 2)),
     ],  # the last across two nodes
@@ -228,10 +231,11 @@ def test_the_symmetric_shortcut_gives_what_simulating_every_card_gives(name, lay
     from accelsim.explicit import explicit_step
 
     system = load_system(name)
+    nodes = layout.cards // system.spec.cards_per_node
     data, source = workload_data("gpt2-medium", TRAIN)
-    every = explicit_step(system, layout, data, source)
+    every = explicit_step(system, layout, data, source, nodes=nodes)
     assert len(every.cards) == layout.tp * layout.dp
-    assert {r.latency_cycles for r in every.cards} == {_step(system, layout).latency_cycles}
+    assert {r.latency_cycles for r in every.cards} == {_step(system, layout, nodes=nodes).latency_cycles}
 
 
 def test_simulating_every_card_sees_collectives_of_two_groups_share_a_switch():
@@ -253,20 +257,20 @@ def test_run_explicit_from_the_command_line(capsys):
         "--workload",
         "gpt2-medium",
         "--parallel",
-        "tp=2,dp=2",
+        "tp=2,dp=4",
         *(f"--set={s}" for s in TRAIN),
         "--explicit",
         "--json",
     ]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["cards"] == 4 and out["step_ms"] == out["shortcut_step_ms"] and len(set(out["per_card_step_ms"])) == 1
+    assert out["cards"] == 8 and out["step_ms"] == out["shortcut_step_ms"] and len(set(out["per_card_step_ms"])) == 1
     assert main(["run", "--chip", "gaudi2", "--workload", "gpt2-medium", "--explicit"]) == 2
     assert "give --system" in capsys.readouterr().err
 
 
 def test_sequence_parallelism_trades_each_all_reduce_for_a_reduce_scatter_and_an_all_gather():
-    system = load_system("hls-gaudi2")
+    system = _system("hls-gaudi2", cards_per_node=4)  # a four-card Gaudi 2 node
     plain = _step(system, Layout(4, 1, 1))
     seq = _step(system, Layout(4, 1, 1), [*TRAIN, "sequence_parallel=true"])
 
