@@ -53,7 +53,9 @@ def _add_inputs(sp: argparse.ArgumentParser, chip_help: str, system: bool = Fals
             "(default: tensor parallel over one node); --set batch is each replica's sequences",
         )
         sp.add_argument(
-            "--nodes", type=_positive, help="with --system: this many of its nodes (default: the system file's)"
+            "--nodes",
+            type=_positive,
+            help="with --system: this many of its nodes, whose cards the layout must use (default: those it fills)",
         )
     what = sp.add_mutually_exclusive_group(required=True)
     what.add_argument("--workload", help="shipped workload name or path to a .toml workload")

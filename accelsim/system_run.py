@@ -53,17 +53,23 @@ def place(
     total_cards: int | None = None,
     nodes: int | None = None,
 ) -> Placement:
-    """The card of ``layout`` on ``nodes`` nodes of ``system`` (default: its own count) and its share of the
-    workload ``data`` (a workload file's dict, its model the whole model's, its batch each replica's). A layout
+    """The card of ``layout`` on ``nodes`` nodes of ``system`` (default: as many as the layout fills) and its share
+    of the workload ``data`` (a workload file's dict, its model the whole model's, its batch each replica's). A layout
     whose product is not the system's cards, pipeline stages, or a shard that does not divide are one
     AccelsimError each."""
     per_node = system.spec.cards_per_node
-    nodes = system.spec.nodes if nodes is None else nodes
     cards = total_cards or layout.cards  # a pipeline's stage is placed among all the pipeline's cards
+    if nodes is None:  # as many nodes as the layout fills
+        if cards % per_node:
+            raise AccelsimError(
+                f"tp x pp x dp = {cards} cards is not the card count of whole nodes of {system.name} ({per_node} "
+                "cards each)",
+                source="--parallel",
+            )
+        nodes = cards // per_node
     if cards != nodes * per_node:
         raise AccelsimError(
-            f"tp x pp x dp = {cards} cards, but {nodes} node(s) of {system.name} hold {nodes * per_node}: a layout "
-            "uses every card (--nodes sets the nodes)",
+            f"tp x pp x dp = {cards} cards, but {nodes} node(s) of {system.name} hold {nodes * per_node}",
             source="--parallel",
         )
     if layout.pp > 1:

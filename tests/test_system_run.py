@@ -84,8 +84,8 @@ def test_zero1_and_recomputation_change_the_step_as_they_should():
 @pytest.mark.parametrize(
     "layout, overrides, words",
     [
-        (Layout(3, 1, 1), TRAIN, "3 cards, but 1 node"),
-        (Layout(4, 1, 3), TRAIN, "12 cards, but 1 node"),
+        (Layout(3, 1, 1), TRAIN, "3 cards is not the card count of whole nodes"),
+        (Layout(4, 1, 3), TRAIN, "12 cards is not the card count of whole nodes"),
         (Layout(4, 2, 1), TRAIN, "pp > 1 runs as a pipeline"),
         (Layout(2, 1, 4), ["layers=2"], "dp > 1 runs replicas that never communicate"),
         (Layout(8, 1, 1), ["mode=training", "heads=12", "d_model=768"], "12 attention heads do not divide into 8"),
