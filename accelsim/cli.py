@@ -254,6 +254,27 @@ def _pipeline(args: argparse.Namespace) -> PipelineStep | None:
     return pipeline_step(load_system(args.system), Layout.parse(args.parallel), data, source, scheduler, args.nodes)
 
 
+def _compare_pipeline(args: argparse.Namespace, names: list[str]) -> None:
+    """compare with pp > 1: each scheduler schedules every stage's card; the pipeline's step under each."""
+    steps = {}
+    for name in names:
+        args.scheduler = get_scheduler(name).name
+        step = _pipeline(args)
+        assert step is not None
+        steps[name] = step
+    if args.json:
+        print(json.dumps({n: {"step_ms": st.step_ms, "bubble": round(st.run.bubble, 4)} for n, st in steps.items()}))
+        return
+    first = next(iter(steps.values()))
+    print(f"pipeline: {first.run.stages} stages x {first.run.micro_batches} micro-batches (1F1B)\n")
+    print(
+        table(
+            ["scheduler", "step ms", "bubble"],
+            [(n, f"{st.step_ms:,.3f}", f"{st.run.bubble:.1%}") for n, st in steps.items()],
+        )
+    )
+
+
 def _pipeline_report(step: PipelineStep) -> str:
     rows = [
         (
@@ -300,12 +321,13 @@ def _target(args: argparse.Namespace) -> tuple[Chip, TaskGraph, bool]:
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
-    if getattr(args, "system", None) and args.parallel and Layout.parse(args.parallel).pp > 1:
-        raise AccelsimError("pp > 1 compares no schedulers yet: use accelsim run for the pipeline", key="--parallel")
-    chip, graph, on_system = _target(args)
     names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
     if not names:
         raise AccelsimError("name at least one scheduler", key="--schedulers")
+    if getattr(args, "system", None) and args.parallel and Layout.parse(args.parallel).pp > 1:
+        _compare_pipeline(args, names)
+        return
+    chip, graph, on_system = _target(args)
     result = compare(chip, graph, names)
     _warn_of(result.graph)
     if not on_system:

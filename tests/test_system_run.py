@@ -215,7 +215,10 @@ def test_run_and_plot_a_pipeline_from_the_command_line(capsys, tmp_path):
     assert out["stages"] == ["first", "last"] and out["micro_batches"] == 4 and 0 < out["bubble"] < 1
     assert main(["plot", *argv, "--out", str(tmp_path)]) == 0
     assert (tmp_path / "pipeline_dgx-a100.png").exists()
-    assert main(["compare", *argv]) == 2 and "use accelsim run" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["compare", *argv, "--schedulers", "naive,balanced", "--json"]) == 0
+    compared = json.loads(capsys.readouterr().out)
+    assert set(compared) == {"naive", "balanced"} and all(v["step_ms"] > 0 for v in compared.values())
 
 
 @pytest.mark.parametrize(
