@@ -360,16 +360,18 @@ def _cmd_plot(args: argparse.Namespace) -> None:
             )
         )
         return
-    if getattr(args, "system", None):
-        raise AccelsimError("accelsim plot on a system draws a pipeline (--parallel with pp > 1)", key="--system")
-    chips = [c.strip() for c in args.chip.split(",") if c.strip()]
     names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
-    if not chips:
-        raise AccelsimError("name at least one chip", key="--chip")
     if not names:
         raise AccelsimError("name at least one scheduler", key="--schedulers")
-    graph = _graph(args)
-    loaded = [load_chip(c) for c in chips]  # every profile checked before the first simulation
+    if getattr(args, "system", None):  # a system's card: its network engines are timeline rows like the others
+        card, graph, _ = _target(args)
+        loaded, chips = [card], [card.name]
+    else:
+        chips = [c.strip() for c in args.chip.split(",") if c.strip()]
+        if not chips:
+            raise AccelsimError("name at least one chip", key="--chip")
+        graph = _graph(args)
+        loaded = [load_chip(c) for c in chips]  # every profile checked before the first simulation
     everything: list = []
     used: set[str] = set()
 

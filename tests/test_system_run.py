@@ -293,3 +293,26 @@ def test_sequence_parallelism_trades_each_all_reduce_for_a_reduce_scatter_and_an
 
     data, source = workload_data("gpt2-medium", [*TRAIN, "sequence_parallel=true"])
     assert explicit_step(system, Layout(4, 1, 1), data, source).latency_cycles == seq.latency_cycles
+
+
+def test_plot_a_systems_card_with_its_network_engines_as_timeline_rows(capsys, tmp_path):
+    from accelsim.plots import timeline_data
+
+    argv = [
+        "plot",
+        "--system",
+        "hls-gaudi2",
+        "--workload",
+        "gpt2-medium",
+        "--parallel",
+        "tp=2,dp=4",
+        *(f"--set={s}" for s in TRAIN),
+        "--schedulers",
+        "naive",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(argv) == 0
+    assert any(p.name.startswith("timeline_gaudi2") for p in tmp_path.iterdir())
+    rows = timeline_data(_step(load_system("hls-gaudi2"), Layout(2, 1, 4))).rows
+    assert "net0" in rows and "net_dp0" in rows
