@@ -4,9 +4,7 @@ reads them with the other records."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass as pydantic_dataclass
@@ -73,34 +71,9 @@ def why_not_predicted(rec: TrainStepRecord, chip: Chip) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class TrainStepPrediction:
-    """One train_step record (as read, every key kept) with its predicted step time."""
-
-    record: Mapping[str, Any]
-    measured_ms: float
-    predicted_ms: float
-    rel_error: float  # predicted / measured - 1
-
-    @property
-    def kind(self) -> str:
-        return "train_step"
-
-    @property
-    def counted(self) -> bool:
-        return True
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **self.record,
-            "measured_ms": self.measured_ms,
-            "predicted_ms": self.predicted_ms,
-            "rel_error": self.rel_error,
-        }
-
-
-def predict_train_step(rec: TrainStepRecord, record: Mapping[str, Any], source: str) -> TrainStepPrediction:
-    """One card of the record's layout on its system, simulated for the step."""
+def predict_train_step(rec: TrainStepRecord, source: str) -> float:
+    """The record's step in milliseconds: one card of its layout on its system simulated (a pipeline's stages and
+    their 1F1B order where pp > 1)."""
     settings = ["mode=training", f"batch={rec.batch}", f"recompute={rec.recompute}", f"dtype={rec.dtype}"]
     if isinstance(rec.model, str):
         data, where = model_workload_data(rec.model, [*settings, f"seq_len={rec.seq_len}"])
@@ -125,4 +98,4 @@ def predict_train_step(rec: TrainStepRecord, record: Mapping[str, Any], source: 
     else:
         placement = place(system, layout, data, where, nodes=nodes)
         ms = run(placement.chip, lower(placement.workload)).latency_us / 1e3
-    return TrainStepPrediction(record, rec.ms, round(ms, 4), round(ms / rec.ms - 1, 4))
+    return ms

@@ -35,7 +35,7 @@ from .generation_records import GenerationPrediction, LlmGenerateRecord, predict
 from .graph import TaskGraph, make_task
 from .ops import OPS
 from .runner import run
-from .train_records import TrainStepPrediction, TrainStepRecord, predict_train_step
+from .train_records import TrainStepRecord, predict_train_step
 from .train_records import why_not_predicted as why_not_train_step
 from .vocabulary import DTYPE_BYTES, Dtype
 
@@ -765,7 +765,7 @@ class Validation:
     """Predicted against measured milliseconds for every record a chip profile was checked on."""
 
     chip: str
-    records: tuple[Prediction | GenerationPrediction | TrainStepPrediction, ...]
+    records: tuple[Prediction | GenerationPrediction, ...]
     summary: Mapping[str, ErrorStats]  # by record kind, then "overall"
     concurrency: Concurrency | None
     skipped: tuple[Skipped, ...] = ()  # records of kinds accelsim does not predict, with the reason
@@ -785,34 +785,29 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
     """Predicted against measured milliseconds per record, and |error| statistics over records >= MIN_MS. Records
     given as mappings are checked as a file's are; none that accelsim predicts is an AccelsimError."""
     m = measurements(records)
-    rows: list[Prediction | GenerationPrediction | TrainStepPrediction] = []
+    rows: list[Prediction | GenerationPrediction] = []
     skipped = list(m.skipped)
     conc = None
     for r in m.records:
         if isinstance(r.spec, ConcurrencyRecord):
             conc = concurrency(chip, r.spec, m.source, r.line)
             continue
-        if isinstance(r.spec, TrainStepRecord):
-            reason = why_not_train_step(r.spec, chip)
-            if reason is not None:
-                skipped.append(Skipped(r.line, r.spec.kind, reason))
-                continue
+        if isinstance(r.spec, TrainStepRecord | LlmGenerateRecord):
+            spec = r.spec
+            reason = (
+                why_not_train_step(spec, chip) if isinstance(spec, TrainStepRecord) else why_not_predicted(spec, chip)
+            )
             try:
-                rows.append(predict_train_step(r.spec, r.record, m.source))
+                if reason is None and isinstance(spec, TrainStepRecord):
+                    ms = predict_train_step(spec, m.source)
+                    rows.append(Prediction(r.record, spec.ms, round(ms, 5), round(ms / spec.ms - 1, 4)))
+                elif reason is None and isinstance(spec, LlmGenerateRecord):
+                    rows.append(predict_generation(chip, spec, r.record))
             except AccelsimError as exc:
                 detail = f"{exc.key}: {exc.detail}" if exc.key else exc.detail
-                skipped.append(Skipped(r.line, r.spec.kind, f"cannot predict it: {detail}"))
-            continue
-        if isinstance(r.spec, LlmGenerateRecord):
-            reason = why_not_predicted(r.spec, chip)
+                reason = f"cannot predict it on {chip.name}: {detail}"
             if reason is not None:
-                skipped.append(Skipped(r.line, r.spec.kind, reason))
-                continue
-            try:
-                rows.append(predict_generation(chip, r.spec, r.record))
-            except AccelsimError as exc:
-                detail = f"{exc.key}: {exc.detail}" if exc.key else exc.detail
-                skipped.append(Skipped(r.line, r.spec.kind, f"cannot predict it on {chip.name}: {detail}"))
+                skipped.append(Skipped(r.line, spec.kind, reason))
             continue
         pred = predict_at(chip, lower_at(r.spec, m.source, r.line), m.source, r.line)
         rows.append(
@@ -836,7 +831,7 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
     )
 
 
-def summarize(rows: Sequence[Prediction | GenerationPrediction | TrainStepPrediction]) -> dict[str, ErrorStats]:
+def summarize(rows: Sequence[Prediction | GenerationPrediction]) -> dict[str, ErrorStats]:
     out: dict[str, ErrorStats] = {}
     kinds = sorted({r.kind for r in rows})
     for kind in [*kinds, "overall"]:
