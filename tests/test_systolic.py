@@ -59,3 +59,30 @@ def test_bad_arguments_are_clear_errors(bad):
     with pytest.raises(AccelsimError) as err:
         systolic_cycles(**args)
     assert next(iter(bad)) in str(err.value)
+
+
+def test_pipelined_folds_pay_each_folds_stream_and_hide_fill_and_drain():
+    from accelsim.systolic import pipelined_cycles
+
+    # os on 4 x 4: a 8 x 16 @ 16 x 8 GEMM has ceil(8/4) * ceil(8/4) = 4 folds of K = 16 cycles each
+    assert pipelined_cycles([(1, 8, 16, 8)], 4, 4, "os") == 4 * 16
+    # ws: folds over K and N (4 x 2 = 8), each streaming M = 2 rows but preloading R = 4 weights first
+    assert pipelined_cycles([(1, 2, 16, 8)], 4, 4, "ws") == 8 * 4
+    # a batch of 3 is three times the folds; SCALE-Sim's count pays (R + C + K - 2) on each of them
+    assert pipelined_cycles([(3, 8, 16, 8)], 4, 4, "os") == 3 * 4 * 16
+    assert 3 * systolic_cycles(8, 16, 8, 4, 4, "os") == 3 * ((4 + 4 + 16 - 2) * 4 - 1)
+
+
+@given(
+    st.integers(1, 300),
+    st.integers(1, 300),
+    st.integers(1, 300),
+    st.sampled_from([4, 8, 32, 128]),
+    st.sampled_from([4, 16, 128]),
+    st.sampled_from(["os", "ws", "is"]),
+)
+def test_pipelined_folds_are_between_the_macs_and_scale_sims_count(m, k, n, rows, cols, flow):
+    from accelsim.systolic import pipelined_cycles
+
+    cycles = pipelined_cycles([(1, m, k, n)], rows, cols, flow)
+    assert m * k * n <= cycles * rows * cols and cycles <= systolic_cycles(m, k, n, rows, cols, flow)
