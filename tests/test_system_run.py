@@ -316,3 +316,61 @@ def test_plot_a_systems_card_with_its_network_engines_as_timeline_rows(capsys, t
     assert any(p.name.startswith("timeline_gaudi2") for p in tmp_path.iterdir())
     rows = timeline_data(_step(load_system("hls-gaudi2"), Layout(2, 1, 4))).rows
     assert "net0" in rows and "net_dp0" in rows
+
+
+def test_1f1b_by_hand_with_sends_and_tails():
+    from accelsim.pipeline import StageTimes, one_f_one_b, simulate_pipeline
+
+    # 2 stages, 2 micro-batches, F = 10, B = 20, a send 3. Stage 0: F0 [0,10], F1 [10,20], waits for B0 from
+    # stage 1 (done 43, sent 46): B0 [46,66], B1 waits for stage 1's B1 (done 73, sent 76): [76,96]. Stage 1: F0
+    # when sent (13) [13,23], B0 [23,43], F1 [43,53], B1 [53,73]. Tails 4 and 30: 96 + 4 and 73 + 30 -> 103.
+    run = simulate_pipeline([StageTimes(10, 20, 4), StageTimes(10, 20, 30)], 2, 3)
+    spans = {(p.stage, p.kind, p.micro_batch): (p.start, p.end) for p in run.passes}
+    assert spans[(0, "B", 0)] == (46, 66) and spans[(0, "B", 1)] == (76, 96) and spans[(1, "F", 1)] == (43, 53)
+    assert run.cycles == 103
+    for stages, micro in ((0, 4), (2, 0)):
+        with pytest.raises(AccelsimError, match="needs stages and micro-batches"):
+            one_f_one_b(stages, micro)
+
+
+def test_layouts_parse_with_spaces_and_name_the_bad_part():
+    assert Layout.parse(" tp = 2 , dp=4 ") == Layout(2, 1, 4) and Layout.parse("") == Layout(1, 1, 1)
+    with pytest.raises(AccelsimError, match=r"--parallel: tp must be a whole number, got 'two'"):
+        Layout.parse("tp=two")
+    with pytest.raises(AccelsimError, match=r"--parallel: dp must be from 1 to 2,147,483,647, got 0"):
+        Layout.parse("dp=0")
+    with pytest.raises(AccelsimError, match=r"--parallel: unknown key 'ep'; allowed: tp, pp, dp"):
+        Layout.parse("tp=2,ep=4")
+
+
+def test_experts_and_the_vocabulary_are_sharded_too():
+    from accelsim.catalog import load_model
+    from accelsim.parallel import shard_model
+
+    mixtral = shard_model(load_model("mistralai/Mixtral-8x7B-v0.1").require(), 2, "m")
+    assert (mixtral["experts"], mixtral["d_ff_expert"], mixtral["vocab"]) == (8, 7168, 16000)
+    qwen = shard_model(load_model("Qwen/Qwen1.5-MoE-A2.7B").require(), 4, "q")
+    assert (qwen["d_ff_expert"], qwen["d_ff_shared"], qwen["heads"]) == (352, 1408, 4)
+    gpt = shard_model({"d_model": 1600, "heads": 25, "d_ff": 6400, "vocab": 50257}, 5, "g")
+    assert gpt["vocab"] == 10052 and gpt["d_head"] == 64  # 50257 / 5, rounded up: the table padded
+    with pytest.raises(AccelsimError, match="g: d_ff: tensor parallelism over 3 cards: the MLP width 6400 does not"):
+        shard_model({"d_model": 1599, "heads": 39, "d_ff": 6400, "vocab": 8}, 3, "g")
+    assert shard_model(gpt, 1, "g") == gpt
+
+
+def test_the_edges_of_layouts_and_shards():
+    from accelsim.catalog import load_model
+    from accelsim.limits import MAX_WORKLOAD_SIZE
+    from accelsim.parallel import shard_model
+    from accelsim.pipeline import StageTimes, one_f_one_b, simulate_pipeline
+
+    assert one_f_one_b(1, 3) == [[("F", 0), ("B", 0), ("F", 1), ("B", 1), ("F", 2), ("B", 2)]]
+    assert simulate_pipeline([StageTimes(10, 20, 5)], 1, 7).cycles == 35  # one stage: nothing to send
+    assert Layout.parse("tp=1,pp=1,dp=2") == Layout(1, 1, 2)
+    assert Layout.parse(f"dp={MAX_WORKLOAD_SIZE}").dp == MAX_WORKLOAD_SIZE
+    with pytest.raises(AccelsimError, match="tp must be a whole number, got '2=3'"):
+        Layout.parse("tp=2=3")
+    gemma = shard_model(load_model("google/gemma-7b").require(), 2, "g")  # heads of 256, wider than 3072 / 16
+    assert (gemma["heads"], gemma["d_head"]) == (8, 256)
+    with pytest.raises(AccelsimError, match="4 key/value heads neither divide into 14 shares nor divide 14"):
+        shard_model(load_model("Qwen/Qwen2-7B").require(), 14, "q")
