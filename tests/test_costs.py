@@ -6,6 +6,7 @@ import accelsim
 from accelsim import compute_cycles, estimate_cycles, make_task
 from accelsim.config import read_toml
 from accelsim.ops import OPS
+from accelsim.system import load_system
 
 
 def groups(chip):
@@ -107,7 +108,7 @@ def test_a_task_only_runs_on_kinds_it_allows():
 
 @pytest.mark.parametrize("op", sorted(OPS))
 def test_every_op_has_a_cost_on_its_default_engine(op):
-    chip = accelsim.system.load_system("hls-gaudi2").card_chip(8)  # a card with its fabric, for the collectives
+    chip = load_system("hls-gaudi2").card_chip(8)  # a card with its fabric, for the collectives
     shape = [4] * (OPS[op].arity or 2)
     task = make_task("t", op, shape)
     by_kind = {g.kind: g for g in chip.groups}
