@@ -46,17 +46,16 @@ def systolic_cycles(M: int, K: int, N: int, rows: int, cols: int, dataflow: str)
     return (fill + t - 2) * folds - 1
 
 
-def _mapping(M: int, K: int, N: int, rows: int, cols: int, dataflow: str) -> tuple[int, int, int, int]:
-    """(folds, stream length T, fill and drain cycles, preload cycles per fold) of a GEMM in SCALE-Sim's mapping."""
+def _folds(M: int, K: int, N: int, rows: int, cols: int, dataflow: str) -> tuple[int, int, int]:
+    """(folds, stream length T, preload cycles per fold) of a GEMM in SCALE-Sim's mapping: ws and is preload an
+    operand into the array's rows before each fold streams, os accumulates in place."""
     if dataflow == "os":
-        s_r, s_c, t, fill, preload = M, N, K, rows + cols, 0
-    elif dataflow == "ws":
-        s_r, s_c, t, fill, preload = K, N, M, 2 * rows + cols, rows
-    elif dataflow == "is":
-        s_r, s_c, t, fill, preload = K, M, N, 2 * rows + cols, rows
-    else:
-        raise AccelsimError(f"unknown dataflow {dataflow!r}; allowed: {', '.join(DATAFLOWS)}", key="dataflow")
-    return _ceil_div(s_r, rows) * _ceil_div(s_c, cols), t, fill - 2, preload
+        return _ceil_div(M, rows) * _ceil_div(N, cols), K, 0
+    if dataflow == "ws":
+        return _ceil_div(K, rows) * _ceil_div(N, cols), M, rows
+    if dataflow == "is":
+        return _ceil_div(K, rows) * _ceil_div(M, cols), N, rows
+    raise AccelsimError(f"unknown dataflow {dataflow!r}; allowed: {', '.join(DATAFLOWS)}", key="dataflow")
 
 
 def pipelined_cycles(gemms: Sequence[tuple[int, int, int, int]], rows: int, cols: int, dataflow: str) -> int:
@@ -68,7 +67,7 @@ def pipelined_cycles(gemms: Sequence[tuple[int, int, int, int]], rows: int, cols
     attention: thousands of 1 x 128 by 128 x S products)."""
     total = 0
     for b, m, k, n in gemms:
-        folds, t, _, preload = _mapping(m, k, n, rows, cols, dataflow)
+        folds, t, preload = _folds(m, k, n, rows, cols, dataflow)
         total += b * folds * max(t, preload)
     return total
 

@@ -86,3 +86,14 @@ def test_pipelined_folds_are_between_the_macs_and_scale_sims_count(m, k, n, rows
 
     cycles = pipelined_cycles([(1, m, k, n)], rows, cols, flow)
     assert m * k * n <= cycles * rows * cols and cycles <= systolic_cycles(m, k, n, rows, cols, flow)
+
+
+def test_pipelined_folds_add_up_over_a_tasks_gemms_and_refuse_an_unknown_dataflow():
+    from accelsim.systolic import pipelined_cycles
+
+    # is on 4 x 4: folds over K and M (4 x 2 = 8), each streaming N = 2 but preloading R = 4 first
+    assert pipelined_cycles([(1, 8, 16, 2)], 4, 4, "is") == 8 * 4
+    # two GEMMs in one task: their folds add
+    assert pipelined_cycles([(1, 8, 16, 8), (2, 4, 4, 4)], 4, 4, "os") == 4 * 16 + 2 * 4
+    with pytest.raises(AccelsimError, match="dataflow: unknown dataflow 'rs'; allowed: os, ws, is"):
+        pipelined_cycles([(1, 4, 4, 4)], 4, 4, "rs")
