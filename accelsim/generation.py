@@ -26,7 +26,6 @@ import numpy as np
 from .catalog import Model
 from .chip import Chip, MatrixEngines
 from .errors import AccelsimError
-from .hf_config import parameter_count
 from .lowering import lower
 from .ops import OPS
 from .parallel import shard_model
@@ -183,7 +182,7 @@ def memory_needed(model: Model, batch: int, tokens: int, dtype: str, chip: Chip,
     m = wl.spec.model
     d, vocab = m.d_model, m.vocab or 0
     embeddings = vocab * d * (1 if m.tied_embeddings else 2)
-    total = parameter_count(model.require())
+    total = wl.parameters
     weight_bytes = DTYPE_BYTES["fp8" if dtype == "fp8" else "bf16"]
     weights = (total - embeddings) * weight_bytes + embeddings * DTYPE_BYTES["bf16"]
     cached = sum(
@@ -229,6 +228,14 @@ def sharded(model: Model, cards: int) -> Model:
     if cards == 1:
         return model
     return dataclasses.replace(model, spec=shard_model(model.require(), cards, model.path))
+
+
+def on_cards(chip: Chip, model: Model, cards: int, system: System | None = None) -> tuple[Chip, Model]:
+    """The card and the model's shard of a generation tensor parallel over ``cards`` cards of ``system`` (default:
+    the chip's shipped one-node system); the chip and the model themselves on one card."""
+    if cards == 1:
+        return chip, model
+    return (system or default_system(chip)).card_chip(cards), sharded(model, cards)
 
 
 def _period(model: Model) -> int:
@@ -295,10 +302,7 @@ def generate(
     shortcuts). ``cards`` > 1: tensor parallel over that many cards of ``system`` (default: the chip's shipped
     one-node system), every card doing the same work, so one card is simulated with its collectives on the
     fabric."""
-    if cards > 1:
-        system = system or default_system(chip)
-        chip = system.card_chip(cards)
-        model = sharded(model, cards)
+    chip, model = on_cards(chip, model, cards, system)
     memory = memory_needed(model, batch, input_tokens + output_tokens, dtype, chip, cards)
     check_fits(memory, model.path, cards)
     sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=exact, cards=cards)
@@ -383,8 +387,7 @@ def phase_runs(
     cards: int = 1,
 ) -> tuple[Results, Results]:
     """The simulated prefill and last decode step, every layer, for timelines."""
-    if cards > 1:
-        chip, model = default_system(chip).card_chip(cards), sharded(model, cards)
+    chip, model = on_cards(chip, model, cards)
     sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=True, cards=cards)
     last = input_tokens + max(output_tokens - 2, 0)
     return sim.simulate(input_tokens, 0, sim.layers), sim.simulate(1, last, sim.layers)

@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import AccelsimError
 from .limits import MAX_FILE_BYTES
+from .workload import workload_from_dict
 
 
 @dataclass(frozen=True)
@@ -288,27 +289,9 @@ def _sliding_window(c: _Config, spec: dict[str, Any], model_type: str, layers: i
 
 
 def parameter_count(spec: dict[str, Any]) -> int:
-    """Weights of a model built by ``model_spec_from_config`` (matrices, embeddings and norms; biases left out)."""
-    d, layers, heads = spec["d_model"], spec["layers"], spec["heads"]
-    d_head = spec.get("d_head", d // heads)
-    kv = spec.get("kv_heads", heads)
-    attention = d * (heads + 2 * kv) * d_head + heads * d_head * d
-    gated = spec.get("mlp") == "gated"
-
-    def mlp(width: int) -> int:
-        return (3 if gated else 2) * d * width
-
-    if spec.get("experts"):
-        ffn = spec["experts"] * mlp(spec["d_ff_expert"]) + d * spec["experts"] + mlp(spec.get("d_ff_shared", 0))
-    else:
-        ffn = mlp(spec["d_ff"])
-    norms = (2 if spec.get("norm") == "layernorm" else 1) * d * (1 if spec.get("parallel_block") else 2)
-    total = layers * (attention + ffn + norms)
-    if spec.get("family") == "vit":
-        total += spec.get("channels", 3) * spec["patch_size"] ** 2 * d + d * spec["classes"]
-    else:
-        total += spec["vocab"] * d * (1 if spec.get("tied_embeddings") else 2)
-    return int(total)
+    """Weights of a model built by ``model_spec_from_config`` (Workload.parameters of one pass of it)."""
+    run = {"batch": 1} if spec.get("family") == "vit" else {"batch": 1, "seq_len": 1}
+    return workload_from_dict({"name": "parameters", "model": spec, "run": run}, "<model>").parameters
 
 
 def describe(spec: dict[str, Any]) -> str:

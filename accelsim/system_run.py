@@ -101,7 +101,7 @@ def memory_per_card(wl: Workload, layout: Layout) -> tuple[float, float]:
     without recomputation, s b h (10 + 24/t) with selective, 2 s b h with full (the layer's input only); with
     sequence parallelism 34/t for 10 + 24/t, and the full recomputation's input sharded too."""
     m, r = wl.spec.model, wl.spec.run
-    params = _parameters(wl)
+    params = wl.parameters
     if r.mode != "training":
         return params * DTYPE_BYTES[r.dtype], 0.0
     held, optimizer = TRAINING_BYTES_PER_PARAMETER
@@ -115,19 +115,6 @@ def memory_per_card(wl: Workload, layout: Layout) -> tuple[float, float]:
         "full": 2 * s * b * h / (t if r.sequence_parallel else 1),
     }[r.recompute]
     return state, per_layer * m.layers
-
-
-def _parameters(wl: Workload) -> float:
-    """Parameters one card holds (its shard): attention, MLP and norms per layer, embeddings and head."""
-    m = wl.spec.model
-    d, qw, kvw = m.d_model, wl.q_width, wl.kv_width
-    gated = m.mlp == "gated"
-    mlp = (3 if gated else 2) * d * wl.d_ff
-    per_layer = d * (qw + 2 * kvw) + qw * d + mlp + 2 * wl.norm_params
-    ends = 0
-    if m.embeddings and m.family == "gpt":
-        ends = (m.vocab or 0) * d * (1 if m.tied_embeddings else 2)
-    return float(m.layers * per_layer + ends)
 
 
 def check_memory(wl: Workload, chip: Chip, layout: Layout, source: str) -> None:

@@ -226,6 +226,33 @@ class Workload:
         window = self.spec.model.sliding_window
         return min(total, window) if window is not None and self.local_layer(layer) else total
 
+    @property
+    def parameters(self) -> int:
+        """Weights the model holds as this workload runs it (one card's shard under tensor parallelism; a pipeline
+        stage's embeddings or head only where it runs them): matrices, experts, norms, embedding tables and heads;
+        biases and position tables left out."""
+        m = self.spec.model
+        d = m.d_model
+        gated = m.mlp == "gated"
+
+        def mlp(width: int) -> int:
+            return (3 if gated else 2) * d * width
+
+        attention = d * (self.q_width + 2 * self.kv_width) + self.q_width * d
+        if m.experts:
+            ffn = m.experts * mlp(m.d_ff_expert or 0) + d * m.experts + mlp(m.d_ff_shared)
+        else:
+            ffn = mlp(self.d_ff)
+        total = m.layers * (attention + ffn + self.norm_params * (1 if m.parallel_block else 2))
+        if not m.embeddings:
+            return total
+        if m.family == "vit":
+            return total + self.patch_elements * d + d * self.classes
+        table = (m.vocab or 0) * d
+        total += table * self.has_embeddings
+        # the LM head: the embedding table itself where tied and held here, else a table of its own
+        return total + table * (self.has_head and not (m.tied_embeddings and self.has_embeddings))
+
     def layer_kinds(self) -> dict[int, int]:
         """Keys per query -> how many layers see that many (all alike but a sliding window's local and global
         layers), in closed form."""
