@@ -31,7 +31,7 @@ from .report import (
     table,
 )
 from .resources import shipped_names
-from .system import load_system
+from .system import System, load_system
 from .system_run import PipelineStep, pipeline_step
 from .trace import write_chrome_trace
 from .workload import WorkloadSummary, load_workload, workload_data
@@ -242,16 +242,24 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return items
 
 
+def _on_system(args: argparse.Namespace) -> tuple[System, Layout, dict, str]:
+    """--system's system, --parallel's layout (default: tensor parallel over one node), and the workload's dict
+    and source (--workload or --model, --set applied)."""
+    system = load_system(args.system)
+    layout = Layout.parse(args.parallel) if args.parallel else Layout(tp=system.spec.cards_per_node)
+    items = _overrides(args)
+    data, source = model_workload_data(args.model, items) if args.model else workload_data(args.workload, items)
+    return system, layout, data, source
+
+
 def _pipeline(args: argparse.Namespace) -> PipelineStep | None:
     """With --system and pp > 1: the pipeline step (None otherwise)."""
     if getattr(args, "system", None) is None or not args.parallel or Layout.parse(args.parallel).pp == 1:
         return None
     if args.chip is not None or args.graph:
         raise AccelsimError("a system runs a workload (--workload or --model), not --chip or --graph", key="--system")
-    items = _overrides(args)
-    data, source = model_workload_data(args.model, items) if args.model else workload_data(args.workload, items)
-    scheduler = getattr(args, "scheduler", "first-free")
-    return pipeline_step(load_system(args.system), Layout.parse(args.parallel), data, source, scheduler, args.nodes)
+    system, layout, data, source = _on_system(args)
+    return pipeline_step(system, layout, data, source, getattr(args, "scheduler", "first-free"), args.nodes)
 
 
 def _compare_pipeline(args: argparse.Namespace, names: list[str]) -> None:
@@ -312,10 +320,7 @@ def _target(args: argparse.Namespace) -> tuple[Chip, TaskGraph, bool]:
         raise AccelsimError("a system runs a workload (--workload or --model), not a task graph", key="--graph")
     from .system_run import place
 
-    loaded = load_system(system)
-    layout = Layout.parse(args.parallel) if args.parallel else Layout(tp=loaded.spec.cards_per_node)
-    items = _overrides(args)
-    data, source = model_workload_data(args.model, items) if args.model else workload_data(args.workload, items)
+    loaded, layout, data, source = _on_system(args)
     placement = place(loaded, layout, data, source, nodes=args.nodes)
     return placement.chip, lower(placement.workload), True
 
@@ -612,10 +617,8 @@ def _run_explicit(args: argparse.Namespace) -> None:
         raise AccelsimError("--explicit writes no trace (one card's: run without it)", key="--trace")
     chip, graph, _ = _target(args)  # the shortcut's card, and every check of the layout
     shortcut = run_graph(chip, graph, args.scheduler)
-    layout = Layout.parse(args.parallel) if args.parallel else Layout(tp=load_system(args.system).spec.cards_per_node)
-    items = _overrides(args)
-    data, source = model_workload_data(args.model, items) if args.model else workload_data(args.workload, items)
-    every = explicit_step(load_system(args.system), layout, data, source, args.scheduler, args.nodes)
+    system, layout, data, source = _on_system(args)
+    every = explicit_step(system, layout, data, source, args.scheduler, args.nodes)
     to_ms = chip.cycles_to_us(1) / 1e3
     summary = {
         "cards": len(every.cards),
