@@ -21,7 +21,7 @@ from .lowering import lower
 from .parallel import Layout, shard_model
 from .pipeline import PipelineRun, StageTimes, simulate_pipeline
 from .results import Results
-from .runner import run
+from .runner import run as run_graph
 from .system import System
 from .vocabulary import DTYPE_BYTES
 from .workload import Workload, workload_from_dict
@@ -251,8 +251,8 @@ def pipeline_step(
 
     def cycles(kind: str, forward_only: bool = False, **changes: Any) -> int:
         shape, stage = stage_run(kind, forward_only, **changes)
-        placed = _place_cards(system, shape, stage, source, layout.cards, nodes)
-        return int(simulate_card(placed, scheduler).latency_cycles)
+        placed = place(system, shape, stage, source, total_cards=layout.cards, nodes=nodes)
+        return int(run_graph(placed.chip, lower(placed.workload), scheduler).latency_cycles)
 
     for kind in dict.fromkeys(kinds):
         forward = cycles(kind, forward_only=True)
@@ -260,24 +260,13 @@ def pipeline_step(
         whole = cycles(kind)
         times[kind] = StageTimes(forward, max(both - forward, 0), max(whole - both, 0))
     shape, stage = stage_run(kinds[0])
-    first = _place_cards(system, shape, stage, source, layout.cards, nodes)
+    first = place(system, shape, stage, source, total_cards=layout.cards, nodes=nodes)
     wl = first.workload
     activation_bytes = micro * wl.seq_len * wl.spec.model.d_model * DTYPE_BYTES[wl.spec.run.dtype]
     crosses_nodes = layout.tp * pp > per_node
     send = _send_cycles(system, activation_bytes, crosses_nodes, first.chip)
     pipeline = simulate_pipeline([times[k] for k in kinds], batch // micro, send)
     return PipelineStep(first, kinds, times, pipeline, round(first.chip.cycles_to_us(pipeline.cycles) / 1e3, 4))
-
-
-def _place_cards(
-    system: System, flat: Layout, data: dict[str, Any], source: str, cards: int, nodes: int | None
-) -> Placement:
-    """``place`` for one stage of a pipeline of ``cards`` cards in all (the stage's own layout is tp x dp)."""
-    return place(system, flat, data, source, total_cards=cards, nodes=nodes)
-
-
-def simulate_card(placement: Placement, scheduler: str) -> Results:
-    return run(placement.chip, lower(placement.workload), scheduler)
 
 
 def _send_cycles(system: System, nbytes: int, crosses_nodes: bool, chip: Chip) -> int:
