@@ -30,6 +30,24 @@ class Family:
     causal: bool = True
     family: str = "gpt"  # accelsim's lowering: "gpt" (token sequences) or "vit" (image patches)
     activation: str = "silu"  # when the config names none (ChatGLM's SwiGLU; GPT-2's family: gelu)
+    norm_position: str = "pre"  # "post": a norm after each residual add and on the embeddings (BERT, RoBERTa)
+    head: str = "lm"  # "mlm": BERT's masked-LM head (transform, norm, tied decoder), as *ForMaskedLM runs it
+    token_types: bool = False  # a token-type table of type_vocab_size rows added to the embeddings
+
+
+#: BERT and RoBERTa (transformers' modeling_bert.py, modeling_roberta.py): bidirectional, post-norm encoders with
+#: learned absolute positions, token types and the masked-LM head. RoBERTa's max_position_embeddings (514) counts
+#: its padding offset (positions start after pad_token_id), not longer sequences: both read 512 tokens at most.
+_ENCODER = Family(
+    mlp="plain",
+    norm="layernorm",
+    activation="gelu",
+    positions="learned",
+    causal=False,
+    norm_position="post",
+    head="mlm",
+    token_types=True,
+)
 
 
 _PLAIN = Family(mlp="plain", norm="layernorm", activation="gelu")
@@ -56,7 +74,8 @@ FAMILIES: dict[str, Family] = {
     "gpt2": Family(mlp="plain", norm="layernorm", activation="gelu", positions="learned"),
     "gpt_bigcode": Family(mlp="plain", norm="layernorm", activation="gelu", positions="learned"),
     "opt": Family(mlp="plain", norm="layernorm", activation="gelu", positions="learned"),
-    "bert": Family(mlp="plain", norm="layernorm", activation="gelu", positions="learned", causal=False),
+    "bert": _ENCODER,
+    "roberta": _ENCODER,
     "vit": Family(mlp="plain", norm="layernorm", activation="gelu", positions="learned", causal=False, family="vit"),
     "gptj": Family(mlp="plain", norm="layernorm", activation="gelu", parallel_block=True),
     "codegen": Family(mlp="plain", norm="layernorm", activation="gelu", parallel_block=True),
@@ -213,6 +232,9 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
         if name not in _ACTIVATIONS:
             raise c.fail(key, f"unknown activation {name!r}; known: {', '.join(sorted(_ACTIVATIONS))}")
         activation = _ACTIVATIONS[name]
+    position_type = data.get("position_embedding_type", "absolute")
+    if position_type != "absolute":  # BERT's relative_key(_query) variants add a distance embedding to the scores
+        raise c.fail("position_embedding_type", f'only "absolute" positions are modelled, got {position_type!r}')
     spec: dict[str, Any] = {
         "family": fam.family,
         "layers": layers,
@@ -225,6 +247,12 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
         "positions": fam.positions,
         "causal": fam.causal,
     }
+    if fam.norm_position != "pre":
+        spec["norm_position"] = fam.norm_position
+    if fam.head != "lm":
+        spec["head"] = fam.head
+    if fam.token_types:
+        spec["token_types"] = c.size("type_vocab_size", required=False) or 2  # BertConfig's default
     if d_head is not None:
         spec["d_head"] = d_head
     elif d_model % heads:
@@ -303,7 +331,12 @@ def describe(spec: dict[str, Any]) -> str:
         if spec["mlp"] == "gated"
         else (f"{spec['activation'].upper()} MLP")
     )
-    parts = [f"{spec['layers']} layers", f"d_model {spec['d_model']}", attention, mlp, spec["norm"]]
+    norm = spec["norm"] if spec.get("norm_position", "pre") == "pre" else f"post-{spec['norm']}"
+    parts = [f"{spec['layers']} layers", f"d_model {spec['d_model']}", attention, mlp, norm]
+    if spec["family"] == "gpt" and not spec.get("causal", True):
+        parts.insert(0, "encoder (bidirectional)")
+    if spec.get("head") == "mlm":
+        parts.append("MLM head")
     if spec.get("experts"):
         parts.append(f"MoE {spec['experts_per_token']} of {spec['experts']}")
     if spec.get("parallel_block"):

@@ -55,6 +55,17 @@ class ModelSpec:
     positions: Positions = "learned"
     #: Causal attention; default: true for gpt, false for vit (an encoder such as BERT sets false).
     causal: StrictBool | None = None
+    #: Where each norm sits: "pre" (GPT-2, Llama: a norm before attention and before the MLP, one more before the
+    #: head) or "post" (BERT, RoBERTa: a norm after each residual add, one on the embeddings' sum, none before the
+    #: head).
+    norm_position: Literal["pre", "post"] = "pre"
+    #: gpt with embeddings: rows of a token-type (segment) table added to the token embeddings (BERT's
+    #: type_vocab_size, 2; RoBERTa's 1); 0: none.
+    token_types: Count = 0
+    #: gpt with embeddings: "lm", a norm and the vocabulary product (a decoder's LM head); "mlm", BERT's masked-LM
+    #: head: a d_model x d_model product, the activation, a norm, then the vocabulary product, on every position
+    #: (as Hugging Face's BertForMaskedLM computes logits for all positions, masked or not).
+    head: Literal["lm", "mlm"] = "lm"
     #: Sliding-window attention: a query sees at most this many keys (Mistral, Gemma 2/3's local layers).
     sliding_window: WorkloadSize | None = None
     #: With sliding_window: every window_period-th layer (1-based) attends globally, the others locally; 1: all
@@ -229,8 +240,9 @@ class Workload:
     @property
     def parameters(self) -> int:
         """Weights the model holds as this workload runs it (one card's shard under tensor parallelism; a pipeline
-        stage's embeddings or head only where it runs them): matrices, experts, norms, embedding tables and heads;
-        biases and position tables left out."""
+        stage's embeddings or head only where it runs them): matrices, experts, the layers' norms (and an encoder's
+        norm of its embeddings), embedding and token-type tables, heads (an MLM head's transform and its norm);
+        biases, position tables and a decoder's final norm left out."""
         m = self.spec.model
         d = m.d_model
         gated = m.mlp == "gated"
@@ -249,7 +261,9 @@ class Workload:
         if m.family == "vit":
             return total + self.patch_elements * d + d * self.classes
         table = (m.vocab or 0) * d
-        total += table * self.has_embeddings
+        # the token-type table and a post-norm model's norm of the embeddings' sum
+        total += (table + m.token_types * d + self.norm_params * (m.norm_position == "post")) * self.has_embeddings
+        total += (d * d + self.norm_params) * (m.head == "mlm" and self.has_head)  # the MLM head's transform
         # the LM head: the embedding table itself where tied and held here, else a table of its own
         return total + table * (self.has_head and not (m.tied_embeddings and self.has_embeddings))
 
@@ -421,6 +435,15 @@ def _check(spec: WorkloadSpec, source: str) -> None:
         fail("run.zero1", "shards the optimizer over replicas: needs run.data_parallel > 1")
     if r.logits == "last" and (r.mode != "inference" or m.family != "gpt" or not m.embeddings):
         fail("run.logits", '"last" is for gpt inference with embeddings')
+    if m.norm_position == "post" and m.parallel_block:
+        fail("model.norm_position", '"post" norms follow each residual add; a parallel block has one: use "pre"')
+    if (m.token_types or m.head != "lm") and (m.family != "gpt" or not m.embeddings):
+        key = "model.token_types" if m.token_types else "model.head"
+        fail(key, "is for gpt models with embeddings")
+    if m.head == "mlm" and r.sequence_parallel:
+        fail("run.sequence_parallel", 'sequence parallelism is not modelled with the MLM head (model.head = "mlm")')
+    if m.head == "mlm" and r.logits == "last":
+        fail("run.logits", '"last" is for generation by an LM head; the MLM head scores every position')
     if m.d_ff is None and not 1 <= round(m.d_model * m.mlp_ratio) <= MAX_WORKLOAD_SIZE:
         fail(
             "model.mlp_ratio",
