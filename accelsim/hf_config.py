@@ -200,7 +200,7 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
     if isinstance(data.get("text_config"), dict):  # a multimodal model: its language model generates the text
         data = {**data["text_config"], **{k: v for k, v in data.items() if k == "tie_word_embeddings"}}
     model_type = data.get("model_type")
-    if not isinstance(model_type, str) and data.get("architectures"):
+    if not isinstance(model_type, str):  # absent, or not a name (a list or table cannot name a family)
         model_type = None
     for key, what in UNSUPPORTED_KEYS.items():
         if key in data:
@@ -229,7 +229,7 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
     activation = fam.activation
     if activation_key is not None:
         key, name = activation_key
-        if name not in _ACTIVATIONS:
+        if not isinstance(name, str) or name not in _ACTIVATIONS:
             raise c.fail(key, f"unknown activation {name!r}; known: {', '.join(sorted(_ACTIVATIONS))}")
         activation = _ACTIVATIONS[name]
     position_type = data.get("position_embedding_type", "absolute")
