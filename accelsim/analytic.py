@@ -332,6 +332,10 @@ def _ends(c: Count, wl: Workload, training: bool) -> None:
                 c.vec("add", R, reads=2 * R)  # + positions
             if post:
                 c.vec(norm, R, reads=R + np_)  # the embeddings' norm
+        masked = wl.spec.run.logits == "masked"
+        if head and masked:
+            _masked_head(c, wl, training)
+        head = head and not masked
         if head and mlm:  # the MLM head's transform (replicated under tensor parallelism) before its norm
             c.weight_mm(T * d * d, T * d + d * d, T * d)
             c.vec(m.activation, T * d)
@@ -398,6 +402,39 @@ def _ends(c: Count, wl: Workload, training: bool) -> None:
         c.vec("adam", cpp * d, reads=4 * cpp * d, writes=3 * cpp * d)
         c.vec("reduce", T * d, writes=S * d)
         c.vec("adam", S * d, reads=4 * S * d, writes=3 * S * d)
+
+
+def _masked_head(c: Count, wl: Workload, training: bool) -> None:
+    """The MLM head on the masked rows only: gathered, the transform, norm, decoder and loss on them; in training
+    their backward and the gradient scattered back into every token row."""
+    m = wl.spec.model
+    M, d, V, T, np_ = wl.masked_rows, m.d_model, m.vocab or 0, wl.tokens, wl.norm_params
+    tp, n = wl.spec.run.tensor_parallel, wl.masked_rows * m.d_model
+    c.vec("copy", n)  # the masked rows gathered
+    c.weight_mm(M * d * d, M * d + d * d, M * d)
+    c.vec(m.activation, n)
+    c.vec(m.norm, n, reads=n + np_)
+    c.mm(M * d * V, M * d + d * V + M * V)  # the decoder, in run.dtype
+    if tp > 1 and not training:
+        c.vec("all_gather", M * V, reads=M * V, writes=M * V * tp)
+    if not training:
+        return
+    if tp > 1:
+        c.vec("all_reduce", M * 2)  # the rows' softmax statistics
+    c.vec("softmax_grad", M * V)
+    c.mm(M * V * d, M * V + V * d + M * d)
+    if tp > 1:
+        c.vec("all_reduce", n)
+    c.mm(d * M * V, d * M + M * V + d * V)
+    c.vec("adam", d * V, reads=4 * d * V, writes=3 * d * V)
+    c.vec(f"{m.norm}_grad", n, reads=2 * n + np_)
+    c.vec("reduce", M * np_, writes=np_)
+    c.vec("adam", np_, reads=4 * np_, writes=3 * np_)
+    c.vec(f"{m.activation}_grad", n, reads=2 * n)
+    c.mm(d * M * d, d * M + M * d + d * d)
+    c.vec("adam", d * d, reads=4 * d * d, writes=3 * d * d)
+    c.weight_mm(M * d * d, M * d + d * d, M * d)
+    c.vec("copy", T * d)  # the gradient scattered back into every token row
 
 
 def _buckets(wl: Workload, layer_params: float) -> list[float]:

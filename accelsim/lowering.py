@@ -279,6 +279,35 @@ class _Gemms(_GraphBuilder):
             )
         return out
 
+    def rows_gemm(
+        self,
+        name: str,
+        rows: int,
+        inner: int,
+        cols: int,
+        deps: list[str],
+        group: str,
+        weights: bool = False,
+        per_sequence: bool = True,
+    ) -> list[str]:
+        """A product of a fixed number of rows that are not the token rows' blocks (each sequence's last position,
+        the masked positions), in output column tiles; ``weights`` as in ``gemm`` (false: in ``run.dtype``),
+        ``per_sequence`` as in ``emit``."""
+        return [
+            self.emit(
+                self.label(name, 0, j),
+                "gemm",
+                (rows, inner, width),
+                (rows * inner if j == 0 else 0) + inner * width,
+                rows * width,
+                deps,
+                group,
+                per_sequence=per_sequence,
+                quantized=weights,
+            )
+            for j, width in enumerate(self.column_tiles(cols))
+        ]
+
 
 class _TrainingUpdates(_GraphBuilder):
     """Training's parameter side: weight gradients (tiled over the weight, not the tokens, since every token
@@ -604,8 +633,46 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         self.weight_grad("head.dense.dW", d, tokens, d, _all_tasks(x, d_dense), "head")
         return self.gemm("head.dense.dA", d, d, _same_block(d_dense), "head")
 
+    def _masked_head(self, x: TokenRowTasks, training: bool) -> TokenRowTasks:
+        """The MLM head on the masked positions only (``run.logits = "masked"``, as NVIDIA's and Megatron's BERT
+        pretraining gather them first): the transform, norm, decoder and loss on ``Workload.masked_rows`` rows; in
+        training their gradient is scattered back into every token row (zeros elsewhere)."""
+        d, vocab, rows, np_, g = self.d_model, self.wl.vocab, self.wl.masked_rows, self.norm_params, "head"
+        activation, tp, n = self.wl.spec.model.activation, self.tp, self.wl.masked_rows * self.d_model
+
+        def op(name: str, kind: str, elements: int, reads: int, writes: int, deps: list[str]) -> str:
+            return self.emit(name, kind, (elements,), reads, writes, deps, g, per_sequence=False)
+
+        def product(name: str, inner: int, cols: int, deps: list[str], weights: bool) -> list[str]:
+            return self.rows_gemm(name, rows, inner, cols, deps, g, weights=weights, per_sequence=False)
+
+        picked = op("head.gather", "copy", n, n, n, _all_tasks(x))
+        dense = product("head.dense", d, d, [picked], True)
+        act = op(f"head.{activation}", activation, n, n, n, dense)
+        lnf = op("head.ln", self.norm, n, n + np_, n, [act])
+        logits = product("head.lm", d, vocab, [lnf], False)
+        if tp > 1 and not training:  # each card holds a slice of the vocabulary: gather every card's logits
+            op("head.lm.allgather", "all_gather", rows * vocab, rows * vocab, rows * vocab * tp, logits)
+        if not training:
+            return x
+        if tp > 1:  # vocabulary-parallel cross-entropy: the rows' max and sum all-reduced
+            logits = [*logits, op("head.loss.allreduce", "all_reduce", rows * 2, rows * 2, rows * 2, logits)]
+        loss = op("head.loss", "softmax_grad", rows * vocab, rows * vocab, rows * vocab, logits)
+        d_lnf = product("head.lm.dA", vocab, d, [loss], False)
+        if tp > 1:
+            d_lnf = [op("head.lm.dA.allreduce", "all_reduce", n, n, n, d_lnf)]
+        self.weight_grad("head.lm.dW", d, rows, vocab, [lnf, loss], g)
+        d_act = op("head.ln.bwd", f"{self.norm}_grad", n, 2 * n + np_, n, d_lnf)
+        self.adam("head.ln.adam", np_, [op("head.ln.dparams", "reduce", rows * np_, rows * np_, np_, d_lnf)], g)
+        d_dense = op(f"head.{activation}.bwd", f"{activation}_grad", n, 2 * n, n, [d_act])
+        self.weight_grad("head.dense.dW", d, rows, d, [picked, d_dense], g)
+        d_picked = product("head.dense.dA", d, d, [d_dense], True)
+        return self.row_op("head.scatter", "copy", d, lambda i: d_picked, g)
+
     def _lm_head(self, x: TokenRowTasks, training: bool) -> TokenRowTasks:
         d_model, vocab = self.d_model, self.wl.vocab
+        if self.wl.spec.run.logits == "masked":
+            return self._masked_head(x, training)
         mlm = self.wl.spec.model.head == "mlm"
         if mlm:
             x, dense_in = self._mlm_transform(x)
@@ -615,18 +682,7 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
             last_norm = self.emit(
                 "head.ln", self.norm, (batch * d_model,), batch * d_model + norm_params, batch * d_model, last, "head"
             )
-            last_logits = [
-                self.emit(
-                    self.label("head.lm", 0, j),
-                    "gemm",
-                    (batch, d_model, width),
-                    (batch * d_model if j == 0 else 0) + d_model * width,
-                    batch * width,
-                    [last_norm],
-                    "head",
-                )
-                for j, width in enumerate(self.column_tiles(vocab))
-            ]
+            last_logits = self.rows_gemm("head.lm", batch, d_model, vocab, [last_norm], "head")
             tp = self.wl.spec.run.tensor_parallel
             if tp > 1:  # each card holds a slice of the vocabulary: gather every card's logits
                 n = batch * vocab
@@ -1118,17 +1174,22 @@ def estimate_tasks(wl: Workload) -> int:
         types, post, mlm = bool(model.token_types), model.norm_position == "post", model.head == "mlm"
         # gather, (its all-reduce,) token types, positions, the embeddings' norm
         ends += rows * (1 + learned + tp + types + post) * embed
-        ends += rows * (cols(d) + 1) * (head and mlm)  # the MLM head's transform: its product, the activation
+        lm = head and spec.run.logits != "masked"  # the head on token rows, counted below
+        if head and not lm:  # the MLM head on the masked rows: gathered, then one task per op
+            ends += 1 + cols(d) + 2 + cols(vocab) + (tp and not training)
+            if training:  # (statistics), loss, dA, (its all-reduce), dW; norm, its parameters; act; dense dW, dA
+                ends += tp + 1 + cols(d) + tp + wgrad(d, vocab) + 3 + 1 + wgrad(d, d) + cols(d) + rows
+        ends += rows * (cols(d) + 1) * (lm and mlm)  # the MLM head's transform: its product, the activation
         gather = tp and not training
-        if head and spec.run.logits == "last":
+        if lm and spec.run.logits == "last":
             ends += 1 + cols(vocab) + gather  # final norm and LM head on each sequence's last row; the all-gather
-        elif head:
+        elif lm:
             ends += rows + rows * cols(vocab) + rows * gather
-        if training and head:
+        if training and lm:
             ends += 2 * rows + rows * cols(d) + wgrad(d, vocab)  # loss, norm backward, dA; dW
             ends += 2 * rows if tp else 0  # the softmax statistics' and dA's all-reduces
             ends += rows if run.sequence_parallel else 0  # the final norm's rows all-gathered
-        if training and head and mlm:  # the activation's gradient, the product's dA and dW, the norm's parameters
+        if training and lm and mlm:  # the activation's gradient, the product's dA and dW, the norm's parameters
             ends += rows + rows * cols(d) + wgrad(d, d) + 2
         if training and embed:
             ends += rows + row_tiles(vocab) + 2 * learned  # scatter, Adam on the table; positions' gradient, Adam

@@ -234,6 +234,8 @@ def workload_dicts(draw: st.DrawFn) -> dict:
         model["token_types"] = draw(st.sampled_from([0, 0, 1, 2]))
         if run.get("logits") != "last" and not run.get("sequence_parallel") and draw(st.booleans()):
             model["head"] = "mlm"
+            if draw(st.booleans()):  # the head on the masked rows only
+                run.update(logits="masked", masked_fraction=draw(st.sampled_from([0.15, 0.5, 1.0])))
         if not run.get("past_tokens"):
             model["causal"] = draw(st.booleans())
     return data

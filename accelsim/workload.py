@@ -6,6 +6,7 @@ Validated on load like chip profiles; ``--set key=value`` overrides any field by
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
@@ -14,7 +15,7 @@ from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .analytic import analytic_counts
-from .config import STRICT, MlpRatio, StrictBool, WorkloadSize, build, check_nesting, read_toml
+from .config import STRICT, Fraction, MlpRatio, StrictBool, WorkloadSize, build, check_nesting, read_toml
 from .errors import AccelsimError
 from .limits import MAX_COUNT, MAX_WORKLOAD_SIZE
 from .resources import resolve
@@ -27,6 +28,8 @@ Activation = Literal["gelu", "silu", "relu"]
 Norm = Literal["layernorm", "rmsnorm"]
 Positions = Literal["learned", "rotary", "alibi", "none"]
 Count = Annotated[int, Strict(), Field(ge=0, le=MAX_WORKLOAD_SIZE)]
+#: BERT's share of masked positions (Devlin et al. 2019), run.masked_fraction's default.
+MASKED_FRACTION = 0.15
 
 
 @pydantic_dataclass(config=STRICT)
@@ -98,8 +101,12 @@ class RunSpec:
     #: Inference with a KV cache: positions per sequence already cached; attention reads their keys and values
     #: from memory (a decode step: seq_len 1 after past_tokens positions).
     past_tokens: Count = 0
-    #: Inference: logits for every position ("all") or only each sequence's last ("last", as generation does).
-    logits: Literal["all", "last"] = "all"
+    #: Logits for every position ("all"), only each sequence's last ("last": inference, as generation does), or
+    #: with the MLM head only the masked positions ("masked": gathered before the head, as NVIDIA's and Megatron's
+    #: BERT pretraining do; Hugging Face's BertForMaskedLM computes "all").
+    logits: Literal["all", "last", "masked"] = "all"
+    #: logits = "masked": the share of the tokens masked (BERT's 15%); the head runs on ceil(share x tokens) rows.
+    masked_fraction: Fraction = MASKED_FRACTION
     #: The dtype of the matrix products' operands when it differs from dtype: weight GEMMs and attention's matmuls
     #: (so the KV cache too), as Gaudi's fp8 recipe quantizes them; their outputs and every other op stay in dtype.
     matmul_dtype: Dtype | None = None
@@ -333,6 +340,11 @@ class Workload:
         return self.spec.run.batch * self.seq_len
 
     @property
+    def masked_rows(self) -> int:
+        """run.logits = "masked": the token rows the MLM head runs on, ceil(masked_fraction x tokens)."""
+        return max(1, math.ceil(self.spec.run.masked_fraction * self.tokens))
+
+    @property
     def linear_heads(self) -> int:
         a, h = self.spec.attention, self.spec.model.heads
         if a.variant == "linear":
@@ -444,6 +456,10 @@ def _check(spec: WorkloadSpec, source: str) -> None:
         fail("run.sequence_parallel", 'sequence parallelism is not modelled with the MLM head (model.head = "mlm")')
     if m.head == "mlm" and r.logits == "last":
         fail("run.logits", '"last" is for generation by an LM head; the MLM head scores every position')
+    if r.logits == "masked" and m.head != "mlm":
+        fail("run.logits", '"masked" is for the MLM head (model.head = "mlm")')
+    if r.masked_fraction != MASKED_FRACTION and r.logits != "masked":
+        fail("run.masked_fraction", 'is the share of positions the MLM head scores: only with run.logits = "masked"')
     if m.d_ff is None and not 1 <= round(m.d_model * m.mlp_ratio) <= MAX_WORKLOAD_SIZE:
         fail(
             "model.mlp_ratio",

@@ -126,10 +126,33 @@ def test_the_mlm_heads_flops_are_its_closed_form():
     assert {"head.dense.dW.adam", "head.ln.adam", "embed.types.adam", "embed.ln.adam", "L0.ln.adam"} <= names
 
 
+def test_the_mlm_head_can_run_on_the_masked_positions_only():
+    T, d, V = 2 * 128, 768, 30522
+    M = 39  # ceil(15% of 256)
+    sets = ["layers=1", "batch=2", "logits=masked"]
+    wl = model_workload("google-bert/bert-base-uncased", sets)
+    assert wl.masked_rows == M
+    head = [t for t in lower(wl).tasks if t.group == "head"]
+    per_element = OPS["gelu"].flops_per_element + OPS["layernorm"].flops_per_element
+    assert sum(t.flops for t in head) == 2 * M * d * d + per_element * M * d + 2 * M * d * V
+    trained = lower(model_workload("google-bert/bert-base-uncased", [*sets, "mode=training"]))
+    matrix = [t for t in trained.tasks if t.group == "head" and OPS[t.op].category == "matrix"]
+    assert sum(t.flops for t in matrix) == 3 * (2 * M * d * d + 2 * M * d * V)
+    scatter = [t for t in trained.tasks if t.name == "head.scatter"]  # the gradient back into every token row
+    assert len(scatter) == 1 and scatter[0].shape == (T * d,)
+    everything = model_workload(
+        "google-bert/bert-base-uncased", ["layers=1", "batch=2", "logits=masked", "masked_fraction=1.0"]
+    )
+    assert everything.masked_rows == T
+
+
 @pytest.mark.parametrize(
     "sets",
     [
         ["mode=inference"],
+        ["mode=inference", "logits=masked", "tensor_parallel=2"],
+        ["mode=training", "logits=masked", "masked_fraction=0.5", "granularity=tile", "tile_m=32", "tile_n=512"],
+        ["mode=training", "logits=masked", "tensor_parallel=2", "data_parallel=2", "zero1=true"],
         ["mode=training"],
         ["mode=training", "granularity=tile", "tile_m=32", "tile_n=512"],
         ["mode=training", "granularity=head", "recompute=full"],
@@ -175,6 +198,10 @@ def test_an_encoder_trains_on_a_chip_and_on_a_system_and_generation_refuses_it(c
         (["norm_position=middle"], "norm_position"),
         (["head=classifier"], "head"),
         (["token_types=-1"], "token_types"),
+        (["head=lm", "logits=masked"], "run.logits"),
+        (["masked_fraction=0.2"], "run.masked_fraction"),
+        (["logits=masked", "masked_fraction=0"], "masked_fraction"),
+        (["logits=masked", "masked_fraction=1.5"], "masked_fraction"),
     ],
 )
 def test_encoder_settings_that_do_not_fit_are_one_line_naming_the_key(sets, key):
