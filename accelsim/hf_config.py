@@ -9,6 +9,7 @@ knowledge is the ``FAMILIES`` table below, as data, with keys that override it w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,9 @@ class Family:
     norm_position: str = "pre"  # "post": a norm after each residual add and on the embeddings (BERT, RoBERTa)
     head: str = "lm"  # "mlm": BERT's masked-LM head (transform, norm, tied decoder), as *ForMaskedLM runs it
     token_types: bool = False  # a token-type table of type_vocab_size rows added to the embeddings
+    #: Rows of a learned position table that no token position uses (RoBERTa numbers positions from
+    #: pad_token_id + 1 = 2, so its max_position_embeddings of 514 holds 512 positions).
+    position_offset: int = 0
 
 
 #: BERT and RoBERTa (transformers' modeling_bert.py, modeling_roberta.py): bidirectional, post-norm encoders with
@@ -75,7 +79,7 @@ FAMILIES: dict[str, Family] = {
     "gpt_bigcode": Family(mlp="plain", norm="layernorm", activation="gelu", positions="learned"),
     "opt": Family(mlp="plain", norm="layernorm", activation="gelu", positions="learned"),
     "bert": _ENCODER,
-    "roberta": _ENCODER,
+    "roberta": dataclasses.replace(_ENCODER, position_offset=2),
     "vit": Family(mlp="plain", norm="layernorm", activation="gelu", positions="learned", causal=False, family="vit"),
     "gptj": Family(mlp="plain", norm="layernorm", activation="gelu", parallel_block=True),
     "codegen": Family(mlp="plain", norm="layernorm", activation="gelu", parallel_block=True),
@@ -261,6 +265,12 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
         spec["kv_heads"] = kv_heads
     if c.flag("alibi", False) or (model_type == "baichuan" and "max_position_embeddings" not in data):
         spec["positions"] = "alibi"  # Falcon's alibi key; Baichuan 13B (ALiBi) has no position limit, 7B (RoPE) has
+    if fam.family == "gpt" and spec["positions"] == "learned":
+        table = c.size("max_position_embeddings", "n_positions", required=False)
+        if table is not None:
+            if table <= fam.position_offset:
+                raise c.fail("max_position_embeddings", f"must be more than {fam.position_offset}, got {table}")
+            spec["max_positions"] = table - fam.position_offset
     _mlp(c, spec, d_model)
     _sliding_window(c, spec, model_type, layers or 0)
     if fam.family == "vit":

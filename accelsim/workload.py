@@ -56,6 +56,9 @@ class ModelSpec:
     #: learned: a position table added to the embeddings; rotary: RoPE on queries and keys; alibi: a bias added
     #: with the causal mask; none.
     positions: Positions = "learned"
+    #: gpt with learned positions: the positions its table holds (Hugging Face's max_position_embeddings or
+    #: n_positions, less RoBERTa's padding offset); a longer sequence (cached positions included) is refused.
+    max_positions: WorkloadSize | None = None
     #: Causal attention; default: true for gpt, false for vit (an encoder such as BERT sets false).
     causal: StrictBool | None = None
     #: Where each norm sits: "pre" (GPT-2, Llama: a norm before attention and before the MLP, one more before the
@@ -447,6 +450,15 @@ def _check(spec: WorkloadSpec, source: str) -> None:
         fail("run.zero1", "shards the optimizer over replicas: needs run.data_parallel > 1")
     if r.logits == "last" and (r.mode != "inference" or m.family != "gpt" or not m.embeddings):
         fail("run.logits", '"last" is for gpt inference with embeddings')
+    if m.max_positions is not None:
+        if m.family != "gpt" or m.positions != "learned":
+            fail("model.max_positions", 'is the size of a gpt model\'s learned position table (positions = "learned")')
+        if r.seq_len is not None and r.past_tokens + r.seq_len > m.max_positions:
+            fail(
+                "run.seq_len",
+                f"{r.past_tokens + r.seq_len:,} positions (cached ones included), but the model's learned position "
+                f"table holds {m.max_positions:,} (model.max_positions)",
+            )
     if m.norm_position == "post" and m.parallel_block:
         fail("model.norm_position", '"post" norms follow each residual add; a parallel block has one: use "pre"')
     if (m.token_types or m.head != "lm") and (m.family != "gpt" or not m.embeddings):

@@ -198,6 +198,8 @@ def test_an_encoder_trains_on_a_chip_and_on_a_system_and_generation_refuses_it(c
         (["norm_position=middle"], "norm_position"),
         (["head=classifier"], "head"),
         (["token_types=-1"], "token_types"),
+        (["seq_len=513"], "run.seq_len"),  # BERT's table holds 512 positions
+        (["positions=rotary"], "model.max_positions"),
         (["head=lm", "logits=masked"], "run.logits"),
         (["masked_fraction=0.2"], "run.masked_fraction"),
         (["logits=masked", "masked_fraction=0"], "masked_fraction"),
@@ -216,3 +218,17 @@ def test_relative_position_encoders_are_refused_naming_the_key():
     with pytest.raises(AccelsimError, match="position_embedding_type") as err:
         model_spec_from_config({**raw, "position_embedding_type": "relative_key_query"}, "config.json")
     assert str(err.value).startswith("config.json: position_embedding_type")
+
+
+def test_a_learned_position_table_bounds_the_sequence():
+    # RoBERTa's max_position_embeddings of 514 counts its padding offset of 2: 512 positions, as BERT's 512
+    for model in ("FacebookAI/roberta-base", "google-bert/bert-base-uncased"):
+        assert load_model(model).require()["max_positions"] == 512
+        assert model_workload(model, ["layers=1", "seq_len=512"]).seq_len == 512
+        with pytest.raises(AccelsimError, match="holds 512"):
+            model_workload(model, ["layers=1", "seq_len=513"])
+    assert load_model("gpt2-xl").require()["max_positions"] == 1024  # n_positions; decoders with learned tables too
+    assert "max_positions" not in load_model("meta-llama/Llama-2-7b-hf").require()  # rotary: no table
+    raw = json.loads(open(load_model("FacebookAI/roberta-base").path, encoding="utf-8").read())["config"]
+    with pytest.raises(AccelsimError, match="max_position_embeddings"):
+        model_spec_from_config({**raw, "max_position_embeddings": 2}, "config.json")
