@@ -10,13 +10,14 @@ accelsim.attention) changes one of the decisions it mirrors:
 - the traffic rule: operands read and the result written once per op; a tiled GEMM's panels and a row op's
   parameters (layernorm scale and shift) fetched once; what a unit op declares ``shared``;
 - the layer's op list (``layer_forward``): layernorm, QKV, the split-heads and merge-heads copies, projection,
-  residual adds, the MLP with ``Workload.d_ff`` and GELU;
+  residual adds, the MLP with ``Workload.d_ff`` and GELU (the same ops, in another order, with post-norm);
 - each attention variant's op table (``softmax_ops``, ``window_ops``, ``linear_ops``: ops, sizes, which chunks
   have a state update), causal or not, and the hybrid's split of heads (``Workload.linear_heads``);
 - training's backward (``layer_backward``): a data-gradient and a weight-gradient GEMM per weight, the gradient
   kernels, layernorm's parameter reductions, the attention tables' backward ops;
 - Adam: 4 elements read and 3 written per parameter, for every weight, the layernorms, embeddings and heads;
-- the ends (``_EmbeddingsAndHeads``): GPT gather, positions, final layernorm, LM head and cross-entropy; ViT
+- the ends (``_EmbeddingsAndHeads``): GPT gather, token types, positions, an encoder's embedding norm, final
+  layernorm (or the MLM head's transform and norm), LM head and cross-entropy; ViT
   patchify, patch GEMM, pooling, classifier; their backward; and without embeddings the input (and output
   gradient) copies.
 """
@@ -318,14 +319,26 @@ def _ends(c: Count, wl: Workload, training: bool) -> None:
         return
     if m.family == "gpt":
         V = m.vocab or 0
+        post, mlm = m.norm_position == "post", m.head == "mlm"
         if embed:
             c.vec("copy", T * d)  # token embedding gather
             if sp:  # a vocabulary-parallel table: the gathered rows reduce-scattered
                 c.vec("reduce_scatter", T * d, reads=T * d, writes=R)
             elif tp > 1:  # ... or all-reduced
                 c.vec("all_reduce", T * d)
+            if m.token_types:
+                c.vec("add", R, reads=2 * R)  # + token types
             if learned:
                 c.vec("add", R, reads=2 * R)  # + positions
+            if post:
+                c.vec(norm, R, reads=R + np_)  # the embeddings' norm
+        masked = wl.spec.run.logits == "masked"
+        if head and masked:
+            _masked_head(c, wl, training)
+        head = head and not masked
+        if head and mlm:  # the MLM head's transform (replicated under tensor parallelism) before its norm
+            c.weight_mm(T * d * d, T * d + d * d, T * d)
+            c.vec(m.activation, T * d)
         if head:
             rows = B if wl.spec.run.logits == "last" else T  # logits of every position, or of each last one
             normed = R if rows == T else rows * d
@@ -347,12 +360,26 @@ def _ends(c: Count, wl: Workload, training: bool) -> None:
             c.mm(d * T * V, d * T + T * V + d * V)
             c.vec("adam", d * V, reads=4 * d * V, writes=3 * d * V)
             c.vec(f"{norm}_grad", R, reads=2 * R + np_)
+        if training and head and mlm:  # the transform's backward: activation, norm's parameters, dW, dA
+            c.vec(f"{m.activation}_grad", T * d, reads=2 * T * d)
+            c.vec("reduce", T * np_, writes=np_)
+            c.vec("adam", np_, reads=4 * np_, writes=3 * np_)
+            c.mm(d * T * d, d * T + T * d + d * d)
+            c.vec("adam", d * d, reads=4 * d * d, writes=3 * d * d)
+            c.weight_mm(T * d * d, T * d + d * d, T * d)
         if training and embed:
+            if post:  # back through the embeddings' norm: its parameters' gradient and update
+                c.vec("reduce", T * np_ // tp if sp else T * np_, writes=np_)
+                c.vec(f"{norm}_grad", R, reads=2 * R + np_)
+                c.vec("adam", np_, reads=4 * np_, writes=3 * np_)
             c.vec("add", R, reads=2 * R)  # scatter into the embedding table's gradient
             c.vec("adam", V * d, reads=4 * V * d, writes=3 * V * d)
             if learned:
                 c.vec("reduce", R, writes=S * d)  # positions' gradient
                 c.vec("adam", S * d, reads=4 * S * d, writes=3 * S * d)
+            if m.token_types:
+                c.vec("reduce", R, writes=m.token_types * d)  # token types' gradient
+                c.vec("adam", m.token_types * d, reads=4 * m.token_types * d, writes=3 * m.token_types * d)
         return
     P, cpp, C = wl.patches, m.channels * (m.patch_size or 0) ** 2, m.classes or 0
     c.vec("copy", B * P * cpp)  # patchify
@@ -377,6 +404,39 @@ def _ends(c: Count, wl: Workload, training: bool) -> None:
         c.vec("adam", S * d, reads=4 * S * d, writes=3 * S * d)
 
 
+def _masked_head(c: Count, wl: Workload, training: bool) -> None:
+    """The MLM head on the masked rows only: gathered, the transform, norm, decoder and loss on them; in training
+    their backward and the gradient scattered back into every token row."""
+    m = wl.spec.model
+    M, d, V, T, np_ = wl.masked_rows, m.d_model, m.vocab or 0, wl.tokens, wl.norm_params
+    tp, n = wl.spec.run.tensor_parallel, wl.masked_rows * m.d_model
+    c.vec("copy", n)  # the masked rows gathered
+    c.weight_mm(M * d * d, M * d + d * d, M * d)
+    c.vec(m.activation, n)
+    c.vec(m.norm, n, reads=n + np_)
+    c.mm(M * d * V, M * d + d * V + M * V)  # the decoder, in run.dtype
+    if tp > 1 and not training:
+        c.vec("all_gather", M * V, reads=M * V, writes=M * V * tp)
+    if not training:
+        return
+    if tp > 1:
+        c.vec("all_reduce", M * 2)  # the rows' softmax statistics
+    c.vec("softmax_grad", M * V)
+    c.mm(M * V * d, M * V + V * d + M * d)
+    if tp > 1:
+        c.vec("all_reduce", n)
+    c.mm(d * M * V, d * M + M * V + d * V)
+    c.vec("adam", d * V, reads=4 * d * V, writes=3 * d * V)
+    c.vec(f"{m.norm}_grad", n, reads=2 * n + np_)
+    c.vec("reduce", M * np_, writes=np_)
+    c.vec("adam", np_, reads=4 * np_, writes=3 * np_)
+    c.vec(f"{m.activation}_grad", n, reads=2 * n)
+    c.mm(d * M * d, d * M + M * d + d * d)
+    c.vec("adam", d * d, reads=4 * d * d, writes=3 * d * d)
+    c.weight_mm(M * d * d, M * d + d * d, M * d)
+    c.vec("copy", T * d)  # the gradient scattered back into every token row
+
+
 def _buckets(wl: Workload, layer_params: float) -> list[float]:
     """Parameters of each data-parallel bucket (accelsim.lowering.flush_gradients): the head's, each layer's, the
     embeddings'."""
@@ -385,8 +445,10 @@ def _buckets(wl: Workload, layer_params: float) -> list[float]:
         return [layer_params] * m.layers
     d, S = m.d_model, wl.seq_len
     if m.family == "gpt":
-        V = m.vocab or 0
-        head, embed = d * V, V * d + (S * d if m.positions == "learned" else 0)
+        V, np_ = m.vocab or 0, wl.norm_params
+        head = d * V + (d * d + np_ if m.head == "mlm" else 0)  # an MLM head's transform and norm too
+        embed = V * d + (S * d if m.positions == "learned" else 0) + m.token_types * d
+        embed += np_ if m.norm_position == "post" else 0  # the embeddings' norm
     else:
         cpp = m.channels * (m.patch_size or 0) ** 2
         head, embed = d * (m.classes or 0), cpp * d + S * d

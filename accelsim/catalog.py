@@ -99,7 +99,7 @@ def _entry(path: Path) -> dict[str, Any]:
     """The catalog fields around a config (id, source, note); empty for a plain config.json."""
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}  # read_config_file reports it
     return data if isinstance(data, dict) and isinstance(data.get("config"), dict) else {}
 

@@ -9,6 +9,7 @@ knowledge is the ``FAMILIES`` table below, as data, with keys that override it w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,27 @@ class Family:
     causal: bool = True
     family: str = "gpt"  # accelsim's lowering: "gpt" (token sequences) or "vit" (image patches)
     activation: str = "silu"  # when the config names none (ChatGLM's SwiGLU; GPT-2's family: gelu)
+    norm_position: str = "pre"  # "post": a norm after each residual add and on the embeddings (BERT, RoBERTa)
+    head: str = "lm"  # "mlm": BERT's masked-LM head (transform, norm, tied decoder), as *ForMaskedLM runs it
+    token_types: bool = False  # a token-type table of type_vocab_size rows added to the embeddings
+    #: Rows of a learned position table that no token position uses (RoBERTa numbers positions from
+    #: pad_token_id + 1 = 2, so its max_position_embeddings of 514 holds 512 positions).
+    position_offset: int = 0
+
+
+#: BERT and RoBERTa (transformers' modeling_bert.py, modeling_roberta.py): bidirectional, post-norm encoders with
+#: learned absolute positions, token types and the masked-LM head. RoBERTa's max_position_embeddings (514) counts
+#: its padding offset (positions start after pad_token_id), not longer sequences: both read 512 tokens at most.
+_ENCODER = Family(
+    mlp="plain",
+    norm="layernorm",
+    activation="gelu",
+    positions="learned",
+    causal=False,
+    norm_position="post",
+    head="mlm",
+    token_types=True,
+)
 
 
 _PLAIN = Family(mlp="plain", norm="layernorm", activation="gelu")
@@ -56,7 +78,8 @@ FAMILIES: dict[str, Family] = {
     "gpt2": Family(mlp="plain", norm="layernorm", activation="gelu", positions="learned"),
     "gpt_bigcode": Family(mlp="plain", norm="layernorm", activation="gelu", positions="learned"),
     "opt": Family(mlp="plain", norm="layernorm", activation="gelu", positions="learned"),
-    "bert": Family(mlp="plain", norm="layernorm", activation="gelu", positions="learned", causal=False),
+    "bert": _ENCODER,
+    "roberta": dataclasses.replace(_ENCODER, position_offset=2),
     "vit": Family(mlp="plain", norm="layernorm", activation="gelu", positions="learned", causal=False, family="vit"),
     "gptj": Family(mlp="plain", norm="layernorm", activation="gelu", parallel_block=True),
     "codegen": Family(mlp="plain", norm="layernorm", activation="gelu", parallel_block=True),
@@ -181,7 +204,7 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
     if isinstance(data.get("text_config"), dict):  # a multimodal model: its language model generates the text
         data = {**data["text_config"], **{k: v for k, v in data.items() if k == "tie_word_embeddings"}}
     model_type = data.get("model_type")
-    if not isinstance(model_type, str) and data.get("architectures"):
+    if not isinstance(model_type, str):  # absent, or not a name (a list or table cannot name a family)
         model_type = None
     for key, what in UNSUPPORTED_KEYS.items():
         if key in data:
@@ -210,9 +233,12 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
     activation = fam.activation
     if activation_key is not None:
         key, name = activation_key
-        if name not in _ACTIVATIONS:
+        if not isinstance(name, str) or name not in _ACTIVATIONS:
             raise c.fail(key, f"unknown activation {name!r}; known: {', '.join(sorted(_ACTIVATIONS))}")
         activation = _ACTIVATIONS[name]
+    position_type = data.get("position_embedding_type", "absolute")
+    if position_type != "absolute":  # BERT's relative_key(_query) variants add a distance embedding to the scores
+        raise c.fail("position_embedding_type", f'only "absolute" positions are modelled, got {position_type!r}')
     spec: dict[str, Any] = {
         "family": fam.family,
         "layers": layers,
@@ -225,6 +251,12 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
         "positions": fam.positions,
         "causal": fam.causal,
     }
+    if fam.norm_position != "pre":
+        spec["norm_position"] = fam.norm_position
+    if fam.head != "lm":
+        spec["head"] = fam.head
+    if fam.token_types:
+        spec["token_types"] = c.size("type_vocab_size", required=False) or 2  # BertConfig's default
     if d_head is not None:
         spec["d_head"] = d_head
     elif d_model % heads:
@@ -233,6 +265,12 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
         spec["kv_heads"] = kv_heads
     if c.flag("alibi", False) or (model_type == "baichuan" and "max_position_embeddings" not in data):
         spec["positions"] = "alibi"  # Falcon's alibi key; Baichuan 13B (ALiBi) has no position limit, 7B (RoPE) has
+    if fam.family == "gpt" and spec["positions"] == "learned":
+        table = c.size("max_position_embeddings", "n_positions", required=False)
+        if table is not None:
+            if table <= fam.position_offset:
+                raise c.fail("max_position_embeddings", f"must be more than {fam.position_offset}, got {table}")
+            spec["max_positions"] = table - fam.position_offset
     _mlp(c, spec, d_model)
     _sliding_window(c, spec, model_type, layers or 0)
     if fam.family == "vit":
@@ -303,7 +341,12 @@ def describe(spec: dict[str, Any]) -> str:
         if spec["mlp"] == "gated"
         else (f"{spec['activation'].upper()} MLP")
     )
-    parts = [f"{spec['layers']} layers", f"d_model {spec['d_model']}", attention, mlp, spec["norm"]]
+    norm = spec["norm"] if spec.get("norm_position", "pre") == "pre" else f"post-{spec['norm']}"
+    parts = [f"{spec['layers']} layers", f"d_model {spec['d_model']}", attention, mlp, norm]
+    if spec["family"] == "gpt" and not spec.get("causal", True):
+        parts.insert(0, "encoder (bidirectional)")
+    if spec.get("head") == "mlm":
+        parts.append("MLM head")
     if spec.get("experts"):
         parts.append(f"MoE {spec['experts_per_token']} of {spec['experts']}")
     if spec.get("parallel_block"):

@@ -279,6 +279,35 @@ class _Gemms(_GraphBuilder):
             )
         return out
 
+    def rows_gemm(
+        self,
+        name: str,
+        rows: int,
+        inner: int,
+        cols: int,
+        deps: list[str],
+        group: str,
+        weights: bool = False,
+        per_sequence: bool = True,
+    ) -> list[str]:
+        """A product of a fixed number of rows that are not the token rows' blocks (each sequence's last position,
+        the masked positions), in output column tiles; ``weights`` as in ``gemm`` (false: in ``run.dtype``),
+        ``per_sequence`` as in ``emit``."""
+        return [
+            self.emit(
+                self.label(name, 0, j),
+                "gemm",
+                (rows, inner, width),
+                (rows * inner if j == 0 else 0) + inner * width,
+                rows * width,
+                deps,
+                group,
+                per_sequence=per_sequence,
+                quantized=weights,
+            )
+            for j, width in enumerate(self.column_tiles(cols))
+        ]
+
 
 class _TrainingUpdates(_GraphBuilder):
     """Training's parameter side: weight gradients (tiled over the weight, not the tokens, since every token
@@ -541,11 +570,18 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
     def embed_forward(self) -> TokenRowTasks:
         d_model, family = self.d_model, self.wl.spec.model.family
         if family == "gpt":
+            model = self.wl.spec.model
             tokens = self.row_op("embed.gather", "copy", d_model, _no_deps, "embed")
             tokens = self.all_reduce("embed", tokens, "embed")  # a vocabulary-parallel table: each card's rows
-            if self.wl.spec.model.positions != "learned":
-                return tokens
-            return self.row_op("embed.pos", "add", self.row_d, _same_block(tokens), "embed", inputs=2)
+            if model.token_types:  # each row's token-type row gathered and added
+                tokens = self.row_op("embed.types", "add", self.row_d, _same_block(tokens), "embed", inputs=2)
+            if model.positions == "learned":
+                tokens = self.row_op("embed.pos", "add", self.row_d, _same_block(tokens), "embed", inputs=2)
+            if model.norm_position == "post":  # an encoder normalises the embeddings' sum (BERT's embeddings.LayerNorm)
+                tokens = self.row_op(
+                    "embed.ln", self.norm, self.row_d, _same_block(tokens), "embed", params=self.norm_params
+                )
+            return tokens
         patches, patch_elements, batch = self.wl.patches, self.wl.patch_elements, self.batch
         pixels = batch * patches * patch_elements
         patchify = self.emit("embed.patchify", "copy", (pixels,), pixels, pixels, [], "embed")
@@ -578,26 +614,75 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
             return self._lm_head(x, training)
         return self._classifier_head(x, training)
 
+    def _mlm_transform(self, x: TokenRowTasks) -> tuple[TokenRowTasks, TokenRowTasks]:
+        """The MLM head's transform before its norm: a d_model x d_model product (replicated under tensor
+        parallelism, as Megatron's BERT keeps it) and the activation. Returns (the activation's rows, the product's
+        input rows)."""
+        d, activation = self.d_model, self.wl.spec.model.activation
+        dense = self.gemm("head.dense", d, d, _same_block(x), "head")
+        return self.row_op(f"head.{activation}", activation, d, _same_block(dense), "head"), x
+
+    def _mlm_transform_backward(self, d_act: TokenRowTasks, x: TokenRowTasks) -> TokenRowTasks:
+        """The transform's backward from the gradient at its norm's input: the activation's gradient, the
+        product's data and weight gradients (and the norm's parameters' gradient and update). Returns the gradient
+        reaching the last layer's output."""
+        d, activation, tokens = self.d_model, self.wl.spec.model.activation, self.batch * self.seq_len
+        d_dense = self.row_op(f"head.{activation}.bwd", f"{activation}_grad", d, _same_block(d_act), "head", inputs=2)
+        ln_params = self.param_grad("head.ln.dparams", self.norm_params, self.norm_params, _all_tasks(d_act), "head")
+        self.adam("head.ln.adam", self.norm_params, [ln_params], "head")
+        self.weight_grad("head.dense.dW", d, tokens, d, _all_tasks(x, d_dense), "head")
+        return self.gemm("head.dense.dA", d, d, _same_block(d_dense), "head")
+
+    def _masked_head(self, x: TokenRowTasks, training: bool) -> TokenRowTasks:
+        """The MLM head on the masked positions only (``run.logits = "masked"``, as NVIDIA's and Megatron's BERT
+        pretraining gather them first): the transform, norm, decoder and loss on ``Workload.masked_rows`` rows; in
+        training their gradient is scattered back into every token row (zeros elsewhere)."""
+        d, vocab, rows, np_, g = self.d_model, self.wl.vocab, self.wl.masked_rows, self.norm_params, "head"
+        activation, tp, n = self.wl.spec.model.activation, self.tp, self.wl.masked_rows * self.d_model
+
+        def op(name: str, kind: str, elements: int, reads: int, writes: int, deps: list[str]) -> str:
+            return self.emit(name, kind, (elements,), reads, writes, deps, g, per_sequence=False)
+
+        def product(name: str, inner: int, cols: int, deps: list[str], weights: bool) -> list[str]:
+            return self.rows_gemm(name, rows, inner, cols, deps, g, weights=weights, per_sequence=False)
+
+        picked = op("head.gather", "copy", n, n, n, _all_tasks(x))
+        dense = product("head.dense", d, d, [picked], True)
+        act = op(f"head.{activation}", activation, n, n, n, dense)
+        lnf = op("head.ln", self.norm, n, n + np_, n, [act])
+        logits = product("head.lm", d, vocab, [lnf], False)
+        if tp > 1 and not training:  # each card holds a slice of the vocabulary: gather every card's logits
+            op("head.lm.allgather", "all_gather", rows * vocab, rows * vocab, rows * vocab * tp, logits)
+        if not training:
+            return x
+        if tp > 1:  # vocabulary-parallel cross-entropy: the rows' max and sum all-reduced
+            logits = [*logits, op("head.loss.allreduce", "all_reduce", rows * 2, rows * 2, rows * 2, logits)]
+        loss = op("head.loss", "softmax_grad", rows * vocab, rows * vocab, rows * vocab, logits)
+        d_lnf = product("head.lm.dA", vocab, d, [loss], False)
+        if tp > 1:
+            d_lnf = [op("head.lm.dA.allreduce", "all_reduce", n, n, n, d_lnf)]
+        self.weight_grad("head.lm.dW", d, rows, vocab, [lnf, loss], g)
+        d_act = op("head.ln.bwd", f"{self.norm}_grad", n, 2 * n + np_, n, d_lnf)
+        self.adam("head.ln.adam", np_, [op("head.ln.dparams", "reduce", rows * np_, rows * np_, np_, d_lnf)], g)
+        d_dense = op(f"head.{activation}.bwd", f"{activation}_grad", n, 2 * n, n, [d_act])
+        self.weight_grad("head.dense.dW", d, rows, d, [picked, d_dense], g)
+        d_picked = product("head.dense.dA", d, d, [d_dense], True)
+        return self.row_op("head.scatter", "copy", d, lambda i: d_picked, g)
+
     def _lm_head(self, x: TokenRowTasks, training: bool) -> TokenRowTasks:
         d_model, vocab = self.d_model, self.wl.vocab
+        if self.wl.spec.run.logits == "masked":
+            return self._masked_head(x, training)
+        mlm = self.wl.spec.model.head == "mlm"
+        if mlm:
+            x, dense_in = self._mlm_transform(x)
         if self.wl.spec.run.logits == "last":  # generation: each sequence's last position only
             batch, norm_params = self.batch, self.norm_params
             last = [name for i in self.blocks_holding(self.seq_len - 1, self.seq_len, range(batch)) for name in x[i]]
             last_norm = self.emit(
                 "head.ln", self.norm, (batch * d_model,), batch * d_model + norm_params, batch * d_model, last, "head"
             )
-            last_logits = [
-                self.emit(
-                    self.label("head.lm", 0, j),
-                    "gemm",
-                    (batch, d_model, width),
-                    (batch * d_model if j == 0 else 0) + d_model * width,
-                    batch * width,
-                    [last_norm],
-                    "head",
-                )
-                for j, width in enumerate(self.column_tiles(vocab))
-            ]
+            last_logits = self.rows_gemm("head.lm", batch, d_model, vocab, [last_norm], "head")
             tp = self.wl.spec.run.tensor_parallel
             if tp > 1:  # each card holds a slice of the vocabulary: gather every card's logits
                 n = batch * vocab
@@ -623,7 +708,7 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
             "head.lm.dA", self.gemm("head.lm.dA", vocab, d_model, _same_block(loss), "head", weights=False), "head"
         )
         self.weight_grad("head.lm.dW", d_model, self.batch * self.seq_len, vocab, _all_tasks(lnf, loss), "head")
-        return self.row_op(
+        d_x = self.row_op(
             "head.ln.bwd",
             f"{self.norm}_grad",
             self.row_d,
@@ -632,6 +717,7 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
             inputs=2,
             params=self.norm_params,
         )
+        return self._mlm_transform_backward(d_x, dense_in) if mlm else d_x
 
     def _classifier_head(self, x: TokenRowTasks, training: bool) -> TokenRowTasks:
         """ViT: the class token (or the mean of the tokens) through a layernorm and the classifier."""
@@ -675,13 +761,29 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         d_model, seq_len = self.d_model, self.seq_len
         every = _all_tasks(dy)
         if self.wl.spec.model.family == "gpt":
-            learned = self.wl.spec.model.positions == "learned"
+            model = self.wl.spec.model
+            learned = model.positions == "learned"
+            if model.norm_position == "post":  # through the embeddings' norm first
+                norm_params = self.norm_params
+                param_cols = norm_params // self.tp if self.sp else norm_params
+                ln_params = self.param_grad("embed.ln.dparams", param_cols, norm_params, every, "embed")
+                norm_grad = f"{self.norm}_grad"
+                dy = self.row_op(
+                    "embed.ln.bwd", norm_grad, self.row_d, _same_block(dy), "embed", inputs=2, params=norm_params
+                )
+                every = _all_tasks(dy)
             scatter = self.row_op("embed.scatter", "add", self.row_d, _same_block(dy), "embed", inputs=2)
             if learned:
                 positions = self.param_grad("embed.pos.dparams", self.row_d, seq_len * d_model, every, "embed")
+            if model.token_types:
+                types = self.param_grad("embed.types.dparams", self.row_d, model.token_types * d_model, every, "embed")
             self.adam_rows("embed.adam", self.wl.vocab, d_model, _all_tasks(scatter), "embed")
             if learned:
                 self.adam("embed.pos.adam", seq_len * d_model, [positions], "embed")
+            if model.token_types:
+                self.adam("embed.types.adam", model.token_types * d_model, [types], "embed")
+            if model.norm_position == "post":
+                self.adam("embed.ln.adam", norm_params, [ln_params], "embed")
             return
         self.weight_grad(
             "embed.patch.dW", self.wl.patch_elements, self.batch * self.wl.patches, d_model, every, "embed"
@@ -691,13 +793,16 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
 
 
 class _Lowering(_Attention, _EmbeddingsAndHeads):
-    """A pre-layernorm transformer layer forward and backward, and the whole model: embeddings, layers, head,
-    then in training the layers' backward passes in reverse and the embeddings' update."""
+    """A transformer layer (its norms before attention and MLP, or after each residual add) forward and backward,
+    and the whole model: embeddings, layers, head, then in training the layers' backward passes in reverse and the
+    embeddings' update."""
 
     def layer_forward(self, layer: int, x: TokenRowTasks, tag: str = "") -> tuple[TokenRowTasks, SavedActivations]:
         """The layer's forward pass; ``tag`` names a second emission of it (a recomputation)."""
         d, qw, kvw, rd = self.d_model, self.q_width, self.kv_width, self.row_d
         g = f"L{layer}{tag}"
+        if self.wl.spec.model.norm_position == "post":
+            return self.post_norm_layer_forward(layer, x, g, tag)
         ln1 = self.row_op(f"{g}.ln1", self.norm, rd, _same_block(x), g, params=self.norm_params)
         ln1 = self.gather(f"{g}.ln1", ln1, g)
         qkv = self.gemm(f"{g}.qkv", d, qw + 2 * kvw, _same_block(ln1), g)
@@ -717,6 +822,29 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         down, act = self.mlp(g, ln2)
         out = self.row_op(f"{g}.res2", "add", rd, lambda i: down[i] + res1[i], g, inputs=2)
         return out, SavedActivations(ln1=ln1, merged=merged, ln2=ln2, act=act, x=x, split=split)
+
+    def post_norm_layer_forward(
+        self, layer: int, x: TokenRowTasks, g: str, tag: str
+    ) -> tuple[TokenRowTasks, SavedActivations]:
+        """BERT's layer: attention on the (already normalised) input, the residual add, then its norm; the MLP on
+        that, the residual add, then the second norm, whose output leaves the layer. The saved ``ln1`` is what the
+        QKV product read (the layer's input), ``ln2`` what the MLP read (the first norm's output)."""
+        d, qw, kvw, rd = self.d_model, self.q_width, self.kv_width, self.row_d
+        h = self.gather(f"{g}.x", x, g)
+        qkv = self.gemm(f"{g}.qkv", d, qw + 2 * kvw, _same_block(h), g)
+        split = self.row_op(f"{g}.split_heads", "copy", qw + 2 * kvw, _same_block(qkv), g)
+        if self.rotary:
+            split = self.row_op(f"{g}.rope", "rope", qw + kvw, _same_block(split), g)
+        outputs = self.attention(layer, split, backward=False, tag="fwd" + tag)
+        merged = self.merge_heads(f"{g}.merge_heads", qw, outputs, g)
+        proj = self.all_reduce(f"{g}.proj", self.gemm(f"{g}.proj", qw, d, _same_block(merged), g), g)
+        res1 = self.row_op(f"{g}.res1", "add", rd, lambda i: proj[i] + x[i], g, inputs=2)
+        ln1 = self.row_op(f"{g}.ln1", self.norm, rd, _same_block(res1), g, params=self.norm_params)
+        ln1_rows = self.gather(f"{g}.ln1", ln1, g)
+        down, act = self.mlp(g, ln1_rows)
+        res2 = self.row_op(f"{g}.res2", "add", rd, lambda i: down[i] + ln1[i], g, inputs=2)
+        out = self.row_op(f"{g}.ln2", self.norm, rd, _same_block(res2), g, params=self.norm_params)
+        return out, SavedActivations(ln1=h, merged=merged, ln2=ln1_rows, act=act, x=x, split=split)
 
     def recompute(self, layer: int, saved: SavedActivations, dy: TokenRowTasks) -> SavedActivations:
         """The activations the layer's backward reads, recomputed once its gradient has arrived (so that they need
@@ -860,6 +988,8 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
             ln1_params = self.param_grad(f"{L}.ln1.dparams", param_cols, norm_params, _all_tasks(d_ln1), g)
             self.adam(f"{L}.ln.adam", norm_params, [ln1_params], g)
             return self.row_op(f"{L}.res0.bwd", "add", d, lambda i: d_x_branch[i] + dy[i], g, inputs=2)
+        if self.wl.spec.model.norm_position == "post":
+            return self.post_norm_layer_backward(layer, dy, saved)
         d_ln2 = self.mlp_backward(L, g, dy, saved)
         d_res1_branch = self.row_op(f"{L}.ln2.bwd", norm_grad, d, _same_block(d_ln2), g, inputs=2, params=norm_params)
         ln2_params = self.param_grad(f"{L}.ln2.dparams", param_cols, norm_params, _all_tasks(d_ln2), g)
@@ -869,6 +999,24 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         ln1_params = self.param_grad(f"{L}.ln1.dparams", param_cols, norm_params, _all_tasks(d_ln1), g)
         self.adam(f"{L}.ln.adam", 2 * norm_params, [ln1_params, ln2_params], g)
         return self.row_op(f"{L}.res0.bwd", "add", d, lambda i: d_x_branch[i] + d_res1[i], g, inputs=2)
+
+    def post_norm_layer_backward(self, layer: int, dy: TokenRowTasks, saved: SavedActivations) -> TokenRowTasks:
+        """A post-norm layer's backward: through the second norm, the MLP and its residual, the first norm, the
+        attention and its residual."""
+        d, norm_params = self.row_d, self.norm_params
+        param_cols = norm_params // self.tp if self.sp else norm_params
+        L = f"L{layer}"
+        g = f"{L}.bwd"
+        norm_grad = f"{self.norm}_grad"
+        d_res2 = self.row_op(f"{L}.ln2.bwd", norm_grad, d, _same_block(dy), g, inputs=2, params=norm_params)
+        ln2_params = self.param_grad(f"{L}.ln2.dparams", param_cols, norm_params, _all_tasks(dy), g)
+        d_mlp = self.mlp_backward(L, g, d_res2, saved)
+        d_ln1 = self.row_op(f"{L}.res2.bwd", "add", d, lambda i: d_mlp[i] + d_res2[i], g, inputs=2)
+        d_res1 = self.row_op(f"{L}.ln1.bwd", norm_grad, d, _same_block(d_ln1), g, inputs=2, params=norm_params)
+        ln1_params = self.param_grad(f"{L}.ln1.dparams", param_cols, norm_params, _all_tasks(d_ln1), g)
+        d_attn = self.attention_backward(layer, d_res1, saved)
+        self.adam(f"{L}.ln.adam", 2 * norm_params, [ln1_params, ln2_params], g)
+        return self.row_op(f"{L}.res1.bwd", "add", d, lambda i: d_attn[i] + d_res1[i], g, inputs=2)
 
     def lower(self) -> TaskGraph:
         wl, model = self.wl, self.wl.spec.model
@@ -1023,18 +1171,29 @@ def estimate_tasks(wl: Workload) -> int:
     if model.embeddings and model.family == "gpt":
         vocab = wl.vocab
         learned = model.positions == "learned"
-        ends += rows * (1 + learned + tp) * embed  # gather, (its all-reduce,) positions
+        types, post, mlm = bool(model.token_types), model.norm_position == "post", model.head == "mlm"
+        # gather, (its all-reduce,) token types, positions, the embeddings' norm
+        ends += rows * (1 + learned + tp + types + post) * embed
+        lm = head and spec.run.logits != "masked"  # the head on token rows, counted below
+        if head and not lm:  # the MLM head on the masked rows: gathered, then one task per op
+            ends += 1 + cols(d) + 2 + cols(vocab) + (tp and not training)
+            if training:  # (statistics), loss, dA, (its all-reduce), dW; norm, its parameters; act; dense dW, dA
+                ends += tp + 1 + cols(d) + tp + wgrad(d, vocab) + 3 + 1 + wgrad(d, d) + cols(d) + rows
+        ends += rows * (cols(d) + 1) * (lm and mlm)  # the MLM head's transform: its product, the activation
         gather = tp and not training
-        if head and spec.run.logits == "last":
+        if lm and spec.run.logits == "last":
             ends += 1 + cols(vocab) + gather  # final norm and LM head on each sequence's last row; the all-gather
-        elif head:
+        elif lm:
             ends += rows + rows * cols(vocab) + rows * gather
-        if training and head:
+        if training and lm:
             ends += 2 * rows + rows * cols(d) + wgrad(d, vocab)  # loss, norm backward, dA; dW
             ends += 2 * rows if tp else 0  # the softmax statistics' and dA's all-reduces
             ends += rows if run.sequence_parallel else 0  # the final norm's rows all-gathered
+        if training and lm and mlm:  # the activation's gradient, the product's dA and dW, the norm's parameters
+            ends += rows + rows * cols(d) + wgrad(d, d) + 2
         if training and embed:
             ends += rows + row_tiles(vocab) + 2 * learned  # scatter, Adam on the table; positions' gradient, Adam
+            ends += 2 * types + (rows + 2) * post  # token types' gradient, Adam; the norm's backward, gradient, Adam
     elif model.embeddings:
         patch_rows = batch * wl.patches
         ends += 1 + row_tiles(patch_rows) * cols(d) + rows + 3  # patchify, patch GEMM, positions; the head
@@ -1045,8 +1204,10 @@ def estimate_tasks(wl: Workload) -> int:
     if training and (run.data_parallel > 1 or not run.optimizer_step):
         # a reduction per bucket (under ZeRO-1 it replaces the bucket's Adams), or no Adam at all
         if model.family == "gpt":
-            vocab_adams = row_tiles(wl.vocab) + (model.positions == "learned")
-            end_adams = [row_tiles(d) * cols(wl.vocab), vocab_adams]  # the head's, the embeddings'
+            post, mlm = model.norm_position == "post", model.head == "mlm"
+            vocab_adams = row_tiles(wl.vocab) + (model.positions == "learned") + bool(model.token_types) + post
+            head_adams = row_tiles(d) * cols(wl.vocab) + (row_tiles(d) * cols(d) + 1) * mlm
+            end_adams = [head_adams, vocab_adams]  # the head's, the embeddings'
         else:
             end_adams = [1, row_tiles(wl.patch_elements) * cols(d) + 1]
         width = 2 * dff if gated else dff

@@ -226,6 +226,18 @@ def workload_dicts(draw: st.DrawFn) -> dict:
             run["logits"] = draw(st.sampled_from(["all", "last"]))
     if variant in ("softmax", "flash"):
         run["matmul_dtype"] = draw(st.sampled_from(["bf16", "fp32"]))  # dtypes every random chip has
+    # An encoder's knobs (BERT, RoBERTa), drawn last so the examples above keep their seeds: post-norm, token
+    # types and the MLM head, bidirectional attention.
+    if not model["parallel_block"] and draw(st.booleans()):
+        model["norm_position"] = "post"
+    if family == "gpt" and model["embeddings"]:
+        model["token_types"] = draw(st.sampled_from([0, 0, 1, 2]))
+        if run.get("logits") != "last" and not run.get("sequence_parallel") and draw(st.booleans()):
+            model["head"] = "mlm"
+            if draw(st.booleans()):  # the head on the masked rows only
+                run.update(logits="masked", masked_fraction=draw(st.sampled_from([0.15, 0.5, 1.0])))
+        if not run.get("past_tokens"):
+            model["causal"] = draw(st.booleans())
     return data
 
 

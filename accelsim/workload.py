@@ -6,6 +6,7 @@ Validated on load like chip profiles; ``--set key=value`` overrides any field by
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
@@ -14,7 +15,7 @@ from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .analytic import analytic_counts
-from .config import STRICT, MlpRatio, StrictBool, WorkloadSize, build, check_nesting, read_toml
+from .config import STRICT, Fraction, MlpRatio, StrictBool, WorkloadSize, build, check_nesting, read_toml
 from .errors import AccelsimError
 from .limits import MAX_COUNT, MAX_WORKLOAD_SIZE
 from .resources import resolve
@@ -27,6 +28,8 @@ Activation = Literal["gelu", "silu", "relu"]
 Norm = Literal["layernorm", "rmsnorm"]
 Positions = Literal["learned", "rotary", "alibi", "none"]
 Count = Annotated[int, Strict(), Field(ge=0, le=MAX_WORKLOAD_SIZE)]
+#: BERT's share of masked positions (Devlin et al. 2019), run.masked_fraction's default.
+MASKED_FRACTION = 0.15
 
 
 @pydantic_dataclass(config=STRICT)
@@ -53,8 +56,22 @@ class ModelSpec:
     #: learned: a position table added to the embeddings; rotary: RoPE on queries and keys; alibi: a bias added
     #: with the causal mask; none.
     positions: Positions = "learned"
+    #: gpt with learned positions: the positions its table holds (Hugging Face's max_position_embeddings or
+    #: n_positions, less RoBERTa's padding offset); a longer sequence (cached positions included) is refused.
+    max_positions: WorkloadSize | None = None
     #: Causal attention; default: true for gpt, false for vit (an encoder such as BERT sets false).
     causal: StrictBool | None = None
+    #: Where each norm sits: "pre" (GPT-2, Llama: a norm before attention and before the MLP, one more before the
+    #: head) or "post" (BERT, RoBERTa: a norm after each residual add, one on the embeddings' sum, none before the
+    #: head).
+    norm_position: Literal["pre", "post"] = "pre"
+    #: gpt with embeddings: rows of a token-type (segment) table added to the token embeddings (BERT's
+    #: type_vocab_size, 2; RoBERTa's 1); 0: none.
+    token_types: Count = 0
+    #: gpt with embeddings: "lm", a norm and the vocabulary product (a decoder's LM head); "mlm", BERT's masked-LM
+    #: head: a d_model x d_model product, the activation, a norm, then the vocabulary product, on every position
+    #: (as Hugging Face's BertForMaskedLM computes logits for all positions, masked or not).
+    head: Literal["lm", "mlm"] = "lm"
     #: Sliding-window attention: a query sees at most this many keys (Mistral, Gemma 2/3's local layers).
     sliding_window: WorkloadSize | None = None
     #: With sliding_window: every window_period-th layer (1-based) attends globally, the others locally; 1: all
@@ -87,8 +104,12 @@ class RunSpec:
     #: Inference with a KV cache: positions per sequence already cached; attention reads their keys and values
     #: from memory (a decode step: seq_len 1 after past_tokens positions).
     past_tokens: Count = 0
-    #: Inference: logits for every position ("all") or only each sequence's last ("last", as generation does).
-    logits: Literal["all", "last"] = "all"
+    #: Logits for every position ("all"), only each sequence's last ("last": inference, as generation does), or
+    #: with the MLM head only the masked positions ("masked": gathered before the head, as NVIDIA's and Megatron's
+    #: BERT pretraining do; Hugging Face's BertForMaskedLM computes "all").
+    logits: Literal["all", "last", "masked"] = "all"
+    #: logits = "masked": the share of the tokens masked (BERT's 15%); the head runs on ceil(share x tokens) rows.
+    masked_fraction: Fraction = MASKED_FRACTION
     #: The dtype of the matrix products' operands when it differs from dtype: weight GEMMs and attention's matmuls
     #: (so the KV cache too), as Gaudi's fp8 recipe quantizes them; their outputs and every other op stay in dtype.
     matmul_dtype: Dtype | None = None
@@ -229,8 +250,9 @@ class Workload:
     @property
     def parameters(self) -> int:
         """Weights the model holds as this workload runs it (one card's shard under tensor parallelism; a pipeline
-        stage's embeddings or head only where it runs them): matrices, experts, norms, embedding tables and heads;
-        biases and position tables left out."""
+        stage's embeddings or head only where it runs them): matrices, experts, the layers' norms (and an encoder's
+        norm of its embeddings), embedding and token-type tables, heads (an MLM head's transform and its norm);
+        biases, position tables and a decoder's final norm left out."""
         m = self.spec.model
         d = m.d_model
         gated = m.mlp == "gated"
@@ -249,7 +271,9 @@ class Workload:
         if m.family == "vit":
             return total + self.patch_elements * d + d * self.classes
         table = (m.vocab or 0) * d
-        total += table * self.has_embeddings
+        # the token-type table and a post-norm model's norm of the embeddings' sum
+        total += (table + m.token_types * d + self.norm_params * (m.norm_position == "post")) * self.has_embeddings
+        total += (d * d + self.norm_params) * (m.head == "mlm" and self.has_head)  # the MLM head's transform
         # the LM head: the embedding table itself where tied and held here, else a table of its own
         return total + table * (self.has_head and not (m.tied_embeddings and self.has_embeddings))
 
@@ -317,6 +341,11 @@ class Workload:
     @property
     def tokens(self) -> int:
         return self.spec.run.batch * self.seq_len
+
+    @property
+    def masked_rows(self) -> int:
+        """run.logits = "masked": the token rows the MLM head runs on, ceil(masked_fraction x tokens)."""
+        return max(1, math.ceil(self.spec.run.masked_fraction * self.tokens))
 
     @property
     def linear_heads(self) -> int:
@@ -421,6 +450,28 @@ def _check(spec: WorkloadSpec, source: str) -> None:
         fail("run.zero1", "shards the optimizer over replicas: needs run.data_parallel > 1")
     if r.logits == "last" and (r.mode != "inference" or m.family != "gpt" or not m.embeddings):
         fail("run.logits", '"last" is for gpt inference with embeddings')
+    if m.max_positions is not None:
+        if m.family != "gpt" or m.positions != "learned":
+            fail("model.max_positions", 'is the size of a gpt model\'s learned position table (positions = "learned")')
+        if r.seq_len is not None and r.past_tokens + r.seq_len > m.max_positions:
+            fail(
+                "run.seq_len",
+                f"{r.past_tokens + r.seq_len:,} positions (cached ones included), but the model's learned position "
+                f"table holds {m.max_positions:,} (model.max_positions)",
+            )
+    if m.norm_position == "post" and m.parallel_block:
+        fail("model.norm_position", '"post" norms follow each residual add; a parallel block has one: use "pre"')
+    if (m.token_types or m.head != "lm") and (m.family != "gpt" or not m.embeddings):
+        key = "model.token_types" if m.token_types else "model.head"
+        fail(key, "is for gpt models with embeddings")
+    if m.head == "mlm" and r.sequence_parallel:
+        fail("run.sequence_parallel", 'sequence parallelism is not modelled with the MLM head (model.head = "mlm")')
+    if m.head == "mlm" and r.logits == "last":
+        fail("run.logits", '"last" is for generation by an LM head; the MLM head scores every position')
+    if r.logits == "masked" and m.head != "mlm":
+        fail("run.logits", '"masked" is for the MLM head (model.head = "mlm")')
+    if r.masked_fraction != MASKED_FRACTION and r.logits != "masked":
+        fail("run.masked_fraction", 'is the share of positions the MLM head scores: only with run.logits = "masked"')
     if m.d_ff is None and not 1 <= round(m.d_model * m.mlp_ratio) <= MAX_WORKLOAD_SIZE:
         fail(
             "model.mlp_ratio",

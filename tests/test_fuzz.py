@@ -13,6 +13,7 @@ check, sooner), so that a case that is accepted finishes in well under a second:
 hangs in input handling; the machine limits themselves are tests/test_edges_inputs.py's.
 """
 
+import json
 import random
 import re
 from pathlib import Path
@@ -298,9 +299,9 @@ def make_case(index: int, folder: Path) -> tuple[str, list[str]]:
     return f"graph {name}", argv
 
 
-def check_case(index, tmp_path, capsys, monkeypatch):
+def check_case(index, tmp_path, capsys, monkeypatch, make=make_case):
     monkeypatch.setattr("accelsim.limits.MAX_TASKS", TASK_LIMIT)
-    what, argv = make_case(index, tmp_path)
+    what, argv = make(index, tmp_path)
     try:
         with deadline(SECONDS):
             code = main(argv)
@@ -329,3 +330,88 @@ def test_fuzz(index, tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("index", range(FAST, FAST + SLOW), ids=lambda i: f"case_{i}")
 def test_fuzz_more(index, tmp_path, capsys, monkeypatch):
     check_case(index, tmp_path, capsys, monkeypatch)
+
+
+#: Hugging Face configs (the catalog's entries: id, source, note and the config's keys), mutated key by key as JSON.
+MODELS = {
+    name: (ROOT / "models" / f"{name}.json").read_text()
+    for name in ("google-bert--bert-base-uncased", "FacebookAI--roberta-base")
+}
+JSON_VALUES = [
+    -1,
+    0,
+    1,
+    2,
+    0.5,
+    -0.0,
+    1e-300,
+    1e300,
+    2**63,
+    "",
+    "x",
+    None,
+    True,
+    [],
+    {},
+    [[[1]]],
+    "relative_key",
+    "tanh",
+]
+ADDED_KEYS = ["position_embedding_type", "type_vocab_size", "tie_word_embeddings", "head_dim", "num_key_value_heads"]
+
+
+def mutate_model(text: str, rng: random.Random) -> bytes:
+    """A catalog entry with one to three of its config's keys replaced, deleted or added, then perhaps garbage,
+    truncation, a byte order mark or deep nesting in the raw text."""
+    entry = json.loads(text)
+    config = entry["config"]
+    for _ in range(rng.randint(1, 3)):
+        what = rng.choice(["value", "value", "value", "delete", "add"])
+        if what == "value":
+            config[rng.choice(sorted(config))] = rng.choice(JSON_VALUES)
+        elif what == "delete" and config:
+            del config[rng.choice(sorted(config))]
+        else:
+            config[rng.choice(ADDED_KEYS)] = rng.choice(JSON_VALUES)
+    raw = json.dumps(entry).encode()
+    what = rng.choice(["none", "none", "none", "garbage", "truncate", "bom", "nest"])
+    at = rng.randrange(len(raw) + 1)
+    if what == "garbage":
+        raw = raw[:at] + rng.choice(GARBAGE) + raw[at:]
+    elif what == "truncate":
+        raw = raw[:at]
+    elif what == "bom":
+        raw = b"\xef\xbb\xbf" + raw
+    elif what == "nest":
+        depth = rng.choice([31, 200, 3000])
+        raw = raw.replace(b'"config": {', b'"config": {"x": ' + b"[" * depth + b"]" * depth + b", ", 1)
+    return raw
+
+
+def make_model_case(index: int, folder: Path) -> tuple[str, list[str]]:
+    """(description, argv) of model case ``index``: a mutated encoder config run, trained, compiled or shown."""
+    rng = random.Random(SEED + 7_000_000 + index)
+    name = rng.choice(sorted(MODELS))
+    path = folder / f"{name}.json"
+    path.write_bytes(mutate_model(MODELS[name], rng))
+    model = ["--model", str(path), "--set", "layers=1"]
+    argv = rng.choice(
+        [
+            ["run", "--chip", "h100", *model],
+            ["run", "--chip", "h100", *model, "--set", "mode=training"],
+            ["compile", "--chip", "v100", *model, "--json"],
+            ["models", "show", str(path)],
+        ]
+    )
+    return f"model {name}", argv
+
+
+@pytest.mark.parametrize("index", range(FAST // 4), ids=lambda i: f"model_case_{i}")
+def test_fuzz_model_configs(index, tmp_path, capsys, monkeypatch):
+    check_case(index, tmp_path, capsys, monkeypatch, make=make_model_case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(FAST // 4, FAST // 4 + SLOW // 10), ids=lambda i: f"model_case_{i}")
+def test_fuzz_model_configs_more(index, tmp_path, capsys, monkeypatch):
+    check_case(index, tmp_path, capsys, monkeypatch, make=make_model_case)
