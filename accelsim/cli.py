@@ -16,6 +16,7 @@ from .compare import compare
 from .compiler import compile_graph, compiler_warnings
 from .errors import AccelsimError
 from .graph import TaskGraph, load_graph
+from .kernel_records import KernelPrediction
 from .lowering import lower
 from .outputs import check_output_dir, check_output_file, safe_name
 from .parallel import Layout
@@ -683,6 +684,33 @@ def _cmd_run(args: argparse.Namespace) -> None:
             print(f"\ntrace written to {args.trace}")
 
 
+def _kernel_table(kernels: Sequence[KernelPrediction]) -> str:
+    """Kernel and collective records (accelsim.kernel_records): what ran, and its rate measured and predicted."""
+    rows = []
+    for k in kernels:
+        p = k.record["params"]
+        if "M" in p:
+            what = f"{p['M']}x{p['K']}x{p['N']}"
+            detail = str(p.get("scaling_granularity") or "")
+        else:
+            what = f"{p['op']} {p['ranks']} ranks" + (f" on {p['nodes']} nodes" if p.get("nodes", 1) > 1 else "")
+            size = p.get("bytes_per_rank") or p.get("bytes_per_rank_input")
+            detail = f"{size / 2**20:,.0f} MiB per rank"
+        rows.append(
+            (
+                k.kind,
+                what,
+                detail,
+                f"{k.measured_ms:.4f}",
+                f"{k.predicted_ms:.4f}",
+                f"{k.measured_rate:,.1f}",
+                f"{k.predicted_rate:,.1f}",
+                f"{k.rel_error:+.1%}",
+            )
+        )
+    return table(["kind", "what", "", "measured ms", "predicted ms", "measured rate", "predicted rate", "error"], rows)
+
+
 def _cmd_validate(args: argparse.Namespace) -> None:
     from collections import Counter
 
@@ -694,7 +722,12 @@ def _cmd_validate(args: argparse.Namespace) -> None:
         return
     rows = []
     generations = [p.to_dict() for p in result.records if p.kind.startswith("llm_generate")]
-    for r in (p.to_dict() for p in result.records if not p.kind.startswith("llm_generate")):
+    kernels = [p for p in result.records if isinstance(p, KernelPrediction)]
+    for r in (
+        p.to_dict()
+        for p in result.records
+        if not p.kind.startswith("llm_generate") and not isinstance(p, KernelPrediction)
+    ):
         what = r.get("variant") or r.get("op") or "x".join(str(r[k]) for k in ("B", "M", "K", "N") if k in r)
         size = ", ".join(f"{k}={r[k]}" for k in ("B", "H", "S", "D", "rows", "cols", "d_model") if k in r)
         rows.append(
@@ -710,6 +743,8 @@ def _cmd_validate(args: argparse.Namespace) -> None:
         )
     if rows:
         print(table(["kind", "what", "size", "measured ms", "predicted ms", "error", ""], rows))
+    if kernels:
+        print(_kernel_table(kernels))
     if generations:
         print(
             table(

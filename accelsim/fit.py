@@ -24,6 +24,7 @@ from .chip import Chip, EngineGroup, MatrixEngines, TiledMatrixEngines, chip_fro
 from .config import read_toml
 from .errors import AccelsimError
 from .generation_records import LlmGenerateRecord
+from .kernel_records import CollectiveRecord, GemmKernelRecord
 from .resources import resolve
 from .train_records import TrainStepRecord
 from .validation import (
@@ -126,7 +127,9 @@ def fit(chip: str, records: Measurements | Sequence[Mapping[str, Any]]) -> FitRe
     micro: list[tuple[int, Record]] = [
         (r.line, r.spec)
         for r in m.records
-        if not isinstance(r.spec, ConcurrencyRecord | LlmGenerateRecord | TrainStepRecord)
+        if not isinstance(
+            r.spec, ConcurrencyRecord | LlmGenerateRecord | TrainStepRecord | GemmKernelRecord | CollectiveRecord
+        )
         and r.spec.kind in FITTED_KINDS
         and r.spec.ms >= MIN_MS
     ]
