@@ -162,6 +162,8 @@ class NetworkEngines:
     inter_port_gbps: BandwidthGbps | None = None
     inter_ports: GroupSize = 1
     inter_latency_us: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] = 0.0
+    #: Time every collective costs beyond its messages (the library's set-up and the cards' synchronisation), us.
+    overhead_us: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] = 0.0
     clock_ghz: ClockGhz | None = None
     shared_unit: str | None = None
 

@@ -189,7 +189,12 @@ def _parser() -> argparse.ArgumentParser:
         "throughputs",
     )
     fit.add_argument("--chip", required=True)
-    fit.add_argument("--measurements", required=True)
+    fit.add_argument(
+        "--measurements",
+        required=True,
+        nargs="+",
+        help="JSON-lines records; for a Gaudi-class profile several files (generation and kernel records)",
+    )
     fit.add_argument("--json", action="store_true")
 
     models = sub.add_parser("models", help="list the model catalog, or `models show ID` for one model")
@@ -802,18 +807,33 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     from .fit_generation import fit_generation
     from .validation import read_records
 
-    records = read_records(args.measurements)
-    generation = any(r.record.get("kind") == "llm_generate" for r in records.records)
-    result = (fit_generation if generation else fit)(args.chip, records)
+    files = [read_records(path) for path in args.measurements]
+    generation = any(r.record.get("kind") == "llm_generate" for m in files for r in m.records)
+    if generation:
+        result = fit_generation(args.chip, files)
+    elif len(files) > 1:
+        raise AccelsimError(
+            "a GPU profile is fitted to one file of kernel records; several files are for a Gaudi-class profile's "
+            "llm_generate and gemm records",
+            source=args.measurements[1],
+        )
+    else:
+        result = fit(args.chip, files[0])
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False))
         return
     print(
-        f"# fitted to {result.records} records of {args.measurements}: median |error| "
+        f"# fitted to {result.records} records of {' and '.join(args.measurements)}: median |error| "
         f"{result.median_abs_error:.1%} ({result.evaluations} evaluations); paste into {result.chip}"
     )
     for key, value in result.parameters.items():
         print(f"{key} = {value}")
+    if result.system:
+        print(f"# paste into {result.system}")
+        for key, value in result.system_parameters.items():
+            print(f"{key} = {value}")
+    if result.kinds:
+        print("# median |error| per kind: " + ", ".join(f"{k} {v:.1%}" for k, v in result.kinds.items()))
 
 
 def _cmd_schedulers(args: argparse.Namespace) -> None:

@@ -91,6 +91,10 @@ class SystemSpec:
     #: Nodes in the system; more than one needs ``[scale_out]``.
     nodes: CardCount = 1
     scale_out: ScaleOutSpec | None = None
+    #: Time each collective of a step costs beyond its messages, microseconds: the communication library's set-up
+    #: of the call and the cards' synchronisation before it (HCCL, NCCL under DeepSpeed or Megatron). Added to every
+    #: collective task on the cards' network engines.
+    collective_overhead_us: LatencyUs = 0.0
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,7 @@ class System:
             "link_gbps": up.link_gbps,
             "links": up.links,
             "latency_us": up.latency_us,
+            "overhead_us": self.spec.collective_overhead_us,
             # a dedicated link to every peer: each card sends each its part at once; else NCCL's ring
             "algorithm": "direct" if up.topology == "all-to-all" else "ring",
         }
