@@ -111,3 +111,23 @@ def test_validate_prints_the_kernel_table(capsys):
     assert main(["validate", "--chip", "gaudi3", "--measurements", str(KERNELS)]) == 0
     out = capsys.readouterr().out
     assert "all_reduce 8 ranks" in out and "256 MiB per rank" in out and "measured on gaudi2" in out
+
+
+def test_the_fitted_gaudi_profiles_hold_their_errors_on_the_kernel_records():
+    """The errors README's Gaudi validation table reports for the kernel file (gaudi2 fitted to it, GEMMs; gaudi3
+    carrying gaudi2's fitted values over, collectives): medians as fitted, a little room for rounding."""
+    g2 = validate(load_chip("gaudi2"), read_records(KERNELS)).summary
+    assert g2["gemm bf16"].median_abs_error <= 0.025 and g2["gemm bf16"].records == 8
+    assert g2["gemm fp8"].median_abs_error <= 0.025 and g2["gemm fp8"].records == 16
+    assert g2["collective"].median_abs_error <= 0.005 and g2["collective"].records == 3
+    g3 = validate(load_chip("gaudi3"), read_records(KERNELS)).summary
+    assert g3["collective"].median_abs_error <= 0.025 and g3["collective"].records == 2
+
+
+@pytest.mark.slow
+def test_the_fitted_gaudi2_profile_holds_its_errors_on_the_generation_records():
+    """The generation rows of the same table: one card and tensor parallel (both fitted to)."""
+    g2 = validate(load_chip("gaudi2"), read_records(DATA / "gaudi2_generate.jsonl")).summary
+    assert g2["llm_generate"].median_abs_error <= 0.08 and g2["llm_generate"].records == 40
+    assert g2["llm_generate, several cards"].median_abs_error <= 0.07
+    assert g2["llm_generate, several cards"].records == 12
