@@ -76,3 +76,19 @@ def test_an_input_pass_needs_dma_engines():
     with pytest.raises(AccelsimError, match="DMA engines") as err:
         chip_from_dict(data)
     assert err.value.key == "compiler"
+
+
+def test_the_compiled_size_bound_counts_the_input_passes():
+    """check_compiled_size refuses a graph by a bound on its compiled tasks, which must count the DMA tasks an fp8
+    matrix op's input pass adds (split over the DMA engines like any task)."""
+    from accelsim.catalog import model_workload
+    from accelsim.compiler import compiled_tasks_bound
+    from accelsim.lowering import lower
+
+    chip = load_chip("gaudi2")
+    workload = model_workload("meta-llama/Llama-2-7b-hf", ["layers=2", "seq_len=256", "run.matmul_dtype=fp8"])
+    graph = lower(workload)
+    compiled = compile_graph(graph, chip).graph
+    passes = [t for t in compiled.tasks if t.name.startswith("input:")]
+    assert passes and all(t.op == "dma" for t in passes)
+    assert compiled_tasks_bound(graph, chip) >= len(compiled)
