@@ -226,6 +226,7 @@ class System:
             scale_out_gbps_per_card=self.scale_out_gbps_per_card,
             node_bisection_gbps=self.node_bisection_gbps,
             bisection_gbps=self.bisection_gbps,
+            collective_overhead_us=self.spec.collective_overhead_us,
         )
 
 
@@ -245,6 +246,7 @@ class SystemSummary:
     scale_out_gbps_per_card: float
     node_bisection_gbps: float
     bisection_gbps: float
+    collective_overhead_us: float = 0.0
 
 
 def system_from_dict(data: dict, source: str = "<dict>") -> System:

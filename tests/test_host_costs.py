@@ -65,3 +65,7 @@ def test_the_shipped_gaudi_systems_carry_the_fitted_overhead_and_the_default_sys
     assert g3.spec.collective_overhead_us == g2.spec.collective_overhead_us  # the software's, not the fabric's
     chip = load_chip("gaudi2")
     assert default_system(chip).chip is chip
+    from accelsim.report import system_report
+
+    assert f"each collective: {g2.spec.collective_overhead_us:g} us" in system_report(g2)
+    assert g2.summary().collective_overhead_us == g2.spec.collective_overhead_us
