@@ -66,6 +66,10 @@ class SystolicMatrixEngines:
     #: between back-to-back GEMMs); 1: the formulas' ideal.
     efficiency: Efficiency = 1.0
     clock_ghz: ClockGhz | None = None
+    #: The clock the arrays hold while they compute (power and thermal limits), where it is below the one the
+    #: headline figures imply: GEMMs are costed at it, ``accelsim chips`` still shows the datasheet's peak.
+    #: None: the group's clock.
+    clock_under_load_ghz: ClockGhz | None = None
     #: Engines in the same ``shared_unit`` cannot run at the same time (e.g. tensor and CUDA cores of one SM).
     shared_unit: str | None = None
 
@@ -158,6 +162,8 @@ class NetworkEngines:
     inter_port_gbps: BandwidthGbps | None = None
     inter_ports: GroupSize = 1
     inter_latency_us: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] = 0.0
+    #: Time every collective costs beyond its messages (the library's set-up and the cards' synchronisation), us.
+    overhead_us: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] = 0.0
     clock_ghz: ClockGhz | None = None
     shared_unit: str | None = None
 
@@ -204,6 +210,10 @@ class CompilerSpec:
     #: Load each matrix op's weights into SRAM on the DMA engines this many matrix ops ahead (0: the op streams its
     #: weights itself). Needs DMA engines.
     prefetch_depth: Annotated[int, Strict(), Field(ge=0, le=MAX_ENGINES)] = 0
+    #: Matrix ops in these dtypes first pass their M x K input once through HBM (read and written back, on the DMA
+    #: engines, before the op starts): a relayout or rescale of the activation the matrix engine needs in that
+    #: dtype. Needs DMA engines.
+    input_pass_dtypes: list[Dtype] = field(default_factory=list)
 
 
 @pydantic_dataclass(config=STRICT)
@@ -314,6 +324,14 @@ class Chip:
     def group_clock_ghz(self, group: EngineGroup) -> float:
         return group.spec.clock_ghz or self.spec.clock_ghz
 
+    def compute_clock_ghz(self, group: EngineGroup) -> float:
+        """The clock a group computes at: a matrix group's clock under load where its profile gives one, else its
+        own clock (what the headline uses)."""
+        spec = group.spec
+        if isinstance(spec, SystolicMatrixEngines) and spec.clock_under_load_ghz is not None:
+            return spec.clock_under_load_ghz
+        return self.group_clock_ghz(group)
+
     def cycles_to_us(self, cycles: float) -> float:
         return cycles / (self.spec.clock_ghz * 1e3)
 
@@ -393,6 +411,10 @@ def chip_from_dict(data: dict, source: str = "<dict>") -> Chip:
                     )
         if isinstance(g, VectorEngines) and not g.lanes:
             raise AccelsimError("needs at least one dtype", source=source, key=f"engines.{gname}.lanes")
+    if spec.compiler.input_pass_dtypes and not any(isinstance(g, DmaEngines) for g in spec.engines.values()):
+        raise AccelsimError(
+            "input passes run on DMA engines: the chip needs a group of kind dma", source=source, key="compiler"
+        )
     for op in spec.vector_instructions:
         if op not in OPS:
             raise AccelsimError(

@@ -16,6 +16,7 @@ from .compare import compare
 from .compiler import compile_graph, compiler_warnings
 from .errors import AccelsimError
 from .graph import TaskGraph, load_graph
+from .kernel_records import KernelPrediction
 from .lowering import lower
 from .outputs import check_output_dir, check_output_file, safe_name
 from .parallel import Layout
@@ -188,7 +189,12 @@ def _parser() -> argparse.ArgumentParser:
         "throughputs",
     )
     fit.add_argument("--chip", required=True)
-    fit.add_argument("--measurements", required=True)
+    fit.add_argument(
+        "--measurements",
+        required=True,
+        nargs="+",
+        help="JSON-lines records; for a Gaudi-class profile several files (generation and kernel records)",
+    )
     fit.add_argument("--json", action="store_true")
 
     models = sub.add_parser("models", help="list the model catalog, or `models show ID` for one model")
@@ -683,6 +689,33 @@ def _cmd_run(args: argparse.Namespace) -> None:
             print(f"\ntrace written to {args.trace}")
 
 
+def _kernel_table(kernels: Sequence[KernelPrediction]) -> str:
+    """Kernel and collective records (accelsim.kernel_records): what ran, and its rate measured and predicted."""
+    rows = []
+    for k in kernels:
+        p = k.record["params"]
+        if "M" in p:
+            what = f"{p['M']}x{p['K']}x{p['N']}"
+            detail = str(p.get("scaling_granularity") or "")
+        else:
+            what = f"{p['op']} {p['ranks']} ranks" + (f" on {p['nodes']} nodes" if p.get("nodes", 1) > 1 else "")
+            size = p.get("bytes_per_rank") or p.get("bytes_per_rank_input")
+            detail = f"{size / 2**20:,.0f} MiB per rank"
+        rows.append(
+            (
+                k.kind,
+                what,
+                detail,
+                f"{k.measured_ms:.4f}",
+                f"{k.predicted_ms:.4f}",
+                f"{k.measured_rate:,.1f}",
+                f"{k.predicted_rate:,.1f}",
+                f"{k.rel_error:+.1%}",
+            )
+        )
+    return table(["kind", "what", "", "measured ms", "predicted ms", "measured rate", "predicted rate", "error"], rows)
+
+
 def _cmd_validate(args: argparse.Namespace) -> None:
     from collections import Counter
 
@@ -694,7 +727,12 @@ def _cmd_validate(args: argparse.Namespace) -> None:
         return
     rows = []
     generations = [p.to_dict() for p in result.records if p.kind.startswith("llm_generate")]
-    for r in (p.to_dict() for p in result.records if not p.kind.startswith("llm_generate")):
+    kernels = [p for p in result.records if isinstance(p, KernelPrediction)]
+    for r in (
+        p.to_dict()
+        for p in result.records
+        if not p.kind.startswith("llm_generate") and not isinstance(p, KernelPrediction)
+    ):
         what = r.get("variant") or r.get("op") or "x".join(str(r[k]) for k in ("B", "M", "K", "N") if k in r)
         size = ", ".join(f"{k}={r[k]}" for k in ("B", "H", "S", "D", "rows", "cols", "d_model") if k in r)
         rows.append(
@@ -710,6 +748,8 @@ def _cmd_validate(args: argparse.Namespace) -> None:
         )
     if rows:
         print(table(["kind", "what", "size", "measured ms", "predicted ms", "error", ""], rows))
+    if kernels:
+        print(_kernel_table(kernels))
     if generations:
         print(
             table(
@@ -767,18 +807,33 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     from .fit_generation import fit_generation
     from .validation import read_records
 
-    records = read_records(args.measurements)
-    generation = any(r.record.get("kind") == "llm_generate" for r in records.records)
-    result = (fit_generation if generation else fit)(args.chip, records)
+    files = [read_records(path) for path in args.measurements]
+    generation = any(r.record.get("kind") == "llm_generate" for m in files for r in m.records)
+    if generation:
+        result = fit_generation(args.chip, files)
+    elif len(files) > 1:
+        raise AccelsimError(
+            "a GPU profile is fitted to one file of kernel records; several files are for a Gaudi-class profile's "
+            "llm_generate and gemm records",
+            source=args.measurements[1],
+        )
+    else:
+        result = fit(args.chip, files[0])
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False))
         return
     print(
-        f"# fitted to {result.records} records of {args.measurements}: median |error| "
+        f"# fitted to {result.records} records of {' and '.join(args.measurements)}: median |error| "
         f"{result.median_abs_error:.1%} ({result.evaluations} evaluations); paste into {result.chip}"
     )
     for key, value in result.parameters.items():
         print(f"{key} = {value}")
+    if result.system:
+        print(f"# paste into {result.system}")
+        for key, value in result.system_parameters.items():
+            print(f"{key} = {value}")
+    if result.kinds:
+        print("# median |error| per kind: " + ", ".join(f"{k} {v:.1%}" for k, v in result.kinds.items()))
 
 
 def _cmd_schedulers(args: argparse.Namespace) -> None:

@@ -105,12 +105,15 @@ def collective_seconds(collective_name: str, nbytes: int, fabric: Fabric) -> flo
 
 
 def network_engine_cycles(task: Task, spec: NetworkEngines, clock_ghz: float) -> int:
-    """Chip cycles a collective task takes on a network engine serving its group (-1 for any other task). Its
-    shape is the card's buffer in elements: reduced, or for a gather the card's own part (the gathered result is
-    ``cards`` times larger)."""
+    """Chip cycles a collective task takes on a network engine serving its group (-1 for any other task): its
+    messages on the fabric, plus the engine's ``overhead_us`` per collective (set-up and synchronisation) where the
+    group has more than one card. Its shape is the card's buffer in elements: reduced, or for a gather the card's
+    own part (the gathered result is ``cards`` times larger)."""
     op = OPS[task.op]
     if not isinstance(op, CollectiveOp) or spec.kind not in op.default_engines:
         return -1
     gathered = spec.cards if op.collective == "all_gather" else 1
     nbytes = math.prod(task.shape) * DTYPE_BYTES[task.dtype] * gathered
-    return collective_cycles(op.collective, nbytes, Fabric.of(spec), clock_ghz * 1e9)
+    messages = collective_cycles(op.collective, nbytes, Fabric.of(spec), clock_ghz * 1e9)
+    overhead = math.ceil(round(spec.overhead_us * 1e3 * clock_ghz, 6)) if spec.cards > 1 else 0  # no float noise
+    return messages + overhead

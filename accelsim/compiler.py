@@ -14,6 +14,8 @@ in order, each one off unless the profile turns it on:
    parts holding the same rows when both are cut along first dimensions of the same length, for those holding the
    same sequences when both first dimensions run over the batch's sequences (``Task.sequences``), else for every
    part.
+   Before the split, **input passes** (``input_pass_dtypes``): a matrix op in one of those dtypes is preceded by
+   a DMA task that reads its M x K input from HBM and writes it back (split over the DMA engines like any task).
 4. **Prefetch** (``prefetch_depth``). Each matrix op's weights (the bytes it reads from no producer) are loaded
    into SRAM by DMA tasks that may start once the matrix op ``prefetch_depth + 1`` places earlier is done (all but
    the first matrix op, which has nothing to hide its load under).
@@ -41,6 +43,7 @@ from .graph import Task, TaskGraph
 from .limits import too_many_tasks
 from .onchip import OnChipPlan
 from .ops import OPS, elements
+from .vocabulary import DTYPE_BYTES
 
 #: Where it keeps tensors on chip, the compiler cuts an op into parts whose outputs take at most this share of the
 #: SRAM it may use, so that a producer's part, its consumer's part and the next weights fit together (a choice of
@@ -111,6 +114,8 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
     if spec.fuse_vector_chains:
         tasks, fused = fuse_vector_chains(tasks)
     capacity = chip.on_chip_capacity if spec.keep_on_chip else 0
+    if spec.input_pass_dtypes:
+        tasks = with_input_passes(tasks, spec.input_pass_dtypes)
     if spec.split_over_engines and not user_cut:
         tasks = split_over_engines(tasks, chip, spec.slices, capacity // SLICE_SHARE)
     prefetches = 0
@@ -142,7 +147,7 @@ def compiled_tasks_bound(graph: TaskGraph, chip: Chip) -> int:
     prefetch = spec.keep_on_chip and spec.prefetch_depth > 0 and "dma" in engines
     channels = engines.get("dma", 1) if split else 1  # DMA tasks per weight prefetch
     total = 0
-    for t in graph.tasks:
+    for t in with_input_passes(graph.tasks, spec.input_pass_dtypes) if spec.input_pass_dtypes else graph.tasks:
         parts = 1
         allowed = [engines[k] for k in t.engines if k in engines] if split else []
         if allowed:
@@ -163,6 +168,43 @@ def check_compiled_size(graph: TaskGraph, chip: Chip) -> None:
             source=graph.source,
             key="(size)",
         )
+
+
+# ---- input passes ---------------------------------------------------------------------------------------------
+
+
+def input_pass(t: Task, dtypes: Sequence[str]) -> Task | None:
+    """The DMA task that passes matrix op ``t``'s M x K input once through HBM (read, then written back) before
+    it, where ``t`` computes in one of ``dtypes``; None for any other task."""
+    op = OPS[t.op]
+    if op.category != "matrix" or t.dtype not in dtypes:
+        return None
+    nbytes = sum(b * m * k for b, m, k, _ in op.gemms(t.shape)) * DTYPE_BYTES[t.dtype]
+    return Task(
+        name=f"input:{t.name}",
+        op="dma",
+        shape=(nbytes,),
+        dtype=t.dtype,
+        bytes_read=nbytes,
+        bytes_written=nbytes,
+        engines=("dma",),
+        deps=t.deps,
+        group=t.group,
+        dep_bytes=(0,) * len(t.deps),
+    )
+
+
+def with_input_passes(tasks: Sequence[Task], dtypes: Sequence[str]) -> list[Task]:
+    """``tasks`` with each matrix op in ``dtypes`` after its input pass (measured on Gaudi 2: an fp8 GEMM takes
+    2 x M x K bytes at the HBM rate longer than its MACs, not overlapped; ../shared/calibration/gaudi)."""
+    out: list[Task] = []
+    for t in tasks:
+        p = input_pass(t, dtypes)
+        if p is not None:
+            out.append(p)
+            t = t.but(deps=(*t.deps, p.name), dep_bytes=(*t.dep_bytes, 0))
+        out.append(t)
+    return out
 
 
 # ---- 1. edges -----------------------------------------------------------------------------------------------

@@ -52,6 +52,16 @@ def systolic_engine_cycles(gemms: tuple[Gemm, ...], spec: SystolicMatrixEngines,
     """SCALE-Sim's cycles for each GEMM on the rows x cols array, scaled by the dtype's MAC rate against one MAC per
     cell and cycle: a dtype with fewer MACs per cycle (fp32 on Gaudi) takes proportionally longer, one with more
     (fp8 packing two MACs per cell) proportionally less. Integer arithmetic, so the count stays exact."""
+    cycles = geometry(gemms, spec)[1]
+    full = spec.rows * spec.cols
+    cycles = cycles if macs == full else -(-cycles * full // macs)
+    return cycles if spec.efficiency == 1 else math.ceil(cycles / spec.efficiency)
+
+
+def geometry(gemms: Sequence[Gemm], spec: SystolicMatrixEngines) -> tuple[tuple[int, int], int]:
+    """The rows x cols wiring of the array a task's GEMMs run in, and their cycles in it (one MAC per cell and
+    cycle): of the profile's ``rows x cols`` and its other ``shapes``, the one that finishes them first, the first
+    listed on a tie (the compiler's choice per GEMM: a GEMV's one row streams through the wide shape)."""
     flow = spec.dataflow
 
     def on(r: int, c: int) -> int:
@@ -59,10 +69,8 @@ def systolic_engine_cycles(gemms: tuple[Gemm, ...], spec: SystolicMatrixEngines,
             return pipelined_cycles(gemms, r, c, flow)
         return sum(b * systolic_cycles(m, k, n, r, c, flow) for b, m, k, n in gemms)
 
-    cycles = min(on(r, c) for r, c in ((spec.rows, spec.cols), *spec.shapes))
-    full = spec.rows * spec.cols
-    cycles = cycles if macs == full else -(-cycles * full // macs)
-    return cycles if spec.efficiency == 1 else math.ceil(cycles / spec.efficiency)
+    shapes = [(spec.rows, spec.cols), *((r, c) for r, c in spec.shapes)]
+    return min(((shape, on(*shape)) for shape in shapes), key=lambda sc: sc[1])  # the first on a tie
 
 
 def tiled_cycles(gemms: tuple[Gemm, ...], spec: TiledMatrixEngines, macs: int) -> int:
@@ -116,9 +124,10 @@ def compute_cycles(task: Task, group: EngineGroup, chip: Chip) -> int:
         own = network_engine_cycles(task, spec, chip.clock_ghz)
     else:
         own = dma_engine_cycles(task, spec)
-    if own < 0 or spec.clock_ghz is None or spec.clock_ghz == chip.clock_ghz:
+    clock = chip.compute_clock_ghz(group)
+    if own < 0 or clock == chip.clock_ghz:
         return own
-    return math.ceil(own * chip.clock_ghz / spec.clock_ghz)
+    return math.ceil(own * chip.clock_ghz / clock)
 
 
 def stream_bytes(task: Task, chip: Chip, nbytes: int | None = None) -> int:

@@ -82,6 +82,8 @@ def explicit_step(
     intra = "direct" if system.spec.scale_up.topology == "all-to-all" else "ring"
     arrived: dict[tuple[int, str, int], list[Callable[[], None]]] = {}
     dispatch = chip.spec.dispatch_overhead_cycles
+    # each collective's set-up and synchronisation, as the symmetric model's network engine adds it
+    overhead = math.ceil(round(system.spec.collective_overhead_us * 1e3 * chip.clock_ghz, 6))
 
     def algorithm(group: list[int]) -> str:
         """As the symmetric model costs it (System.card_chip): the node's inside a node; across nodes a ring with
@@ -120,12 +122,19 @@ def explicit_step(
         else:
             finished = collective(net, op.collective, group, nbytes, algorithm(group), intra=intra)
         everyone = tuple(waiting)
+        extra = overhead if len(group) > 1 else 0
 
         def release(_event: simpy.Event) -> None:
             for d in everyone:
                 d()
 
-        finished.callbacks.append(release)
+        def after_overhead(_event: simpy.Event) -> None:
+            if extra:
+                env.timeout(extra).callbacks.append(release)
+            else:
+                release(_event)
+
+        finished.callbacks.append(after_overhead)
 
     collects = [
         setup(env, graph, chip, schedule, costs, check=card == 0, collectives=hook_for(card)) for card in range(tp * dp)

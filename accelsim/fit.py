@@ -13,6 +13,7 @@ an H200 with 1.43x its bandwidth). The gap between back-to-back kernels is measu
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from .chip import Chip, EngineGroup, MatrixEngines, TiledMatrixEngines, chip_fro
 from .config import read_toml
 from .errors import AccelsimError
 from .generation_records import LlmGenerateRecord
+from .kernel_records import CollectiveRecord, GemmKernelRecord
 from .resources import resolve
 from .train_records import TrainStepRecord
 from .validation import (
@@ -109,10 +111,20 @@ class FitResult:
     parameters: Mapping[str, int | float]
     median_abs_error: float
     evaluations: int  # model evaluations the least-squares search took
+    #: The system file whose values ``system_parameters`` are (a fit to records of several cards), or None.
+    system: str | None = None
+    system_parameters: Mapping[str, int | float] = dataclasses.field(default_factory=dict)
+    #: Median |error| per kind of record, where the fit has several kinds.
+    kinds: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON ``accelsim fit --json`` prints."""
-        return {**asdict(self), "parameters": dict(self.parameters)}
+        return {
+            **asdict(self),
+            "parameters": dict(self.parameters),
+            "system_parameters": dict(self.system_parameters),
+            "kinds": dict(self.kinds),
+        }
 
 
 def fit(chip: str, records: Measurements | Sequence[Mapping[str, Any]]) -> FitResult:
@@ -126,7 +138,9 @@ def fit(chip: str, records: Measurements | Sequence[Mapping[str, Any]]) -> FitRe
     micro: list[tuple[int, Record]] = [
         (r.line, r.spec)
         for r in m.records
-        if not isinstance(r.spec, ConcurrencyRecord | LlmGenerateRecord | TrainStepRecord)
+        if not isinstance(
+            r.spec, ConcurrencyRecord | LlmGenerateRecord | TrainStepRecord | GemmKernelRecord | CollectiveRecord
+        )
         and r.spec.kind in FITTED_KINDS
         and r.spec.ms >= MIN_MS
     ]

@@ -1,18 +1,30 @@
-"""Fitting a Gaudi-class profile to published generation throughputs (``accelsim fit`` on ``llm_generate`` records).
+"""Fitting a Gaudi-class profile to published measurements: generation throughputs (``llm_generate`` records, one
+card and tensor parallel) and single GEMMs (``gemm`` records of the kernel file kind, accelsim.kernel_records).
 
-Three physical parameters: the HBM bandwidth a generation achieves (``memory.bandwidth_efficiency``), the matrix
-engines' achieved fraction of the systolic formulas' rate (``engines.<matrix>.efficiency``), and the host's time per
-forward pass (``step_overhead_us``: graph launch, sampling, the serving loop). The host time adds to every pass, so
-it enters exactly; the two efficiencies need a simulation per value, so each record is simulated on a 3 x 3 grid of
-them and interpolated bilinearly in 1 / efficiency (the time a bound resource takes), and the fitted values are then
-checked by simulating every record once more (``median_abs_error`` is that check's, not the surrogate's).
+Four physical parameters: the HBM bandwidth a generation achieves (``memory.bandwidth_efficiency``), the matrix
+engines' achieved fraction of the systolic formulas' rate (``engines.<matrix>.efficiency``), the host's time per
+forward pass (``step_overhead_us``: graph launch, sampling, the serving loop) and, where records of several cards
+are given, the time each collective costs beyond its messages (the system's ``collective_overhead_us``: the
+library's set-up and the cards' synchronisation). The two host times add exactly (a collective of tensor-parallel
+decode is on the critical path: its slope is simulated once per record); the two efficiencies need a simulation per
+value, so each record is simulated on a 3 x 3 grid of them and interpolated bilinearly in 1 / efficiency (the time a
+bound resource takes), and the fitted values are then checked by simulating every record once more (the errors
+reported are that check's, not the surrogate's).
+
+The objective: each kind of record (generation on one card, on several, GEMMs in bf16, in fp8) has the median of
+its records' |log(predicted / measured)|, and the fit minimizes the mean of those medians: every kind weighs the
+same whatever its number of records, and within a kind the median's breakdown point is 50%. Collective records
+depend on none of the parameters (their times are the fabric's: the library's per-call cost is not seen in a loop of
+back-to-back calls, accelsim.kernel_records), so they are checked by ``validate``, not fitted.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 from scipy.optimize import differential_evolution
@@ -22,14 +34,21 @@ from .chip import Chip, SystolicMatrixEngines, chip_from_dict
 from .config import read_toml
 from .errors import AccelsimError
 from .fit import FitResult
-from .generation import generate
+from .generation import default_system, generate
 from .generation_records import LlmGenerateRecord, why_not_predicted
+from .kernel_records import GemmKernelRecord
+from .kernel_records import why_not_predicted as why_not_kernel
 from .resources import resolve
-from .validation import Measurements, measurements
+from .system import System
+from .validation import GemmShape, Measurements, lower_at, measurements, predict_at
 
 #: Efficiencies simulated for the surrogate; the fit stays within them.
 GRID = (0.5, 0.72, 1.0)
 MAX_OVERHEAD_US = 5000.0
+MAX_COLLECTIVE_US = 1000.0
+#: The collective overhead a multi-card record is simulated at once more, for its slope.
+PROBE_US = 100.0
+SINGLE, SEVERAL = "llm_generate", "llm_generate, several cards"
 
 
 def _matrix_group(chip: Chip) -> str:
@@ -52,52 +71,118 @@ def _with(data: dict, group: str, bandwidth: float, matrix: float, overhead_us: 
     return out
 
 
-def generation_records(chip: Chip, records: Measurements) -> list[tuple[int, LlmGenerateRecord]]:
-    """The llm_generate records ``chip`` can predict on one card (a modelled catalog model, this chip). Records of
-    several cards are left out of the fit: they check the tensor-parallel model, fitted to none of them."""
+@dataclass(frozen=True)
+class Usable:
+    """A record the fit uses: its summary row, where it is, what it holds, and its measured milliseconds."""
+
+    kind: str
+    source: str
+    line: int
+    spec: LlmGenerateRecord | GemmKernelRecord
+
+    @property
+    def measured_ms(self) -> float:
+        s = self.spec
+        if isinstance(s, GemmKernelRecord):
+            return s.ms
+        return s.batch * s.output_tokens / s.tokens_per_s * 1e3
+
+    @property
+    def passes(self) -> int:
+        """Forward passes, each paying the host's time: the prefill and output_tokens - 1 steps (0 for a GEMM)."""
+        return self.spec.output_tokens if isinstance(self.spec, LlmGenerateRecord) else 0
+
+
+def usable_records(chip: Chip, records: Sequence[Measurements]) -> list[Usable]:
+    """The records ``chip`` can predict: llm_generate records of this chip and a modelled catalog model (on one
+    card or several), and this chip's GEMM records."""
     usable = []
-    for r in records.records:
-        spec = r.spec
-        if isinstance(spec, LlmGenerateRecord) and spec.cards == 1 and why_not_predicted(spec, chip) is None:
-            usable.append((r.line, spec))
+    for m in records:
+        for r in m.records:
+            spec = r.spec
+            if isinstance(spec, LlmGenerateRecord) and why_not_predicted(spec, chip) is None:
+                usable.append(Usable(SINGLE if spec.cards == 1 else SEVERAL, m.source, r.line, spec))
+            elif isinstance(spec, GemmKernelRecord) and why_not_kernel(spec, chip) is None:
+                usable.append(Usable(f"gemm {spec.dtype}", m.source, r.line, spec))
     return usable
 
 
-def _predict(chip: Chip, rec: LlmGenerateRecord) -> float | None:
-    """Milliseconds of the whole generation without host time; None where it does not fit one card."""
+def _system(system: System | None, chip: Chip, collective_us: float) -> System | None:
+    if system is None:
+        return None
+    spec = dataclasses.replace(system.spec, collective_overhead_us=float(collective_us))
+    return System(spec, chip, system.source)
+
+
+def _predict(chip: Chip, u: Usable, system: System | None) -> float | None:
+    """Milliseconds of the record without host time per pass; None where it does not fit or cannot run."""
+    s = u.spec
     try:
-        g = generate(chip, load_model(rec.model), rec.batch, rec.input_tokens, rec.output_tokens, rec.dtype)
+        if isinstance(s, GemmKernelRecord):
+            p = s.params
+            shape = GemmShape(kind="gemm", M=p.M, K=p.K, N=p.N, dtype=s.dtype)
+            return predict_at(chip, lower_at(shape, u.source, u.line), u.source, u.line)
+        g = generate(
+            chip,
+            load_model(s.model),
+            s.batch,
+            s.input_tokens,
+            s.output_tokens,
+            s.dtype,
+            cards=s.cards,
+            system=system if s.cards > 1 else None,
+        )
     except AccelsimError:
         return None
     return g.latency_ms
 
 
-def fit_generation(chip: str, records: Measurements | Sequence[Mapping[str, Any]]) -> FitResult:
-    """The parameters that minimize the median |log(predicted / measured tokens/s)| over the chip's predictable
-    records (least median of squares)."""
+def fit_generation(
+    chip: str, records: Measurements | Sequence[Mapping[str, Any]] | Sequence[Measurements]
+) -> FitResult:
+    """The parameters that minimize the mean over kinds of each kind's median |log(predicted / measured)|."""
     path = resolve(chip, "chips")
     data = read_toml(path)
     base = chip_from_dict(data, str(path))
     group = _matrix_group(base)
-    m = measurements(records)
-    usable = generation_records(base, m)
-    grid = {
-        (i, j): [_predict(chip_from_dict(_with(data, group, bw, mm, 0.0), str(path)), rec) for _, rec in usable]
-        for i, bw in enumerate(GRID)
-        for j, mm in enumerate(GRID)
-    }
+    if isinstance(records, Measurements):
+        sets = [records]
+    elif records and all(isinstance(r, Measurements) for r in records):
+        sets = [r for r in records if isinstance(r, Measurements)]
+    else:
+        sets = [measurements(cast(Sequence[Mapping[str, Any]], records))]
+    usable = usable_records(base, sets)
+    several = any(u.kind == SEVERAL for u in usable)
+    system = default_system(base) if several else None
+
+    def chip_at(bw: float, mm: float) -> Chip:
+        return chip_from_dict(_with(data, group, bw, mm, 0.0), str(path))
+
+    grid: dict[tuple[int, int], list[float | None]] = {}
+    for i, bw in enumerate(GRID):
+        for j, mm in enumerate(GRID):
+            at = chip_at(bw, mm)
+            grid[(i, j)] = [_predict(at, u, _system(system, at, 0.0)) for u in usable]
     keep = [k for k in range(len(usable)) if all(grid[ij][k] is not None for ij in grid)]
     if len(keep) < 3:
         raise AccelsimError(
-            f"{len(keep)} llm_generate record(s) this chip can predict; fitting three parameters needs at least 3",
-            source=m.source,
+            f"{len(keep)} record(s) this chip can predict (llm_generate, gemm); fitting needs at least 3",
+            source=sets[0].source if sets else "<records>",
         )
-    recs = [usable[k][1] for k in keep]
+    recs = [usable[k] for k in keep]
     table = np.array([[[grid[(i, j)][k] for j in range(3)] for i in range(3)] for k in keep], dtype=float)
+    # The collective overhead's slope: ms per us of it, simulated once at the grid's middle.
+    middle = chip_at(GRID[1], GRID[1])
+    slope = np.zeros(len(recs))
+    for n, u in enumerate(recs):
+        if u.kind == SEVERAL:
+            probe = _predict(middle, u, _system(system, middle, PROBE_US))
+            slope[n] = 0.0 if probe is None else (probe - table[n, 1, 1]) / PROBE_US
     inv = 1 / np.array(GRID)
-    passes = np.array([r.output_tokens for r in recs], dtype=float)  # the prefill and output_tokens - 1 steps
-    tokens = np.array([r.batch * r.output_tokens for r in recs], dtype=float)
-    measured = np.array([r.tokens_per_s for r in recs])
+    passes = np.array([u.passes for u in recs], dtype=float)
+    measured = np.array([u.measured_ms for u in recs])
+    kinds = sorted({u.kind for u in recs})
+    members = [np.array([u.kind == k for u in recs]) for k in kinds]
 
     def surrogate_ms(bw: float, mm: float) -> np.ndarray:
         """Bilinear in (1/bandwidth efficiency, 1/matrix efficiency) over the grid (its axes run downwards)."""
@@ -114,35 +199,36 @@ def fit_generation(chip: str, records: Measurements | Sequence[Mapping[str, Any]
             + a * b * t[:, i + 1, j + 1]
         )
 
-    def residuals(x: np.ndarray) -> np.ndarray:
-        bw, mm, overhead_us = x
-        ms = surrogate_ms(bw, mm) + passes * overhead_us / 1e3
-        return np.log(tokens / (ms / 1e3) / measured)
+    def objective(x: np.ndarray) -> float:
+        bw, mm, overhead_us, collective_us = x
+        ms = surrogate_ms(bw, mm) + passes * overhead_us / 1e3 + slope * collective_us
+        err = np.abs(np.log(ms / measured))
+        return float(np.mean([np.median(err[m]) for m in members]))
 
-    def median_error(x: np.ndarray) -> float:
-        return float(np.median(np.abs(residuals(x))))
-
-    # Least median of squares (Rousseeuw 1984): the records hold runs the model cannot represent (mixtures of
-    # experts whose software runs every expert, releases with other kernels), and a fit on every record's error,
-    # even a robust one, lets them pull the parameters; the median's breakdown point is 50%. Seeded: the same
-    # records always give the same values.
+    # Seeded: the same records always give the same values.
     bounds = [(GRID[0], GRID[-1]), (GRID[0], GRID[-1]), (0.0, MAX_OVERHEAD_US)]
-    res = differential_evolution(median_error, bounds, seed=0, tol=1e-8, maxiter=300, polish=False)
-    bw, mm, overhead_us = (float(v) for v in res.x)
-    fitted = _with(data, group, round(bw, 4), round(mm, 4), round(overhead_us, 1))
-    check = chip_from_dict(fitted, str(path))
+    bounds.append((0.0, MAX_COLLECTIVE_US if several else 0.0))
+    res = differential_evolution(objective, bounds, seed=0, tol=1e-8, maxiter=300, polish=False)
+    bw, mm, overhead_us, collective_us = (float(v) for v in res.x)
+    bw, mm, overhead_us, collective_us = round(bw, 4), round(mm, 4), round(overhead_us, 1), round(collective_us, 1)
+    check = chip_from_dict(_with(data, group, bw, mm, overhead_us), str(path))
     errors = []
-    for rec in recs:
-        g = generate(check, load_model(rec.model), rec.batch, rec.input_tokens, rec.output_tokens, rec.dtype)
-        errors.append(abs(g.tokens_per_s / rec.tokens_per_s - 1))
+    for u in recs:
+        ms = _predict(check, u, _system(system, check, collective_us))
+        errors.append(np.nan if ms is None else abs(u.measured_ms / ms - 1))  # the rate's error
+    err = np.array(errors)
+    parameters: dict[str, int | float] = {
+        "memory.bandwidth_efficiency": bw,
+        f"engines.{group}.efficiency": mm,
+        "step_overhead_us": overhead_us,
+    }
     return FitResult(
         chip=str(path),
         records=len(recs),
-        parameters={
-            "memory.bandwidth_efficiency": round(bw, 4),
-            f"engines.{group}.efficiency": round(mm, 4),
-            "step_overhead_us": round(overhead_us, 1),
-        },
-        median_abs_error=round(float(np.median(errors)), 4),
-        evaluations=len(GRID) ** 2 * len(usable) + len(recs),  # simulated generations
+        parameters=parameters,
+        median_abs_error=round(float(np.nanmedian(err)), 4),
+        evaluations=len(GRID) ** 2 * len(usable) + int(np.count_nonzero(slope)) + len(recs),
+        system=None if system is None else system.source,
+        system_parameters={} if system is None else {"collective_overhead_us": collective_us},
+        kinds={k: round(float(np.nanmedian(err[m])), 4) for k, m in zip(kinds, members, strict=True)},
     )

@@ -211,11 +211,12 @@ def check_fits(memory: Memory, source: str, cards: int = 1) -> None:
 
 
 def default_system(chip: Chip) -> System:
-    """The shipped one-node system of ``chip``'s cards (hls-gaudi2 for gaudi2, dgx-h100 for h100)."""
+    """The shipped one-node system of ``chip``'s cards (hls-gaudi2 for gaudi2, dgx-h100 for h100), its cards
+    ``chip`` as given (a profile being fitted or swept keeps its own values on every card)."""
     for name in shipped_names("systems"):
         system = load_system(name)
         if system.chip.name == chip.name and system.spec.nodes == 1:
-            return system
+            return System(system.spec, chip, system.source)
     raise AccelsimError(
         f"no shipped system of {chip.name} cards ({', '.join(shipped_names('systems'))}) to run on several cards",
         source=chip.source,

@@ -111,6 +111,8 @@ def system_report(system: System) -> str:
             f"scale-out: {out.topology}, {out.ports_per_card:g} port{'s' if out.ports_per_card != 1 else ''} of "
             f"{out.port_gbps:g} GB/s per card, {out.latency_us:g} us per message"
         )
+    if spec.collective_overhead_us:
+        lines.append(f"each collective: {spec.collective_overhead_us:g} us of set-up and synchronisation")
     return "\n".join(lines) + "\n\n" + systems_report([system])
 
 

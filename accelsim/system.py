@@ -91,6 +91,10 @@ class SystemSpec:
     #: Nodes in the system; more than one needs ``[scale_out]``.
     nodes: CardCount = 1
     scale_out: ScaleOutSpec | None = None
+    #: Time each collective of a step costs beyond its messages, microseconds: the communication library's set-up
+    #: of the call and the cards' synchronisation before it (HCCL, NCCL under DeepSpeed or Megatron). Added to every
+    #: collective task on the cards' network engines.
+    collective_overhead_us: LatencyUs = 0.0
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,7 @@ class System:
             "link_gbps": up.link_gbps,
             "links": up.links,
             "latency_us": up.latency_us,
+            "overhead_us": self.spec.collective_overhead_us,
             # a dedicated link to every peer: each card sends each its part at once; else NCCL's ring
             "algorithm": "direct" if up.topology == "all-to-all" else "ring",
         }
@@ -221,6 +226,7 @@ class System:
             scale_out_gbps_per_card=self.scale_out_gbps_per_card,
             node_bisection_gbps=self.node_bisection_gbps,
             bisection_gbps=self.bisection_gbps,
+            collective_overhead_us=self.spec.collective_overhead_us,
         )
 
 
@@ -240,6 +246,7 @@ class SystemSummary:
     scale_out_gbps_per_card: float
     node_bisection_gbps: float
     bisection_gbps: float
+    collective_overhead_us: float = 0.0
 
 
 def system_from_dict(data: dict, source: str = "<dict>") -> System:

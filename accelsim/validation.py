@@ -33,6 +33,15 @@ from .config import STRICT, PosInt, build
 from .errors import AccelsimError
 from .generation_records import GenerationPrediction, LlmGenerateRecord, predict_generation, why_not_predicted
 from .graph import TaskGraph, make_task
+from .kernel_records import (
+    CollectiveRecord,
+    GemmKernelRecord,
+    KernelPrediction,
+    KernelRecord,
+    is_kernel_record,
+    predict_kernel,
+)
+from .kernel_records import why_not_predicted as why_not_kernel
 from .ops import OPS
 from .runner import run
 from .train_records import TrainStepRecord, predict_train_step
@@ -231,12 +240,18 @@ LOWERED: dict[str, type[Record]] = {
     "layer_train": LayerRecord,
 }
 #: Every kind of record accelsim predicts, and what each must hold.
-RECORDS: dict[str, type[Record] | type[ConcurrencyRecord] | type[LlmGenerateRecord] | type[TrainStepRecord]] = {
+RECORDS: dict[
+    str, type[Record] | type[ConcurrencyRecord] | type[LlmGenerateRecord] | type[TrainStepRecord] | type[KernelRecord]
+] = {
     **LOWERED,
     "concurrency": ConcurrencyRecord,
     "llm_generate": LlmGenerateRecord,
     "train_step": TrainStepRecord,
+    "collective": CollectiveRecord,
 }
+#: Records of a card's kernels and collectives (accelsim.kernel_records), told apart by their ``params``: a
+#: ``gemm`` with ``params`` is this kind, one without is the GPU calibration's.
+KERNEL_RECORDS: dict[str, type[KernelRecord]] = {"gemm": GemmKernelRecord, "collective": CollectiveRecord}
 #: Kinds of record the calibration scripts write that accelsim does not predict, and why.
 NOT_PREDICTED = {
     "device": "the GPU and its software, not a measurement",
@@ -510,7 +525,7 @@ def _kind(rec: Any, source: str, line: int | None) -> str:
     return kind
 
 
-_Spec = TypeVar("_Spec", bound=Shape | ConcurrencyRecord | LlmGenerateRecord | TrainStepRecord)
+_Spec = TypeVar("_Spec", bound=Shape | ConcurrencyRecord | LlmGenerateRecord | TrainStepRecord | KernelRecord)
 
 
 def _checked(model: type[_Spec], rec: Mapping[str, Any], source: str, line: int | None) -> _Spec:
@@ -548,7 +563,7 @@ class Measured:
 
     line: int
     record: Mapping[str, Any]
-    spec: Record | ConcurrencyRecord | LlmGenerateRecord | TrainStepRecord
+    spec: Record | ConcurrencyRecord | LlmGenerateRecord | TrainStepRecord | KernelRecord
 
 
 @dataclass(frozen=True)
@@ -639,7 +654,7 @@ def _check_rows(rows: Sequence[tuple[int, Any]], source: str) -> Measurements:
             reason = NOT_PREDICTED.get(kind, f"not a kind accelsim predicts ({', '.join(RECORDS)})")
             skipped.append(Skipped(n, kind, reason))
             continue
-        spec = _checked(RECORDS[kind], rec, source, n)
+        spec = _checked(KERNEL_RECORDS[kind] if is_kernel_record(rec) else RECORDS[kind], rec, source, n)
         if isinstance(spec, ConcurrencyRecord):
             if concurrency_line is not None:
                 skipped.append(
@@ -765,7 +780,7 @@ class Validation:
     """Predicted against measured milliseconds for every record a chip profile was checked on."""
 
     chip: str
-    records: tuple[Prediction | GenerationPrediction, ...]
+    records: tuple[Prediction | GenerationPrediction | KernelPrediction, ...]
     summary: Mapping[str, ErrorStats]  # by record kind, then "overall"
     concurrency: Concurrency | None
     skipped: tuple[Skipped, ...] = ()  # records of kinds accelsim does not predict, with the reason
@@ -785,12 +800,19 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
     """Predicted against measured milliseconds per record, and |error| statistics over records >= MIN_MS. Records
     given as mappings are checked as a file's are; none that accelsim predicts is an AccelsimError."""
     m = measurements(records)
-    rows: list[Prediction | GenerationPrediction] = []
+    rows: list[Prediction | GenerationPrediction | KernelPrediction] = []
     skipped = list(m.skipped)
     conc = None
     for r in m.records:
         if isinstance(r.spec, ConcurrencyRecord):
             conc = concurrency(chip, r.spec, m.source, r.line)
+            continue
+        if isinstance(r.spec, GemmKernelRecord | CollectiveRecord):
+            why = why_not_kernel(r.spec, chip)
+            if why is None:
+                rows.append(predict_kernel(chip, r.spec, r.record, m.source, r.line))
+            else:
+                skipped.append(Skipped(r.line, r.spec.kind, why))
             continue
         if isinstance(r.spec, TrainStepRecord | LlmGenerateRecord):
             spec = r.spec
@@ -831,7 +853,7 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
     )
 
 
-def summarize(rows: Sequence[Prediction | GenerationPrediction]) -> dict[str, ErrorStats]:
+def summarize(rows: Sequence[Prediction | GenerationPrediction | KernelPrediction]) -> dict[str, ErrorStats]:
     out: dict[str, ErrorStats] = {}
     kinds = sorted({r.kind for r in rows})
     for kind in [*kinds, "overall"]:

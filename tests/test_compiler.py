@@ -31,11 +31,14 @@ def test_one_gemm_on_gaudi3_keeps_all_eight_mmes_busy():
     results = accelsim.run("gaudi3", TaskGraph([make_task("g", "gemm", [8192, 8192, 8192])]), "balanced")
     mmes = [e for e in results.engines if e.kind == "matrix"]
     assert len(mmes) == 8 and all(e.tasks == 1 and e.utilization > 0.99 for e in mmes)
-    # 2 x 8192^3 FLOPs at 8 x 65,536 MACs per cycle and 1.75 GHz is 1835 TFLOPS at best, times the MMEs' fitted
-    # efficiency; one slice per MME, its folds pipelined, loses nothing else.
-    efficiency = results.chip.groups[0].spec.efficiency
+    # 2 x 8192^3 FLOPs at 8 x 65,536 MACs per cycle and the MMEs' 1.6 GHz under load is 1678 TFLOPS at best (the
+    # headline's 1835 is at 1.75 GHz), times the MMEs' fitted efficiency; one slice per MME, its folds pipelined,
+    # loses nothing else.
+    spec = results.chip.groups[0].spec
+    assert spec.clock_under_load_ghz == 1.6
+    peak = 8 * 65536 * 2 * 1.6e9 / 1e12
     tflops = 2 * 8192**3 / (results.latency_us * 1e-6) / 1e12
-    assert 0.99 * 1835 * efficiency < tflops <= 1835 * efficiency
+    assert 0.99 * peak * spec.efficiency < tflops <= peak * spec.efficiency
 
 
 def test_on_a_gpu_every_op_stays_one_kernel():

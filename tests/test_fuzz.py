@@ -415,3 +415,79 @@ def test_fuzz_model_configs(index, tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("index", range(FAST // 4, FAST // 4 + SLOW // 10), ids=lambda i: f"model_case_{i}")
 def test_fuzz_model_configs_more(index, tmp_path, capsys, monkeypatch):
     check_case(index, tmp_path, capsys, monkeypatch, make=make_model_case)
+
+
+# ---- measurement files of the kernel kind (accelsim.kernel_records): validate on mutated records ----------------
+
+KERNEL_LINES = [
+    json.loads(line)
+    for line in (ROOT / "tests" / "data" / "gaudi_kernels.jsonl").read_text().splitlines()
+    if '"all_reduce"' in line or '"M": 4096' in line
+][:2]
+KERNEL_VALUES = [
+    -1,
+    0,
+    1,
+    0.5,
+    1e300,
+    2**63,
+    2**64,
+    10**40,
+    True,
+    None,
+    "",
+    "x",
+    "bf16",
+    "fp8 x",
+    "all_gather",
+    [],
+    {},
+    [1],
+]
+
+
+def mutate_record(rng: random.Random) -> tuple[str, bytes]:
+    """The chip a small kernel or collective record ran on, and the record after up to two mutations: a value
+    replaced (at the top or under ``params``), a key deleted or added, bytes of garbage, a truncation."""
+    rec = json.loads(json.dumps(rng.choice(KERNEL_LINES)))
+    chip = rec["chip"]
+    if "M" in rec["params"]:
+        rec["params"].update(M=256, K=256, N=256)  # small, so that an accepted case is fast
+    raw: bytes | None = None
+    for _ in range(rng.randint(0, 2)):
+        target = rec["params"] if rng.random() < 0.6 and isinstance(rec.get("params"), dict) else rec
+        what = rng.choice(["value", "value", "value", "delete", "add", "garbage", "truncate"])
+        if what == "value" and target:
+            target[rng.choice(sorted(target))] = rng.choice(KERNEL_VALUES)
+        elif what == "delete" and target:
+            del target[rng.choice(sorted(target))]
+        elif what == "add":
+            target[rng.choice(["extra", "M", "ranks", "nodes", "bytes_per_rank_input", "params"])] = rng.choice(
+                KERNEL_VALUES
+            )
+        elif what in ("garbage", "truncate"):
+            text = json.dumps(rec).encode()
+            at = rng.randrange(len(text) + 1)
+            raw = text[:at] + (rng.choice(GARBAGE) if what == "garbage" else b"")
+    return chip, (raw if raw is not None else json.dumps(rec).encode()) + b"\n"
+
+
+@pytest.mark.parametrize("index", range(40), ids=lambda i: f"kernel_case_{i}")
+def test_fuzz_kernel_records(index, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("accelsim.limits.MAX_TASKS", TASK_LIMIT)
+    rng = random.Random(SEED + 10**6 + index)
+    path = tmp_path / "kernels.jsonl"
+    chip, data = mutate_record(rng)
+    path.write_bytes(data)
+    argv = ["validate", "--chip", chip if rng.random() < 0.8 else "gaudi3", "--measurements", str(path)]
+    argv += rng.choice([[], ["--json"]])
+    try:
+        with deadline(SECONDS):
+            code = main(argv)
+    except BaseException as exc:  # noqa: BLE001 - anything escaping the CLI is the failure looked for
+        pytest.fail(f"kernel case {index}: {type(exc).__name__}: {exc}\n  file: {path.read_bytes()[:300]!r}")
+    out, err = capsys.readouterr()
+    if code == 0:
+        assert not err
+        return
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(f"accelsim: error: {path}"), err
