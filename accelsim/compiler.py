@@ -395,8 +395,17 @@ def split_over_engines(tasks: Sequence[Task], chip: Chip, slices: int = 1, fit_b
         bounds = _cut(t.shape[dim], parts)
         names = [t.name] if parts == 1 else [f"{t.name}#{j}" for j in range(parts)]
         sizes = [b - a for a, b in bounds]
-        reads, writes, flops = (_share(x, sizes) for x in (t.bytes_read, t.bytes_written, t.flops))
+        writes, flops = (_share(x, sizes) for x in (t.bytes_written, t.flops))
         edge_shares = [_share(b, sizes) for b in t.dep_bytes]
+        if sum(t.dep_bytes) > t.bytes_read:
+            raise AccelsimError(
+                f"reads {sum(t.dep_bytes):,} bytes from its dependencies but {t.bytes_read:,} bytes in all",
+                key=f"task {t.name!r}.dep_bytes",
+            )
+        # A part reads its shares of the edges and its share of the rest (the bytes read from memory): shared out
+        # separately, each part's edge remainders could add up to more than a share of the whole it reads.
+        rest = _share(t.bytes_read - sum(t.dep_bytes), sizes)
+        reads = [r + sum(e[j] for e in edge_shares) for j, r in enumerate(rest)]
         # A fused kernel's ops are element-wise or row-wise: each part does its share of their elements.
         fused_shares = [_share(elements(shape), sizes) for _, shape in t.fused]
         for j, (a, b) in enumerate(bounds):
