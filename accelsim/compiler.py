@@ -47,8 +47,11 @@ from .ops import OPS, elements
 #: this model: Gaudi's compiler slices to fit SRAM, by rules that are not published).
 SLICE_SHARE = 4
 
-#: The meta keys that mark a graph as compiled, for which chip, and what the compiler warned of.
+#: The meta keys that mark a graph as compiled: for which chip (its name, for messages, and the hash of its
+#: profile's content, Chip.fingerprint, which decides reuse), from which graph, and what the compiler warned of.
 COMPILED_FOR = "compiled_for"
+COMPILED_SPEC = "compiled_spec"
+COMPILED_FROM = "compiled_from"
 COMPILER_WARNINGS = "compiler_warnings"
 
 
@@ -92,9 +95,14 @@ class Compiled:
 
 
 def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
-    """Compile ``graph`` for ``chip``; a graph already compiled for this chip comes back as it is."""
-    if graph.meta.get(COMPILED_FOR) == chip.name:
+    """Compile ``graph`` for ``chip``; a graph already compiled for this chip (a profile of the same content, not
+    merely the same name) comes back as it is, and one compiled for another chip is compiled again from the graph
+    it was compiled from, not cut a second time."""
+    if graph.meta.get(COMPILED_SPEC) == chip.fingerprint:
         return Compiled(graph, graph, chip)
+    source = graph.meta.get(COMPILED_FROM)
+    if isinstance(source, TaskGraph):
+        graph = source
     check_compiled_size(graph, chip)
     spec = chip.spec.compiler
     warnings: list[str] = []
@@ -118,7 +126,13 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
         depth = spec.prefetch_depth if "dma" in chip.kinds else 0
         channels = _engines_per_kind(chip).get("dma", 1) if spec.split_over_engines and not user_cut else 1
         tasks, prefetches = plan_on_chip(tasks, capacity, depth, channels)
-    meta = {**graph.meta, COMPILED_FOR: chip.name, COMPILER_WARNINGS: tuple(warnings)}
+    meta = {
+        **graph.meta,
+        COMPILED_FOR: chip.name,
+        COMPILED_SPEC: chip.fingerprint,
+        COMPILED_FROM: graph,
+        COMPILER_WARNINGS: tuple(warnings),
+    }
     out = TaskGraph(tasks, name=graph.name, source=graph.source, meta=meta)
     return Compiled(out, graph, chip, prefetches, fused)
 

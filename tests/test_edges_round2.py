@@ -105,3 +105,34 @@ def test_a_task_reading_more_from_its_dependencies_than_in_all_is_refused():
     b = make_task("b", "copy", [800], deps=["a"]).but(dep_bytes=(5000,))
     with pytest.raises(accelsim.AccelsimError, match="dep_bytes"):
         compile_graph(TaskGraph([a, b]), accelsim.load_chip("gaudi2"))
+
+
+# ---- the compile key: the profile's content, not its name -----------------------------------------------------
+
+
+def _gaudi2_with(tpcs: int) -> accelsim.Chip:
+    from accelsim.config import read_toml
+    from accelsim.resources import resolve
+
+    d = read_toml(resolve("gaudi2", "chips"))
+    d["engines"]["tpc"]["count"] = tpcs
+    return accelsim.chip_from_dict(d, "gaudi2-variant.toml")
+
+
+def test_a_graph_compiled_for_gaudi2_is_compiled_again_for_a_gaudi2_of_fewer_tpcs():
+    """Old code: the compiler checked only the name in graph.meta, so gpt2-small compiled for gaudi2 and run on a
+    profile also named gaudi2 with 4 TPCs kept the 24-TPC cuts (and came out fast)."""
+    from accelsim.lowering import lower
+    from accelsim.workload import load_workload
+
+    graph = lower(load_workload("gpt2-small", ["layers=1"]))
+    gaudi2, four = accelsim.load_chip("gaudi2"), _gaudi2_with(4)
+    assert four.name == gaudi2.name and four.fingerprint != gaudi2.fingerprint
+    compiled = compile_graph(graph, gaudi2).graph
+    again = compile_graph(compiled, four).graph
+    fresh = compile_graph(graph, four).graph
+    assert [t.name for t in again.tasks] == [t.name for t in fresh.tasks]
+    assert max(int(t.name.split("#")[1]) for t in fresh.tasks if "#" in t.name and t.op == "softmax") == 3
+    assert accelsim.run(four, compiled).latency_cycles == accelsim.run(four, graph).latency_cycles
+    # The same content under another file name is the same target: nothing compiled again.
+    assert compile_graph(compiled, _gaudi2_with(24)).graph is compiled
