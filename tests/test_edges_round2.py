@@ -136,3 +136,67 @@ def test_a_graph_compiled_for_gaudi2_is_compiled_again_for_a_gaudi2_of_fewer_tpc
     assert accelsim.run(four, compiled).latency_cycles == accelsim.run(four, graph).latency_cycles
     # The same content under another file name is the same target: nothing compiled again.
     assert compile_graph(compiled, _gaudi2_with(24)).graph is compiled
+
+
+# ---- graph order is not a contract ----------------------------------------------------------------------------
+
+IN_ORDER = """name = "two"
+[[tasks]]
+name = "load"
+op = "dma"
+shape = [4096]
+[[tasks]]
+name = "mm"
+op = "gemm"
+shape = [64, 64, 64]
+deps = ["load"]
+[[tasks]]
+name = "sm"
+op = "softmax"
+shape = [64, 64]
+deps = ["mm"]
+"""
+#: The same graph, its tasks listed consumers first.
+OUT_OF_ORDER = """name = "two"
+[[tasks]]
+name = "sm"
+op = "softmax"
+shape = [64, 64]
+deps = ["mm"]
+[[tasks]]
+name = "mm"
+op = "gemm"
+shape = [64, 64, 64]
+deps = ["load"]
+[[tasks]]
+name = "load"
+op = "dma"
+shape = [4096]
+"""
+
+
+@pytest.mark.parametrize("chip", ["gaudi1", "gaudi2", "trainium2"])
+def test_a_graph_listing_consumers_before_producers_runs_as_the_same_graph_in_order(chip, tmp_path, capsys):
+    """Old code: a KeyError in the compiler's split (it cut the tasks in the order listed, so a consumer looked
+    for producer parts not cut yet) on any splitting chip."""
+    (tmp_path / "in.toml").write_text(IN_ORDER)
+    (tmp_path / "out.toml").write_text(OUT_OF_ORDER)
+    code, ordered, _ = run_cli(capsys, "run", "--chip", chip, "--graph", str(tmp_path / "in.toml"), "--json")
+    assert code == 0
+    code, shuffled, _ = run_cli(capsys, "run", "--chip", chip, "--graph", str(tmp_path / "out.toml"), "--json")
+    assert code == 0
+    assert json.loads(shuffled)["latency_cycles"] == json.loads(ordered)["latency_cycles"]
+
+
+def test_a_graph_built_in_python_out_of_order_is_sorted():
+    graph = TaskGraph([make_task("b", "add", [8, 8], deps=["a"]), make_task("a", "add", [8, 8])])
+    assert [t.name for t in graph.tasks] == ["a", "b"] and graph.preds == [(), (0,)]
+    assert len(compile_graph(graph, accelsim.load_chip("gaudi2")).graph) > 2
+
+
+def test_a_cycle_is_refused_in_one_line_naming_the_file_and_a_task(tmp_path, capsys):
+    path = tmp_path / "cycle.toml"
+    path.write_text(OUT_OF_ORDER.replace('shape = [4096]', 'shape = [4096]\ndeps = ["sm"]'))
+    code, _, err = run_cli(capsys, "run", "--chip", "gaudi2", "--graph", str(path))
+    assert code == 2
+    assert f"{path}: task " in one_error_line(err) and ".deps: the dependencies form a cycle" in err
