@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import read_input
 from .errors import AccelsimError
-from .limits import MAX_FILE_BYTES
 from .workload import workload_from_dict
 
 
@@ -151,24 +151,29 @@ class _Config:
         return value
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """A config.json (or a catalog entry, whose ``config`` key holds one) as a dict."""
+def read_json(path: Path) -> Any:
+    """A JSON file (a config.json or a catalog entry) parsed, read by the one reader of input files
+    (config.read_input: no FIFO, device or file past MAX_FILE_BYTES); not UTF-8, not JSON, a NaN or nested past
+    what the parser can follow is one AccelsimError naming the file."""
+    raw = read_input(path, "a config.json")
     try:
-        if not path.is_file():
-            raise AccelsimError("not a file (give a catalog id or a path to a config.json)", source=str(path))
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise AccelsimError(f"larger than {MAX_FILE_BYTES:,} bytes; not a config", source=str(path))
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise AccelsimError(f"cannot read: {err}", source=str(path)) from None
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise AccelsimError(f"not UTF-8 text (byte {err.start + 1})", source=str(path)) from None
     try:
-        data = json.loads(text, parse_constant=_no_constant)
-    except (json.JSONDecodeError, RecursionError, ValueError) as err:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise AccelsimError("not valid JSON: nested too deeply", source=str(path)) from None
+    except ValueError as err:  # json.JSONDecodeError is one
         raise AccelsimError(f"not valid JSON: {err}", source=str(path)) from None
+
+
+def config_of(data: Any, source: str) -> dict[str, Any]:
+    """The config keys of a parsed config.json, or of a catalog entry (whose ``config`` key holds one)."""
     if isinstance(data, dict) and isinstance(data.get("config"), dict):
         data = data["config"]
     if not isinstance(data, dict):
-        raise AccelsimError("must be a JSON object of config keys", source=str(path))
+        raise AccelsimError("must be a JSON object of config keys", source=source)
     return data
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 #: at most this deep (the shipped files nest 3 deep). Both are checked on the text, before the TOML parser runs.
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_NESTING = 32
+#: A sweep's results file read back (sweep-plot): at most this many bytes (a million points of a few hundred bytes).
+MAX_RESULTS_BYTES = 512 * 1024 * 1024
 
 #: Engines in a group, and on a whole chip (the largest real chips have a few hundred cores; each instance is a
 #: simulated resource with its own queue).

@@ -439,7 +439,8 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def read_parquet(path: Path):
+def read_parquet(path: Path, raw: bytes | None = None):
+    """A Parquet file as a pyarrow table: read from ``path``, or parsed from its bytes ``raw`` already read."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -447,6 +448,10 @@ def read_parquet(path: Path):
             "reading Parquet needs pyarrow (pip install 'accelsim[parquet]')", source=str(path)
         ) from None
     try:
+        if raw is not None:
+            import pyarrow as pa
+
+            return pq.read_table(pa.BufferReader(raw))
         return pq.read_table(path)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and others for a file that is not Parquet
         raise AccelsimError(

@@ -29,7 +29,7 @@ from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .chip import Chip
-from .config import STRICT, PosInt, build
+from .config import STRICT, PosInt, build, read_input
 from .errors import AccelsimError
 from .generation_records import GenerationPrediction, LlmGenerateRecord, predict_generation, why_not_predicted
 from .graph import TaskGraph, make_task
@@ -586,16 +586,8 @@ def read_records(path: str | Path) -> Measurements:
     """A JSON-lines measurement file (../shared/calibration/README.md), every record checked: a line that is not
     UTF-8, not a JSON object or not a valid record of its kind is one AccelsimError naming the file, the line and
     the key; a record of a kind accelsim does not predict is skipped, with its reason."""
-    p = Path(path)
-    source = str(p)
-    if not p.exists():
-        raise AccelsimError("file not found", source=source)
-    if p.is_dir():
-        raise AccelsimError("is a directory, expected a JSON-lines file", source=source)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise AccelsimError(f"cannot be read ({exc.strerror})", source=source) from None
+    source = str(path)
+    data = read_input(path, "a JSON-lines file")
     rows: list[tuple[int, Any]] = []
     for n, raw in enumerate(data.splitlines(), 1):
         try:

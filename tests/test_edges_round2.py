@@ -196,7 +196,73 @@ def test_a_graph_built_in_python_out_of_order_is_sorted():
 
 def test_a_cycle_is_refused_in_one_line_naming_the_file_and_a_task(tmp_path, capsys):
     path = tmp_path / "cycle.toml"
-    path.write_text(OUT_OF_ORDER.replace('shape = [4096]', 'shape = [4096]\ndeps = ["sm"]'))
+    path.write_text(OUT_OF_ORDER.replace("shape = [4096]", 'shape = [4096]\ndeps = ["sm"]'))
     code, _, err = run_cli(capsys, "run", "--chip", "gaudi2", "--graph", str(path))
     assert code == 2
     assert f"{path}: task " in one_error_line(err) and ".deps: the dependencies form a cycle" in err
+
+
+# ---- one reader for every input file --------------------------------------------------------------------------
+
+
+def test_a_300_character_model_name_is_refused_in_one_line(capsys):
+    """Old code: OSError (file name too long) from the catalog's look-up."""
+    for argv in (["models", "show", "x" * 300], ["run", "--chip", "h100", "--model", "x" * 300]):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2
+        assert "(300 characters): not a catalog id nor a config.json" in one_error_line(err)
+
+
+def test_a_config_nested_ten_thousand_deep_is_refused_in_one_line(tmp_path, capsys):
+    """Old code: RecursionError from the catalog's second parse of the file."""
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 10_000 + "]" * 10_000)
+    code, _, err = run_cli(capsys, "models", "show", str(path))
+    assert code == 2 and one_error_line(err) == f"accelsim: error: {path}: not valid JSON: nested too deeply"
+
+
+def _fifo(tmp_path):
+    import os
+
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", "--chip", "h200", "--measurements", "FILE"],
+        ["fit", "--chip", "h200", "--measurements", "FILE"],
+        ["models", "show", "FILE"],
+        [
+            "generate",
+            "--chip",
+            "gaudi2",
+            "--model",
+            "FILE",
+            "--batch",
+            "1",
+            "--input-tokens",
+            "8",
+            "--output-tokens",
+            "2",
+        ],
+        ["sweep-plot", "FILE", "--out", "OUT"],
+        ["run", "--chip", "FILE", "--graph", "FILE"],
+        ["systems", "show", "FILE"],
+    ],
+    ids=lambda a: a[0] if isinstance(a, list) else a,
+)
+def test_every_file_option_refuses_a_device_or_a_fifo_at_once(argv, special, tmp_path, capsys):
+    """Old code: validate --measurements /dev/zero ended in MemoryError, a FIFO blocked for ever (as did
+    sweep-plot's results file); the other file options refused both."""
+    from conftest import deadline
+
+    path = _fifo(tmp_path) if special == "fifo" else special
+    argv = [path if a == "FILE" else str(tmp_path / "plots") if a == "OUT" else a for a in argv]
+    with deadline(10):
+        code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert one_error_line(err).startswith(f"accelsim: error: {path}: is not a regular file (a FIFO, a device")
