@@ -16,6 +16,7 @@ from typing import Any
 
 from .config import read_input
 from .errors import AccelsimError
+from .limits import model_size_refusal
 from .workload import workload_from_dict
 
 
@@ -250,7 +251,45 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
     else:
         spec["vocab"] = c.size("vocab_size", "padded_vocab_size")
         spec["tied_embeddings"] = c.flag("tie_word_embeddings", True)  # transformers' default
+    _check_size(c, spec)
     return spec
+
+
+#: The config keys of the sizes a model's parameters grow with, each with its aliases (as read above).
+_SIZE_KEYS = (
+    ("num_hidden_layers", "n_layer", "num_layers", "n_layers"),
+    ("hidden_size", "n_embd", "n_embed", "d_model"),
+    ("num_attention_heads", "n_head", "n_heads"),
+    ("head_dim", "kv_channels"),
+    ("num_key_value_heads", "num_kv_heads", "multi_query_group_num"),
+    ("intermediate_size", "ffn_hidden_size", "ffn_dim", "n_inner"),
+    ("num_local_experts", "num_experts", "n_routed_experts"),
+    ("moe_intermediate_size",),
+    ("shared_expert_intermediate_size",),
+    ("vocab_size", "padded_vocab_size"),
+    ("image_size",),
+)
+
+
+def _check_size(c: _Config, spec: dict[str, Any]) -> None:
+    """The model's size within accelsim.limits' bounds, checked here, where a config becomes a model, so that
+    every path (run --model, generate, models) refuses it before any work, naming the config's key: the layer
+    or expert count itself, or, for the parameters, the largest of the sizes they grow with."""
+    found = {aliases[0]: c.first(*aliases) for aliases in _SIZE_KEYS}
+    refusal = model_size_refusal(spec["layers"], spec.get("experts", 0), None)
+    if refusal is None:
+        refusal = model_size_refusal(spec["layers"], spec.get("experts", 0), parameter_count(spec, c.source))
+    if refusal is None:
+        return
+    what, message = refusal
+    if what == "layers":
+        key = found["num_hidden_layers"]
+    elif what == "experts":
+        key = found["num_local_experts"]
+    else:
+        given = [f for f in found.values() if f is not None and isinstance(f[1], int) and not isinstance(f[1], bool)]
+        key = max(given, key=lambda f: f[1], default=None)
+    raise c.fail(key[0] if key else "config", message)
 
 
 def _mlp(c: _Config, spec: dict[str, Any], d_model: int) -> None:
@@ -293,10 +332,11 @@ def _sliding_window(c: _Config, spec: dict[str, Any], model_type: str, layers: i
     spec["window_period"] = period
 
 
-def parameter_count(spec: dict[str, Any]) -> int:
-    """Weights of a model built by ``model_spec_from_config`` (Workload.parameters of one pass of it)."""
+def parameter_count(spec: dict[str, Any], source: str = "<model>") -> int:
+    """Weights of a model built by ``model_spec_from_config`` (Workload.parameters of one pass of it); a spec that
+    is not a valid model is an AccelsimError naming ``source``."""
     run = {"batch": 1} if spec.get("family") == "vit" else {"batch": 1, "seq_len": 1}
-    return workload_from_dict({"name": "parameters", "model": spec, "run": run}, "<model>").parameters
+    return workload_from_dict({"name": "parameters", "model": spec, "run": run}, source).parameters
 
 
 def describe(spec: dict[str, Any]) -> str:

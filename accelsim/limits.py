@@ -53,6 +53,31 @@ MAX_WORKLOAD_SIZE = 2**31 - 1
 #: A workload's width multiplier (d_ff = d_model x mlp_ratio).
 MAX_MLP_RATIO = 1000.0
 
+#: A model read from a config (accelsim.hf_config), checked before anything is built of it: at most this many
+#: layers (the deepest published language models have a few hundred; each layer is some twenty tasks, and
+#: generation's memory estimate visits each), experts per layer (the most published have a few hundred; each is
+#: its own tasks), and parameters (the largest published models have about 2 x 10^12; past 10^13 the weights
+#: alone would take more memory than any system simulated holds).
+MAX_MODEL_LAYERS = 10_000
+MAX_MODEL_EXPERTS = 10_000
+MAX_MODEL_PARAMETERS = 10**13
+
+
+def model_size_refusal(layers: int, experts: int, parameters: int | None) -> tuple[str, str] | None:
+    """(the size refused, ``layers``, ``experts`` or ``parameters``, and why) for a model past the bounds above,
+    else None. ``parameters`` None: not counted yet (checked once layers and experts are known to be in bounds)."""
+    if layers > MAX_MODEL_LAYERS:
+        return "layers", f"{layers:,} layers; a model may have at most {MAX_MODEL_LAYERS:,}"
+    if experts > MAX_MODEL_EXPERTS:
+        return "experts", f"{experts:,} experts per layer; a model may have at most {MAX_MODEL_EXPERTS:,}"
+    if parameters is not None and parameters > MAX_MODEL_PARAMETERS:
+        return "parameters", (
+            f"the model would have {parameters:.3g} parameters; at most {MAX_MODEL_PARAMETERS:.0e} are simulated "
+            "(the largest published models have about 2e+12)"
+        )
+    return None
+
+
 #: One task's FLOPs or bytes, and a whole graph's, at most this: 2^62, half the range of the 64-bit integers the
 #: simulator counts in, so that sums of them cannot overflow. A task shape's dimensions are bounded the same way.
 MAX_COUNT = 2**62
