@@ -39,12 +39,13 @@ MAX_INSTRUCTIONS_PER_ELEMENT = 1e6
 #: An efficiency (a fraction of a peak reached) at least this: a hundredth of the peak.
 MIN_EFFICIENCY = 0.01
 
-#: Systems of many cards (accelsim.system): cards in a node and nodes in a system each at most this, and the whole
-#: system too (the largest clusters have a few hundred thousand accelerators; the largest scale-up domains a few
-#: hundred cards).
-MAX_CARDS = 10_000_000
+#: Systems of many cards (accelsim.system) and the networks built of them (accelsim.network): cards in a node,
+#: nodes in a system and the whole system at most this, the largest network simulated (a fabric with a link per
+#: ordered pair of cards has n(n-1) links, a million at 1,024 cards). A system file, and a layout (--parallel),
+#: are checked against it on load, so that nothing past it is refused only once the network is built.
+MAX_CARDS = 1024
 #: Links per card pair or per card to a switch, and network ports per card (real cards have at most a few dozen).
-MAX_LINKS = 10_000
+MAX_LINKS = 1024
 #: A message's fixed latency on a fabric, microseconds: up to one second (real fabrics take about 1 to 10 us).
 MAX_LATENCY_US = 1e6
 

@@ -315,3 +315,160 @@ def test_an_oversized_model_config_is_refused_at_once_on_every_path(changes, key
 def test_the_largest_shipped_models_are_within_the_size_bounds(capsys):
     code, out, _ = run_cli(capsys, "models")
     assert code == 0 and "not modelled: num" not in out and "parameters; at most" not in out
+
+
+# ---- the command line: argparse's refusals, integers, comma lists, layouts ------------------------------------
+
+GENERATE = ["generate", "--chip", "gaudi2", "--model", "gpt2-xl", "--input-tokens", "8", "--output-tokens", "2"]
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (GENERATE + ["--batch", "0"], "--batch: must be from 1 to 2,147,483,647, got 0"),
+        (["run", "--system", "hls-gaudi2", "--nodes", "1.5", "--workload", "gpt2-small"], "--nodes: expected a whole"),
+        (["run", "--chip", "h100"], "one of the arguments --workload --graph --model is required"),
+        (["frobnicate"], "command: invalid choice: 'frobnicate'"),
+        (["run", "--chip", "h100", "--workload", "gpt2-small", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_argparse_refusals_are_the_one_line_form(argv, line, capsys):
+    """Old code: argparse printed its usage text and ``accelsim run: error: ...`` (SystemExit from parse_args)."""
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and not out
+    assert one_error_line(err).startswith(f"accelsim: error: {line}")
+
+
+@pytest.mark.parametrize("text", ["٣", "1_000", "+8", " 8_0", "0x8", "١٢"])
+def test_integers_on_the_command_line_are_plain_ascii_digits(text, capsys):
+    """Old code: int() took ``٣`` (Arabic-Indic three), ``1_000`` and ``+8`` as --batch and as --parallel degrees."""
+    code, _, err = run_cli(capsys, *GENERATE, "--batch", text)
+    assert (
+        code == 2
+        and one_error_line(err) == f"accelsim: error: --batch: expected a whole number (ASCII digits), got {text!r}"
+    )
+    code, _, err = run_cli(
+        capsys, "run", "--system", "hls-gaudi2", "--parallel", f"tp={text}", "--workload", "gpt2-small"
+    )
+    assert (
+        code == 2
+        and one_error_line(err) == f"accelsim: error: --parallel: tp must be a whole number, got {text.strip()!r}"
+    )
+
+
+def test_a_parallel_degree_given_twice_is_refused(capsys):
+    """Old code: ``--parallel tp=2,tp=4`` kept the last silently."""
+    code, _, err = run_cli(
+        capsys, "run", "--system", "hls-gaudi2", "--parallel", "tp=2,tp=4", "--workload", "gpt2-small"
+    )
+    assert code == 2 and "--parallel: tp is given twice" in one_error_line(err)
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (
+            ["plot", "--chip", "gaudi2", "--workload", "gpt2-small", "--schedulers", ",", "--out", "OUT"],
+            "--schedulers: name at least one scheduler, got ','",
+        ),
+        (
+            [
+                "plot",
+                "--chip",
+                "gaudi2",
+                "--model",
+                "gpt2-xl",
+                "--batch",
+                "1",
+                "--input-tokens",
+                "8",
+                "--output-tokens",
+                "2",
+                "--schedulers",
+                ",",
+                "--out",
+                "OUT",
+            ],
+            "--schedulers: name at least one scheduler, got ','",
+        ),
+        (
+            ["plot", "--chip", "gaudi2,,h100", "--workload", "gpt2-small", "--out", "OUT"],
+            "--chip: an empty chip in 'gaudi2,,h100'",
+        ),
+        (
+            ["compare", "--chip", "h100", "--workload", "gpt2-small", "--schedulers", "naive,heft,naive"],
+            "--schedulers: 'naive' given more than once",
+        ),
+        (
+            ["sweep", "--chip", "h100", "--set", "chip.clock_ghz=1,2", "--workload", "gpt2-small,", "--out", "OUT.csv"],
+            "--workload: an empty workload in 'gpt2-small,'",
+        ),
+        (
+            ["run", "--system", "hls-gaudi2", "--parallel", "tp=8,", "--workload", "gpt2-small"],
+            "--parallel: an empty degree in 'tp=8,'",
+        ),
+    ],
+)
+def test_every_comma_list_is_read_by_one_parser(argv, line, tmp_path, capsys):
+    """Old code: ``plot --model ... --schedulers ","`` raised IndexError (seven hand-written comma-list parsers in
+    cli.py, some dropping empty items, one taking the first)."""
+    argv = [a.replace("OUT", str(tmp_path / "out")) for a in argv]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and one_error_line(err).startswith(f"accelsim: error: {line}")
+
+
+def test_a_layout_past_the_network_is_refused_before_any_work_naming_parallel(capsys):
+    """Old code: ``--parallel tp=8,dp=1000 --explicit`` worked for 169 s before the network's 1,024-card cap refused
+    it naming no option; ``dp=1e9`` was blamed on ``chips/gaudi2.toml: engines.net_dp.cards``."""
+    from conftest import deadline
+
+    base = ["run", "--system", "hls-gaudi2", "--workload", "gpt2-small", "--parallel"]
+    with deadline(10):
+        code, _, err = run_cli(capsys, *base, "tp=8,dp=1000", "--explicit")
+    assert code == 2 and one_error_line(err) == (
+        "accelsim: error: --parallel: tp x pp x dp is 8,000 cards; at most 1,024 are simulated (the largest network)"
+    )
+    code, _, err = run_cli(capsys, *base, "tp=8,dp=1000000000")
+    assert code == 2 and one_error_line(err).startswith("accelsim: error: --parallel: tp x pp x dp is 8,000,000,000")
+    code, _, err = run_cli(capsys, *base, "dp=1e9")
+    assert code == 2 and one_error_line(err) == "accelsim: error: --parallel: dp must be a whole number, got '1e9'"
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (("cards_per_node = 8", "cards_per_node = 10000000"), "cards_per_node"),
+        (("nodes = 1", "nodes = 129"), "nodes"),
+        (("links = 3 ", "links = 10000 "), "scale_up.links"),
+        (("ports_per_card = 3", "ports_per_card = 10000"), "scale_out.ports_per_card"),
+    ],
+)
+def test_a_system_file_past_the_network_is_refused_on_load_naming_the_key(edit, key, tmp_path, capsys):
+    """Old code: system files took 10,000,000 cards and 10,000 links, which the network then refused naming no
+    file or key."""
+    from accelsim.resources import resolve
+
+    text = resolve("hls-gaudi2", "systems").read_text()
+    assert edit[0] in text
+    path = tmp_path / "big.toml"
+    path.write_text(
+        text.replace(edit[0], edit[1]).replace("nodes = 1\n", "nodes = 2\n") if key != "nodes" else text.replace(*edit)
+    )
+    code, _, err = run_cli(capsys, "systems", "show", str(path))
+    assert code == 2 and one_error_line(err).startswith(f"accelsim: error: {path}: {key}: ")
+    assert "1,024" in err
+
+
+def test_an_empty_system_name_is_not_the_current_folder(capsys):
+    """Old code: ``run --system ''`` said ``.: is a directory``."""
+    code, _, err = run_cli(capsys, "run", "--system", "", "--workload", "gpt2-small")
+    assert code == 2 and one_error_line(err).startswith("accelsim: error: '': an empty name; give a shipped system")
+
+
+@pytest.mark.parametrize("command, name", [("chips", "gaudi2"), ("systems", "hls-1"), ("models", "gpt2-xl")])
+def test_a_listing_command_shows_one_by_name_without_the_word_show(command, name, capsys):
+    """Old code: ``accelsim chips gaudi2`` failed with "invalid choice" (the word show was required)."""
+    code, plain, _ = run_cli(capsys, command, name, "--json")
+    assert code == 0
+    code, shown, _ = run_cli(capsys, command, "show", name, "--json")
+    assert code == 0 and plain == shown and json.loads(plain)
