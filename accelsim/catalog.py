@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AccelsimError
-from .hf_config import config_of, describe, model_spec_from_config, parameter_count, read_json
+from .hf_config import config_of, context_length, describe, model_spec_from_config, parameter_count, read_json
 from .resources import shipped_dir
 from .workload import Workload, apply_override, workload_from_dict
 
@@ -27,6 +27,8 @@ class Model:
     note: str
     spec: dict[str, Any] | None
     refusal: str | None  # the one-line error when spec is None
+    #: (config key, value) of the most positions the model takes (hf_config.context_length), None: no limit given.
+    context: tuple[str, int] | None = None
 
     def require(self) -> dict[str, Any]:
         """The spec, or the refusal raised as the error it is."""
@@ -104,6 +106,7 @@ def load_model(id_or_path: str) -> Model:
         note=str(data.get("note", "")),
         spec=spec,
         refusal=refusal,
+        context=context_length(config),
     )
 
 

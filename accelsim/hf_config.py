@@ -70,6 +70,34 @@ FAMILIES: dict[str, Family] = {
     "mpt": Family(mlp="plain", norm="layernorm", activation="gelu", positions="alibi"),
 }
 
+#: The config key of the longest sequence a family's model takes (positions a learned table or RoPE was built
+#: for): ``max_position_embeddings`` unless named here; None where the family has no such limit (BLOOM's ALiBi:
+#: its ``seq_length`` is the training length, not a limit). A config without the key sets no limit.
+CONTEXT_KEYS: dict[str, str | None] = {
+    "gpt2": "n_positions",
+    "gpt_bigcode": "n_positions",
+    "gptj": "n_positions",
+    "codegen": "n_positions",
+    "chatglm": "seq_length",
+    "mpt": "max_seq_len",
+    "bloom": None,
+}
+
+
+def context_length(data: dict[str, Any]) -> tuple[str, int] | None:
+    """(key, value) of the most positions a config's model takes (CONTEXT_KEYS), or None where it says none."""
+    if isinstance(data.get("text_config"), dict):
+        data = data["text_config"]
+    model_type = data.get("model_type")
+    key = CONTEXT_KEYS.get(model_type, "max_position_embeddings") if isinstance(model_type, str) else None
+    if key is None:
+        return None
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return None
+    return key, value
+
+
 #: Keys some configs leave to their library's defaults: transformers' Gemma3TextConfig (the gemma-3-*-it configs
 #: give only the sizes that differ from them).
 LIBRARY_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -472,3 +472,40 @@ def test_a_listing_command_shows_one_by_name_without_the_word_show(command, name
     assert code == 0
     code, shown, _ = run_cli(capsys, command, "show", name, "--json")
     assert code == 0 and plain == shown and json.loads(plain)
+
+
+# ---- generate: one output token, and the model's context --------------------------------------------------------
+
+
+def test_one_output_token_has_no_time_per_output_token(capsys):
+    """Old code: ``generate --output-tokens 1`` reported tpot_ms = 0.0, as if a decode step took no time."""
+    argv = ["generate", "--chip", "gaudi2", "--model", "gpt2-xl", "--batch", "1", "--input-tokens", "8"]
+    code, out, _ = run_cli(capsys, *argv, "--output-tokens", "1", "--json")
+    assert code == 0 and json.loads(out)["tpot_ms"] is None and "null" in out
+    code, out, _ = run_cli(capsys, *argv, "--output-tokens", "1")
+    assert code == 0 and "time per output token n/a (one output token: no decode step)" in out
+    code, out, _ = run_cli(capsys, *argv, "--output-tokens", "2", "--json")
+    assert code == 0 and json.loads(out)["tpot_ms"] > 0
+
+
+@pytest.mark.parametrize(
+    "model, key, limit",
+    [("gpt2-xl", "n_positions", 1024), ("meta-llama/Llama-2-7b-hf", "max_position_embeddings", 4096)],
+)
+def test_a_generation_past_the_models_context_is_refused_naming_the_limit(model, key, limit, capsys):
+    """Old code: gpt2-xl (1,024 positions) generated 1,000 + 25 tokens without a word."""
+    argv = ["generate", "--chip", "gaudi2", "--model", model, "--batch", "1", "--input-tokens", str(limit - 24)]
+    code, _, err = run_cli(capsys, *argv, "--output-tokens", "25")
+    line = one_error_line(err)
+    assert code == 2 and line.startswith("accelsim: error: --output-tokens: ")
+    assert f"past the model's context of {limit:,} positions ({key} in " in line
+    code, _, _ = run_cli(capsys, *argv, "--output-tokens", "24")  # exactly the context: accepted
+    assert code == 0
+
+
+def test_a_family_without_a_position_limit_sets_none():
+    from accelsim.catalog import load_model
+
+    assert load_model("bigscience/bloomz-7b1").context is None  # ALiBi: seq_length is the training length
+    assert load_model("THUDM/chatglm3-6b").context == ("seq_length", 8192)
+    assert load_model("mosaicml/mpt-7b").context == ("max_seq_len", 2048)
