@@ -536,6 +536,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             "name at least one --set chip.KEY=V1,V2,... or workload.KEY=V1,V2,... to sweep", key="--set"
         )
     axes = [parse_axis(a) for a in args.set]
+    keys = [a.key for a in axes]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise AccelsimError("swept by two --set options; give its values in one", source="--set", key=k)
     names = comma_list(args.schedulers, "--schedulers", "scheduler")
     for n in names:
         get_scheduler(n)
@@ -736,6 +740,8 @@ def _cmd_validate(args: argparse.Namespace) -> None:
     from .validation import MIN_MS, read_records, validate
 
     result = validate(load_chip(args.chip), read_records(args.measurements))
+    for w in result.warnings:
+        print(f"accelsim: warning: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False))
         return

@@ -509,3 +509,49 @@ def test_a_family_without_a_position_limit_sets_none():
     assert load_model("bigscience/bloomz-7b1").context is None  # ALiBi: seq_length is the training length
     assert load_model("THUDM/chatglm3-6b").context == ("seq_length", 8192)
     assert load_model("mosaicml/mpt-7b").context == ("max_seq_len", 2048)
+
+
+# ---- sweep's --set, validate's device ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sets, line",
+    [
+        (["chip.engines.tpc.count=1,1"], "--set: chip.engines.tpc.count: the value '1' is given twice (as '1')"),
+        (["workload.seq_len=128, 128"], "--set: workload.seq_len: the value '128' is given twice"),
+        (["chip.clock_ghz=1", "chip.clock_ghz=2"], "--set: chip.clock_ghz: swept by two --set options"),
+        (["chip.=1"], "--set: chip.: no key after 'chip.': name one"),
+        (["workload.=1"], "--set: workload.: no key after 'workload.': name one"),
+        (["=1"], "--set: '': no key: name one"),
+    ],
+)
+def test_a_sweep_refuses_a_point_twice_and_an_empty_key(sets, line, tmp_path, capsys):
+    """Old code: ``--set chip.engines.tpc.count=1,1`` said "2 of 2 points run" and wrote one row; ``chip.=1`` was
+    answered with the suggestion ``chip.chip.=1``."""
+    argv = ["sweep", "--chip", "gaudi2", "--workload", "gpt2-small", "--out", str(tmp_path / "s.csv"), "--quiet"]
+    for s in sets:
+        argv += ["--set", s]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and one_error_line(err).startswith(f"accelsim: error: {line}")
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_values_equal_in_another_type_are_two_points():
+    from accelsim.sweep import parse_axis
+
+    assert parse_axis("chip.engines.tpc.count=1,1.0").values == (1, 1.0)
+
+
+def test_validating_a_chip_on_another_devices_records_warns(capsys):
+    """Old code: ``validate --chip gaudi1`` on H200 records exited 0 without a word."""
+    from pathlib import Path
+
+    path = str(Path(__file__).parent / "data" / "h200.jsonl")
+    code, out, err = run_cli(capsys, "validate", "--chip", "gaudi1", "--measurements", path)
+    assert code == 0 and out
+    assert err == (
+        f"accelsim: warning: {path}: line 1: the kernel records were measured on NVIDIA H200, not on gaudi1: each "
+        "error below compares two different chips (give --chip the profile of NVIDIA H200)\n"
+    )
+    code, _, err = run_cli(capsys, "validate", "--chip", "h200", "--measurements", path)
+    assert code == 0 and not err
