@@ -214,9 +214,8 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
     """The ModelSpec fields (a dict, validated later with the rest of the workload) of a Hugging Face config."""
     if isinstance(data.get("text_config"), dict):  # a multimodal model: its language model generates the text
         data = {**data["text_config"], **{k: v for k, v in data.items() if k == "tie_word_embeddings"}}
-    model_type = data.get("model_type")
-    if not isinstance(model_type, str) and data.get("architectures"):
-        model_type = None
+    given_type = data.get("model_type")
+    model_type = given_type if isinstance(given_type, str) else None  # (a list or a table names no family)
     for key, what in UNSUPPORTED_KEYS.items():
         if key in data:
             raise AccelsimError(f"{what} is not modelled", source=source, key=key)
@@ -226,7 +225,7 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
         )
     if model_type not in FAMILIES:
         raise AccelsimError(
-            f"unknown model_type {model_type!r}; known: {', '.join(sorted(FAMILIES))}", source=source, key="model_type"
+            f"unknown model_type {given_type!r}; known: {', '.join(sorted(FAMILIES))}", source=source, key="model_type"
         )
     data = {**LIBRARY_DEFAULTS.get(model_type, {}), **data}
     c = _Config(data, source)
@@ -244,7 +243,7 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
     activation = fam.activation
     if activation_key is not None:
         key, name = activation_key
-        if name not in _ACTIVATIONS:
+        if not isinstance(name, str) or name not in _ACTIVATIONS:
             raise c.fail(key, f"unknown activation {name!r}; known: {', '.join(sorted(_ACTIVATIONS))}")
         activation = _ACTIVATIONS[name]
     spec: dict[str, Any] = {

@@ -555,3 +555,15 @@ def test_validating_a_chip_on_another_devices_records_warns(capsys):
     )
     code, _, err = run_cli(capsys, "validate", "--chip", "h200", "--measurements", path)
     assert code == 0 and not err
+
+
+@pytest.mark.parametrize("key", ["hidden_act", "model_type"])
+def test_a_config_key_holding_a_list_where_a_name_goes_is_refused(key, tmp_path, capsys):
+    """Found by the extended fuzz test (case 663): ``hidden_act = []`` raised TypeError (unhashable list) in the
+    activation look-up (a list as model_type, which the old code also tripped on without ``architectures``, is
+    refused alike)."""
+    path = _llama_with(tmp_path, **{key: ["silu"]})
+    code, out, _ = run_cli(capsys, "models", "show", path)
+    assert code == 0 and f"not modelled: {key}: unknown" in out
+    code, _, err = run_cli(capsys, "run", "--chip", "h100", "--model", path, "--set", "layers=1")
+    assert code == 2 and one_error_line(err).startswith(f"accelsim: error: {path}: {key}: unknown")
