@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AccelsimError
-from .hf_config import describe, model_spec_from_config, parameter_count, read_config_file
+from .hf_config import config_of, context_length, describe, model_spec_from_config, parameter_count, read_json
 from .resources import shipped_dir
 from .workload import Workload, apply_override, workload_from_dict
 
@@ -27,6 +27,8 @@ class Model:
     note: str
     spec: dict[str, Any] | None
     refusal: str | None  # the one-line error when spec is None
+    #: (config key, value) of the most positions the model takes (hf_config.context_length), None: no limit given.
+    context: tuple[str, int] | None = None
 
     def require(self) -> dict[str, Any]:
         """The spec, or the refusal raised as the error it is."""
@@ -64,21 +66,33 @@ def catalog_ids() -> list[str]:
     return sorted(ids, key=str.lower)
 
 
+def _exists(path: Path) -> bool:
+    """Whether anything is there (a name too long or otherwise impossible is not: read_json refuses the rest)."""
+    try:
+        path.stat()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """An id or path for a message: quoted when empty, cut short when long."""
+    return repr(text) if not text else text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def load_model(id_or_path: str) -> Model:
     """A catalog id (``meta-llama/Llama-2-7b-hf``) or a path to a config.json or catalog entry."""
     path = shipped_dir("models") / _file_name(id_or_path)
-    if not path.is_file():
+    if not _exists(path):
         path = Path(id_or_path)
-        try:
-            found = path.is_file()
-        except (OSError, ValueError):
-            found = False
-        if not found:
+        if not id_or_path or not _exists(path):
             raise AccelsimError(
-                "not a catalog id nor a config.json; `accelsim models` lists the catalog", source=id_or_path
+                "not a catalog id nor a config.json; `accelsim models` lists the catalog",
+                source=_shown(id_or_path),
             )
-    data = _entry(path)
-    config = read_config_file(path)
+    parsed = read_json(path)
+    config = config_of(parsed, str(path))
+    data = parsed if isinstance(parsed, dict) and parsed.get("config") is config else {}
     model_id = data.get("id") if isinstance(data.get("id"), str) else id_or_path
     try:
         spec: dict[str, Any] | None = model_spec_from_config(config, str(path))
@@ -92,16 +106,8 @@ def load_model(id_or_path: str) -> Model:
         note=str(data.get("note", "")),
         spec=spec,
         refusal=refusal,
+        context=context_length(config),
     )
-
-
-def _entry(path: Path) -> dict[str, Any]:
-    """The catalog fields around a config (id, source, note); empty for a plain config.json."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError, RecursionError):
-        return {}  # read_config_file reports it
-    return data if isinstance(data, dict) and isinstance(data.get("config"), dict) else {}
 
 
 def model_workload(id_or_path: str, overrides: list[str] | None = None) -> Workload:

@@ -7,6 +7,8 @@ the geometry its cost model needs) and the memory system; everything chip-specif
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -269,6 +271,13 @@ class Chip:
     @property
     def clock_ghz(self) -> float:
         return self.spec.clock_ghz
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A hash of the validated profile's content (engine order included), which keys what is compiled for the
+        chip: two profiles of one name but different engines, memory or compiler are different targets."""
+        text = json.dumps(dataclasses.asdict(self.spec), default=str, allow_nan=True)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @cached_property
     def groups(self) -> tuple[EngineGroup, ...]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import NoReturn
 
 from . import run as run_graph
 from .analytic import analytic_counts
@@ -19,7 +21,7 @@ from .graph import TaskGraph, load_graph
 from .kernel_records import KernelPrediction
 from .lowering import lower
 from .outputs import check_output_dir, check_output_file, safe_name
-from .parallel import Layout
+from .parallel import Layout, whole_number
 from .registry import get_scheduler, load_plugin, scheduler_names
 from .report import (
     chips_report,
@@ -87,14 +89,40 @@ def _add_plugin(sp: argparse.ArgumentParser) -> None:
     )
 
 
+def comma_list(text: str, option: str, what: str = "name") -> list[str]:
+    """The one parser of comma-separated options (``--schedulers naive,heft``, ``--chip``, ``--workload``,
+    ``--parallel``): items stripped; an empty item (``a,,b``, ``,``), no item at all, or an item given twice is
+    refused naming the option."""
+    items = [item.strip() for item in text.split(",")]
+    if not any(items):
+        raise AccelsimError(f"name at least one {what}, got {text!r}", key=option)
+    if not all(items):
+        raise AccelsimError(f"an empty {what} in {text!r} (two commas, or one at an end)", key=option)
+    twice = sorted({i for i in items if items.count(i) > 1})
+    if twice:
+        raise AccelsimError(f"{', '.join(map(repr, twice))} given more than once in {text!r}", key=option)
+    return items
+
+
+class _UsageError(AccelsimError):
+    """argparse's own refusal (a missing option, a bad value, an unknown command), in the one-line form."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but its refusals are the one line ``accelsim: error: OPTION: what is allowed`` and exit 2 that
+    every other bad input gets, not usage text (``accelsim COMMAND --help`` still prints the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(re.sub(r"^argument ([^:]+): ", r"\1: ", message).replace("\n", " "))
+
+
 def _positive(text: str) -> int:
     """An argparse type: a whole number from 1 to MAX_WORKLOAD_SIZE."""
     from .limits import MAX_WORKLOAD_SIZE
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = whole_number(text.strip())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected a whole number (ASCII digits), got {text!r}")
     if not 1 <= value <= MAX_WORKLOAD_SIZE:
         raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_WORKLOAD_SIZE:,}, got {value}")
     return value
@@ -114,16 +142,20 @@ def _add_generation(sp: argparse.ArgumentParser, required: bool) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="accelsim", description=__doc__)
+    p = _Parser(prog="accelsim", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     chips = sub.add_parser("chips", help="list shipped chip profiles, or `chips show NAME` to check one")
-    chips.add_argument("action", nargs="?", choices=["show"], help="show one profile's figures")
+    chips.add_argument(
+        "action", nargs="?", metavar="show", help="show one profile's figures (the word may be left out)"
+    )
     chips.add_argument("name", nargs="?", help="shipped name or path to a .toml profile")
     chips.add_argument("--json", action="store_true")
 
     systems = sub.add_parser("systems", help="list shipped systems of many cards, or `systems show NAME` to check one")
-    systems.add_argument("action", nargs="?", choices=["show"], help="show one system's figures")
+    systems.add_argument(
+        "action", nargs="?", metavar="show", help="show one system's figures (the word may be left out)"
+    )
     systems.add_argument("name", nargs="?", help="shipped name or path to a .toml system")
     systems.add_argument("--json", action="store_true")
 
@@ -198,7 +230,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--json", action="store_true")
 
     models = sub.add_parser("models", help="list the model catalog, or `models show ID` for one model")
-    models.add_argument("action", nargs="?", choices=["show"], help="show one model's architecture")
+    models.add_argument(
+        "action", nargs="?", metavar="show", help="show one model's architecture (the word may be left out)"
+    )
     models.add_argument("id", nargs="?", help="catalog id (a Hugging Face id) or path to a config.json")
     models.add_argument("--json", action="store_true")
 
@@ -248,11 +282,17 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return items
 
 
+def _layout(args: argparse.Namespace) -> Layout | None:
+    """--parallel's layout (None where not given), every bound checked as it is parsed (Layout.of_items)."""
+    text = getattr(args, "parallel", None)
+    return None if text is None else Layout.of_items(comma_list(text, "--parallel", "degree"))
+
+
 def _on_system(args: argparse.Namespace) -> tuple[System, Layout, dict, str]:
     """--system's system, --parallel's layout (default: tensor parallel over one node), and the workload's dict
     and source (--workload or --model, --set applied)."""
     system = load_system(args.system)
-    layout = Layout.parse(args.parallel) if args.parallel else Layout(tp=system.spec.cards_per_node)
+    layout = _layout(args) or Layout(tp=system.spec.cards_per_node)
     items = _overrides(args)
     data, source = model_workload_data(args.model, items) if args.model else workload_data(args.workload, items)
     return system, layout, data, source
@@ -260,7 +300,8 @@ def _on_system(args: argparse.Namespace) -> tuple[System, Layout, dict, str]:
 
 def _pipeline(args: argparse.Namespace) -> PipelineStep | None:
     """With --system and pp > 1: the pipeline step (None otherwise)."""
-    if getattr(args, "system", None) is None or not args.parallel or Layout.parse(args.parallel).pp == 1:
+    layout = _layout(args)
+    if getattr(args, "system", None) is None or layout is None or layout.pp == 1:
         return None
     if args.chip is not None or args.graph:
         raise AccelsimError("a system runs a workload (--workload or --model), not --chip or --graph", key="--system")
@@ -332,10 +373,9 @@ def _target(args: argparse.Namespace) -> tuple[Chip, TaskGraph, bool]:
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
-    names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
-    if not names:
-        raise AccelsimError("name at least one scheduler", key="--schedulers")
-    if getattr(args, "system", None) and args.parallel and Layout.parse(args.parallel).pp > 1:
+    names = comma_list(args.schedulers, "--schedulers", "scheduler")
+    layout = _layout(args)
+    if getattr(args, "system", None) and layout is not None and layout.pp > 1:
         _compare_pipeline(args, names)
         return
     chip, graph, on_system = _target(args)
@@ -371,16 +411,12 @@ def _cmd_plot(args: argparse.Namespace) -> None:
             )
         )
         return
-    names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
-    if not names:
-        raise AccelsimError("name at least one scheduler", key="--schedulers")
+    names = comma_list(args.schedulers, "--schedulers", "scheduler")
     if getattr(args, "system", None):  # a system's card: its network engines are timeline rows like the others
         card, graph, _ = _target(args)
         loaded, chips = [card], [card.name]
     else:
-        chips = [c.strip() for c in args.chip.split(",") if c.strip()]
-        if not chips:
-            raise AccelsimError("name at least one chip", key="--chip")
+        chips = comma_list(args.chip, "--chip", "chip")
         graph = _graph(args)
         loaded = [load_chip(c) for c in chips]  # every profile checked before the first simulation
     everything: list = []
@@ -420,10 +456,10 @@ def _plot_generation(args: argparse.Namespace) -> None:
     from . import plots
     from .generation import generate, phase_runs
 
-    chips = [c.strip() for c in args.chip.split(",") if c.strip()]
+    chips = comma_list(args.chip, "--chip", "chip")
     batch, inputs, outputs = _generation_args(args)
     model = load_model(args.model)
-    scheduler = [n.strip() for n in args.schedulers.split(",") if n.strip()][0]
+    scheduler = get_scheduler(comma_list(args.schedulers, "--schedulers", "scheduler")[0]).name
     for name in chips:
         chip = load_chip(name)
         g = generate(chip, model, batch, inputs, outputs, args.dtype, scheduler)
@@ -435,11 +471,26 @@ def _plot_generation(args: argparse.Namespace) -> None:
         print("\n".join(map(str, written)))
 
 
+def _shown(args: argparse.Namespace, field: str) -> str | None:
+    """``show NAME``, or ``NAME`` alone (``accelsim chips gaudi2``): the name to show, or None to list them all."""
+    action, name = args.action, getattr(args, field)
+    if action is None:
+        return None
+    if action != "show":
+        if name is not None:
+            raise AccelsimError(f"expected `{args.command} show NAME` or `{args.command} NAME`", key=action)
+        return action
+    if not name:
+        what = {"chips": "a chip name or path", "systems": "a system name or path"}
+        needs = what.get(args.command, "a catalog id or a path to a config.json")
+        raise AccelsimError(f"`accelsim {args.command} show` needs {needs}", key=field.upper())
+    return str(name)
+
+
 def _cmd_models(args: argparse.Namespace) -> None:
-    if args.action == "show":
-        if not args.id:
-            raise AccelsimError("`accelsim models show` needs a catalog id or a path to a config.json", key="ID")
-        m = load_model(args.id)
+    shown = _shown(args, "id")
+    if shown is not None:
+        m = load_model(shown)
         if args.json:
             print(json.dumps(m.to_dict(), indent=2))
             return
@@ -491,12 +542,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             "name at least one --set chip.KEY=V1,V2,... or workload.KEY=V1,V2,... to sweep", key="--set"
         )
     axes = [parse_axis(a) for a in args.set]
-    names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
-    if not names:
-        raise AccelsimError("name at least one scheduler", key="--schedulers")
+    keys = [a.key for a in axes]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise AccelsimError("swept by two --set options; give its values in one", source="--set", key=k)
+    names = comma_list(args.schedulers, "--schedulers", "scheduler")
     for n in names:
         get_scheduler(n)
-    units = plan(args.chip, axes, [w.strip() for w in args.workload.split(",")], names, args.plugin)
+    units = plan(args.chip, axes, comma_list(args.workload, "--workload", "workload"), names, args.plugin)
     stats = run_sweep(units, out, workers=args.workers, dask=args.dask, progress=not args.quiet)
     print(
         f"{stats.ran} of {stats.units} points run ({stats.skipped} already in {out}), "
@@ -560,10 +613,9 @@ def _cmd_workloads(args: argparse.Namespace) -> None:
 
 
 def _cmd_chips(args: argparse.Namespace) -> None:
-    if args.action == "show":
-        if not args.name:
-            raise AccelsimError("`accelsim chips show` needs a chip name or path", key="NAME")
-        chip = load_chip(args.name)
+    shown = _shown(args, "name")
+    if shown is not None:
+        chip = load_chip(shown)
         if args.json:
             print(json.dumps(asdict(chip.headline()), indent=2))
         else:
@@ -577,10 +629,9 @@ def _cmd_chips(args: argparse.Namespace) -> None:
 
 
 def _cmd_systems(args: argparse.Namespace) -> None:
-    if args.action == "show":
-        if not args.name:
-            raise AccelsimError("`accelsim systems show` needs a system name or path", key="NAME")
-        system = load_system(args.name)
+    shown = _shown(args, "name")
+    if shown is not None:
+        system = load_system(shown)
         print(json.dumps(asdict(system.summary()), indent=2) if args.json else system_report(system))
         return
     systems = [load_system(n) for n in shipped_names("systems")]
@@ -722,6 +773,8 @@ def _cmd_validate(args: argparse.Namespace) -> None:
     from .validation import MIN_MS, read_records, validate
 
     result = validate(load_chip(args.chip), read_records(args.measurements))
+    for w in result.warnings:
+        print(f"accelsim: warning: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False))
         return
@@ -860,8 +913,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         for spec in getattr(args, "plugin", []):
             load_plugin(spec)
         code = COMMANDS[args.command](args)

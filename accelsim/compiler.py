@@ -50,8 +50,11 @@ from .vocabulary import DTYPE_BYTES
 #: this model: Gaudi's compiler slices to fit SRAM, by rules that are not published).
 SLICE_SHARE = 4
 
-#: The meta keys that mark a graph as compiled, for which chip, and what the compiler warned of.
+#: The meta keys that mark a graph as compiled: for which chip (its name, for messages, and the hash of its
+#: profile's content, Chip.fingerprint, which decides reuse), from which graph, and what the compiler warned of.
 COMPILED_FOR = "compiled_for"
+COMPILED_SPEC = "compiled_spec"
+COMPILED_FROM = "compiled_from"
 COMPILER_WARNINGS = "compiler_warnings"
 
 
@@ -95,9 +98,14 @@ class Compiled:
 
 
 def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
-    """Compile ``graph`` for ``chip``; a graph already compiled for this chip comes back as it is."""
-    if graph.meta.get(COMPILED_FOR) == chip.name:
+    """Compile ``graph`` for ``chip``; a graph already compiled for this chip (a profile of the same content, not
+    merely the same name) comes back as it is, and one compiled for another chip is compiled again from the graph
+    it was compiled from, not cut a second time."""
+    if graph.meta.get(COMPILED_SPEC) == chip.fingerprint:
         return Compiled(graph, graph, chip)
+    source = graph.meta.get(COMPILED_FROM)
+    if isinstance(source, TaskGraph):
+        graph = source
     check_compiled_size(graph, chip)
     spec = chip.spec.compiler
     warnings: list[str] = []
@@ -123,7 +131,13 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
         depth = spec.prefetch_depth if "dma" in chip.kinds else 0
         channels = _engines_per_kind(chip).get("dma", 1) if spec.split_over_engines and not user_cut else 1
         tasks, prefetches = plan_on_chip(tasks, capacity, depth, channels)
-    meta = {**graph.meta, COMPILED_FOR: chip.name, COMPILER_WARNINGS: tuple(warnings)}
+    meta = {
+        **graph.meta,
+        COMPILED_FOR: chip.name,
+        COMPILED_SPEC: chip.fingerprint,
+        COMPILED_FROM: graph,
+        COMPILER_WARNINGS: tuple(warnings),
+    }
     out = TaskGraph(tasks, name=graph.name, source=graph.source, meta=meta)
     return Compiled(out, graph, chip, prefetches, fused)
 
@@ -437,8 +451,17 @@ def split_over_engines(tasks: Sequence[Task], chip: Chip, slices: int = 1, fit_b
         bounds = _cut(t.shape[dim], parts)
         names = [t.name] if parts == 1 else [f"{t.name}#{j}" for j in range(parts)]
         sizes = [b - a for a, b in bounds]
-        reads, writes, flops = (_share(x, sizes) for x in (t.bytes_read, t.bytes_written, t.flops))
+        writes, flops = (_share(x, sizes) for x in (t.bytes_written, t.flops))
         edge_shares = [_share(b, sizes) for b in t.dep_bytes]
+        if sum(t.dep_bytes) > t.bytes_read:
+            raise AccelsimError(
+                f"reads {sum(t.dep_bytes):,} bytes from its dependencies but {t.bytes_read:,} bytes in all",
+                key=f"task {t.name!r}.dep_bytes",
+            )
+        # A part reads its shares of the edges and its share of the rest (the bytes read from memory): shared out
+        # separately, each part's edge remainders could add up to more than a share of the whole it reads.
+        rest = _share(t.bytes_read - sum(t.dep_bytes), sizes)
+        reads = [r + sum(e[j] for e in edge_shares) for j, r in enumerate(rest)]
         # A fused kernel's ops are element-wise or row-wise: each part does its share of their elements.
         fused_shares = [_share(elements(shape), sizes) for _, shape in t.fused]
         for j, (a, b) in enumerate(bounds):

@@ -93,7 +93,17 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def _read_text(path: Path) -> str:
+    return read_input(path, "a TOML file").decode("utf-8", errors="replace").removeprefix("\ufeff")
+
+
+def read_input(path: str | Path, expected: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of an input file (``expected`` says what it should be, for the messages): the one reader of every
+    file accelsim takes, so each refuses alike, in one line naming the file, what is missing, a directory, not a
+    regular file (a FIFO, which would block for ever, or a device such as /dev/zero, which never ends) and what is
+    larger than ``limit`` bytes (read no further than that, so a file that grows is still cut short)."""
     source = str(path)
+    if not source:
+        raise AccelsimError(f"an empty path; expected {expected}", source="''")
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -103,22 +113,23 @@ def _read_text(path: Path) -> str:
     except (OSError, ValueError) as exc:
         raise AccelsimError(f"cannot read it ({_reason(exc)})", source=source) from None
     if stat.S_ISDIR(st.st_mode):
-        raise AccelsimError("is a directory, expected a TOML file", source=source)
+        raise AccelsimError(f"is a directory, expected {expected}", source=source)
     if not stat.S_ISREG(st.st_mode):
-        raise AccelsimError("is not a regular file (a FIFO, a device or a socket), expected a TOML file", source=source)
-    too_big = f"is larger than {MAX_FILE_BYTES:,} bytes, the most an input file may be"
-    if st.st_size > MAX_FILE_BYTES:
+        raise AccelsimError(f"is not a regular file (a FIFO, a device or a socket), expected {expected}", source=source)
+    most = "an input file" if limit == MAX_FILE_BYTES else expected
+    too_big = f"is larger than {limit:,} bytes, the most {most} may be"
+    if st.st_size > limit:
         raise AccelsimError(too_big, source=source)
     try:
         with open(path, "rb") as f:
-            raw = f.read(MAX_FILE_BYTES + 1)  # a file that grows (or lies about its size) is still cut short
+            raw = f.read(limit + 1)  # a file that grows (or lies about its size) is still cut short
     except PermissionError:
         raise AccelsimError("cannot read it: permission denied", source=source) from None
     except OSError as exc:
         raise AccelsimError(f"cannot read it ({_reason(exc)})", source=source) from None
-    if len(raw) > MAX_FILE_BYTES:
+    if len(raw) > limit:
         raise AccelsimError(too_big, source=source)
-    return raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    return raw
 
 
 def _reason(exc: BaseException) -> str:

@@ -79,7 +79,7 @@ class Generation:
     dtype: str
     cards: int  # tensor parallel over this many cards (1: one card); memory is per card
     ttft_ms: float
-    tpot_ms: float
+    tpot_ms: float | None  # None (JSON null) with one output token: there is no decode step to time
     latency_ms: float
     tokens_per_s: float
     prefill: Phase
@@ -285,6 +285,20 @@ def interpolated_sum(points: list[int], values: list[float], first: int, steps: 
     return float(np.interp(xs, np.asarray(points, dtype=float), np.asarray(values, dtype=float)).sum())
 
 
+def check_context(model: Model, input_tokens: int, output_tokens: int) -> None:
+    """A generation longer than the model's context (its config's limit, hf_config.context_length) is refused:
+    its last tokens would attend to positions the model was never built for."""
+    if model.context is None:
+        return
+    key, limit = model.context
+    if input_tokens + output_tokens > limit:  # the sequence as generated, prompt and output, as serving counts it
+        raise AccelsimError(
+            f"{input_tokens:,} input + {output_tokens:,} output tokens run past the model's context of {limit:,} "
+            f"positions ({key} in {model.path}); at most {limit:,} positions in all",
+            key="--output-tokens",
+        )
+
+
 def generate(
     chip: Chip,
     model: Model,
@@ -303,6 +317,7 @@ def generate(
     shortcuts). ``cards`` > 1: tensor parallel over that many cards of ``system`` (default: the chip's shipped
     one-node system), every card doing the same work, so one card is simulated with its collectives on the
     fabric."""
+    check_context(model, input_tokens, output_tokens)
     chip, model = on_cards(chip, model, cards, system)
     memory = memory_needed(model, batch, input_tokens + output_tokens, dtype, chip, cards)
     check_fits(memory, model.path, cards)
@@ -348,7 +363,7 @@ def generate(
         dtype=dtype,
         cards=cards,
         ttft_ms=prefill_ms,
-        tpot_ms=decode_ms / steps if steps else 0.0,
+        tpot_ms=decode_ms / steps if steps else None,  # one output token: the prefill made it, no decode step
         latency_ms=latency_ms,
         tokens_per_s=batch * output_tokens / (latency_ms / 1e3),
         prefill=_phase(prefill, prefill_ms, chip),

@@ -131,7 +131,9 @@ def _shown(shape: tuple[int, ...]) -> str:
 
 @dataclass
 class TaskGraph:
-    """A validated DAG of tasks, kept in the order given (the program order a naive compiler issues in)."""
+    """A validated DAG of tasks, in the order given (the program order a naive compiler issues in) where that order
+    puts every task after its dependencies, else sorted topologically keeping the given order wherever the
+    dependencies allow: the order of a file's tasks is not a contract, and every pass after this relies on it."""
 
     tasks: list[Task]
     name: str = "graph"
@@ -140,6 +142,11 @@ class TaskGraph:
 
     def __post_init__(self) -> None:
         self.validate()
+        order = self.topo_order
+        if order != list(range(len(self.tasks))):
+            self.tasks = [self.tasks[i] for i in order]
+            for cached in ("index", "preds", "succs", "topo_order"):
+                self.__dict__.pop(cached, None)
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -218,7 +225,9 @@ class TaskGraph:
             done = set(self.topo_order)
             stuck = [self.tasks[i].name for i in range(len(self.tasks)) if i not in done][:5]
             raise AccelsimError(
-                f"the dependencies form a cycle through {', '.join(map(repr, stuck))}", source=self.source
+                f"the dependencies form a cycle through {', '.join(map(repr, stuck))}",
+                source=self.source,
+                key=f"task {stuck[0]!r}.deps",
             )
 
     @property

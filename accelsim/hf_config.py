@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import read_input
 from .errors import AccelsimError
-from .limits import MAX_FILE_BYTES
+from .limits import model_size_refusal
 from .workload import workload_from_dict
 
 
@@ -91,6 +92,34 @@ FAMILIES: dict[str, Family] = {
     "bloom": Family(mlp="plain", norm="layernorm", activation="gelu", positions="alibi"),
     "mpt": Family(mlp="plain", norm="layernorm", activation="gelu", positions="alibi"),
 }
+
+#: The config key of the longest sequence a family's model takes (positions a learned table or RoPE was built
+#: for): ``max_position_embeddings`` unless named here; None where the family has no such limit (BLOOM's ALiBi:
+#: its ``seq_length`` is the training length, not a limit). A config without the key sets no limit.
+CONTEXT_KEYS: dict[str, str | None] = {
+    "gpt2": "n_positions",
+    "gpt_bigcode": "n_positions",
+    "gptj": "n_positions",
+    "codegen": "n_positions",
+    "chatglm": "seq_length",
+    "mpt": "max_seq_len",
+    "bloom": None,
+}
+
+
+def context_length(data: dict[str, Any]) -> tuple[str, int] | None:
+    """(key, value) of the most positions a config's model takes (CONTEXT_KEYS), or None where it says none."""
+    if isinstance(data.get("text_config"), dict):
+        data = data["text_config"]
+    model_type = data.get("model_type")
+    key = CONTEXT_KEYS.get(model_type, "max_position_embeddings") if isinstance(model_type, str) else None
+    if key is None:
+        return None
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return None
+    return key, value
+
 
 #: Keys some configs leave to their library's defaults: transformers' Gemma3TextConfig (the gemma-3-*-it configs
 #: give only the sizes that differ from them).
@@ -174,24 +203,29 @@ class _Config:
         return value
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """A config.json (or a catalog entry, whose ``config`` key holds one) as a dict."""
+def read_json(path: Path) -> Any:
+    """A JSON file (a config.json or a catalog entry) parsed, read by the one reader of input files
+    (config.read_input: no FIFO, device or file past MAX_FILE_BYTES); not UTF-8, not JSON, a NaN or nested past
+    what the parser can follow is one AccelsimError naming the file."""
+    raw = read_input(path, "a config.json")
     try:
-        if not path.is_file():
-            raise AccelsimError("not a file (give a catalog id or a path to a config.json)", source=str(path))
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise AccelsimError(f"larger than {MAX_FILE_BYTES:,} bytes; not a config", source=str(path))
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise AccelsimError(f"cannot read: {err}", source=str(path)) from None
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise AccelsimError(f"not UTF-8 text (byte {err.start + 1})", source=str(path)) from None
     try:
-        data = json.loads(text, parse_constant=_no_constant)
-    except (json.JSONDecodeError, RecursionError, ValueError) as err:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise AccelsimError("not valid JSON: nested too deeply", source=str(path)) from None
+    except ValueError as err:  # json.JSONDecodeError is one
         raise AccelsimError(f"not valid JSON: {err}", source=str(path)) from None
+
+
+def config_of(data: Any, source: str) -> dict[str, Any]:
+    """The config keys of a parsed config.json, or of a catalog entry (whose ``config`` key holds one)."""
     if isinstance(data, dict) and isinstance(data.get("config"), dict):
         data = data["config"]
     if not isinstance(data, dict):
-        raise AccelsimError("must be a JSON object of config keys", source=str(path))
+        raise AccelsimError("must be a JSON object of config keys", source=source)
     return data
 
 
@@ -203,9 +237,8 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
     """The ModelSpec fields (a dict, validated later with the rest of the workload) of a Hugging Face config."""
     if isinstance(data.get("text_config"), dict):  # a multimodal model: its language model generates the text
         data = {**data["text_config"], **{k: v for k, v in data.items() if k == "tie_word_embeddings"}}
-    model_type = data.get("model_type")
-    if not isinstance(model_type, str):  # absent, or not a name (a list or table cannot name a family)
-        model_type = None
+    given_type = data.get("model_type")
+    model_type = given_type if isinstance(given_type, str) else None  # (a list or a table names no family)
     for key, what in UNSUPPORTED_KEYS.items():
         if key in data:
             raise AccelsimError(f"{what} is not modelled", source=source, key=key)
@@ -215,7 +248,7 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
         )
     if model_type not in FAMILIES:
         raise AccelsimError(
-            f"unknown model_type {model_type!r}; known: {', '.join(sorted(FAMILIES))}", source=source, key="model_type"
+            f"unknown model_type {given_type!r}; known: {', '.join(sorted(FAMILIES))}", source=source, key="model_type"
         )
     data = {**LIBRARY_DEFAULTS.get(model_type, {}), **data}
     c = _Config(data, source)
@@ -283,7 +316,45 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
     else:
         spec["vocab"] = c.size("vocab_size", "padded_vocab_size")
         spec["tied_embeddings"] = c.flag("tie_word_embeddings", True)  # transformers' default
+    _check_size(c, spec)
     return spec
+
+
+#: The config keys of the sizes a model's parameters grow with, each with its aliases (as read above).
+_SIZE_KEYS = (
+    ("num_hidden_layers", "n_layer", "num_layers", "n_layers"),
+    ("hidden_size", "n_embd", "n_embed", "d_model"),
+    ("num_attention_heads", "n_head", "n_heads"),
+    ("head_dim", "kv_channels"),
+    ("num_key_value_heads", "num_kv_heads", "multi_query_group_num"),
+    ("intermediate_size", "ffn_hidden_size", "ffn_dim", "n_inner"),
+    ("num_local_experts", "num_experts", "n_routed_experts"),
+    ("moe_intermediate_size",),
+    ("shared_expert_intermediate_size",),
+    ("vocab_size", "padded_vocab_size"),
+    ("image_size",),
+)
+
+
+def _check_size(c: _Config, spec: dict[str, Any]) -> None:
+    """The model's size within accelsim.limits' bounds, checked here, where a config becomes a model, so that
+    every path (run --model, generate, models) refuses it before any work, naming the config's key: the layer
+    or expert count itself, or, for the parameters, the largest of the sizes they grow with."""
+    found = {aliases[0]: c.first(*aliases) for aliases in _SIZE_KEYS}
+    refusal = model_size_refusal(spec["layers"], spec.get("experts", 0), None)
+    if refusal is None:
+        refusal = model_size_refusal(spec["layers"], spec.get("experts", 0), parameter_count(spec, c.source))
+    if refusal is None:
+        return
+    what, message = refusal
+    if what == "layers":
+        key = found["num_hidden_layers"]
+    elif what == "experts":
+        key = found["num_local_experts"]
+    else:
+        given = [f for f in found.values() if f is not None and isinstance(f[1], int) and not isinstance(f[1], bool)]
+        key = max(given, key=lambda f: f[1], default=None)
+    raise c.fail(key[0] if key else "config", message)
 
 
 def _mlp(c: _Config, spec: dict[str, Any], d_model: int) -> None:
@@ -326,10 +397,11 @@ def _sliding_window(c: _Config, spec: dict[str, Any], model_type: str, layers: i
     spec["window_period"] = period
 
 
-def parameter_count(spec: dict[str, Any]) -> int:
-    """Weights of a model built by ``model_spec_from_config`` (Workload.parameters of one pass of it)."""
+def parameter_count(spec: dict[str, Any], source: str = "<model>") -> int:
+    """Weights of a model built by ``model_spec_from_config`` (Workload.parameters of one pass of it); a spec that
+    is not a valid model is an AccelsimError naming ``source``."""
     run = {"batch": 1} if spec.get("family") == "vit" else {"batch": 1, "seq_len": 1}
-    return workload_from_dict({"name": "parameters", "model": spec, "run": run}, "<model>").parameters
+    return workload_from_dict({"name": "parameters", "model": spec, "run": run}, source).parameters
 
 
 def describe(spec: dict[str, Any]) -> str:

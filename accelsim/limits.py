@@ -12,6 +12,8 @@ from __future__ import annotations
 #: at most this deep (the shipped files nest 3 deep). Both are checked on the text, before the TOML parser runs.
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_NESTING = 32
+#: A sweep's results file read back (sweep-plot): at most this many bytes (a million points of a few hundred bytes).
+MAX_RESULTS_BYTES = 512 * 1024 * 1024
 
 #: Engines in a group, and on a whole chip (the largest real chips have a few hundred cores; each instance is a
 #: simulated resource with its own queue).
@@ -37,12 +39,13 @@ MAX_INSTRUCTIONS_PER_ELEMENT = 1e6
 #: An efficiency (a fraction of a peak reached) at least this: a hundredth of the peak.
 MIN_EFFICIENCY = 0.01
 
-#: Systems of many cards (accelsim.system): cards in a node and nodes in a system each at most this, and the whole
-#: system too (the largest clusters have a few hundred thousand accelerators; the largest scale-up domains a few
-#: hundred cards).
-MAX_CARDS = 10_000_000
+#: Systems of many cards (accelsim.system) and the networks built of them (accelsim.network): cards in a node,
+#: nodes in a system and the whole system at most this, the largest network simulated (a fabric with a link per
+#: ordered pair of cards has n(n-1) links, a million at 1,024 cards). A system file, and a layout (--parallel),
+#: are checked against it on load, so that nothing past it is refused only once the network is built.
+MAX_CARDS = 1024
 #: Links per card pair or per card to a switch, and network ports per card (real cards have at most a few dozen).
-MAX_LINKS = 10_000
+MAX_LINKS = 1024
 #: A message's fixed latency on a fabric, microseconds: up to one second (real fabrics take about 1 to 10 us).
 MAX_LATENCY_US = 1e6
 
@@ -50,6 +53,31 @@ MAX_LATENCY_US = 1e6
 MAX_WORKLOAD_SIZE = 2**31 - 1
 #: A workload's width multiplier (d_ff = d_model x mlp_ratio).
 MAX_MLP_RATIO = 1000.0
+
+#: A model read from a config (accelsim.hf_config), checked before anything is built of it: at most this many
+#: layers (the deepest published language models have a few hundred; each layer is some twenty tasks, and
+#: generation's memory estimate visits each), experts per layer (the most published have a few hundred; each is
+#: its own tasks), and parameters (the largest published models have about 2 x 10^12; past 10^13 the weights
+#: alone would take more memory than any system simulated holds).
+MAX_MODEL_LAYERS = 10_000
+MAX_MODEL_EXPERTS = 10_000
+MAX_MODEL_PARAMETERS = 10**13
+
+
+def model_size_refusal(layers: int, experts: int, parameters: int | None) -> tuple[str, str] | None:
+    """(the size refused, ``layers``, ``experts`` or ``parameters``, and why) for a model past the bounds above,
+    else None. ``parameters`` None: not counted yet (checked once layers and experts are known to be in bounds)."""
+    if layers > MAX_MODEL_LAYERS:
+        return "layers", f"{layers:,} layers; a model may have at most {MAX_MODEL_LAYERS:,}"
+    if experts > MAX_MODEL_EXPERTS:
+        return "experts", f"{experts:,} experts per layer; a model may have at most {MAX_MODEL_EXPERTS:,}"
+    if parameters is not None and parameters > MAX_MODEL_PARAMETERS:
+        return "parameters", (
+            f"the model would have {parameters:.3g} parameters; at most {MAX_MODEL_PARAMETERS:.0e} are simulated "
+            "(the largest published models have about 2e+12)"
+        )
+    return None
+
 
 #: One task's FLOPs or bytes, and a whole graph's, at most this: 2^62, half the range of the 64-bit integers the
 #: simulator counts in, so that sums of them cannot overflow. A task shape's dimensions are bounded the same way.

@@ -29,12 +29,17 @@ from typing import NamedTuple, cast
 import simpy
 
 from .errors import AccelsimError
-from .limits import MAX_BANDWIDTH_GBPS, MAX_CLOCK_GHZ, MAX_COUNT, MAX_CYCLES, MIN_BANDWIDTH_GBPS, MIN_CLOCK_GHZ
+from .limits import (
+    MAX_BANDWIDTH_GBPS,
+    MAX_CARDS,
+    MAX_CLOCK_GHZ,
+    MAX_COUNT,
+    MAX_CYCLES,
+    MAX_LINKS,
+    MIN_BANDWIDTH_GBPS,
+    MIN_CLOCK_GHZ,
+)
 
-#: Cards in a topology: a fabric with a link per ordered pair has n(n-1) links, a million at 1,024 cards.
-MAX_CARDS = 1024
-#: Parallel links between two points (links per pair, ports per card): real cards have tens.
-MAX_PARALLEL_LINKS = 1024
 #: A link's latency, seconds: up to 1 s (a wide-area link is tens of ms; anything longer is a typo).
 MAX_LATENCY_S = 1.0
 
@@ -117,8 +122,8 @@ def _check_cards(n: object, what: str = "cards") -> int:
 
 
 def _check_count(k: object, what: str) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PARALLEL_LINKS:
-        raise AccelsimError(f"{what} must be an integer from 1 to {MAX_PARALLEL_LINKS:,}, got {k!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_LINKS:
+        raise AccelsimError(f"{what} must be an integer from 1 to {MAX_LINKS:,}, got {k!r}")
     return k
 
 

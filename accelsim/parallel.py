@@ -6,11 +6,12 @@ multi-card issue's next step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import AccelsimError
-from .limits import MAX_WORKLOAD_SIZE
+from .limits import MAX_CARDS, MAX_WORKLOAD_SIZE
 
 
 @dataclass(frozen=True)
@@ -27,21 +28,44 @@ class Layout:
 
     @staticmethod
     def parse(text: str, source: str = "--parallel") -> Layout:
-        """``tp=8,pp=1,dp=2``; a key left out is 1."""
+        """``tp=8,pp=1,dp=2``; a key left out is 1 (Layout.of_items)."""
+        return Layout.of_items(text.split(",") if text.strip() else [], source)
+
+    @staticmethod
+    def of_items(items: Sequence[str], source: str = "--parallel") -> Layout:
+        """The layout of ``tp=8``, ``dp=2`` items (the command line's comma list, accelsim.cli.comma_list): each key
+        at most once, each degree plain ASCII digits (not ``+8``, ``1_000`` or ``٣``, which int() would take), and
+        the cards, tp x pp x dp, at most accelsim.limits.MAX_CARDS (the largest network simulated), checked here,
+        before any work, naming the option."""
         values = {"tp": 1, "pp": 1, "dp": 1}
-        for item in (p.strip() for p in text.split(",") if p.strip()):
+        given: set[str] = set()
+        for item in (p.strip() for p in items):
             key, _, raw = item.partition("=")
-            key = key.strip()
+            key, raw = key.strip(), raw.strip()
             if key not in values:
                 raise AccelsimError(f"unknown key {key!r}; allowed: tp, pp, dp (e.g. tp=8,pp=1,dp=2)", source=source)
-            try:
-                value = int(raw)
-            except ValueError:
-                raise AccelsimError(f"{key} must be a whole number, got {raw.strip()!r}", source=source) from None
+            if key in given:
+                raise AccelsimError(f"{key} is given twice; give each of tp, pp and dp at most once", source=source)
+            given.add(key)
+            value = whole_number(raw)
+            if value is None:
+                raise AccelsimError(f"{key} must be a whole number, got {raw!r}", source=source)
             if not 1 <= value <= MAX_WORKLOAD_SIZE:
                 raise AccelsimError(f"{key} must be from 1 to {MAX_WORKLOAD_SIZE:,}, got {value}", source=source)
             values[key] = value
-        return Layout(**values)
+        layout = Layout(**values)
+        if layout.cards > MAX_CARDS:
+            raise AccelsimError(
+                f"tp x pp x dp is {layout.cards:,} cards; at most {MAX_CARDS:,} are simulated (the largest network)",
+                source=source,
+            )
+        return layout
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as a whole number when it is plain ASCII digits (int() also takes ``+8``, ``1_000`` and other
+    scripts' digits, ``٣``, which no option means), else None."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 40 else None
 
 
 def shard_model(spec: dict[str, Any], tp: int, source: str) -> dict[str, Any]:

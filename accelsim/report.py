@@ -184,7 +184,8 @@ def generation_report(g: Generation) -> str:
         f"{g.model} on {g.chip if g.cards == 1 else f'{g.cards} x {g.chip} (tensor parallel)'}: batch {g.batch}, "
         f"{g.input_tokens} input and {g.output_tokens} output tokens, {g.dtype}",
         f"  time to first token   {g.ttft_ms:,.2f} ms",
-        f"  time per output token {g.tpot_ms:,.3f} ms",
+        "  time per output token "
+        + (f"{g.tpot_ms:,.3f} ms" if g.tpot_ms is not None else "n/a (one output token: no decode step)"),
         f"  latency               {g.latency_ms:,.1f} ms",
         f"  throughput            {g.tokens_per_s:,.1f} tokens/s",
         "",

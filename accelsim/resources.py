@@ -23,7 +23,13 @@ def shipped_names(kind: str) -> list[str]:
 
 
 def resolve(name_or_path: str | Path, kind: str) -> Path:
-    """A path that exists is used as is; otherwise a shipped file's name (with or without ``.toml``)."""
+    """A path that exists is used as is; otherwise a shipped file's name (with or without ``.toml``). An empty
+    name is neither (Path('') would be the current folder)."""
+    if not str(name_or_path).strip():
+        raise AccelsimError(
+            f"an empty name; give a shipped {kind[:-1]} ({', '.join(shipped_names(kind)) or 'none'}) or a path",
+            source=repr(str(name_or_path)),
+        )
     path = Path(name_or_path)
     try:
         exists = path.exists()

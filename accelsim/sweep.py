@@ -99,7 +99,14 @@ def parse_axis(item: str) -> Axis:
     if "=" not in item:
         raise AccelsimError(f"expected chip.KEY=V1,V2,... or workload.KEY=V1,V2,..., got {item!r}", source="--set")
     key, raw = (s.strip() for s in item.split("=", 1))
-    if not key.startswith((CHIP_PREFIX, WORKLOAD_PREFIX)) or key in (CHIP_PREFIX, WORKLOAD_PREFIX):
+    if key in (CHIP_PREFIX, WORKLOAD_PREFIX) or not key.strip("."):
+        raise AccelsimError(
+            f"no key{f' after {key!r}' if key else ''}: name one, e.g. chip.engines.tpc.count=8,16 or "
+            "workload.seq_len=1024,4096",
+            source="--set",
+            key=key or "''",
+        )
+    if not key.startswith((CHIP_PREFIX, WORKLOAD_PREFIX)):
         prefix = WORKLOAD_PREFIX if _looks_like_workload_key(key) else CHIP_PREFIX
         raise AccelsimError(
             f"say whether the key is the chip profile's or the workload's: write --set "
@@ -118,7 +125,18 @@ def parse_axis(item: str) -> Axis:
         except tomllib.TOMLDecodeError:
             values.append(text)
         texts.append(text)
+    for i, v in enumerate(values):  # a point run twice would be one row: the count said points never written
+        earlier = next((texts[j] for j in range(i) if _same(values[j], v)), None)
+        if earlier is not None:
+            raise AccelsimError(
+                f"the value {texts[i]!r} is given twice (as {earlier!r}); give each value once", source="--set", key=key
+            )
     return Axis(key, tuple(values), tuple(texts))
+
+
+def _same(a: object, b: object) -> bool:
+    """Whether two swept values are one point: equal and of one type (1 and 1.0, or true and 1, are not)."""
+    return type(a) is type(b) and a == b
 
 
 def _split_values(raw: str) -> list[str]:
@@ -439,7 +457,8 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def read_parquet(path: Path):
+def read_parquet(path: Path, raw: bytes | None = None):
+    """A Parquet file as a pyarrow table: read from ``path``, or parsed from its bytes ``raw`` already read."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -447,6 +466,10 @@ def read_parquet(path: Path):
             "reading Parquet needs pyarrow (pip install 'accelsim[parquet]')", source=str(path)
         ) from None
     try:
+        if raw is not None:
+            import pyarrow as pa
+
+            return pq.read_table(pa.BufferReader(raw))
         return pq.read_table(path)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and others for a file that is not Parquet
         raise AccelsimError(

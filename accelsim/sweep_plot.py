@@ -9,6 +9,7 @@ the line; only a file with nothing drawable left is an error.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import sys
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .config import read_input
 from .errors import AccelsimError
+from .limits import MAX_RESULTS_BYTES
 from .outputs import check_output_dir, safe_name
 from .plots import plain, save
 from .sweep import COLUMNS, KEY_COLUMNS, read_parquet
@@ -47,24 +50,22 @@ class SweepRows:
 
 def _raw_rows(path: Path) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """(header, [(where, cells)]) of a CSV or Parquet file; ``where`` is ``line N`` or ``row N``."""
+    raw = read_input(path, "a sweep's results file", MAX_RESULTS_BYTES)  # no FIFO, no device, nothing endless
     if path.suffix == ".parquet":
-        table = read_parquet(path)
+        table = read_parquet(path, raw)
         header = [str(c) for c in table.column_names]
         return header, [
             (f"row {i + 1}", ["" if v is None else str(v) for v in r.values()]) for i, r in enumerate(table.to_pylist())
         ]
     try:
-        with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, [])
-            rows = []
-            for cells in reader:
-                if cells:
-                    rows.append((f"line {reader.line_num}", cells))
+        reader = csv.reader(io.StringIO(raw.decode("utf-8", errors="replace"), newline=""))
+        header = next(reader, [])
+        rows = []
+        for cells in reader:
+            if cells:
+                rows.append((f"line {reader.line_num}", cells))
     except csv.Error as exc:
         raise AccelsimError(f"not a readable CSV file ({exc})", source=str(path)) from None
-    except OSError as exc:
-        raise AccelsimError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
     return header, rows
 
 

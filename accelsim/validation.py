@@ -29,7 +29,7 @@ from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .chip import Chip
-from .config import STRICT, PosInt, build
+from .config import STRICT, PosInt, build, read_input
 from .errors import AccelsimError
 from .generation_records import GenerationPrediction, LlmGenerateRecord, predict_generation, why_not_predicted
 from .graph import TaskGraph, make_task
@@ -582,6 +582,8 @@ class Measurements:
     source: str
     records: tuple[Measured, ...]
     skipped: tuple[Skipped, ...] = ()
+    #: (line, name) of the device record (gpu_calib.py's first line): the device the kernels were measured on.
+    device: tuple[int, str] | None = None
 
 
 class _DuplicateKey(Exception):
@@ -601,16 +603,8 @@ def read_records(path: str | Path) -> Measurements:
     """A JSON-lines measurement file (../shared/calibration/README.md), every record checked: a line that is not
     UTF-8, not a JSON object or not a valid record of its kind is one AccelsimError naming the file, the line and
     the key; a record of a kind accelsim does not predict is skipped, with its reason."""
-    p = Path(path)
-    source = str(p)
-    if not p.exists():
-        raise AccelsimError("file not found", source=source)
-    if p.is_dir():
-        raise AccelsimError("is a directory, expected a JSON-lines file", source=source)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise AccelsimError(f"cannot be read ({exc.strerror})", source=source) from None
+    source = str(path)
+    data = read_input(path, "a JSON-lines file")
     rows: list[tuple[int, Any]] = []
     for n, raw in enumerate(data.splitlines(), 1):
         try:
@@ -648,8 +642,11 @@ def _check_rows(rows: Sequence[tuple[int, Any]], source: str) -> Measurements:
     records: list[Measured] = []
     skipped: list[Skipped] = []
     concurrency_line = None
+    device = None
     for n, rec in rows:
         kind = _kind(rec, source, n)
+        if kind == "device" and device is None and isinstance(rec.get("name"), str):
+            device = (n, rec["name"])
         if kind not in RECORDS:
             reason = NOT_PREDICTED.get(kind, f"not a kind accelsim predicts ({', '.join(RECORDS)})")
             skipped.append(Skipped(n, kind, reason))
@@ -665,7 +662,27 @@ def _check_rows(rows: Sequence[tuple[int, Any]], source: str) -> Measurements:
                 continue
             concurrency_line = n
         records.append(Measured(n, rec, spec))
-    return Measurements(source, tuple(records), tuple(skipped))
+    return Measurements(source, tuple(records), tuple(skipped), device)
+
+
+def _alnum(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum())
+
+
+def device_warning(chip: Chip, m: Measurements) -> str | None:
+    """Why kernel records measured on one device and predicted on a chip profile of another compare two chips
+    (``validate --chip gaudi1`` on H200 records), or None: no device record, no kernel record, or the device's
+    name holds the chip's (``NVIDIA H200`` and h200)."""
+    kernels = any(not isinstance(r.spec, TrainStepRecord | LlmGenerateRecord) for r in m.records)
+    if m.device is None or not kernels:
+        return None
+    line, name = m.device
+    if _alnum(chip.name) in _alnum(name):
+        return None
+    return (
+        f"{m.source}: line {line}: the kernel records were measured on {name}, not on {chip.name}: each error "
+        f"below compares two different chips (give --chip the profile of {name})"
+    )
 
 
 def predict_ms(chip: Chip, graph: TaskGraph) -> float:
@@ -784,6 +801,8 @@ class Validation:
     summary: Mapping[str, ErrorStats]  # by record kind, then "overall"
     concurrency: Concurrency | None
     skipped: tuple[Skipped, ...] = ()  # records of kinds accelsim does not predict, with the reason
+    #: What the command warns of on stderr (device_warning).
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON ``accelsim validate --json`` prints."""
@@ -850,6 +869,7 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
         summary=summarize(rows),
         concurrency=conc,
         skipped=tuple(sorted(skipped, key=lambda s: s.line)),
+        warnings=tuple(w for w in (device_warning(chip, m),) if w),
     )
 
 

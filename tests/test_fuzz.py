@@ -2,10 +2,12 @@
 exit 2 and exactly one stderr line ``accelsim: error: ...`` naming the file; never an exception, never a hang.
 
 Cases are generated from a fixed seed (case ``i`` uses ``random.Random(SEED + i)``), so a failure names a case that
-reproduces: ``pytest tests/test_fuzz.py -k 'case_17]'``. Each case mutates a shipped chip profile, a workload or a
-small task graph (keys deleted or duplicated, values replaced with huge, negative, non-finite, wrong-typed or
-deeply nested ones, binary garbage, truncation, a byte order mark) and runs one command on it in-process, under a
-10 s alarm. The default run has FAST cases; the slow marker adds SLOW more.
+reproduces: ``pytest tests/test_fuzz.py -k 'case_17]'``. Each case mutates a shipped chip profile, a workload, a
+small task graph, a system of many cards or a model's config.json (keys deleted or duplicated, values replaced with
+huge, negative, non-finite, wrong-typed or deeply nested ones, binary garbage, truncation, a byte order mark), or
+draws the options of ``generate`` (--batch, the token counts, --cards) or a ``--parallel`` layout (run, compare),
+and runs one command in-process (chips, systems, models, run, compare, compile, generate), under a 10 s alarm. The
+default run has FAST cases; the slow marker adds SLOW more.
 
 The runs stay small (one layer; a graph of 64-wide shapes; chips whose compilers split are only given that graph;
 and a task limit of TASK_LIMIT instead of the machine's 5 million, so that a mutated size is refused by the same
@@ -26,7 +28,7 @@ from conftest import deadline
 
 ROOT = Path(__file__).parent.parent
 SEED = 20261130
-FAST = 100
+FAST = 150
 SLOW = 1500
 SECONDS = 10
 TASK_LIMIT = 20_000
@@ -209,10 +211,205 @@ def mutate(text: str, rng: random.Random) -> bytes:
     return data if data is not None and rng.random() < 0.5 else "\n".join(lines).encode() + b"\n"
 
 
+MODELS = {
+    name: (ROOT / "models" / f"{name}.json").read_text()
+    for name in ("gpt2-xl", "meta-llama--Llama-3.1-8B", "mistralai--Mixtral-8x7B-v0.1", "google--gemma-2-9b")
+}
+SYSTEMS = {name: (ROOT / "systems" / f"{name}.toml").read_text() for name in ("hls-gaudi2", "dgx-h100")}
+
+#: Values a mutated config.json key is given (JSON text).
+JSON_VALUES = [
+    "-1",
+    "0",
+    "1",
+    "2",
+    "3",
+    "7",
+    "0.5",
+    "1e300",
+    "1e400",
+    "NaN",
+    "Infinity",
+    str(2**31 - 1),
+    str(2**31),
+    str(2**62),
+    str(2**63),
+    "9" * 40,
+    "1000000000",
+    "100000",
+    "true",
+    "false",
+    "null",
+    '"x"',
+    '""',
+    '"llama"',
+    '"mamba"',
+    '"gelu"',
+    '"full_attention"',
+    "[]",
+    "[1, 2]",
+    '["sliding_attention", "full_attention"]',
+    "{}",
+    '{"a": 1}',
+    "[" * 40 + "]" * 40,
+    "[" * 3000 + "]" * 3000,
+]
+#: The config keys the reader looks at, so that a mutation often lands on one.
+CONFIG_KEYS = [
+    "model_type",
+    "hidden_size",
+    "n_embd",
+    "num_hidden_layers",
+    "n_layer",
+    "num_attention_heads",
+    "n_head",
+    "num_key_value_heads",
+    "head_dim",
+    "intermediate_size",
+    "n_inner",
+    "vocab_size",
+    "max_position_embeddings",
+    "n_positions",
+    "num_local_experts",
+    "num_experts_per_tok",
+    "sliding_window",
+    "sliding_window_pattern",
+    "layer_types",
+    "hidden_act",
+    "activation_function",
+    "tie_word_embeddings",
+    "rmsnorm",
+    "parallel_attn",
+    "text_config",
+    "config",
+    "expansion_ratio",
+]
+
+
+def mutate_json(text: str, rng: random.Random) -> bytes:
+    """One to three mutations of a config.json (or catalog entry): keys set to odd values, deleted, or the text
+    cut, nested or salted with bytes."""
+    lines = text
+    for _ in range(rng.randint(1, 3)):
+        what = rng.choice(["value", "value", "value", "value", "delete", "garbage", "truncate", "nest", "bom"])
+        if what in ("value", "delete"):
+            key = rng.choice(CONFIG_KEYS + re.findall(r'"([A-Za-z_]+)":', lines)[:60])
+            pattern = re.compile(rf'"{key}":\s*(\[[^\]]*\]|\{{[^}}]*\}}|"[^"]*"|[^,}}\n]+)')
+            found = pattern.search(lines)
+            if what == "delete" and found:
+                lines = lines[: found.start()] + f'"deleted_{key}": 0' + lines[found.end() :]
+            elif found:
+                lines = lines[: found.start()] + f'"{key}": {rng.choice(JSON_VALUES)}' + lines[found.end() :]
+            else:  # a key the config lacks: added to its innermost object that holds sizes
+                at = lines.rfind("}")
+                lines = lines[:at] + f', "{key}": {rng.choice(JSON_VALUES)}' + lines[at:]
+        elif what == "nest":
+            lines = "[" * rng.choice([40, 3000, 20000]) + lines
+        else:
+            raw = lines.encode()
+            at = rng.randrange(len(raw) + 1)
+            if what == "garbage":
+                raw = raw[:at] + rng.choice(GARBAGE) + raw[at:]
+            elif what == "truncate":
+                raw = raw[:at]
+            else:
+                raw = b"\xef\xbb\xbf" + raw
+            lines = raw.decode("utf-8", errors="replace")
+    return lines.encode()
+
+
+#: --parallel texts are built of these items, and --batch and the token counts are drawn from NUMBERS.
+LAYOUT_ITEMS = ["tp=8", "tp=4", "tp=2", "tp=1", "pp=2", "pp=1", "dp=2", "dp=1", "tp=8", "ep=2", "tp", "=2", ""]
+NUMBERS = [
+    "1",
+    "2",
+    "8",
+    "16",
+    "0",
+    "-1",
+    "+8",
+    "1_000",
+    "\u0663",
+    "1e9",
+    "1.5",
+    "1024",
+    "1025",
+    str(2**31 - 1),
+    str(2**31),
+    "9" * 40,
+    "",
+    " ",
+    "x",
+    "0x10",
+]
+
+
 def make_case(index: int, folder: Path) -> tuple[str, list[str]]:
     """(description, argv) of case ``index``; its mutated file is written into ``folder``."""
     rng = random.Random(SEED + index)
-    kind = rng.choice(["chip", "chip", "workload", "workload", "graph", "graph", "set", "listing"])
+    kind = rng.choice(
+        ["chip", "chip", "workload", "workload", "graph", "graph", "set", "listing"]
+        + ["model", "model", "system", "generate", "parallel"]
+    )
+    if kind == "model":
+        name = rng.choice(sorted(MODELS))
+        path = folder / "config.json"
+        path.write_bytes(mutate_json(MODELS[name], rng))
+        chip = rng.choice(["h100", "gaudi2"])
+        tokens = ["--batch", "1", "--input-tokens", "8", "--output-tokens", rng.choice(["1", "3"])]
+        argv = rng.choice(
+            [
+                ["models", "show", str(path)],
+                ["models", "show", str(path), "--json"],
+                ["run", "--chip", "h100", "--model", str(path), "--set", "layers=1"],
+                ["compile", "--chip", chip, "--model", str(path), "--set", "layers=1"],
+                ["generate", "--chip", chip, "--model", str(path), *tokens],
+                ["generate", "--chip", chip, "--model", str(path), *tokens, "--json"],
+            ]
+        )
+        return f"model {name}", argv
+    if kind == "system":
+        name = rng.choice(sorted(SYSTEMS))
+        path = folder / f"{name}.toml"
+        path.write_bytes(mutate(SYSTEMS[name], rng))
+        # 32 heads (any shipped node's cards divide them), two layers (two pipeline stages), training (replicas)
+        workload = ["--workload", "llama-7b-like", "--set", "layers=2", "--set", "seq_len=256"]
+        workload += ["--set", "mode=training"]
+        argv = rng.choice(
+            [
+                ["systems", "show", str(path)],
+                ["systems", "show", str(path), "--json"],
+                ["run", "--system", str(path), *workload],
+                ["run", "--system", str(path), "--parallel", rng.choice(["tp=2", "tp=4,dp=2", "tp=2,pp=2"]), *workload],
+                ["compare", "--system", str(path), "--schedulers", "naive", *workload],
+            ]
+        )
+        return f"system {name}", argv
+    if kind == "generate":
+        option = rng.choice(["--batch", "--input-tokens", "--output-tokens", "--cards"])
+        values = {"--batch": "2", "--input-tokens": "16", "--output-tokens": "3", "--cards": "1"}
+        values[option] = rng.choice(NUMBERS)
+        argv = ["generate", "--chip", rng.choice(["gaudi2", "h100"]), "--model", "gpt2-xl"]
+        for k, v in values.items():
+            argv += [k, v]
+        return f"generate {option}={values[option]!r}", argv + rng.choice([[], ["--json"], ["--dtype", "fp8"]])
+    if kind == "parallel":
+        items = [rng.choice(LAYOUT_ITEMS) for _ in range(rng.randint(1, 3))]
+        if rng.random() < 0.4:  # a degree of a drawn number
+            items[0] = f"{rng.choice(['tp', 'pp', 'dp'])}={rng.choice(NUMBERS)}"
+        layout = ",".join(items)
+        if rng.random() < 0.3:  # a layout of the node's eight cards, which runs
+            layout = rng.choice(["tp=8", "tp=4,dp=2", "dp=2,tp=2,pp=2", " tp = 8 , pp = 1 "])
+        workload = ["--workload", "llama-7b-like", "--set", "layers=2", "--set", "seq_len=128"]
+        workload += ["--set", "mode=training"]
+        argv = rng.choice(
+            [
+                ["run", "--system", "hls-gaudi2", *workload],
+                ["compare", "--system", "dgx-h100", "--schedulers", "naive,heft", *workload],
+                ["compare", "--system", "hls-gaudi2", "--schedulers", "naive", *workload],
+            ]
+        )
+        return f"--parallel {layout!r}", argv + ["--parallel", layout] + rng.choice([[], ["--json"]])
     if kind == "listing":
         return "listing", rng.choice([["workloads"], ["workloads", "--json"], ["chips"], ["schedulers"]])
     if kind == "set":
@@ -318,7 +515,9 @@ def check_case(index, tmp_path, capsys, monkeypatch, make=make_case):
     )
     files = [a for a in argv if a.startswith(str(tmp_path))]
     if files and not what.startswith("graph"):  # (a graph's error may name the chip it was compiled for)
-        assert any(f in err for f in files), f"case {index} ({what}): the error does not name the file: {err!r}"
+        # A mutated system can make --parallel's layout the thing at fault (tp=4 on a node of 3 cards).
+        named = files + (["--parallel"] if "--parallel" in argv else [])
+        assert any(f in err for f in named), f"case {index} ({what}): the error does not name the file: {err!r}"
 
 
 @pytest.mark.parametrize("index", range(FAST), ids=lambda i: f"case_{i}")

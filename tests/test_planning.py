@@ -117,17 +117,21 @@ def test_upward_rank_is_the_longest_cost_path_to_an_exit():
 
 
 def test_upward_rank_follows_dependencies_not_list_order():
-    # Listed backwards: z needs y, y needs x. x = 1 + (2 + 4) = 7, y = 2 + 4 = 6, z = 4.
+    # Listed backwards: z needs y, y needs x. The graph sorts them (x, y, z: graph order is not a contract, issue
+    # 21); x = 1 + (2 + 4) = 7, y = 2 + 4 = 6, z = 4.
     graph = TaskGraph([add("z", deps=["y"]), add("y", deps=["x"]), add("x")])
-    assert upward_rank(graph, [4.0, 2.0, 1.0]) == [4.0, 6.0, 7.0]
+    assert [t.name for t in graph.tasks] == ["x", "y", "z"]
+    assert upward_rank(graph, [1.0, 2.0, 4.0]) == [7.0, 6.0, 4.0]
 
 
 def test_priority_order_is_by_decreasing_rank_with_ties_in_topological_order():
-    # x needs y, so the topological order is y, x, z (Kahn, smallest index first among the ready ones).
+    # x needs y, so the topological order is y, x, z (Kahn, smallest index first among the ready ones), the
+    # order the graph keeps its tasks in (graph order is not a contract: it sorts them, issue 21).
     graph = TaskGraph([add("x", deps=["y"]), add("y"), add("z")])
-    assert priority_order(graph, [1.0, 1.0, 9.0]) == [2, 1, 0]  # z first; x and y tie: y before x
-    assert priority_order(graph, [5.0, 5.0, 5.0]) == [1, 0, 2]  # all tie: the topological order
-    assert priority_order(graph, [3.0, 1.0, 2.0]) == [0, 2, 1]
+    assert [t.name for t in graph.tasks] == ["y", "x", "z"]
+    assert priority_order(graph, [1.0, 1.0, 9.0]) == [2, 0, 1]  # z first; x and y tie: y before x
+    assert priority_order(graph, [5.0, 5.0, 5.0]) == [0, 1, 2]  # all tie: the topological order
+    assert priority_order(graph, [1.0, 3.0, 2.0]) == [1, 2, 0]
 
 
 # --- idle gaps ----------------------------------------------------------------------------------------------------
@@ -233,11 +237,13 @@ def test_earliest_finish_reports_a_task_no_offered_group_can_run(tiny_chip):
 
 
 def test_from_plan_orders_each_engine_by_planned_start_ties_in_topological_order(tiny_chip):
-    # x needs y (topological order y, x, z). On tpc0: z planned at 0, x and y both at 5: y before x.
+    # x needs y (topological order y, x, z, the order the graph keeps). On tpc0: z planned at 0, x and y both at
+    # 5: y before x.
     graph = TaskGraph([add("x", deps=["y"]), add("y"), add("z"), add("w")])
+    assert [t.name for t in graph.tasks] == ["y", "x", "z", "w"]
     schedule = Schedule.from_plan(graph, tiny_chip, [1, 1, 1, 2], [5, 5, 0, 7], "planned", {"note": 1})
     assert schedule.engine == [1, 1, 1, 2]
-    assert schedule.order == [[], [2, 1, 0], [3], []]
+    assert schedule.order == [[], [2, 0, 1], [3], []]
     assert schedule.scheduler == "planned" and schedule.notes == {"note": 1}
 
 

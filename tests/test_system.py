@@ -115,11 +115,11 @@ def _hls1():
         (lambda s: s.replace("link_gbps = 12.5", "link_gbps = inf"), "scale_up.link_gbps", "finite"),
         (lambda s: s.replace("port_gbps = 12.5", "port_gbps = nan"), "scale_out.port_gbps", "finite"),
         (lambda s: s.replace("latency_us = 2.0", "latency_us = 1e9"), "scale_up.latency_us", "at most"),
-        (lambda s: s.replace("nodes = 1", "nodes = 100000000"), "nodes", "at most 10,000,000"),
+        (lambda s: s.replace("nodes = 1", "nodes = 100000000"), "nodes", "at most 1,024"),
         (
-            lambda s: s.replace("nodes = 1", "nodes = 2000000"),
+            lambda s: s.replace("nodes = 1", "nodes = 200"),
             "nodes",
-            "is 16,000,000 cards; a system may have at most",
+            "is 1,600 cards; a system may have at most 1,024",
         ),
         (
             lambda s: s.replace('topology = "all-to-all"', 'topology = "mesh"'),

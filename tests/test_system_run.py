@@ -360,14 +360,16 @@ def test_experts_and_the_vocabulary_are_sharded_too():
 
 def test_the_edges_of_layouts_and_shards():
     from accelsim.catalog import load_model
-    from accelsim.limits import MAX_WORKLOAD_SIZE
+    from accelsim.limits import MAX_CARDS, MAX_WORKLOAD_SIZE
     from accelsim.parallel import shard_model
     from accelsim.pipeline import StageTimes, one_f_one_b, simulate_pipeline
 
     assert one_f_one_b(1, 3) == [[("F", 0), ("B", 0), ("F", 1), ("B", 1), ("F", 2), ("B", 2)]]
     assert simulate_pipeline([StageTimes(10, 20, 5)], 1, 7).cycles == 35  # one stage: nothing to send
     assert Layout.parse("tp=1,pp=1,dp=2") == Layout(1, 1, 2)
-    assert Layout.parse(f"dp={MAX_WORKLOAD_SIZE}").dp == MAX_WORKLOAD_SIZE
+    assert Layout.parse(f"dp={MAX_CARDS}").dp == MAX_CARDS  # the largest network simulated
+    with pytest.raises(AccelsimError, match=f"--parallel: tp x pp x dp is {MAX_WORKLOAD_SIZE:,} cards; at most"):
+        Layout.parse(f"dp={MAX_WORKLOAD_SIZE}")
     with pytest.raises(AccelsimError, match="tp must be a whole number, got '2=3'"):
         Layout.parse("tp=2=3")
     gemma = shard_model(load_model("google/gemma-7b").require(), 2, "g")  # heads of 256, wider than 3072 / 16
