@@ -299,10 +299,11 @@ def model_spec_from_config(data: dict[str, Any], source: str) -> dict[str, Any]:
     if c.flag("alibi", False) or (model_type == "baichuan" and "max_position_embeddings" not in data):
         spec["positions"] = "alibi"  # Falcon's alibi key; Baichuan 13B (ALiBi) has no position limit, 7B (RoPE) has
     if fam.family == "gpt" and spec["positions"] == "learned":
-        table = c.size("max_position_embeddings", "n_positions", required=False)
-        if table is not None:
+        limit_key = CONTEXT_KEYS.get(model_type or "", "max_position_embeddings")  # the one rule of which key limits it
+        table = c.size(limit_key, required=False) if limit_key else None
+        if limit_key and table is not None:
             if table <= fam.position_offset:
-                raise c.fail("max_position_embeddings", f"must be more than {fam.position_offset}, got {table}")
+                raise c.fail(limit_key, f"must be more than {fam.position_offset}, got {table}")
             spec["max_positions"] = table - fam.position_offset
     _mlp(c, spec, d_model)
     _sliding_window(c, spec, model_type, layers or 0)
