@@ -28,10 +28,11 @@ from .workload import Workload, workload_from_dict
 
 NETWORK_KINDS = ("network", "data_network")
 #: Run settings that only a training step has.
-TRAINING_ONLY = ("data_parallel", "zero1", "recompute", "optimizer_step")
-#: Bytes per parameter a mixed-precision Adam step keeps: bf16 weights and gradients (2 + 2), fp32 master weights
-#: and two moments (4 + 4 + 4); ZeRO-1 divides the last twelve over the replicas.
-TRAINING_BYTES_PER_PARAMETER = (4, 12)
+TRAINING_ONLY = ("data_parallel", "zero", "recompute", "optimizer_step")
+#: Bytes per parameter a mixed-precision Adam step keeps: bf16 weights (2), bf16 gradients (2), fp32 master weights
+#: and two moments (4 + 4 + 4). ZeRO divides the optimizer's over the replicas from stage 1, the gradients' from
+#: stage 2, the weights' from stage 3.
+TRAINING_BYTES_PER_PARAMETER = (2, 2, 12)
 
 
 @dataclass(frozen=True)
@@ -57,21 +58,8 @@ def place(
     of the workload ``data`` (a workload file's dict, its model the whole model's, its batch each replica's). A layout
     whose product is not the system's cards, pipeline stages, or a shard that does not divide are one
     AccelsimError each."""
-    per_node = system.spec.cards_per_node
     cards = total_cards or layout.cards  # a pipeline's stage is placed among all the pipeline's cards
-    if nodes is None:  # as many nodes as the layout fills
-        if cards % per_node:
-            raise AccelsimError(
-                f"tp x pp x dp = {cards} cards is not the card count of whole nodes of {system.name} ({per_node} "
-                "cards each)",
-                source="--parallel",
-            )
-        nodes = cards // per_node
-    if cards != nodes * per_node:
-        raise AccelsimError(
-            f"tp x pp x dp = {cards} cards, but {nodes} node(s) of {system.name} hold {nodes * per_node}",
-            source="--parallel",
-        )
+    nodes = nodes_used(system, cards, nodes)
     if layout.pp > 1:
         raise AccelsimError("pp > 1 runs as a pipeline: accelsim.system_run.pipeline_step", source="--parallel")
     run = dict(data.get("run", {}))
@@ -95,6 +83,79 @@ def place(
     return Placement(system, layout, nodes, chip, workload)
 
 
+def nodes_used(system: System, cards: int, nodes: int | None = None) -> int:
+    """The nodes of ``system`` a layout of ``cards`` runs on: part of one node where it has fewer cards than a node
+    (that many of its cards, the node's links and fabric as they are), else the whole nodes it fills; ``nodes``
+    where given must be that count."""
+    per_node = system.spec.cards_per_node
+    if cards < per_node:
+        needed = 1
+    elif cards % per_node:
+        raise AccelsimError(
+            f"tp x pp x dp = {cards} cards is neither part of one node nor the cards of whole nodes of {system.name} "
+            f"({per_node} cards each)",
+            source="--parallel",
+        )
+    else:
+        needed = cards // per_node
+    if nodes is not None and nodes != needed:
+        raise AccelsimError(
+            f"tp x pp x dp = {cards} cards run on {needed} node(s) of {system.name} ({per_node} cards each), not "
+            f"{nodes}",
+            source="--parallel",
+        )
+    return needed
+
+
+@dataclass(frozen=True)
+class CardMemory:
+    """Bytes one card holds at a step's peak: parameters, gradients, optimizer state (mixed-precision Adam, sharded
+    by ZeRO's stage), and activations."""
+
+    parameters: float
+    gradients: float
+    optimizer: float
+    activations: float
+
+    @property
+    def total(self) -> float:
+        return self.parameters + self.gradients + self.optimizer + self.activations
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "parameters_gb": round(self.parameters / 1e9, 3),
+            "gradients_gb": round(self.gradients / 1e9, 3),
+            "optimizer_gb": round(self.optimizer / 1e9, 3),
+            "activations_gb": round(self.activations / 1e9, 3),
+            "total_gb": round(self.total / 1e9, 3),
+        }
+
+
+def card_memory(wl: Workload, layout: Layout, in_flight: int = 1) -> CardMemory:
+    """What a card of ``layout`` running ``wl`` (one micro-batch of its shard) holds: the training state of
+    TRAINING_BYTES_PER_PARAMETER, ZeRO's stage dividing the optimizer's (stage 1 up), the gradients' (2 up) and the
+    weights' (3) bytes over the replicas (the working copy of a ZeRO-3 layer's gathered parameters left out), and
+    ``in_flight`` micro-batches' activations (a pipeline's first stage holds min(pp, micro-batches) under 1F1B).
+    Inference: the weights in run.dtype only."""
+    r = wl.spec.run
+    params = wl.parameters
+    if r.mode != "training":
+        return CardMemory(params * DTYPE_BYTES[r.dtype], 0.0, 0.0, 0.0)
+    weights, grads, optimizer = TRAINING_BYTES_PER_PARAMETER
+    dp, zero = layout.dp, r.zero
+
+    def share(stage: int) -> int:
+        return dp if zero >= stage else 1
+
+    _, activations = memory_per_card(wl, layout)
+    return CardMemory(
+        params * weights / share(3),
+        params * grads / share(2),
+        params * optimizer / share(1),
+        activations * in_flight,
+    )
+
+
 def memory_per_card(wl: Workload, layout: Layout) -> tuple[float, float]:
     """(bytes of parameters and optimizer state, bytes of activations) one card holds during a step. Activations
     per layer follow Korthikanti et al. 2022 for tensor parallelism t: s b h (10 + 24/t + 5 a s / (h t)) bytes
@@ -104,8 +165,11 @@ def memory_per_card(wl: Workload, layout: Layout) -> tuple[float, float]:
     params = wl.parameters
     if r.mode != "training":
         return params * DTYPE_BYTES[r.dtype], 0.0
-    held, optimizer = TRAINING_BYTES_PER_PARAMETER
-    state = params * (held + optimizer / (layout.dp if r.zero1 else 1))
+    weights, grads, optimizer = TRAINING_BYTES_PER_PARAMETER
+    zero, dp = r.zero, layout.dp
+    state = params * (
+        weights / (dp if zero >= 3 else 1) + grads / (dp if zero >= 2 else 1) + optimizer / (dp if zero >= 1 else 1)
+    )
     s, b, t = wl.seq_len, r.batch, layout.tp
     h, a = m.d_model, m.heads * t  # the whole model's heads
     kept = 34 / t if r.sequence_parallel else 10 + 24 / t  # sequence parallelism shards the norms' and dropouts'
@@ -124,7 +188,7 @@ def check_memory(wl: Workload, chip: Chip, layout: Layout, source: str) -> None:
     if state + activations > hbm:
         raise AccelsimError(
             f"each card needs {state / 1e9:.1f} GB of parameters and optimizer state and {activations / 1e9:.1f} GB "
-            f"of activations, more than its {hbm / 1e9:.1f} GB of HBM: use more tensor parallelism, run.zero1, "
+            f"of activations, more than its {hbm / 1e9:.1f} GB of HBM: use more tensor parallelism, run.zero, "
             "run.recompute, or a smaller run.batch",
             source=source,
             key="memory",
