@@ -34,6 +34,7 @@ from .resources import shipped_names
 from .system import System, load_system
 from .system_run import PipelineStep, pipeline_step
 from .trace import write_chrome_trace
+from .train_cli import add_train_parser, cmd_train
 from .workload import WorkloadSummary, load_workload, workload_data
 
 
@@ -214,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
     wls.add_argument("--json", action="store_true")
 
     sub.add_parser("schedulers", help="list registered schedulers")
+    add_train_parser(sub)
     return p
 
 
@@ -801,6 +803,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
     "fit": _cmd_fit,
     "models": _cmd_models,
     "generate": _cmd_generate,
+    "train": cmd_train,
 }
 
 

@@ -279,13 +279,21 @@ class PipelineStep:
 
 
 def pipeline_step(
-    system: System, layout: Layout, data: dict[str, Any], source: str, scheduler: str, nodes: int | None = None
+    system: System,
+    layout: Layout,
+    data: dict[str, Any],
+    source: str,
+    scheduler: str,
+    nodes: int | None = None,
+    cache: dict[tuple, int] | None = None,
 ) -> PipelineStep:
     """``layout`` with pp > 1 stages of ``layers / pp`` layers each, ``batch / micro_batch`` micro-batches through
     them in the 1F1B order (accelsim.pipeline). Each distinct stage (first, middle, last) is simulated on one card
     for one micro-batch: forward only, forward and backward, and the whole step with the optimizer's update, whose
     extra is the stage's tail; sending a micro-batch's activations (or their gradient) to the next stage takes the
-    network's time for those bytes between two cards."""
+    network's time for those bytes between two cards. ``cache`` (shared by the candidates of a search) keeps the
+    cycles of each stage run already simulated: a forward, or a forward and backward without the update, does
+    not depend on the replicas (nothing crosses the data network before the update)."""
     pp = layout.pp
     model, run = dict(data.get("model", {})), dict(data.get("run", {}))
     if run.get("mode") != "training":
@@ -315,8 +323,15 @@ def pipeline_step(
 
     def cycles(kind: str, forward_only: bool = False, **changes: Any) -> int:
         shape, stage = stage_run(kind, forward_only, **changes)
+        updates = not forward_only and changes.get("optimizer_step", True)
+        key = (repr(stage), shape.tp, scheduler, *((layout.cards, layout.dp) if updates else ()))
+        if cache is not None and key in cache:
+            return cache[key]
         placed = place(system, shape, stage, source, total_cards=layout.cards, nodes=nodes)
-        return int(run_graph(placed.chip, lower(placed.workload), scheduler).latency_cycles)
+        found = int(run_graph(placed.chip, lower(placed.workload), scheduler).latency_cycles)
+        if cache is not None:
+            cache[key] = found
+        return found
 
     for kind in dict.fromkeys(kinds):
         forward = cycles(kind, forward_only=True)
