@@ -27,6 +27,7 @@ ROOT = Path(__file__).parent.parent
 SEED = 20261130
 FAST = 100
 SLOW = 1500
+TRAIN_FAST, TRAIN_SLOW = 30, 200  # accelsim train's own cases
 SECONDS = 10
 TASK_LIMIT = 20_000
 
@@ -298,9 +299,51 @@ def make_case(index: int, folder: Path) -> tuple[str, list[str]]:
     return f"graph {name}", argv
 
 
-def check_case(index, tmp_path, capsys, monkeypatch):
+#: Values argparse accepts (its own refusals print usage: issue 21 makes them one line too), wrong or not for the
+#: run: what accelsim train itself must refuse in one line.
+TRAIN_FLAGS = {
+    "--global-batch": ["1", "2", "4", "6", "7", "1000", str(10**8)],
+    "--micro-batch": ["1", "2", "3", "5", str(10**8)],
+    "--seq-len": ["16", "32", "7", "100000000"],
+    "--zero": ["0", "1", "2", "3"],
+    "--dtype": ["bf16", "fp8", "fp16", "fp32"],
+    "--recompute": ["none", "selective", "full"],
+    "--parallel": ["tp=1", "tp=2", "dp=2", "tp=2,dp=2", "pp=2", "tp=1,pp=1,dp=1", "tp=0", "tp=3", "dp=9", "qq=1", ","],
+    "--cards": ["1", "2", "4", "3", "9", "100000000"],
+    "--top": ["1", "3"],
+}
+
+
+def make_train_case(index: int, folder: Path) -> tuple[str, list[str]]:
+    """``accelsim train`` (and ``--search`` over a few cards) on a mutated one-layer workload, or with random
+    option values."""
+    rng = random.Random(SEED * 7 + index)
+    name = "gpt2-small"
+    path = folder / f"{name}.toml"
+    text = WORKLOADS[name].replace("heads = 12", "heads = 4").replace("d_model = 768", "d_model = 64")
+    path.write_bytes(mutate(text, rng) if rng.random() < 0.5 else text.encode())
+    argv = ["train", "--system", rng.choice(["hls-gaudi2", "dgx-a100"]), "--workload", str(path)]
+    flags = {"--global-batch": "4", "--seq-len": "32"}
+    if rng.random() < 0.3:
+        flags.update({"--cards": rng.choice(["2", "4"]), "--micro-batch": "2"})
+        argv.append("--search")
+    else:
+        flags["--parallel"] = rng.choice(["tp=2,dp=2", "dp=2", "tp=1", "pp=1,dp=4"])
+    for _ in range(rng.randint(0, 3)):
+        flag = rng.choice(sorted(TRAIN_FLAGS))
+        flags[flag] = rng.choice(TRAIN_FLAGS[flag])
+    for flag, value in flags.items():
+        argv += [flag, value] if not value.startswith("-") else [f"{flag}={value}"]
+    if rng.random() < 0.3:
+        argv.append("--sequence-parallel")
+    if rng.random() < 0.3:
+        argv.append("--json")
+    return "train", argv
+
+
+def check_case(index, tmp_path, capsys, monkeypatch, maker=make_case):
     monkeypatch.setattr("accelsim.limits.MAX_TASKS", TASK_LIMIT)
-    what, argv = make_case(index, tmp_path)
+    what, argv = maker(index, tmp_path)
     try:
         with deadline(SECONDS):
             code = main(argv)
@@ -316,7 +359,8 @@ def check_case(index, tmp_path, capsys, monkeypatch):
         f"case {index} ({what}): stderr is not one error line: {err!r}"
     )
     files = [a for a in argv if a.startswith(str(tmp_path))]
-    if files and not what.startswith("graph"):  # (a graph's error may name the chip it was compiled for)
+    if files and not what.startswith(("graph", "train")):  # (a graph's error may name the chip it ran on; train's
+        # errors name the option they are about, not the workload file unchanged)
         assert any(f in err for f in files), f"case {index} ({what}): the error does not name the file: {err!r}"
 
 
@@ -329,3 +373,14 @@ def test_fuzz(index, tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("index", range(FAST, FAST + SLOW), ids=lambda i: f"case_{i}")
 def test_fuzz_more(index, tmp_path, capsys, monkeypatch):
     check_case(index, tmp_path, capsys, monkeypatch)
+
+
+@pytest.mark.parametrize("index", range(TRAIN_FAST), ids=lambda i: f"train_{i}")
+def test_fuzz_train(index, tmp_path, capsys, monkeypatch):
+    check_case(index, tmp_path, capsys, monkeypatch, make_train_case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(TRAIN_FAST, TRAIN_FAST + TRAIN_SLOW), ids=lambda i: f"train_{i}")
+def test_fuzz_train_more(index, tmp_path, capsys, monkeypatch):
+    check_case(index, tmp_path, capsys, monkeypatch, make_train_case)
