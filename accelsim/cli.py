@@ -179,7 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--out", required=True, help="folder for the PNG and SVG files")
 
     val = sub.add_parser("validate", help="predict measured latencies and report the errors")
-    val.add_argument("--chip", required=True)
+    val.add_argument("--chip", help="the chip predicted; optional for train_step records, whose system names it")
     val.add_argument("--measurements", required=True, help="JSON-lines records (../shared/calibration schema)")
     val.add_argument("--json", action="store_true")
 
@@ -690,7 +690,7 @@ def _cmd_validate(args: argparse.Namespace) -> None:
 
     from .validation import MIN_MS, read_records, validate
 
-    result = validate(load_chip(args.chip), read_records(args.measurements))
+    result = validate(load_chip(args.chip) if args.chip else None, read_records(args.measurements))
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False))
         return

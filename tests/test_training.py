@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -282,3 +283,76 @@ def test_train_refuses_bad_input_in_one_line(capsys, extra, words):
     assert main([*argv, *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("accelsim: error:") and words in err and err.count("\n") == 1
+
+
+def _record(**changes: Any) -> str:
+    record = {
+        "kind": "train_step",
+        "system": "hls-gaudi2",
+        "cards": 4,
+        "model": {"family": "gpt", "layers": 2, "d_model": 256, "heads": 4, "seq_len": 128, "vocab": 1024},
+        "global_batch": 16,
+        "tp": 2,
+        "pp": 1,
+        "dp": 2,
+        "ms": 10.0,
+    }
+    return json.dumps({**record, **changes})
+
+
+def test_train_step_records_write_a_published_configuration_and_validate_predicts_it(tmp_path, capsys):
+    from accelsim.validation import read_records
+
+    example = read_records(Path(__file__).parent / "data" / "train_step_example.jsonl").records[0].spec
+    assert (example.global_batch, example.micro_batch, example.zero, example.dtype) == (1024, 1, 1, "fp8")
+    assert example.per_replica_batch == 128
+    path = tmp_path / "steps.jsonl"
+    rows = [
+        _record(micro_batch=2, zero=1, sequence_parallel=True),
+        _record(batch=8, global_batch=None),  # the older spelling: each replica's batch
+        _record(system="dgx-a100", dtype="fp16"),  # another system, another chip: fine without --chip
+    ]
+    path.write_text("\n".join(rows))
+    assert main(["validate", "--measurements", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    predicted = [r["predicted_ms"] for r in out["records"]]
+    assert len(predicted) == 3 and not out["skipped"]
+    options = TrainOptions(16, 2, 128, zero=1, sequence_parallel=True)
+    data = {"name": "g", "model": json.loads(rows[0])["model"] | {"family": "gpt"}}
+    data["model"].pop("seq_len")
+    step = train_step(load_system("hls-gaudi2"), Layout(2, 1, 2), data, "<t>", options)
+    assert predicted[0] == pytest.approx(step.step_ms, abs=1e-4)
+    assert predicted[1] == pytest.approx(
+        train_step(load_system("hls-gaudi2"), Layout(2, 1, 2), data, "<t>", TrainOptions(16, 8, 128)).step_ms, abs=1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"batch": 8}, "give one of global_batch"),
+        ({"global_batch": 15}, "does not divide over dp 2"),
+        ({"micro_batch": 3}, "not a whole number of micro-batches of 3"),
+        ({"zero": 4}, "zero"),
+    ],
+)
+def test_a_bad_train_step_record_is_one_line(tmp_path, capsys, changes, words):
+    path = tmp_path / "steps.jsonl"
+    path.write_text(_record(**changes))
+    assert main(["validate", "--measurements", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err
+
+
+def test_when_every_record_is_skipped_the_error_gives_each_reason(tmp_path, capsys):
+    path = tmp_path / "steps.jsonl"
+    path.write_text("\n".join([_record(system="dgx-a100"), _record(system="no-such-system")]))
+    assert main(["validate", "--chip", "gaudi2", "--measurements", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert (
+        "line 1: measured on dgx-a100 (a100 cards), not on gaudi2" in err and "line 2: system 'no-such-system'" in err
+    )
+    path.write_text('{"kind": "gemm", "M": 64, "K": 64, "N": 64, "dtype": "bf16", "ms": 0.1}')
+    assert main(["validate", "--measurements", str(path)]) == 2
+    assert "give --chip" in capsys.readouterr().err
