@@ -286,6 +286,7 @@ def pipeline_step(
     scheduler: str,
     nodes: int | None = None,
     cache: dict[tuple, int] | None = None,
+    sample_layers: int | None = None,
 ) -> PipelineStep:
     """``layout`` with pp > 1 stages of ``layers / pp`` layers each, ``batch / micro_batch`` micro-batches through
     them in the 1F1B order (accelsim.pipeline). Each distinct stage (first, middle, last) is simulated on one card
@@ -293,7 +294,9 @@ def pipeline_step(
     extra is the stage's tail; sending a micro-batch's activations (or their gradient) to the next stage takes the
     network's time for those bytes between two cards. ``cache`` (shared by the candidates of a search) keeps the
     cycles of each stage run already simulated: a forward, or a forward and backward without the update, does
-    not depend on the replicas (nothing crosses the data network before the update)."""
+    not depend on the replicas (nothing crosses the data network before the update). ``sample_layers`` k: a stage
+    of more than 2k layers is simulated with k and 2k layers and its cycles extrapolated linearly (its layers are
+    alike: accelsim.training.sampled)."""
     pp = layout.pp
     model, run = dict(data.get("model", {})), dict(data.get("run", {}))
     if run.get("mode") != "training":
@@ -311,18 +314,29 @@ def pipeline_step(
     per_node = system.spec.cards_per_node
     times: dict[str, StageTimes] = {}
 
-    def stage_run(kind: str, forward_only: bool = False, **changes: Any) -> tuple[Layout, dict[str, Any]]:
-        """One micro-batch on a ``kind`` stage's card: its layout and workload dict."""
+    def stage_run(
+        kind: str, forward_only: bool = False, held: int = layers // pp, **changes: Any
+    ) -> tuple[Layout, dict[str, Any]]:
+        """One micro-batch on a ``kind`` stage's card holding ``held`` layers: its layout and workload dict."""
         settings = {**run, "batch": micro, "pipeline_stage": kind, **changes}
         shape = flat
         if forward_only:  # no gradients: nothing of training's, no replicas to talk to
-            settings = {k: v for k, v in settings.items() if k not in TRAINING_ONLY}
+            # (sequence parallelism, modelled for training only, left out of the forward's time: the same bytes on
+            # the network, its norms on every row)
+            settings = {k: v for k, v in settings.items() if k not in (*TRAINING_ONLY, "sequence_parallel")}
             settings.update(mode="inference", logits="all")
             shape = Layout(flat.tp, 1, 1)
-        return shape, {**data, "model": {**model, "layers": layers // pp}, "run": settings}
+        return shape, {**data, "model": {**model, "layers": held}, "run": settings}
 
     def cycles(kind: str, forward_only: bool = False, **changes: Any) -> int:
-        shape, stage = stage_run(kind, forward_only, **changes)
+        k = sample_layers
+        if k and sampled(model, layers // pp, k):
+            a, b = (simulated(kind, forward_only, n, **changes) for n in (k, 2 * k))
+            return round(a + (layers // pp - k) * (b - a) / k)
+        return simulated(kind, forward_only, layers // pp, **changes)
+
+    def simulated(kind: str, forward_only: bool, held: int, **changes: Any) -> int:
+        shape, stage = stage_run(kind, forward_only, held, **changes)
         updates = not forward_only and changes.get("optimizer_step", True)
         key = (repr(stage), shape.tp, scheduler, *((layout.cards, layout.dp) if updates else ()))
         if cache is not None and key in cache:
@@ -346,6 +360,13 @@ def pipeline_step(
     send = _send_cycles(system, activation_bytes, crosses_nodes, first.chip)
     pipeline = simulate_pipeline([times[k] for k in kinds], batch // micro, send)
     return PipelineStep(first, kinds, times, pipeline, round(first.chip.cycles_to_us(pipeline.cycles) / 1e3, 4))
+
+
+def sampled(model: dict[str, Any], layers: int, k: int) -> bool:
+    """Whether ``layers`` alike layers of ``model`` may be simulated as k and 2k and extrapolated: more than 2k of
+    them, and no alternation of local and global attention layers to break their likeness."""
+    alike = model.get("sliding_window") is None or model.get("window_period", 1) == 1
+    return layers > 2 * k and alike
 
 
 def _send_cycles(system: System, nbytes: int, crosses_nodes: bool, chip: Chip) -> int:

@@ -31,6 +31,7 @@ from .system_run import (
     nodes_used,
     pipeline_step,
     place,
+    sampled,
 )
 from .workload import Workload, training_dtypes, workload_from_dict
 
@@ -186,12 +187,15 @@ def train_step(
     options: TrainOptions,
     scheduler: str = "first-free",
     cache: dict[tuple, Any] | None = None,
+    sample_layers: int | None = None,
 ) -> TrainStep:
     """The step of ``options`` for the model of workload dict ``data`` (its run table replaced) on ``layout`` of
     ``system``: part of one node when the layout has fewer cards than a node, else the whole nodes it fills. A
     global batch that does not divide, a card whose memory the step exceeds, or a layout that cannot run is one
     AccelsimError. ``cache`` (shared by a search's candidates) keeps simulated micro-batches that do not depend on
-    the replicas."""
+    the replicas. ``sample_layers`` k (a search's shortcut): a card holding more than 2k alike layers is simulated
+    with k and with 2k and its step extrapolated linearly in the layers (each layer adds the same cycles once the
+    engines' work is periodic; tests/test_training.py bounds the difference)."""
     gb, mb, dp = options.global_batch, options.micro_batch, layout.dp
     if gb % (dp * mb):
         raise AccelsimError(
@@ -223,7 +227,7 @@ def train_step(
         first = place(system, Layout(layout.tp, 1, dp), stage, source, total_cards=layout.cards, nodes=nodes)
         _check_memory(card_memory(first.workload, first.layout, min(layout.pp, m)), first.chip, source)
         step_data = {**model, "run": {**settings, "batch": gb // dp}}
-        step = pipeline_step(system, layout, step_data, source, scheduler, nodes, cache)
+        step = pipeline_step(system, layout, step_data, source, scheduler, nodes, cache, sample_layers)
         first = step.placement
         in_flight = min(layout.pp, m)
         memory = card_memory(first.workload, Layout(layout.tp, 1, dp), in_flight)
@@ -242,35 +246,49 @@ def train_step(
         workload, chip = last.workload, last.chip
         memory = card_memory(workload, layout)
         _check_memory(memory, chip, source)
-        last_results = run_graph(chip, lower(workload), scheduler)
-        last_cycles = last_results.latency_cycles
-        per_group = {k: (busy, hidden, 1) for k, (busy, hidden) in group_communication(last_results).items()}
-        if m > 1:
-            settings_a = {**settings, "optimizer_step": False}
-            key = (
-                "micro",
-                repr(model),
-                repr(settings_a),
-                layout.tp,
-                scheduler,
-                *((dp, nodes) if options.zero >= 2 else ()),
-            )
+        layers = workload.spec.model.layers
+
+        def measure(run: dict[str, Any], held: int) -> tuple[int, dict[str, tuple[int, int]]]:
+            key: tuple = (repr(model), repr(run), held, layout.tp, scheduler)
+            if run.get("optimizer_step", True) or options.zero >= 2:  # the replicas' collectives in it
+                key += (dp, nodes)
             if key not in cache:
-                a_place = place(system, layout, {**model, "run": settings_a}, source, nodes=nodes)
-                cache[key] = run_graph(a_place.chip, lower(a_place.workload), scheduler)
-            a = cache[key]
-            micro_cycles = a.latency_cycles
-            for kind, (busy, hidden) in group_communication(a).items():
-                b0, h0, _ = per_group.get(kind, (0, 0, 1))
-                per_group[kind] = (b0 + (m - 1) * busy, h0 + (m - 1) * hidden, 1)
-        else:
-            micro_cycles = last_cycles
+                shard = {**model, "model": {**model["model"], "layers": held}, "run": run}
+                placed = place(system, layout, shard, source, nodes=nodes)
+                results = run_graph(placed.chip, lower(placed.workload), scheduler)
+                cache[key] = (results.latency_cycles, group_communication(results))
+            found: tuple[int, dict[str, tuple[int, int]]] = cache[key]
+            return found
+
+        def full(run: dict[str, Any]) -> tuple[int, dict[str, tuple[int, int]]]:
+            k = sample_layers
+            if not k or not sampled(model["model"], layers, k):
+                return measure(run, layers)
+            (a, ga), (b, gb_) = measure(run, k), measure(run, 2 * k)
+
+            def at(x: int, y: int) -> int:
+                return round(x + (layers - k) * (y - x) / k)
+
+            groups = {
+                g: (at(ga.get(g, (0, 0))[0], gb_.get(g, (0, 0))[0]), at(ga.get(g, (0, 0))[1], gb_.get(g, (0, 0))[1]))
+                for g in ga | gb_
+            }
+            return at(a, b), groups
+
+        last_cycles, groups = full(settings)
+        per_group = {k: (busy, hidden) for k, (busy, hidden) in groups.items()}
+        micro_cycles = last_cycles
+        if m > 1:
+            micro_cycles, micro_groups = full({**settings, "optimizer_step": False})
+            for kind, (busy, hidden) in micro_groups.items():
+                b0, h0 = per_group.get(kind, (0, 0))
+                per_group[kind] = (b0 + (m - 1) * busy, h0 + (m - 1) * hidden)
         step_cycles = (m - 1) * micro_cycles + last_cycles
         bubble = 0.0
         to_ms = chip.cycles_to_us(1) / 1e3
         comms = {
             k: GroupCommunication(round(busy * to_ms, 4), round((busy - hidden) * to_ms, 4), round(hidden * to_ms, 4))
-            for k, (busy, hidden, _) in per_group.items()
+            for k, (busy, hidden) in per_group.items()
         }
     to_ms = chip.cycles_to_us(1) / 1e3
     step_ms = step_cycles * to_ms
@@ -316,6 +334,9 @@ def _check_memory(memory: CardMemory, chip: Chip, source: str) -> None:
         )
 
 
+#: A search simulates a card of more than twice this many layers with this many and twice as many, and
+#: extrapolates (accelsim train without --search simulates every layer).
+SEARCH_SAMPLE_LAYERS = 4
 #: A search tries micro-batches of at most this many sequences (the divisors of each replica's batch up to it).
 MAX_SEARCH_MICRO_BATCH = 16
 
@@ -367,12 +388,14 @@ def search(
     options: TrainOptions,
     micro_batch: int | None = None,
     scheduler: str = "first-free",
+    sample_layers: int | None = SEARCH_SAMPLE_LAYERS,
 ) -> Search:
     """Every layout tp x pp x dp = ``cards`` (tp a divisor of a node's cards, pp of the layers) and every micro-batch
     (``micro_batch``, or the divisors of each replica's batch up to MAX_SEARCH_MICRO_BATCH) of ``options``' global
     batch, ranked by step time. What cannot run (memory first, before any simulation; a split that does not divide;
     a layout the system cannot hold) is kept with its reason. Micro-batches that do not depend on the replicas are
-    simulated once for every candidate that repeats them."""
+    simulated once for every candidate that repeats them, and a card of many layers is simulated with
+    ``sample_layers`` and twice that and extrapolated (train_step); None simulates every layer."""
     per_node = system.spec.cards_per_node
     layers = data.get("model", {}).get("layers", 0)
     if not isinstance(layers, int) or layers < 1:
@@ -382,8 +405,6 @@ def search(
             f"{cards} cards are neither part of one node nor whole nodes of {system.name} ({per_node} cards each)",
             source="--cards",
         )
-    if cards > system.spec.nodes * per_node:
-        raise AccelsimError(f"{cards} cards, but {system.name} has {system.spec.nodes * per_node}", source="--cards")
     cache: dict[tuple, Any] = {}
     ranked: list[TrainStep] = []
     refused: list[Refusal] = []
@@ -401,7 +422,7 @@ def search(
             for mb in micros:
                 candidate = TrainOptions(**{**options.__dict__, "micro_batch": mb})
                 try:
-                    ranked.append(train_step(system, layout, data, source, candidate, scheduler, cache))
+                    ranked.append(train_step(system, layout, data, source, candidate, scheduler, cache, sample_layers))
                 except AccelsimError as err:
                     refused.append(Refusal(layout, mb, _reason(err), err.detail))
     ranked.sort(key=lambda s: (s.step_ms, s.layout.cards, s.layout.tp, s.layout.pp, s.options.micro_batch))

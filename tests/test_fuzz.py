@@ -309,7 +309,7 @@ TRAIN_FLAGS = {
     "--dtype": ["bf16", "fp8", "fp16", "fp32"],
     "--recompute": ["none", "selective", "full"],
     "--parallel": ["tp=1", "tp=2", "dp=2", "tp=2,dp=2", "pp=2", "tp=1,pp=1,dp=1", "tp=0", "tp=3", "dp=9", "qq=1", ","],
-    "--cards": ["1", "2", "4", "3", "9", "100000000"],
+    "--cards": ["1", "2", "4", "3", "9", "12"],
     "--top": ["1", "3"],
 }
 
