@@ -336,7 +336,7 @@ def _check_memory(memory: CardMemory, chip: Chip, source: str) -> None:
 
 #: A search simulates a card of more than twice this many layers with this many and twice as many, and
 #: extrapolates (accelsim train without --search simulates every layer).
-SEARCH_SAMPLE_LAYERS = 4
+SEARCH_SAMPLE_LAYERS = 2
 #: A search tries micro-batches of at most this many sequences (the divisors of each replica's batch up to it).
 MAX_SEARCH_MICRO_BATCH = 16
 
