@@ -13,7 +13,7 @@ from .parallel import Layout
 from .report import table
 from .system import System, load_system
 from .training import GROUP_NAMES, Search, TrainOptions, TrainStep, search, train_step
-from .workload import RunSpec, name_in, workload_data
+from .workload import ModelSpec, RunSpec, name_in, workload_data
 
 
 def _whole(text: str) -> int:
@@ -93,7 +93,7 @@ def _model_data(args: argparse.Namespace) -> tuple[dict, str]:
         key = item.split("=", 1)[0].strip()
         name = key.split(".", 1)[1] if key.startswith("run.") else key
         if key.startswith("run.") or (
-            "." not in key and name_in(RunSpec, name) and name not in ("seq_len",)  # a model field wins a clash
+            "." not in key and name_in(RunSpec, name) and not name_in(ModelSpec, name)  # a model field wins a clash
         ):
             raise AccelsimError(
                 f"{key} is a run setting: train sets it from its options (--global-batch, --micro-batch, --seq-len, "
@@ -106,11 +106,13 @@ def _model_data(args: argparse.Namespace) -> tuple[dict, str]:
 
 def _options(args: argparse.Namespace, data: dict, micro_batch: int) -> TrainOptions:
     seq = args.seq_len
-    if seq is None:
-        if data.get("model", {}).get("family") == "vit":
-            seq = 1  # a vit's sequence comes from its image and patch sizes
-        else:
-            raise AccelsimError("a gpt model's training run needs --seq-len", key="--seq-len")
+    vit = data.get("model", {}).get("family") == "vit"
+    if vit and seq is not None:
+        raise AccelsimError(
+            "a vit's sequence comes from its image and patch sizes: leave out --seq-len", key="--seq-len"
+        )
+    if not vit and seq is None:
+        raise AccelsimError("a gpt model's training run needs --seq-len", key="--seq-len")
     return TrainOptions(
         global_batch=args.global_batch,
         micro_batch=micro_batch,
@@ -166,7 +168,7 @@ def train_report(s: TrainStep) -> str:
     lines = [
         f"train {s.model} on {s.system}: tp={lay.tp} pp={lay.pp} dp={lay.dp} ({lay.cards} cards); global batch "
         f"{o.global_batch} = {s.micro_batches} micro-batch{'es' if s.micro_batches > 1 else ''} of {o.micro_batch} "
-        f"per replica; seq {o.seq_len}; {products}; ZeRO-{o.zero}; recompute {o.recompute}"
+        f"per replica; seq {o.seq_len or 'of the images'}; {products}; ZeRO-{o.zero}; recompute {o.recompute}"
         + ("; sequence parallel" if o.sequence_parallel else ""),
         f"step {s.step_ms:,.3f} ms   {s.tokens_per_s:,.0f} tokens/s   MFU {s.mfu:.1%} (6 x parameters x tokens + "
         f"attention 12 x layers x seq x heads x d_head per token, over {lay.cards} x {s.peak_tflops:,.1f} "

@@ -45,7 +45,7 @@ class TrainOptions:
 
     global_batch: int
     micro_batch: int
-    seq_len: int
+    seq_len: int | None  # None: a vit's, from its image and patch sizes
     dtype: str = "bf16"
     zero: int = 0
     recompute: str = "none"
@@ -59,7 +59,7 @@ class TrainOptions:
                 "mode": "training",
                 "batch": self.micro_batch,
                 "micro_batch": self.micro_batch,
-                "seq_len": self.seq_len,
+                **({"seq_len": self.seq_len} if self.seq_len is not None else {}),
                 "dtype": self.dtype,
                 "zero": self.zero if layout.dp > 1 else 0,
                 "recompute": self.recompute,
@@ -175,7 +175,9 @@ def model_flops(whole: Workload, tokens: int) -> float:
 
 def _whole_model(data: dict[str, Any], options: TrainOptions, source: str) -> Workload:
     """The unsharded model (its parameters, heads and widths) with a one-sequence run."""
-    run = {"mode": "training", "batch": 1, "seq_len": options.seq_len, "dtype": "bf16"}
+    run = {"mode": "training", "batch": 1, "dtype": "bf16"}
+    if options.seq_len is not None:
+        run["seq_len"] = options.seq_len
     return workload_from_dict({**data, "run": run}, source)
 
 
@@ -294,7 +296,7 @@ def train_step(
     step_ms = step_cycles * to_ms
     products = workload.spec.run.matmul_dtype or workload.spec.run.dtype
     peak = chip.headline().peak_matrix_tflops.get(products, 0.0)
-    tokens = gb * options.seq_len
+    tokens = gb * workload.seq_len
     flops = model_flops(whole, tokens)
     mfu = flops / (step_ms / 1e3 * layout.cards * peak * 1e12) if peak and step_ms else 0.0
     return TrainStep(

@@ -268,6 +268,7 @@ def test_train_from_the_command_line(capsys, tmp_path):
     "extra, words",
     [
         (["--parallel", "tp=2", "--set", "batch=4"], "is a run setting"),
+        (["--parallel", "tp=2", "--set", "seq_len=64"], "is a run setting"),
         (["--search"], "give --cards"),
         (["--parallel", "tp=2", "--cards", "2"], "--cards is the search's"),
         ([], "give the layout"),
@@ -376,3 +377,12 @@ def test_a_search_extrapolating_from_sampled_layers_gives_the_step_of_every_laye
     fast = train_step(system, layout, data, source, options, sample_layers=2)
     assert fast.step_ms == pytest.approx(exact.step_ms, rel=5e-3)
     assert fast.memory == exact.memory
+
+
+def test_a_vit_trains_its_images_sequence(capsys):
+    argv = ["train", "--system", "hls-gaudi2", "--workload", "gformer-vit", "--parallel", "dp=4", "--global-batch", "8"]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["micro_batches"] == 1 and out["seq_len"] is None and out["tokens_per_s"] > 0
+    assert main([*argv, "--seq-len", "64"]) == 2
+    assert "leave out --seq-len" in capsys.readouterr().err
