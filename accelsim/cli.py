@@ -34,7 +34,7 @@ from .resources import shipped_names
 from .system import System, load_system
 from .system_run import PipelineStep, pipeline_step
 from .trace import write_chrome_trace
-from .train_cli import add_train_parser, cmd_train
+from .train_cli import add_plot_train_options, add_train_parser, cmd_train, plot_train
 from .workload import WorkloadSummary, load_workload, workload_data
 
 
@@ -153,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--schedulers", default="naive,balanced")
     plot.add_argument("--out", required=True, help="folder for the PNG and SVG files")
     _add_generation(plot, required=False)
+    add_plot_train_options(plot)
 
     sw = sub.add_parser("sweep", help="simulate every combination of chip-profile values, workloads and schedulers")
     sw.add_argument("--chip", required=True, help="the base profile, by name or path")
@@ -355,6 +356,8 @@ def _cmd_plot(args: argparse.Namespace) -> None:
     from . import plots
 
     check_output_dir(args.out, "--out")
+    if plot_train(args):
+        return
     if args.model and args.output_tokens is not None:
         _plot_generation(args)
         return

@@ -87,6 +87,58 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE", help="register schedulers")
 
 
+#: The options ``accelsim plot --train`` takes from ``accelsim train`` (its --dtype is plot's own: bf16 or fp8).
+PLOT_TRAIN_OPTIONS = ("global_batch", "micro_batch", "seq_len", "zero", "recompute", "sequence_parallel")
+
+
+def add_plot_train_options(plot: argparse.ArgumentParser) -> None:
+    """``accelsim plot --train``: a training step's figures, with train's options."""
+    plot.add_argument(
+        "--train",
+        action="store_true",
+        help="with --system and --parallel: draw a training step as accelsim train predicts it (its breakdown, and "
+        "a pipeline's 1F1B chart)",
+    )
+    plot.add_argument("--global-batch", type=_whole, help="with --train: sequences per optimizer step")
+    plot.add_argument("--micro-batch", type=_whole, help="with --train: sequences per micro-batch on each replica")
+    plot.add_argument("--seq-len", type=_whole, help="with --train: tokens per sequence")
+    plot.add_argument("--zero", type=int, choices=[0, 1, 2, 3], help="with --train: DeepSpeed's ZeRO stage")
+    plot.add_argument("--recompute", choices=["none", "selective", "full"], help="with --train")
+    plot.add_argument("--sequence-parallel", action="store_true", default=None, help="with --train")
+
+
+def plot_train(args: argparse.Namespace) -> bool:
+    """``accelsim plot --train``; False when --train is not given (and none of its options, which are refused
+    without it)."""
+    if not args.train:
+        given = [f"--{k.replace('_', '-')}" for k in PLOT_TRAIN_OPTIONS if getattr(args, k) is not None]
+        if given:
+            raise AccelsimError(f"{', '.join(given)}: options of a training step, drawn with --train", key="--train")
+        return False
+    from .registry import get_scheduler
+
+    if args.system is None or args.chip is not None or args.graph:
+        raise AccelsimError("--train draws a step on a system: give --system, and --workload or --model", key="--train")
+    if not args.parallel or args.global_batch is None:
+        raise AccelsimError("--train needs the layout (--parallel) and --global-batch", key="--train")
+    names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
+    scheduler = get_scheduler(names[0] if names else "first-free").name
+    system, layout = load_system(args.system), Layout.parse(args.parallel)
+    if args.global_batch % layout.dp:
+        raise AccelsimError(
+            f"global batch {args.global_batch} does not divide over {layout.dp} replicas", key="--global-batch"
+        )
+    data, source = _model_data(args)
+    args.zero = args.zero or 0
+    args.recompute = args.recompute or "none"
+    args.sequence_parallel = bool(args.sequence_parallel)
+    options = _options(args, data, args.micro_batch or args.global_batch // layout.dp)
+    step = train_step(system, layout, data, source, options, scheduler)
+    for path in train_figures(system, layout, data, source, step, scheduler, Path(args.out)):
+        print(path)
+    return True
+
+
 def _model_data(args: argparse.Namespace) -> tuple[dict, str]:
     items = [s.strip().removeprefix("workload.") for s in args.set]
     for item in items:

@@ -386,3 +386,16 @@ def test_a_vit_trains_its_images_sequence(capsys):
     assert out["micro_batches"] == 1 and out["seq_len"] is None and out["tokens_per_s"] > 0
     assert main([*argv, "--seq-len", "64"]) == 2
     assert "leave out --seq-len" in capsys.readouterr().err
+
+
+def test_plot_draws_a_training_step(capsys, tmp_path):
+    argv = ["plot", "--system", "hls-gaudi2", "--workload", "gpt2-medium", *(f"--set={s}" for s in SMALL)]
+    argv += ["--parallel", "tp=2,pp=2", "--global-batch", "4", "--micro-batch", "1", "--seq-len", "128"]
+    assert main([*argv, "--train", "--out", str(tmp_path)]) == 0
+    written = capsys.readouterr().out.split()
+    assert {Path(p).name for p in written} == {
+        f"train_hls-gaudi2_2x2x1{part}.{ext}" for part in ("", "_pipeline") for ext in ("png", "svg")
+    }
+    assert all(Path(p).stat().st_size > 0 for p in written)
+    assert main([*argv, "--out", str(tmp_path)]) == 2  # train's options without --train
+    assert "drawn with --train" in capsys.readouterr().err
