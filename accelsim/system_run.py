@@ -9,7 +9,7 @@ the communication the computation hid, and how busy each group's network was.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -267,6 +267,25 @@ def communication(results: Results) -> Communication:
     )
 
 
+def group_communication(results: Results) -> dict[str, tuple[int, int]]:
+    """Per network group of a simulated card: (busy cycles, of them overlapped by computation)."""
+    chip = results.chip
+    compute: list = []
+    nets: dict[str, list] = {}
+    for e in range(len(chip.instance_group)):
+        group = chip.groups[chip.instance_group[e]]
+        if group.kind in NETWORK_KINDS:
+            nets.setdefault(group.kind, []).append(results.busy_intervals(e))
+        elif group.kind != "dma":
+            compute.append(results.busy_intervals(e))
+    work = _union(compute)
+    out = {}
+    for kind, intervals in nets.items():
+        busy = _union(intervals)
+        out[kind] = (sum(b - a for a, b in busy), _overlap(busy, work))
+    return out
+
+
 @dataclass(frozen=True)
 class PipelineStep:
     """A pipeline-parallel step: each distinct stage's card and times, the 1F1B run, and the step's milliseconds."""
@@ -276,6 +295,11 @@ class PipelineStep:
     times: dict[str, StageTimes]
     run: PipelineRun
     step_ms: float
+    #: Per stage kind: each network group's (busy, overlapped) cycles in one micro-batch's forward and backward,
+    #: and in the last one's with the update (accelsim.training sums them over the step).
+    communication: dict[str, tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]] = field(
+        default_factory=dict
+    )
 
 
 def pipeline_step(
@@ -285,7 +309,7 @@ def pipeline_step(
     source: str,
     scheduler: str,
     nodes: int | None = None,
-    cache: dict[tuple, int] | None = None,
+    cache: dict[tuple, Any] | None = None,
     sample_layers: int | None = None,
 ) -> PipelineStep:
     """``layout`` with pp > 1 stages of ``layers / pp`` layers each, ``batch / micro_batch`` micro-batches through
@@ -328,30 +352,45 @@ def pipeline_step(
             shape = Layout(flat.tp, 1, 1)
         return shape, {**data, "model": {**model, "layers": held}, "run": settings}
 
-    def cycles(kind: str, forward_only: bool = False, **changes: Any) -> int:
+    Cost = tuple[int, dict[str, tuple[int, int]]]  # cycles, and each group's (busy, overlapped) cycles
+
+    def cycles(kind: str, forward_only: bool = False, **changes: Any) -> Cost:
         k = sample_layers
         if k and sampled(model, layers // pp, k):
-            a, b = (simulated(kind, forward_only, n, **changes) for n in (k, 2 * k))
-            return round(a + (layers // pp - k) * (b - a) / k)
+            (a, ga), (b, gb) = (simulated(kind, forward_only, n, **changes) for n in (k, 2 * k))
+
+            def at(x: int, y: int) -> int:
+                return round(x + (layers // pp - k) * (y - x) / k)
+
+            zero = (0, 0)
+            groups = {
+                g: (at(ga.get(g, zero)[0], gb.get(g, zero)[0]), at(ga.get(g, zero)[1], gb.get(g, zero)[1]))
+                for g in ga | gb
+            }
+            return at(a, b), groups
         return simulated(kind, forward_only, layers // pp, **changes)
 
-    def simulated(kind: str, forward_only: bool, held: int, **changes: Any) -> int:
+    def simulated(kind: str, forward_only: bool, held: int, **changes: Any) -> Cost:
         shape, stage = stage_run(kind, forward_only, held, **changes)
         updates = not forward_only and changes.get("optimizer_step", True)
         key = (repr(stage), shape.tp, scheduler, *((layout.cards, layout.dp) if updates else ()))
         if cache is not None and key in cache:
-            return cache[key]
+            found: Cost = cache[key]
+            return found
         placed = place(system, shape, stage, source, total_cards=layout.cards, nodes=nodes)
-        found = int(run_graph(placed.chip, lower(placed.workload), scheduler).latency_cycles)
+        results = run_graph(placed.chip, lower(placed.workload), scheduler)
+        cost = (int(results.latency_cycles), group_communication(results))
         if cache is not None:
-            cache[key] = found
-        return found
+            cache[key] = cost
+        return cost
 
+    comms = {}
     for kind in dict.fromkeys(kinds):
-        forward = cycles(kind, forward_only=True)
-        both = cycles(kind, optimizer_step=False)
-        whole = cycles(kind)
+        forward, _ = cycles(kind, forward_only=True)
+        both, micro_comm = cycles(kind, optimizer_step=False)
+        whole, last_comm = cycles(kind)
         times[kind] = StageTimes(forward, max(both - forward, 0), max(whole - both, 0))
+        comms[kind] = (micro_comm, last_comm)
     shape, stage = stage_run(kinds[0])
     first = place(system, shape, stage, source, total_cards=layout.cards, nodes=nodes)
     wl = first.workload
@@ -359,7 +398,8 @@ def pipeline_step(
     crosses_nodes = layout.tp * pp > per_node
     send = _send_cycles(system, activation_bytes, crosses_nodes, first.chip)
     pipeline = simulate_pipeline([times[k] for k in kinds], batch // micro, send)
-    return PipelineStep(first, kinds, times, pipeline, round(first.chip.cycles_to_us(pipeline.cycles) / 1e3, 4))
+    step_ms = round(first.chip.cycles_to_us(pipeline.cycles) / 1e3, 4)
+    return PipelineStep(first, kinds, times, pipeline, step_ms, comms)
 
 
 def sampled(model: dict[str, Any], layers: int, k: int) -> bool:

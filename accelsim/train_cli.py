@@ -243,6 +243,8 @@ def train_report(s: TrainStep) -> str:
     )
     if s.communication:
         lines.append("")
+        if lay.pp > 1:
+            lines.append("communication of stage 0's card (its passes' own overlap; waits on other stages are bubble):")
         lines.append(
             table(
                 ["communication", "busy ms", "exposed ms", "hidden ms"],
@@ -252,8 +254,6 @@ def train_report(s: TrainStep) -> str:
                 ],
             )
         )
-    elif lay.pp > 1:
-        lines.append("communication: inside the stages' times (per group not split out under a pipeline)")
     return "\n".join(lines)
 
 
@@ -285,7 +285,7 @@ def search_report(found: Search, top: int) -> str:
                 f"{s.tokens_per_s:,.0f}",
                 f"{s.mfu:.1%}",
                 f"{s.memory.total / 1e9:,.1f}",
-                f"{exposed:,.1f}" if s.layout.pp == 1 else "-",
+                f"{exposed:,.1f}",
                 f"{s.bubble:.1%}",
             )
         )

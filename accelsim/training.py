@@ -19,15 +19,12 @@ from .chip import Chip
 from .errors import AccelsimError
 from .lowering import lower
 from .parallel import Layout
-from .results import Results
 from .runner import run as run_graph
 from .system import System
 from .system_run import (
-    NETWORK_KINDS,
     CardMemory,
-    _overlap,
-    _union,
     card_memory,
+    group_communication,
     nodes_used,
     pipeline_step,
     place,
@@ -103,10 +100,18 @@ class TrainStep:
     def breakdown(self) -> dict[str, float]:
         """The step's milliseconds split into what the cards spend them on: computing (with the communication it
         hides), each group's communication nothing overlapped, and a pipeline's bubble; they add up to the step."""
-        exposed = {f"exposed {GROUP_NAMES[k]}": c.exposed_ms for k, c in self.communication.items()}
         bubble = self.bubble * self.step_ms
+        # under a pipeline, stage 0's exposed communication (each of its passes' share), scaled to the time it is busy
+        scale = 1.0 if self.layout.pp == 1 else self._stage0_share()
+        exposed = {f"exposed {GROUP_NAMES[k]}": round(c.exposed_ms * scale, 4) for k, c in self.communication.items()}
         compute = self.step_ms - sum(exposed.values()) - bubble
         return {"computation": round(compute, 4), **exposed, "pipeline bubble": round(bubble, 4)}
+
+    def _stage0_share(self) -> float:
+        """Under a pipeline: the step's non-bubble time over stage 0's passes summed (its micro-batches back to
+        back), so that its exposed communication, a share of those passes, fits the step's breakdown."""
+        passes = (self.micro_batches - 1) * self.micro_batch_ms + self.last_ms
+        return min(1.0, self.step_ms * (1 - self.bubble) / passes) if passes else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         o = self.options
@@ -143,25 +148,6 @@ class TrainStep:
             "last_micro_batch_ms": self.last_ms,
             "notes": self.notes,
         }
-
-
-def group_communication(results: Results) -> dict[str, tuple[int, int]]:
-    """Per network group of a simulated card: (busy cycles, of them overlapped by computation)."""
-    chip = results.chip
-    compute: list = []
-    nets: dict[str, list] = {}
-    for e in range(len(chip.instance_group)):
-        group = chip.groups[chip.instance_group[e]]
-        if group.kind in NETWORK_KINDS:
-            nets.setdefault(group.kind, []).append(results.busy_intervals(e))
-        elif group.kind != "dma":
-            compute.append(results.busy_intervals(e))
-    work = _union(compute)
-    out = {}
-    for kind, intervals in nets.items():
-        busy = _union(intervals)
-        out[kind] = (sum(b - a for a, b in busy), _overlap(busy, work))
-    return out
 
 
 def model_flops(whole: Workload, tokens: int) -> float:
@@ -240,7 +226,15 @@ def train_step(
         bubble = max(0.0, 1 - busy / (step_cycles * layout.pp)) if step_cycles else 0.0
         t = step.times[step.stages[0]]
         micro_cycles, last_cycles = t.forward + t.backward, t.forward + t.backward + t.tail
-        comms: dict[str, GroupCommunication] = {}
+        micro_groups, last_groups = step.communication[step.stages[0]]
+        to_ms = chip.cycles_to_us(1) / 1e3
+        comms = {}
+        for g in micro_groups | last_groups:
+            busy = (m - 1) * micro_groups.get(g, (0, 0))[0] + last_groups.get(g, (0, 0))[0]
+            hidden = (m - 1) * micro_groups.get(g, (0, 0))[1] + last_groups.get(g, (0, 0))[1]
+            comms[g] = GroupCommunication(
+                round(busy * to_ms, 4), round((busy - hidden) * to_ms, 4), round(hidden * to_ms, 4)
+            )
         notes.append(f"pipeline: {layout.pp} stages x {m} micro-batches (1F1B), {in_flight} in flight on stage 0")
         workload = first.workload
     else:

@@ -399,3 +399,13 @@ def test_plot_draws_a_training_step(capsys, tmp_path):
     assert all(Path(p).stat().st_size > 0 for p in written)
     assert main([*argv, "--out", str(tmp_path)]) == 2  # train's options without --train
     assert "drawn with --train" in capsys.readouterr().err
+
+
+def test_a_pipeline_reports_stage_zeros_communication_and_its_breakdown_adds_up():
+    step = _step(Layout(2, 2, 2), global_batch=16, micro_batch=2, zero=1)
+    assert set(step.communication) == {"network", "data_network"}
+    assert step.communication["network"].busy_ms > 0 and step.communication["data_network"].busy_ms > 0
+    for c in step.communication.values():
+        assert c.exposed_ms + c.hidden_ms == pytest.approx(c.busy_ms, abs=1e-3)
+    parts = step.breakdown()
+    assert sum(parts.values()) == pytest.approx(step.step_ms, abs=1e-3) and min(parts.values()) >= 0
