@@ -64,6 +64,13 @@ def place(
         raise AccelsimError("pp > 1 runs as a pipeline: accelsim.system_run.pipeline_step", source="--parallel")
     run = dict(data.get("run", {}))
     training = run.get("mode") == "training"
+    if run.get("micro_batch", run.get("batch")) != run.get("batch"):
+        raise AccelsimError(
+            "micro-batches without a pipeline are accelsim train's (--global-batch, --micro-batch): a run on a "
+            "system simulates one pass of its whole batch",
+            source=source,
+            key="run.micro_batch",
+        )
     if layout.dp > 1 and not training:
         raise AccelsimError(
             "dp > 1 runs replicas that never communicate in inference: simulate one replica (dp=1)",

@@ -409,3 +409,9 @@ def test_a_pipeline_reports_stage_zeros_communication_and_its_breakdown_adds_up(
         assert c.exposed_ms + c.hidden_ms == pytest.approx(c.busy_ms, abs=1e-3)
     parts = step.breakdown()
     assert sum(parts.values()) == pytest.approx(step.step_ms, abs=1e-3) and min(parts.values()) >= 0
+
+
+def test_a_run_on_a_system_refuses_micro_batches_it_would_not_simulate(capsys):
+    argv = ["run", "--system", "hls-gaudi2", "--workload", "gpt2-small", "--parallel", "tp=8", "--set", "layers=1"]
+    assert main([*argv, "--set", "mode=training", "--set", "batch=4", "--set", "micro_batch=2"]) == 2
+    assert "micro-batches without a pipeline are accelsim train's" in capsys.readouterr().err
