@@ -341,6 +341,76 @@ def make_train_case(index: int, folder: Path) -> tuple[str, list[str]]:
     return "train", argv
 
 
+TRAIN_RECORD = {
+    "kind": "train_step",
+    "system": "hls-gaudi2",
+    "cards": 4,
+    "model": {"family": "gpt", "layers": 1, "d_model": 64, "heads": 4, "seq_len": 32, "vocab": 128},
+    "global_batch": 8,
+    "micro_batch": 2,
+    "tp": 2,
+    "pp": 1,
+    "dp": 2,
+    "zero": 1,
+    "sequence_parallel": True,
+    "recompute": "selective",
+    "dtype": "bf16",
+    "ms": 1.5,
+}
+RECORD_VALUES = [
+    0,
+    -1,
+    1,
+    2,
+    3,
+    4,
+    7,
+    2**31,
+    2**63,
+    1e300,
+    -0.0,
+    None,
+    True,
+    "x",
+    "",
+    [],
+    {},
+    "fp8",
+    "full",
+    "dgx-a100",
+]
+
+
+def make_train_record_case(index: int, folder: Path) -> tuple[str, list[str]]:
+    """``accelsim validate`` (with or without --chip) on a mutated file of train_step records."""
+    import json
+
+    rng = random.Random(SEED * 11 + index)
+    rows = []
+    for _ in range(rng.randint(1, 2)):
+        record = json.loads(json.dumps(TRAIN_RECORD))
+        for _ in range(rng.randint(0, 3)):
+            key = rng.choice([*sorted(record), "model", "batch", "extra"])
+            what = rng.random()
+            if what < 0.15:
+                record.pop(key, None)
+            elif key == "model" and what < 0.5 and isinstance(record.get("model"), dict):
+                record["model"][rng.choice(sorted(record["model"]))] = rng.choice(RECORD_VALUES)
+            else:
+                record[key] = rng.choice(RECORD_VALUES)
+        rows.append(json.dumps(record, allow_nan=True))
+    raw = "\n".join(rows).encode()
+    if rng.random() < 0.2:
+        at = rng.randrange(len(raw) + 1)
+        raw = raw[:at] + rng.choice(GARBAGE) + raw[at:]
+    path = folder / "steps.jsonl"
+    path.write_bytes(raw)
+    argv = ["validate", "--measurements", str(path)]
+    if rng.random() < 0.3:
+        argv += ["--chip", rng.choice(["gaudi2", "a100"])]
+    return "records (train_step)", argv
+
+
 def check_case(index, tmp_path, capsys, monkeypatch, maker=make_case):
     monkeypatch.setattr("accelsim.limits.MAX_TASKS", TASK_LIMIT)
     what, argv = maker(index, tmp_path)
@@ -384,3 +454,14 @@ def test_fuzz_train(index, tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("index", range(TRAIN_FAST, TRAIN_FAST + TRAIN_SLOW), ids=lambda i: f"train_{i}")
 def test_fuzz_train_more(index, tmp_path, capsys, monkeypatch):
     check_case(index, tmp_path, capsys, monkeypatch, make_train_case)
+
+
+@pytest.mark.parametrize("index", range(TRAIN_FAST), ids=lambda i: f"train_step_{i}")
+def test_fuzz_train_step_records(index, tmp_path, capsys, monkeypatch):
+    check_case(index, tmp_path, capsys, monkeypatch, make_train_record_case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(TRAIN_FAST, TRAIN_FAST + TRAIN_SLOW), ids=lambda i: f"train_step_{i}")
+def test_fuzz_train_step_records_more(index, tmp_path, capsys, monkeypatch):
+    check_case(index, tmp_path, capsys, monkeypatch, make_train_record_case)
