@@ -415,3 +415,17 @@ def test_a_run_on_a_system_refuses_micro_batches_it_would_not_simulate(capsys):
     argv = ["run", "--system", "hls-gaudi2", "--workload", "gpt2-small", "--parallel", "tp=8", "--set", "layers=1"]
     assert main([*argv, "--set", "mode=training", "--set", "batch=4", "--set", "micro_batch=2"]) == 2
     assert "micro-batches without a pipeline are accelsim train's" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("zero", [2, 3])
+@pytest.mark.parametrize("layout", [Layout(2, 1, 4), Layout(1, 1, 4)])  # a whole node, and part of one
+def test_zero_2_and_3_on_every_card_equal_the_one_card_shortcut(zero, layout):
+    from accelsim.explicit import explicit_step
+
+    system = load_system("hls-gaudi2")
+    data = _run_dict(layout, zero=zero, batch=2)
+    every = explicit_step(system, layout, data, "<t>")
+    shortcut = place(system, layout, data, "<t>")
+    assert {r.latency_cycles for r in every.cards} == {
+        run_graph(shortcut.chip, lower(shortcut.workload)).latency_cycles
+    }
