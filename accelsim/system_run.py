@@ -53,11 +53,13 @@ def place(
     source: str,
     total_cards: int | None = None,
     nodes: int | None = None,
+    memory_checked: bool = True,
 ) -> Placement:
     """The card of ``layout`` on ``nodes`` nodes of ``system`` (default: as many as the layout fills) and its share
     of the workload ``data`` (a workload file's dict, its model the whole model's, its batch each replica's). A layout
     whose product is not the system's cards, pipeline stages, or a shard that does not divide are one
-    AccelsimError each."""
+    AccelsimError each, and so is a card whose memory the run exceeds (unless ``memory_checked`` is false: the
+    caller checks it, as accelsim.training does with its micro-batches in flight)."""
     cards = total_cards or layout.cards  # a pipeline's stage is placed among all the pipeline's cards
     nodes = nodes_used(system, cards, nodes)
     if layout.pp > 1:
@@ -86,7 +88,8 @@ def place(
     if training:
         run.update(data_parallel=layout.dp)
     workload = workload_from_dict({**data, "model": model, "run": run}, source)
-    check_memory(workload, chip, layout, source)
+    if memory_checked:
+        check_memory(workload, chip, layout, source)
     return Placement(system, layout, nodes, chip, workload)
 
 
