@@ -9,6 +9,7 @@ the communication the computation hid, and how busy each group's network was.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -362,23 +363,10 @@ def pipeline_step(
             shape = Layout(flat.tp, 1, 1)
         return shape, {**data, "model": {**model, "layers": held}, "run": settings}
 
-    Cost = tuple[int, dict[str, tuple[int, int]]]  # cycles, and each group's (busy, overlapped) cycles
-
     def cycles(kind: str, forward_only: bool = False, **changes: Any) -> Cost:
-        k = sample_layers
-        if k and sampled(model, layers // pp, k):
-            (a, ga), (b, gb) = (simulated(kind, forward_only, n, **changes) for n in (k, 2 * k))
-
-            def at(x: int, y: int) -> int:
-                return round(x + (layers // pp - k) * (y - x) / k)
-
-            zero = (0, 0)
-            groups = {
-                g: (at(ga.get(g, zero)[0], gb.get(g, zero)[0]), at(ga.get(g, zero)[1], gb.get(g, zero)[1]))
-                for g in ga | gb
-            }
-            return at(a, b), groups
-        return simulated(kind, forward_only, layers // pp, **changes)
+        return over_layers(
+            model, layers // pp, sample_layers, lambda held: simulated(kind, forward_only, held, **changes)
+        )
 
     def simulated(kind: str, forward_only: bool, held: int, **changes: Any) -> Cost:
         shape, stage = stage_run(kind, forward_only, held, **changes)
@@ -412,11 +400,33 @@ def pipeline_step(
     return PipelineStep(first, kinds, times, pipeline, step_ms, comms)
 
 
+#: A card's simulated cost: cycles, and each network group's (busy, overlapped by computation) cycles.
+Cost = tuple[int, dict[str, tuple[int, int]]]
+
+
 def sampled(model: dict[str, Any], layers: int, k: int) -> bool:
     """Whether ``layers`` alike layers of ``model`` may be simulated as k and 2k and extrapolated: more than 2k of
     them, and no alternation of local and global attention layers to break their likeness."""
     alike = model.get("sliding_window") is None or model.get("window_period", 1) == 1
     return layers > 2 * k and alike
+
+
+def over_layers(model: dict[str, Any], layers: int, k: int | None, simulate: Callable[[int], Cost]) -> Cost:
+    """The cost of a card holding ``layers`` layers of ``model``: ``simulate(layers)``, or where k is given and
+    sampled() allows, simulate(k) and simulate(2k) extrapolated linearly to ``layers`` (cycles and each group's
+    figures alike: each layer adds the same once the engines' work is periodic)."""
+    if not k or not sampled(model, layers, k):
+        return simulate(layers)
+    (a, ga), (b, gb) = simulate(k), simulate(2 * k)
+
+    def at(x: int, y: int) -> int:
+        return round(x + (layers - k) * (y - x) / k)
+
+    zero = (0, 0)
+    groups = {
+        g: (at(ga.get(g, zero)[0], gb.get(g, zero)[0]), at(ga.get(g, zero)[1], gb.get(g, zero)[1])) for g in ga | gb
+    }
+    return at(a, b), groups
 
 
 def _send_cycles(system: System, nbytes: int, crosses_nodes: bool, chip: Chip) -> int:

@@ -23,12 +23,13 @@ from .runner import run as run_graph
 from .system import System
 from .system_run import (
     CardMemory,
+    Cost,
     card_memory,
     group_communication,
     nodes_used,
+    over_layers,
     pipeline_step,
     place,
-    sampled,
 )
 from .workload import Workload, training_dtypes, workload_from_dict
 
@@ -246,7 +247,7 @@ def train_step(
         _check_memory(memory, chip, source)
         layers = workload.spec.model.layers
 
-        def measure(run: dict[str, Any], held: int) -> tuple[int, dict[str, tuple[int, int]]]:
+        def measure(run: dict[str, Any], held: int) -> Cost:
             key: tuple = (repr(model), repr(run), held, layout.tp, scheduler)
             if run.get("optimizer_step", True) or options.zero >= 2:  # the replicas' collectives in it
                 key += (dp, nodes)
@@ -255,23 +256,11 @@ def train_step(
                 placed = place(system, layout, shard, source, nodes=nodes)
                 results = run_graph(placed.chip, lower(placed.workload), scheduler)
                 cache[key] = (results.latency_cycles, group_communication(results))
-            found: tuple[int, dict[str, tuple[int, int]]] = cache[key]
+            found: Cost = cache[key]
             return found
 
-        def full(run: dict[str, Any]) -> tuple[int, dict[str, tuple[int, int]]]:
-            k = sample_layers
-            if not k or not sampled(model["model"], layers, k):
-                return measure(run, layers)
-            (a, ga), (b, gb_) = measure(run, k), measure(run, 2 * k)
-
-            def at(x: int, y: int) -> int:
-                return round(x + (layers - k) * (y - x) / k)
-
-            groups = {
-                g: (at(ga.get(g, (0, 0))[0], gb_.get(g, (0, 0))[0]), at(ga.get(g, (0, 0))[1], gb_.get(g, (0, 0))[1]))
-                for g in ga | gb_
-            }
-            return at(a, b), groups
+        def full(run: dict[str, Any]) -> Cost:
+            return over_layers(model["model"], layers, sample_layers, lambda held: measure(run, held))
 
         last_cycles, groups = full(settings)
         per_group = {k: (busy, hidden) for k, (busy, hidden) in groups.items()}
