@@ -16,6 +16,11 @@ accelsim.attention) changes one of the decisions it mirrors:
 - training's backward (``layer_backward``): a data-gradient and a weight-gradient GEMM per weight, the gradient
   kernels, layernorm's parameter reductions, the attention tables' backward ops;
 - Adam: 4 elements read and 3 written per parameter, for every weight, the layernorms, embeddings and heads;
+- data parallelism (``flush_gradients``, ``zero3_gather``): a bucket per layer and end, all-reduced (ZeRO 0) or
+  reduce-scattered with one Adam over the shard (and ZeRO 1-2's all-gather); ZeRO 2-3's reduce-scatter in a
+  micro-batch without the update; ZeRO 3's gathers of each layer's and end's parameters, twice;
+- which products read run.matmul_dtype: weight GEMMs, their data and weight gradients, attention's matmuls; not
+  the LM head's or the patch embedding's;
 - the ends (``_EmbeddingsAndHeads``): GPT gather, positions, final layernorm, LM head and cross-entropy; ViT
   patchify, patch GEMM, pooling, classifier; their backward; and without embeddings the input (and output
   gradient) copies.
