@@ -16,6 +16,11 @@ accelsim.attention) changes one of the decisions it mirrors:
 - training's backward (``layer_backward``): a data-gradient and a weight-gradient GEMM per weight, the gradient
   kernels, layernorm's parameter reductions, the attention tables' backward ops;
 - Adam: 4 elements read and 3 written per parameter, for every weight, the layernorms, embeddings and heads;
+- data parallelism (``flush_gradients``, ``zero3_gather``): a bucket per layer and end, all-reduced (ZeRO 0) or
+  reduce-scattered with one Adam over the shard (and ZeRO 1-2's all-gather); ZeRO 2-3's reduce-scatter in a
+  micro-batch without the update; ZeRO 3's gathers of each layer's and end's parameters, twice;
+- which products read run.matmul_dtype: weight GEMMs, their data and weight gradients, attention's matmuls; not
+  the LM head's or the patch embedding's;
 - the ends (``_EmbeddingsAndHeads``): GPT gather, token types, positions, an encoder's embedding norm, final
   layernorm (or the MLM head's transform and norm), LM head and cross-entropy; ViT
   patchify, patch GEMM, pooling, classifier; their backward; and without embeddings the input (and output
@@ -206,8 +211,8 @@ def _layer(c: Count, wl: Workload, backward: bool, keys: int) -> None:
     def gemm(K: int, N: int) -> None:  # activations (T x K) @ weights (K x N)
         c.weight_mm(T * K * N, T * K + K * N, T * N)
 
-    def wgrad(K: int, N: int) -> None:  # dW = X^T dY, then Adam on it
-        c.mm(K * T * N, K * T + T * N + K * N)
+    def wgrad(K: int, N: int) -> None:  # dW = X^T dY (its operands in run.matmul_dtype), then Adam on it
+        c.weight_mm(K * T * N, K * T + T * N, K * N)
         c.vec("adam", K * N, reads=4 * K * N, writes=3 * K * N)
 
     def mlp() -> None:
@@ -456,19 +461,36 @@ def _buckets(wl: Workload, layer_params: float) -> list[float]:
 
 
 def _data_parallel(c: Count, wl: Workload, layer_params: float) -> None:
-    """Each bucket's gradients all-reduced; or under ZeRO-1 reduce-scattered, one Adam over this replica's 1/dp
-    instead of the bucket's updates, and the parameters all-gathered."""
+    """Each bucket's gradients all-reduced; or under ZeRO reduce-scattered, one Adam over this replica's 1/dp
+    instead of the bucket's updates, and (ZeRO 1 and 2) the parameters all-gathered; under ZeRO 2 and 3 a
+    micro-batch without the update reduce-scatters its buckets all the same (accelsim.lowering.flush_gradients)."""
     run = wl.spec.run
     dp = run.data_parallel
     for P in _buckets(wl, layer_params):
-        if not run.zero1:
+        shard = -(-int(P) // dp)
+        if not run.optimizer_step:
+            if run.zero >= 2:
+                c.vec("grad_reduce_scatter", P, reads=P, writes=shard)
+            continue
+        if not run.zero:
             c.vec("grad_all_reduce", P)
             continue
-        shard = -(-int(P) // dp)
         c.vec("adam", -P, reads=-4 * P, writes=-3 * P)  # the per-parameter updates it replaces
         c.vec("grad_reduce_scatter", P, reads=P, writes=shard)
         c.vec("adam", shard, reads=4 * shard, writes=3 * shard)
-        c.vec("param_all_gather", shard, reads=shard, writes=shard * dp)
+        if run.zero < 3:
+            c.vec("param_all_gather", shard, reads=shard, writes=shard * dp)
+
+
+def _zero3_gathers(c: Count, wl: Workload) -> None:
+    """ZeRO 3: each layer's, the embeddings' and the head's parameters all-gathered before the forward and again
+    before the backward (accelsim.lowering.zero3_gather)."""
+    dp = wl.spec.run.data_parallel
+    sizes = [wl.layer_parameters] * wl.spec.model.layers + [wl.embedding_parameters, wl.head_parameters]
+    for P in sizes:
+        if P:
+            shard = -(-P // dp)
+            c.vec("param_all_gather", 2 * shard, reads=2 * shard, writes=2 * shard * dp)
 
 
 def analytic_counts(wl: Workload) -> tuple[int, int]:
@@ -489,11 +511,13 @@ def analytic_counts(wl: Workload) -> tuple[int, int]:
         c.low += layers * layer.low
         c.adam += layers * layer.adam
         layer_params = layer.adam
-    if training and not wl.spec.run.optimizer_step:  # no update: the Adams counted above come off
+    run = wl.spec.run
+    if training and not run.optimizer_step:  # no update: the Adams counted above come off
         c.flops -= _f("adam") * c.adam
         c.elements -= 7 * c.adam
-    elif training and wl.spec.run.data_parallel > 1:
+    if training and run.data_parallel > 1:
         _data_parallel(c, wl, layer_params)
-    run = wl.spec.run
+        if run.zero >= 3:
+            _zero3_gathers(c, wl)
     low_bytes = DTYPE_BYTES[run.matmul_dtype or run.dtype]
     return int(round(c.flops)), int(round(c.elements)) * DTYPE_BYTES[run.dtype] + int(round(c.low)) * low_bytes

@@ -37,6 +37,7 @@ from .resources import shipped_names
 from .system import System, load_system
 from .system_run import PipelineStep, pipeline_step
 from .trace import write_chrome_trace
+from .train_cli import add_plot_train_options, add_train_parser, cmd_train, plot_train
 from .workload import WorkloadSummary, load_workload, workload_data
 
 
@@ -185,6 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--schedulers", default="naive,balanced")
     plot.add_argument("--out", required=True, help="folder for the PNG and SVG files")
     _add_generation(plot, required=False)
+    add_plot_train_options(plot)
 
     sw = sub.add_parser("sweep", help="simulate every combination of chip-profile values, workloads and schedulers")
     sw.add_argument("--chip", required=True, help="the base profile, by name or path")
@@ -211,7 +213,7 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--out", required=True, help="folder for the PNG and SVG files")
 
     val = sub.add_parser("validate", help="predict measured latencies and report the errors")
-    val.add_argument("--chip", required=True)
+    val.add_argument("--chip", help="the chip predicted; optional for train_step records, whose system names it")
     val.add_argument("--measurements", required=True, help="JSON-lines records (../shared/calibration schema)")
     val.add_argument("--json", action="store_true")
 
@@ -254,6 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     wls.add_argument("--json", action="store_true")
 
     sub.add_parser("schedulers", help="list registered schedulers")
+    add_train_parser(sub)
     return p
 
 
@@ -399,6 +402,8 @@ def _cmd_plot(args: argparse.Namespace) -> None:
     from . import plots
 
     check_output_dir(args.out, "--out")
+    if plot_train(args):
+        return
     if args.model and args.output_tokens is not None:
         _plot_generation(args)
         return
@@ -772,7 +777,7 @@ def _cmd_validate(args: argparse.Namespace) -> None:
 
     from .validation import MIN_MS, read_records, validate
 
-    result = validate(load_chip(args.chip), read_records(args.measurements))
+    result = validate(load_chip(args.chip) if args.chip else None, read_records(args.measurements))
     for w in result.warnings:
         print(f"accelsim: warning: {w}", file=sys.stderr)
     if args.json:
@@ -909,6 +914,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
     "fit": _cmd_fit,
     "models": _cmd_models,
     "generate": _cmd_generate,
+    "train": cmd_train,
 }
 
 

@@ -100,7 +100,8 @@ class _GraphBuilder:
         self.norm, self.norm_params = model.norm, wl.norm_params
         self.rotary = model.positions == "rotary"
         run = spec.run
-        self.tp, self.dp, self.zero1 = run.tensor_parallel, run.data_parallel, run.zero1
+        self.tp, self.dp, self.zero = run.tensor_parallel, run.data_parallel, run.zero
+        self.optimizer_step = run.optimizer_step
         #: Data parallelism: the Adam updates waiting for their bucket's gradients to be reduced.
         self.pending: list[tuple[str, int, list[str], str, tuple[int, ...]]] = []
         self.granularity = spec.lowering.granularity
@@ -314,9 +315,18 @@ class _TrainingUpdates(_GraphBuilder):
     contributes to every element) and the Adam update of each parameter tile as soon as its gradient is done."""
 
     def weight_grad(
-        self, name: str, in_features: int, tokens: int, out_features: int, deps: list[str], group: str
+        self,
+        name: str,
+        in_features: int,
+        tokens: int,
+        out_features: int,
+        deps: list[str],
+        group: str,
+        quantized: bool = True,
     ) -> list[str]:
-        """dW (in x out) = X^T (in x tokens) @ dY (tokens x out), tiled over the weight; then Adam on each tile."""
+        """dW (in x out) = X^T (in x tokens) @ dY (tokens x out), tiled over the weight; then Adam on each tile.
+        ``quantized``: its operands in run.matmul_dtype, as the forward product's (false for the LM head's and the
+        patch embedding's, whose forward products stay in run.dtype)."""
         row_tiles = (
             [min(self.tile_m, in_features - k) for k in range(0, in_features, self.tile_m)]
             if self.per_tile
@@ -335,6 +345,7 @@ class _TrainingUpdates(_GraphBuilder):
                     deps,
                     group,
                     per_sequence=False,
+                    quantized=quantized,
                 )
                 names.append(self.adam(f"{name}.adam", rows * width, [grad], group, a, j))
         return names
@@ -351,11 +362,12 @@ class _TrainingUpdates(_GraphBuilder):
 
     def adam(self, name: str, elements: int, deps: list[str], group: str, *idx: int) -> str:
         """Adam: read weight, gradient and two moments; write weight and moments. Under data parallelism it waits
-        for its bucket's reduction (``flush_gradients``)."""
-        if not self.wl.spec.run.optimizer_step:
-            return self.label(name, *idx)
-        if self.dp > 1:
+        for its bucket's reduction (``flush_gradients``). A micro-batch that does not end the step updates nothing
+        (its gradients are accumulated), but under ZeRO 2 and 3 its bucket is still reduce-scattered."""
+        if self.dp > 1 and (self.optimizer_step or self.zero >= 2):
             self.pending.append((name, elements, deps, group, idx))
+            return self.label(name, *idx)
+        if not self.optimizer_step:
             return self.label(name, *idx)
         return self.emit(
             self.label(name, *idx), "adam", (elements,), 4 * elements, 3 * elements, deps, group, per_sequence=False
@@ -363,15 +375,17 @@ class _TrainingUpdates(_GraphBuilder):
 
     def flush_gradients(self, bucket: str) -> None:
         """Data parallelism: the gradients of the updates waiting (one layer's, the head's, the embeddings') are
-        reduced over the replicas as one bucket as soon as they are all computed, then updated: every update after
-        an all-reduce, or under ZeRO-1 one update of this replica's 1/dp after a reduce-scatter, then an
-        all-gather of the updated parameters."""
+        reduced over the replicas as one bucket as soon as they are all computed, then updated. ZeRO 0: an
+        all-reduce, then every update. ZeRO 1 and 2: a reduce-scatter, one update of this replica's 1/dp, an
+        all-gather of the updated parameters. ZeRO 3: the same without the all-gather (each layer's parameters
+        are gathered before they are used, ``zero3_gather``). Under ZeRO 2 and 3 a micro-batch that does not end
+        the step reduce-scatters its bucket too (a replica keeps only its 1/dp of the gradients)."""
         if not self.pending:
             return
         total = sum(elements for _, elements, _, _, _ in self.pending)
         deps = [d for _, _, waits, _, _ in self.pending for d in waits]
         group = self.pending[0][3]
-        if not self.zero1:
+        if self.zero == 0:
             reduced = self.emit(
                 f"{bucket}.grad_allreduce", "grad_all_reduce", (total,), total, total, deps, group, per_sequence=False
             )
@@ -398,20 +412,41 @@ class _TrainingUpdates(_GraphBuilder):
                 group,
                 per_sequence=False,
             )
-            update = self.emit(
-                f"{bucket}.adam", "adam", (shard,), 4 * shard, 3 * shard, [scattered], group, per_sequence=False
-            )
+            if self.optimizer_step:
+                update = self.emit(
+                    f"{bucket}.adam", "adam", (shard,), 4 * shard, 3 * shard, [scattered], group, per_sequence=False
+                )
+                if self.zero < 3:
+                    self.emit(
+                        f"{bucket}.param_allgather",
+                        "param_all_gather",
+                        (shard,),
+                        shard,
+                        shard * self.dp,
+                        [update],
+                        group,
+                        per_sequence=False,
+                    )
+        self.pending = []
+
+    def zero3_gather(self, name: str, parameters: int, deps: list[str], group: str) -> list[str]:
+        """ZeRO 3: ``parameters`` (a layer's, the head's or the embeddings', this card's tensor shard) all-gathered
+        from the replicas' 1/dp shards before they are used; none otherwise."""
+        if self.zero < 3 or self.dp == 1 or not parameters:
+            return []
+        shard = -(-parameters // self.dp)
+        return [
             self.emit(
-                f"{bucket}.param_allgather",
+                f"{name}.zero3_gather",
                 "param_all_gather",
                 (shard,),
                 shard,
                 shard * self.dp,
-                [update],
+                deps,
                 group,
                 per_sequence=False,
             )
-        self.pending = []
+        ]
 
 
 class _Attention(_TokenRowOps):
@@ -661,7 +696,7 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         d_lnf = product("head.lm.dA", vocab, d, [loss], False)
         if tp > 1:
             d_lnf = [op("head.lm.dA.allreduce", "all_reduce", n, n, n, d_lnf)]
-        self.weight_grad("head.lm.dW", d, rows, vocab, [lnf, loss], g)
+        self.weight_grad("head.lm.dW", d, rows, vocab, [lnf, loss], g, quantized=False)
         d_act = op("head.ln.bwd", f"{self.norm}_grad", n, 2 * n + np_, n, d_lnf)
         self.adam("head.ln.adam", np_, [op("head.ln.dparams", "reduce", rows * np_, rows * np_, np_, d_lnf)], g)
         d_dense = op(f"head.{activation}.bwd", f"{activation}_grad", n, 2 * n, n, [d_act])
@@ -707,7 +742,9 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         d_lnf = self.all_reduce(
             "head.lm.dA", self.gemm("head.lm.dA", vocab, d_model, _same_block(loss), "head", weights=False), "head"
         )
-        self.weight_grad("head.lm.dW", d_model, self.batch * self.seq_len, vocab, _all_tasks(lnf, loss), "head")
+        self.weight_grad(
+            "head.lm.dW", d_model, self.batch * self.seq_len, vocab, _all_tasks(lnf, loss), "head", quantized=False
+        )
         d_x = self.row_op(
             "head.ln.bwd",
             f"{self.norm}_grad",
@@ -786,7 +823,13 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
                 self.adam("embed.ln.adam", norm_params, [ln_params], "embed")
             return
         self.weight_grad(
-            "embed.patch.dW", self.wl.patch_elements, self.batch * self.wl.patches, d_model, every, "embed"
+            "embed.patch.dW",
+            self.wl.patch_elements,
+            self.batch * self.wl.patches,
+            d_model,
+            every,
+            "embed",
+            quantized=False,
         )
         positions = self.param_grad("embed.pos.dparams", d_model, seq_len * d_model, every, "embed")
         self.adam("embed.pos.adam", seq_len * d_model, [positions], "embed")
@@ -1021,28 +1064,50 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
     def lower(self) -> TaskGraph:
         wl, model = self.wl, self.wl.spec.model
         training = wl.spec.run.mode == "training"
+        embed_params = self.zero3_gather("embed", wl.embedding_parameters, [], "embed") if wl.has_embeddings else []
         x = self.embed_forward() if wl.has_embeddings else self.row_op("input", "copy", self.row_d, _no_deps, "input")
+        x = _waiting(x, embed_params)
         saved = []
+        outputs = [x]  # each layer's input, then the last one's output
+        layer_params = wl.layer_parameters
         for layer in range(model.layers):
+            # ZeRO 3: the layer's parameters gathered one layer ahead (once the layer two before is done)
+            ahead = _all_tasks(outputs[-2]) if len(outputs) > 1 else []
+            x = _waiting(x, self.zero3_gather(f"L{layer}", layer_params, ahead, f"L{layer}"))
             x, activations = self.layer_forward(layer, x)
             saved.append(activations)
+            outputs.append(x)
         if wl.has_head:
-            dy = self.head_forward(x, training)
+            head_params = self.zero3_gather("head", wl.head_parameters, _all_tasks(outputs[-2]), "head")
+            if training:
+                head_params += self.zero3_gather("head.bwd", wl.head_parameters, head_params, "head")
+            dy = self.head_forward(_waiting(x, head_params), training)
             self.flush_gradients("head")
         elif training:
             dy = self.row_op("output", "copy", self.row_d, _same_block(x), "output")
         else:
             dy = x
         if training:
+            gradients = [x, dy]  # what the backward has reached, to gather the next layer's parameters ahead
             for layer in reversed(range(model.layers)):
+                ahead = _all_tasks(gradients[-2])
+                dy = _waiting(dy, self.zero3_gather(f"L{layer}.bwd", layer_params, ahead, f"L{layer}.bwd"))
                 dy = self.layer_backward(layer, dy, self.recompute(layer, saved[layer], dy))
                 self.flush_gradients(f"L{layer}")
+                gradients.append(dy)
             if wl.has_embeddings:
+                ahead = _all_tasks(gradients[-2])
+                dy = _waiting(dy, self.zero3_gather("embed.bwd", wl.embedding_parameters, ahead, "embed"))
                 self.embed_backward(dy)
                 self.flush_gradients("embed")
         graph = TaskGraph(self.tasks, name=wl.name, source=wl.source)
         graph.meta.update(wl.summary().to_dict())
         return graph
+
+
+def _waiting(rows: TokenRowTasks, tasks: list[str]) -> TokenRowTasks:
+    """Every row block of ``rows`` also waits for ``tasks`` (a ZeRO-3 gather of the parameters its consumer uses)."""
+    return [[*block, *tasks] for block in rows] if tasks else rows
 
 
 def lower(workload: Workload) -> TaskGraph:
@@ -1201,8 +1266,10 @@ def estimate_tasks(wl: Workload) -> int:
             ends += 5 + rows  # loss, dA, dW, Adam, layernorm backward; the gradient back to the tokens
             ends += wgrad(wl.patch_elements, d) + 2  # the patch GEMM's dW and Adam; positions' gradient, Adam
     total = ends + model.layers * per_layer
+    if training and run.zero >= 3 and run.data_parallel > 1:  # each layer's (and end's) parameters gathered twice
+        total += 2 * model.layers + 2 * (wl.embedding_parameters > 0) + 2 * (wl.head_parameters > 0)
     if training and (run.data_parallel > 1 or not run.optimizer_step):
-        # a reduction per bucket (under ZeRO-1 it replaces the bucket's Adams), or no Adam at all
+        # a reduction per bucket (under ZeRO it replaces the bucket's Adams), or no Adam at all
         if model.family == "gpt":
             post, mlm = model.norm_position == "post", model.head == "mlm"
             vocab_adams = row_tiles(wl.vocab) + (model.positions == "learned") + bool(model.token_types) + post
@@ -1215,7 +1282,10 @@ def estimate_tasks(wl: Workload) -> int:
         buckets = [layer_adams] * model.layers
         buckets += [end_adams[0]] * head + [end_adams[1]] * embed
         if not run.optimizer_step:
-            total -= sum(buckets)
+            total -= sum(buckets)  # no update; under ZeRO 2 and 3 a reduce-scatter per bucket still
+            total += len(buckets) if run.data_parallel > 1 and run.zero >= 2 else 0
+        elif run.zero:  # reduce-scatter, one Adam, and (ZeRO 1 and 2) the parameters' all-gather
+            total += sum((3 if run.zero < 3 else 2) - adams for adams in buckets)
         else:
-            total += sum(3 - adams if run.zero1 else 1 for adams in buckets)
+            total += len(buckets)
     return total

@@ -20,6 +20,7 @@ from .outputs import check_output_dir, safe_name, write_failed
 from .pipeline import PipelineRun
 from .results import Results
 from .trace import busy_engines_by_kind
+from .training import TrainStep
 
 #: Engine groups with more instances than this are drawn as aggregated rows of several engines each.
 MAX_ROWS_PER_GROUP = 8
@@ -193,6 +194,27 @@ def pipeline_chart(run: PipelineRun, title: str = "") -> Figure:
     )
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
     ax.legend(handles, ["forward", "backward"], loc="upper right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def train_breakdown(step: TrainStep) -> Figure:
+    """A training step as one bar: computation, each group's exposed communication, the pipeline's bubble."""
+    parts = step.breakdown()
+    fig, ax = plt.subplots(figsize=(10, 2.6))
+    left = 0.0
+    colours = ["#2b6a99", "#e07b39", "#c23b22", "#bbbbbb"]
+    for (name, ms), colour in zip(parts.items(), colours, strict=False):
+        ax.barh(0, ms, left=left, color=colour, label=f"{name} {ms:,.1f} ms")
+        left += ms
+    ax.set_yticks([])
+    ax.set_xlabel("ms")
+    lay = step.layout
+    ax.set_title(
+        f"{plain(step.model)} on {plain(step.system)}, tp={lay.tp} pp={lay.pp} dp={lay.dp}: step "
+        f"{step.step_ms:,.1f} ms, MFU {step.mfu:.0%}"
+    )
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=4, fontsize="small")
     fig.tight_layout()
     return fig
 

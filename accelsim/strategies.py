@@ -211,7 +211,7 @@ def workload_dicts(draw: st.DrawFn) -> dict:
     if not inference:
         replicas = draw(st.sampled_from([1, 1, 2, 3]))
         run["data_parallel"] = replicas
-        run["zero1"] = replicas > 1 and draw(st.booleans())
+        run["zero"] = draw(st.integers(0, 3)) if replicas > 1 else 0
         run["recompute"] = draw(st.sampled_from(["none", "selective", "full"]))
         run["optimizer_step"] = draw(st.sampled_from([True, True, False]))
         tp = run.get("tensor_parallel", 1)

@@ -9,7 +9,8 @@ the communication the computation hid, and how busy each group's network was.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,10 +29,11 @@ from .workload import Workload, workload_from_dict
 
 NETWORK_KINDS = ("network", "data_network")
 #: Run settings that only a training step has.
-TRAINING_ONLY = ("data_parallel", "zero1", "recompute", "optimizer_step")
-#: Bytes per parameter a mixed-precision Adam step keeps: bf16 weights and gradients (2 + 2), fp32 master weights
-#: and two moments (4 + 4 + 4); ZeRO-1 divides the last twelve over the replicas.
-TRAINING_BYTES_PER_PARAMETER = (4, 12)
+TRAINING_ONLY = ("data_parallel", "zero", "recompute", "optimizer_step")
+#: Bytes per parameter a mixed-precision Adam step keeps: bf16 weights (2), bf16 gradients (2), fp32 master weights
+#: and two moments (4 + 4 + 4). ZeRO divides the optimizer's over the replicas from stage 1, the gradients' from
+#: stage 2, the weights' from stage 3.
+TRAINING_BYTES_PER_PARAMETER = (2, 2, 12)
 
 
 @dataclass(frozen=True)
@@ -52,30 +54,26 @@ def place(
     source: str,
     total_cards: int | None = None,
     nodes: int | None = None,
+    memory_checked: bool = True,
 ) -> Placement:
     """The card of ``layout`` on ``nodes`` nodes of ``system`` (default: as many as the layout fills) and its share
     of the workload ``data`` (a workload file's dict, its model the whole model's, its batch each replica's). A layout
     whose product is not the system's cards, pipeline stages, or a shard that does not divide are one
-    AccelsimError each."""
-    per_node = system.spec.cards_per_node
+    AccelsimError each, and so is a card whose memory the run exceeds (unless ``memory_checked`` is false: the
+    caller checks it, as accelsim.training does with its micro-batches in flight)."""
     cards = total_cards or layout.cards  # a pipeline's stage is placed among all the pipeline's cards
-    if nodes is None:  # as many nodes as the layout fills
-        if cards % per_node:
-            raise AccelsimError(
-                f"tp x pp x dp = {cards} cards is not the card count of whole nodes of {system.name} ({per_node} "
-                "cards each)",
-                source="--parallel",
-            )
-        nodes = cards // per_node
-    if cards != nodes * per_node:
-        raise AccelsimError(
-            f"tp x pp x dp = {cards} cards, but {nodes} node(s) of {system.name} hold {nodes * per_node}",
-            source="--parallel",
-        )
+    nodes = nodes_used(system, cards, nodes)
     if layout.pp > 1:
         raise AccelsimError("pp > 1 runs as a pipeline: accelsim.system_run.pipeline_step", source="--parallel")
     run = dict(data.get("run", {}))
     training = run.get("mode") == "training"
+    if run.get("micro_batch", run.get("batch")) != run.get("batch"):
+        raise AccelsimError(
+            "micro-batches without a pipeline are accelsim train's (--global-batch, --micro-batch): a run on a "
+            "system simulates one pass of its whole batch",
+            source=source,
+            key="run.micro_batch",
+        )
     if layout.dp > 1 and not training:
         raise AccelsimError(
             "dp > 1 runs replicas that never communicate in inference: simulate one replica (dp=1)",
@@ -91,8 +89,82 @@ def place(
     if training:
         run.update(data_parallel=layout.dp)
     workload = workload_from_dict({**data, "model": model, "run": run}, source)
-    check_memory(workload, chip, layout, source)
+    if memory_checked:
+        check_memory(workload, chip, layout, source)
     return Placement(system, layout, nodes, chip, workload)
+
+
+def nodes_used(system: System, cards: int, nodes: int | None = None) -> int:
+    """The nodes of ``system`` a layout of ``cards`` runs on: part of one node where it has fewer cards than a node
+    (that many of its cards, the node's links and fabric as they are), else the whole nodes it fills; ``nodes``
+    where given must be that count."""
+    per_node = system.spec.cards_per_node
+    if cards < per_node:
+        needed = 1
+    elif cards % per_node:
+        raise AccelsimError(
+            f"tp x pp x dp = {cards} cards is neither part of one node nor the cards of whole nodes of {system.name} "
+            f"({per_node} cards each)",
+            source="--parallel",
+        )
+    else:
+        needed = cards // per_node
+    if nodes is not None and nodes != needed:
+        raise AccelsimError(
+            f"tp x pp x dp = {cards} cards run on {needed} node(s) of {system.name} ({per_node} cards each), not "
+            f"{nodes}",
+            source="--parallel",
+        )
+    return needed
+
+
+@dataclass(frozen=True)
+class CardMemory:
+    """Bytes one card holds at a step's peak: parameters, gradients, optimizer state (mixed-precision Adam, sharded
+    by ZeRO's stage), and activations."""
+
+    parameters: float
+    gradients: float
+    optimizer: float
+    activations: float
+
+    @property
+    def total(self) -> float:
+        return self.parameters + self.gradients + self.optimizer + self.activations
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "parameters_gb": round(self.parameters / 1e9, 3),
+            "gradients_gb": round(self.gradients / 1e9, 3),
+            "optimizer_gb": round(self.optimizer / 1e9, 3),
+            "activations_gb": round(self.activations / 1e9, 3),
+            "total_gb": round(self.total / 1e9, 3),
+        }
+
+
+def card_memory(wl: Workload, layout: Layout, in_flight: int = 1) -> CardMemory:
+    """What a card of ``layout`` running ``wl`` (one micro-batch of its shard) holds: the training state of
+    TRAINING_BYTES_PER_PARAMETER, ZeRO's stage dividing the optimizer's (stage 1 up), the gradients' (2 up) and the
+    weights' (3) bytes over the replicas (the working copy of a ZeRO-3 layer's gathered parameters left out), and
+    ``in_flight`` micro-batches' activations (a pipeline's first stage holds min(pp, micro-batches) under 1F1B).
+    Inference: the weights in run.dtype only."""
+    r = wl.spec.run
+    params = wl.parameters
+    if r.mode != "training":
+        return CardMemory(params * DTYPE_BYTES[r.dtype], 0.0, 0.0, 0.0)
+    weights, grads, optimizer = TRAINING_BYTES_PER_PARAMETER
+    dp, zero = layout.dp, r.zero
+
+    def share(stage: int) -> int:
+        return dp if zero >= stage else 1
+
+    _, activations = memory_per_card(wl, layout)
+    return CardMemory(
+        params * weights / share(3),
+        params * grads / share(2),
+        params * optimizer / share(1),
+        activations * in_flight,
+    )
 
 
 def memory_per_card(wl: Workload, layout: Layout) -> tuple[float, float]:
@@ -104,8 +176,11 @@ def memory_per_card(wl: Workload, layout: Layout) -> tuple[float, float]:
     params = wl.parameters
     if r.mode != "training":
         return params * DTYPE_BYTES[r.dtype], 0.0
-    held, optimizer = TRAINING_BYTES_PER_PARAMETER
-    state = params * (held + optimizer / (layout.dp if r.zero1 else 1))
+    weights, grads, optimizer = TRAINING_BYTES_PER_PARAMETER
+    zero, dp = r.zero, layout.dp
+    state = params * (
+        weights / (dp if zero >= 3 else 1) + grads / (dp if zero >= 2 else 1) + optimizer / (dp if zero >= 1 else 1)
+    )
     s, b, t = wl.seq_len, r.batch, layout.tp
     h, a = m.d_model, m.heads * t  # the whole model's heads
     kept = 34 / t if r.sequence_parallel else 10 + 24 / t  # sequence parallelism shards the norms' and dropouts'
@@ -124,7 +199,7 @@ def check_memory(wl: Workload, chip: Chip, layout: Layout, source: str) -> None:
     if state + activations > hbm:
         raise AccelsimError(
             f"each card needs {state / 1e9:.1f} GB of parameters and optimizer state and {activations / 1e9:.1f} GB "
-            f"of activations, more than its {hbm / 1e9:.1f} GB of HBM: use more tensor parallelism, run.zero1, "
+            f"of activations, more than its {hbm / 1e9:.1f} GB of HBM: use more tensor parallelism, run.zero, "
             "run.recompute, or a smaller run.batch",
             source=source,
             key="memory",
@@ -203,6 +278,25 @@ def communication(results: Results) -> Communication:
     )
 
 
+def group_communication(results: Results) -> dict[str, tuple[int, int]]:
+    """Per network group of a simulated card: (busy cycles, of them overlapped by computation)."""
+    chip = results.chip
+    compute: list = []
+    nets: dict[str, list] = {}
+    for e in range(len(chip.instance_group)):
+        group = chip.groups[chip.instance_group[e]]
+        if group.kind in NETWORK_KINDS:
+            nets.setdefault(group.kind, []).append(results.busy_intervals(e))
+        elif group.kind != "dma":
+            compute.append(results.busy_intervals(e))
+    work = _union(compute)
+    out = {}
+    for kind, intervals in nets.items():
+        busy = _union(intervals)
+        out[kind] = (sum(b - a for a, b in busy), _overlap(busy, work))
+    return out
+
+
 @dataclass(frozen=True)
 class PipelineStep:
     """A pipeline-parallel step: each distinct stage's card and times, the 1F1B run, and the step's milliseconds."""
@@ -212,16 +306,32 @@ class PipelineStep:
     times: dict[str, StageTimes]
     run: PipelineRun
     step_ms: float
+    #: Per stage kind: each network group's (busy, overlapped) cycles in one micro-batch's forward and backward,
+    #: and in the last one's with the update (accelsim.training sums them over the step).
+    communication: dict[str, tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]] = field(
+        default_factory=dict
+    )
 
 
 def pipeline_step(
-    system: System, layout: Layout, data: dict[str, Any], source: str, scheduler: str, nodes: int | None = None
+    system: System,
+    layout: Layout,
+    data: dict[str, Any],
+    source: str,
+    scheduler: str,
+    nodes: int | None = None,
+    cache: dict[tuple, Any] | None = None,
+    sample_layers: int | None = None,
 ) -> PipelineStep:
     """``layout`` with pp > 1 stages of ``layers / pp`` layers each, ``batch / micro_batch`` micro-batches through
     them in the 1F1B order (accelsim.pipeline). Each distinct stage (first, middle, last) is simulated on one card
     for one micro-batch: forward only, forward and backward, and the whole step with the optimizer's update, whose
     extra is the stage's tail; sending a micro-batch's activations (or their gradient) to the next stage takes the
-    network's time for those bytes between two cards."""
+    network's time for those bytes between two cards. ``cache`` (shared by the candidates of a search) keeps the
+    cycles of each stage run already simulated: a forward, or a forward and backward without the update, does
+    not depend on the replicas (nothing crosses the data network before the update). ``sample_layers`` k: a stage
+    of more than 2k layers is simulated with k and 2k layers and its cycles extrapolated linearly (its layers are
+    alike: accelsim.training.sampled)."""
     pp = layout.pp
     model, run = dict(data.get("model", {})), dict(data.get("run", {}))
     if run.get("mode") != "training":
@@ -239,26 +349,46 @@ def pipeline_step(
     per_node = system.spec.cards_per_node
     times: dict[str, StageTimes] = {}
 
-    def stage_run(kind: str, forward_only: bool = False, **changes: Any) -> tuple[Layout, dict[str, Any]]:
-        """One micro-batch on a ``kind`` stage's card: its layout and workload dict."""
+    def stage_run(
+        kind: str, forward_only: bool = False, held: int = layers // pp, **changes: Any
+    ) -> tuple[Layout, dict[str, Any]]:
+        """One micro-batch on a ``kind`` stage's card holding ``held`` layers: its layout and workload dict."""
         settings = {**run, "batch": micro, "pipeline_stage": kind, **changes}
         shape = flat
         if forward_only:  # no gradients: nothing of training's, no replicas to talk to
-            settings = {k: v for k, v in settings.items() if k not in TRAINING_ONLY}
+            # (sequence parallelism, modelled for training only, left out of the forward's time: the same bytes on
+            # the network, its norms on every row)
+            settings = {k: v for k, v in settings.items() if k not in (*TRAINING_ONLY, "sequence_parallel")}
             settings.update(mode="inference", logits="all")
             shape = Layout(flat.tp, 1, 1)
-        return shape, {**data, "model": {**model, "layers": layers // pp}, "run": settings}
+        return shape, {**data, "model": {**model, "layers": held}, "run": settings}
 
-    def cycles(kind: str, forward_only: bool = False, **changes: Any) -> int:
-        shape, stage = stage_run(kind, forward_only, **changes)
+    def cycles(kind: str, forward_only: bool = False, **changes: Any) -> Cost:
+        return over_layers(
+            model, layers // pp, sample_layers, lambda held: simulated(kind, forward_only, held, **changes)
+        )
+
+    def simulated(kind: str, forward_only: bool, held: int, **changes: Any) -> Cost:
+        shape, stage = stage_run(kind, forward_only, held, **changes)
+        updates = not forward_only and changes.get("optimizer_step", True)
+        key = (repr(stage), shape.tp, scheduler, *((layout.cards, layout.dp) if updates else ()))
+        if cache is not None and key in cache:
+            found: Cost = cache[key]
+            return found
         placed = place(system, shape, stage, source, total_cards=layout.cards, nodes=nodes)
-        return int(run_graph(placed.chip, lower(placed.workload), scheduler).latency_cycles)
+        results = run_graph(placed.chip, lower(placed.workload), scheduler)
+        cost = (int(results.latency_cycles), group_communication(results))
+        if cache is not None:
+            cache[key] = cost
+        return cost
 
+    comms = {}
     for kind in dict.fromkeys(kinds):
-        forward = cycles(kind, forward_only=True)
-        both = cycles(kind, optimizer_step=False)
-        whole = cycles(kind)
+        forward, _ = cycles(kind, forward_only=True)
+        both, micro_comm = cycles(kind, optimizer_step=False)
+        whole, last_comm = cycles(kind)
         times[kind] = StageTimes(forward, max(both - forward, 0), max(whole - both, 0))
+        comms[kind] = (micro_comm, last_comm)
     shape, stage = stage_run(kinds[0])
     first = place(system, shape, stage, source, total_cards=layout.cards, nodes=nodes)
     wl = first.workload
@@ -266,7 +396,37 @@ def pipeline_step(
     crosses_nodes = layout.tp * pp > per_node
     send = _send_cycles(system, activation_bytes, crosses_nodes, first.chip)
     pipeline = simulate_pipeline([times[k] for k in kinds], batch // micro, send)
-    return PipelineStep(first, kinds, times, pipeline, round(first.chip.cycles_to_us(pipeline.cycles) / 1e3, 4))
+    step_ms = round(first.chip.cycles_to_us(pipeline.cycles) / 1e3, 4)
+    return PipelineStep(first, kinds, times, pipeline, step_ms, comms)
+
+
+#: A card's simulated cost: cycles, and each network group's (busy, overlapped by computation) cycles.
+Cost = tuple[int, dict[str, tuple[int, int]]]
+
+
+def sampled(model: dict[str, Any], layers: int, k: int) -> bool:
+    """Whether ``layers`` alike layers of ``model`` may be simulated as k and 2k and extrapolated: more than 2k of
+    them, and no alternation of local and global attention layers to break their likeness."""
+    alike = model.get("sliding_window") is None or model.get("window_period", 1) == 1
+    return layers > 2 * k and alike
+
+
+def over_layers(model: dict[str, Any], layers: int, k: int | None, simulate: Callable[[int], Cost]) -> Cost:
+    """The cost of a card holding ``layers`` layers of ``model``: ``simulate(layers)``, or where k is given and
+    sampled() allows, simulate(k) and simulate(2k) extrapolated linearly to ``layers`` (cycles and each group's
+    figures alike: each layer adds the same once the engines' work is periodic)."""
+    if not k or not sampled(model, layers, k):
+        return simulate(layers)
+    (a, ga), (b, gb) = simulate(k), simulate(2 * k)
+
+    def at(x: int, y: int) -> int:
+        return round(x + (layers - k) * (y - x) / k)
+
+    zero = (0, 0)
+    groups = {
+        g: (at(ga.get(g, zero)[0], gb.get(g, zero)[0]), at(ga.get(g, zero)[1], gb.get(g, zero)[1])) for g in ga | gb
+    }
+    return at(a, b), groups
 
 
 def _send_cycles(system: System, nbytes: int, crosses_nodes: bool, chip: Chip) -> int:

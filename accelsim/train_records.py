@@ -11,13 +11,11 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .catalog import model_workload_data
 from .chip import Chip
-from .config import STRICT, PosInt, WorkloadSize
+from .config import STRICT, PosInt, StrictBool, WorkloadSize
 from .errors import AccelsimError
-from .lowering import lower
 from .parallel import Layout
-from .runner import run
 from .system import load_system
-from .system_run import pipeline_step, place
+from .training import TrainOptions, train_step
 from .vocabulary import Dtype
 
 Finite = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
@@ -40,11 +38,20 @@ class TrainStepRecord:
     cards: PosInt
     #: A GPT's sizes, or a catalog id (then ``seq_len`` is the record's own key).
     model: GptSizes | str
-    batch: PosInt  # sequences per model-parallel group per step
+    #: Sequences per step: ``global_batch`` over every replica (as published configurations and Megatron's
+    #: --global-batch-size write it), or the older ``batch``, each replica's (per model-parallel group); one of them.
+    batch: PosInt | None = None
+    global_batch: PosInt | None = None
     tp: PosInt
     pp: PosInt
     dp: PosInt
+    #: Sequences per micro-batch on each replica (Megatron's --micro-batch-size); default each replica's batch.
+    micro_batch: PosInt | None = None
+    #: DeepSpeed's ZeRO stage (0-3).
+    zero: Annotated[int, Strict(), Field(ge=0, le=3)] = 0
+    sequence_parallel: StrictBool = False
     recompute: Literal["none", "selective", "full"] = "none"
+    #: fp8: the transformer engines' recipe (accelsim.workload.training_dtypes).
     dtype: Dtype = "bf16"
     ms: Finite
     seq_len: WorkloadSize | None = None
@@ -58,44 +65,57 @@ class TrainStepRecord:
             )
         if isinstance(self.model, str) and self.seq_len is None:
             raise AccelsimError("a catalog model's record gives seq_len", key="seq_len")
+        if (self.batch is None) == (self.global_batch is None):
+            raise AccelsimError(
+                "give one of global_batch (sequences per step, every replica) and batch (each replica's)",
+                key="global_batch",
+            )
+        per_replica = self.per_replica_batch
+        if self.global_batch is not None and self.global_batch % self.dp:
+            raise AccelsimError(f"global_batch {self.global_batch} does not divide over dp {self.dp}", key="dp")
+        if self.micro_batch is not None and per_replica % self.micro_batch:
+            raise AccelsimError(
+                f"each replica's batch {per_replica} is not a whole number of micro-batches of {self.micro_batch}",
+                key="micro_batch",
+            )
+
+    @property
+    def per_replica_batch(self) -> int:
+        if self.global_batch is not None:
+            return self.global_batch // self.dp
+        return self.batch or 0
 
 
-def why_not_predicted(rec: TrainStepRecord, chip: Chip) -> str | None:
-    """Why this record cannot be predicted with ``chip`` (None: it can)."""
+def why_not_predicted(rec: TrainStepRecord, chip: Chip | None) -> str | None:
+    """Why this record cannot be predicted with ``chip`` (None: it can; with no chip, on its system's own)."""
     try:
         system = load_system(rec.system)
     except AccelsimError as err:
         return f"system {rec.system!r} does not load ({err.detail})"
-    if system.chip.name != chip.name:
+    if chip is not None and system.chip.name != chip.name:
         return f"measured on {rec.system} ({system.chip.name} cards), not on {chip.name}"
     return None
 
 
 def predict_train_step(rec: TrainStepRecord, source: str) -> float:
-    """The record's step in milliseconds: one card of its layout on its system simulated (a pipeline's stages and
-    their 1F1B order where pp > 1)."""
-    settings = ["mode=training", f"batch={rec.batch}", f"recompute={rec.recompute}", f"dtype={rec.dtype}"]
+    """The record's step in milliseconds (accelsim.training): its global batch in micro-batches on its layout of its
+    system, ZeRO's stage, recomputation, sequence parallelism and the precision as written."""
     if isinstance(rec.model, str):
-        data, where = model_workload_data(rec.model, [*settings, f"seq_len={rec.seq_len}"])
+        data, where = model_workload_data(rec.model, [])
+        seq = rec.seq_len or 0
     else:
         m = rec.model
-        data = {
-            "name": f"gpt {m.layers} x {m.d_model}",
-            "model": {"family": "gpt", "layers": m.layers, "d_model": m.d_model, "heads": m.heads, "vocab": m.vocab},
-            "run": {
-                "batch": rec.batch,
-                "seq_len": m.seq_len,
-                "mode": "training",
-                "dtype": rec.dtype,
-                "recompute": rec.recompute,
-            },
-        }
-        where = source
-    system, layout = load_system(rec.system), Layout(rec.tp, rec.pp, rec.dp)
-    nodes = max(1, rec.cards // system.spec.cards_per_node)
-    if layout.pp > 1:
-        ms = pipeline_step(system, layout, data, where, "first-free", nodes).step_ms
-    else:
-        placement = place(system, layout, data, where, nodes=nodes)
-        ms = run(placement.chip, lower(placement.workload)).latency_us / 1e3
-    return ms
+        model = {"family": "gpt", "layers": m.layers, "d_model": m.d_model, "heads": m.heads, "vocab": m.vocab}
+        data, where, seq = {"name": f"gpt {m.layers} x {m.d_model}", "model": model}, source, m.seq_len
+    per_replica = rec.per_replica_batch
+    options = TrainOptions(
+        global_batch=per_replica * rec.dp,
+        micro_batch=rec.micro_batch or per_replica,
+        seq_len=seq,
+        dtype=rec.dtype,
+        zero=rec.zero,
+        recompute=rec.recompute,
+        sequence_parallel=rec.sequence_parallel,
+    )
+    step = train_step(load_system(rec.system), Layout(rec.tp, rec.pp, rec.dp), data, where, options)
+    return step.step_ms

@@ -669,12 +669,12 @@ def _alnum(text: str) -> str:
     return "".join(c for c in text.lower() if c.isalnum())
 
 
-def device_warning(chip: Chip, m: Measurements) -> str | None:
+def device_warning(chip: Chip | None, m: Measurements) -> str | None:
     """Why kernel records measured on one device and predicted on a chip profile of another compare two chips
     (``validate --chip gaudi1`` on H200 records), or None: no device record, no kernel record, or the device's
     name holds the chip's (``NVIDIA H200`` and h200)."""
     kernels = any(not isinstance(r.spec, TrainStepRecord | LlmGenerateRecord) for r in m.records)
-    if m.device is None or not kernels:
+    if chip is None or m.device is None or not kernels:
         return None
     line, name = m.device
     if _alnum(chip.name) in _alnum(name):
@@ -815,42 +815,59 @@ class Validation:
         }
 
 
-def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) -> Validation:
+def validate(chip: Chip | None, records: Measurements | Sequence[Mapping[str, Any]]) -> Validation:
     """Predicted against measured milliseconds per record, and |error| statistics over records >= MIN_MS. Records
-    given as mappings are checked as a file's are; none that accelsim predicts is an AccelsimError."""
+    given as mappings are checked as a file's are; none that accelsim predicts is an AccelsimError that gives each
+    skipped record's reason. Without a chip only train_step records are predicted, each on its system's chip."""
     m = measurements(records)
+    others = sorted({r.spec.kind for r in m.records if not isinstance(r.spec, TrainStepRecord)})
+
+    def the_chip() -> Chip:
+        if chip is None:
+            raise AccelsimError(
+                f"give --chip: only train_step records name their chip (their system's); found {', '.join(others)}",
+                source=m.source,
+                key="--chip",
+            )
+        return chip
+
+    if others:
+        the_chip()
     rows: list[Prediction | GenerationPrediction | KernelPrediction] = []
     skipped = list(m.skipped)
     conc = None
     for r in m.records:
         if isinstance(r.spec, ConcurrencyRecord):
-            conc = concurrency(chip, r.spec, m.source, r.line)
+            conc = concurrency(the_chip(), r.spec, m.source, r.line)
             continue
         if isinstance(r.spec, GemmKernelRecord | CollectiveRecord):
-            why = why_not_kernel(r.spec, chip)
+            why = why_not_kernel(r.spec, the_chip())
             if why is None:
-                rows.append(predict_kernel(chip, r.spec, r.record, m.source, r.line))
+                rows.append(predict_kernel(the_chip(), r.spec, r.record, m.source, r.line))
             else:
                 skipped.append(Skipped(r.line, r.spec.kind, why))
             continue
         if isinstance(r.spec, TrainStepRecord | LlmGenerateRecord):
             spec = r.spec
             reason = (
-                why_not_train_step(spec, chip) if isinstance(spec, TrainStepRecord) else why_not_predicted(spec, chip)
+                why_not_train_step(spec, chip)
+                if isinstance(spec, TrainStepRecord)
+                else why_not_predicted(spec, the_chip())
             )
             try:
                 if reason is None and isinstance(spec, TrainStepRecord):
                     ms = predict_train_step(spec, m.source)
                     rows.append(Prediction(r.record, spec.ms, round(ms, 5), round(ms / spec.ms - 1, 4)))
                 elif reason is None and isinstance(spec, LlmGenerateRecord):
-                    rows.append(predict_generation(chip, spec, r.record))
+                    rows.append(predict_generation(the_chip(), spec, r.record))
             except AccelsimError as exc:
                 detail = f"{exc.key}: {exc.detail}" if exc.key else exc.detail
-                reason = f"cannot predict it on {chip.name}: {detail}"
+                on = chip.name if chip else getattr(spec, "system", "its system")
+                reason = f"cannot predict it on {on}: {detail}"
             if reason is not None:
                 skipped.append(Skipped(r.line, spec.kind, reason))
             continue
-        pred = predict_at(chip, lower_at(r.spec, m.source, r.line), m.source, r.line)
+        pred = predict_at(the_chip(), lower_at(r.spec, m.source, r.line), m.source, r.line)
         rows.append(
             Prediction(
                 r.record, measured_ms=r.spec.ms, predicted_ms=round(pred, 5), rel_error=round(pred / r.spec.ms - 1, 4)
@@ -859,12 +876,15 @@ def validate(chip: Chip, records: Measurements | Sequence[Mapping[str, Any]]) ->
     if not rows and conc is None:
         kinds = Counter(s.kind for s in skipped)
         found = ", ".join(f"{n} {k}" for k, n in kinds.items()) or "none"
+        reasons = "; ".join(f"line {s.line}: {s.reason}" for s in sorted(skipped, key=lambda s: s.line)[:20])
+        more = f" (and {len(skipped) - 20} more)" if len(skipped) > 20 else ""
         raise AccelsimError(
-            f"no record accelsim predicts ({', '.join(RECORDS)}) on {chip.name}; records found: {found}",
+            f"no record accelsim predicts ({', '.join(RECORDS)}) on {chip.name if chip else 'their systems'}; records "
+            f"found: {found}" + (f"; skipped: {reasons}{more}" if reasons else ""),
             source=m.source,
         )
     return Validation(
-        chip=chip.name,
+        chip=chip.name if chip else "each record's system",
         records=tuple(rows),
         summary=summarize(rows),
         concurrency=conc,

@@ -121,10 +121,13 @@ class RunSpec:
     #: the sequence, each all-reduce a reduce-scatter, and an all-gather before each column-parallel product.
     sequence_parallel: StrictBool = False
     #: Training on this many replicas: each layer's gradients (a bucket) are all-reduced as soon as its backward is
-    #: done, overlapping the layers still to go; with zero1, reduce-scattered instead, each replica updating 1/dp
-    #: of the parameters and all-gathering them (ZeRO stage 1).
+    #: done, overlapping the layers still to go (or reduce-scattered under ZeRO, below).
     data_parallel: WorkloadSize = 1
-    zero1: StrictBool = False
+    #: DeepSpeed's ZeRO stage over the replicas: 0 none; 1 the optimizer state sharded (each bucket reduce-scattered
+    #: at the step, each replica updating its 1/dp and all-gathering the parameters); 2 also the gradients (reduce-
+    #: scattered after every micro-batch's backward); 3 also the parameters (each layer's all-gathered before its
+    #: forward and again before its backward).
+    zero: Annotated[int, Strict(), Field(ge=0, le=3)] = 0
     #: Training: recompute activations in the backward pass instead of keeping them: "selective" recomputes
     #: attention's core (Korthikanti et al. 2022), "full" each layer's whole forward pass.
     recompute: Literal["none", "selective", "full"] = "none"
@@ -133,9 +136,11 @@ class RunSpec:
     #: the neighbouring stage; "all": the whole model.
     pipeline_stage: Literal["all", "first", "middle", "last"] = "all"
     #: Training: end with the optimizer's update (and the replicas' gradient reduction); false: one micro-batch's
-    #: forward and backward only, as a pipeline runs all but the step's last.
+    #: forward and backward only (its gradients accumulated; reduce-scattered under ZeRO 2 and 3), as a step runs
+    #: all its micro-batches but the last.
     optimizer_step: StrictBool = True
-    #: Pipeline parallelism: sequences per micro-batch; batch / micro_batch micro-batches flow through the stages.
+    #: Sequences per micro-batch (each replica's, as Megatron's --micro-batch-size): a pipeline's batch / micro_batch
+    #: micro-batches flow through the stages (accelsim train uses it in every layout).
     micro_batch: WorkloadSize = 1
 
 
@@ -253,6 +258,11 @@ class Workload:
         stage's embeddings or head only where it runs them): matrices, experts, the layers' norms (and an encoder's
         norm of its embeddings), embedding and token-type tables, heads (an MLM head's transform and its norm);
         biases, position tables and a decoder's final norm left out."""
+        return self.spec.model.layers * self.layer_parameters + self.embedding_parameters + self.head_parameters
+
+    @property
+    def layer_parameters(self) -> int:
+        """One layer's weights (this card's shard): attention, MLP or experts, norms."""
         m = self.spec.model
         d = m.d_model
         gated = m.mlp == "gated"
@@ -265,17 +275,30 @@ class Workload:
             ffn = m.experts * mlp(m.d_ff_expert or 0) + d * m.experts + mlp(m.d_ff_shared)
         else:
             ffn = mlp(self.d_ff)
-        total = m.layers * (attention + ffn + self.norm_params * (1 if m.parallel_block else 2))
-        if not m.embeddings:
-            return total
+        return attention + ffn + self.norm_params * (1 if m.parallel_block else 2)
+
+    @property
+    def embedding_parameters(self) -> int:
+        """The embeddings' weights where this card runs them: a gpt's token table, a vit's patch projection."""
+        m = self.spec.model
+        if not m.embeddings or not self.has_embeddings:
+            return 0
         if m.family == "vit":
-            return total + self.patch_elements * d + d * self.classes
-        table = (m.vocab or 0) * d
-        # the token-type table and a post-norm model's norm of the embeddings' sum
-        total += (table + m.token_types * d + self.norm_params * (m.norm_position == "post")) * self.has_embeddings
-        total += (d * d + self.norm_params) * (m.head == "mlm" and self.has_head)  # the MLM head's transform
-        # the LM head: the embedding table itself where tied and held here, else a table of its own
-        return total + table * (self.has_head and not (m.tied_embeddings and self.has_embeddings))
+            return self.patch_elements * m.d_model
+        # the token table, the token-type table and a post-norm model's norm of the embeddings' sum
+        return ((m.vocab or 0) + m.token_types) * m.d_model + self.norm_params * (m.norm_position == "post")
+
+    @property
+    def head_parameters(self) -> int:
+        """The head's weights where this card runs them: a vit's classifier; a gpt's LM head, unless it is the
+        embedding table itself held here (tied), and an MLM head's transform and its norm."""
+        m = self.spec.model
+        if not m.embeddings or not self.has_head:
+            return 0
+        if m.family == "vit":
+            return m.d_model * self.classes
+        transform = (m.d_model * m.d_model + self.norm_params) * (m.head == "mlm")
+        return transform + (0 if m.tied_embeddings and self.has_embeddings else (m.vocab or 0) * m.d_model)
 
     def layer_kinds(self) -> dict[int, int]:
         """Keys per query -> how many layers see that many (all alike but a sliding window's local and global
@@ -433,7 +456,7 @@ def _check(spec: WorkloadSpec, source: str) -> None:
     if r.mode != "training":
         for key, value in (
             ("data_parallel", r.data_parallel > 1),
-            ("zero1", r.zero1),
+            ("zero", r.zero > 0),
             ("recompute", r.recompute != "none"),
         ):
             if value:
@@ -446,8 +469,8 @@ def _check(spec: WorkloadSpec, source: str) -> None:
             f"is for training with tensor_parallel > 1 dividing d_model ({m.d_model}); got tensor_parallel "
             f"{r.tensor_parallel}, mode {r.mode}",
         )
-    if r.zero1 and r.data_parallel == 1:
-        fail("run.zero1", "shards the optimizer over replicas: needs run.data_parallel > 1")
+    if r.zero and r.data_parallel == 1:
+        fail("run.zero", "ZeRO shards over replicas: needs run.data_parallel > 1")
     if r.logits == "last" and (r.mode != "inference" or m.family != "gpt" or not m.embeddings):
         fail("run.logits", '"last" is for gpt inference with embeddings')
     if m.max_positions is not None:
@@ -534,7 +557,31 @@ def _check_totals(wl: Workload) -> None:
             )
 
 
+def training_dtypes(run: dict) -> dict:
+    """A run's dict with fp8 training read as the transformer engines' recipe (Intel's and NVIDIA's): ``dtype =
+    "fp8"`` in training means the matrix products (forward and both backward products) in fp8 and everything else
+    (embeddings, norms, softmax, residual adds, element-wise ops, the LM head) in bf16, so run.dtype becomes bf16
+    and run.matmul_dtype fp8; the fp32 master weights and optimizer state are the memory model's. Any other run is
+    returned as it is."""
+    if run.get("mode") == "training" and run.get("dtype") == "fp8" and run.get("matmul_dtype") in (None, "fp8"):
+        return {**run, "dtype": "bf16", "matmul_dtype": "fp8"}
+    return run
+
+
+def _refuse_old_keys(data: dict, source: str) -> None:
+    run = data.get("run")
+    if isinstance(run, dict) and "zero1" in run:
+        raise AccelsimError(
+            "run.zero1 is now run.zero, DeepSpeed's ZeRO stage 0-3 (zero1 = true is zero = 1)",
+            source=source,
+            key="run.zero1",
+        )
+
+
 def workload_from_dict(data: dict, source: str = "<dict>") -> Workload:
+    _refuse_old_keys(data, source)
+    if isinstance(data.get("run"), dict):
+        data = {**data, "run": training_dtypes(data["run"])}
     spec = build(WorkloadSpec, data, source)
     _check(spec, source)
     wl = Workload(spec, source)
@@ -568,6 +615,8 @@ def apply_override(data: dict, item: str, source: str) -> None:
     if "=" not in item:
         raise AccelsimError(f"expected KEY=VALUE, got {item!r}", source="--set")
     key, raw = (s.strip() for s in item.split("=", 1))
+    if key in ("zero1", "run.zero1"):
+        raise AccelsimError("zero1 is now zero, DeepSpeed's ZeRO stage 0-3 (zero1=true is zero=1)", source="--set")
     if "." in key:
         section, name = key.split(".", 1)
     else:

@@ -30,6 +30,7 @@ ROOT = Path(__file__).parent.parent
 SEED = 20261130
 FAST = 150
 SLOW = 1500
+TRAIN_FAST, TRAIN_SLOW = 30, 200  # accelsim train's own cases
 SECONDS = 10
 TASK_LIMIT = 20_000
 
@@ -496,6 +497,118 @@ def make_case(index: int, folder: Path) -> tuple[str, list[str]]:
     return f"graph {name}", argv
 
 
+#: Values argparse accepts (its own refusals print usage: issue 21 makes them one line too), wrong or not for the
+#: run: what accelsim train itself must refuse in one line.
+TRAIN_FLAGS = {
+    "--global-batch": ["1", "2", "4", "6", "7", "1000", str(10**8)],
+    "--micro-batch": ["1", "2", "3", "5", str(10**8)],
+    "--seq-len": ["16", "32", "7", "100000000"],
+    "--zero": ["0", "1", "2", "3"],
+    "--dtype": ["bf16", "fp8", "fp16", "fp32"],
+    "--recompute": ["none", "selective", "full"],
+    "--parallel": ["tp=1", "tp=2", "dp=2", "tp=2,dp=2", "pp=2", "tp=1,pp=1,dp=1", "tp=0", "tp=3", "dp=9", "qq=1", ","],
+    "--cards": ["1", "2", "4", "3", "9", "12"],
+    "--top": ["1", "3"],
+}
+
+
+def make_train_case(index: int, folder: Path) -> tuple[str, list[str]]:
+    """``accelsim train`` (and ``--search`` over a few cards) on a mutated one-layer workload, or with random
+    option values."""
+    rng = random.Random(SEED * 7 + index)
+    name = "gpt2-small"
+    path = folder / f"{name}.toml"
+    text = WORKLOADS[name].replace("heads = 12", "heads = 4").replace("d_model = 768", "d_model = 64")
+    path.write_bytes(mutate(text, rng) if rng.random() < 0.5 else text.encode())
+    argv = ["train", "--system", rng.choice(["hls-gaudi2", "dgx-a100"]), "--workload", str(path)]
+    flags = {"--global-batch": "4", "--seq-len": "32"}
+    if rng.random() < 0.3:
+        flags.update({"--cards": rng.choice(["2", "4"]), "--micro-batch": "2"})
+        argv.append("--search")
+    else:
+        flags["--parallel"] = rng.choice(["tp=2,dp=2", "dp=2", "tp=1", "pp=1,dp=4"])
+    for _ in range(rng.randint(0, 3)):
+        flag = rng.choice(sorted(TRAIN_FLAGS))
+        flags[flag] = rng.choice(TRAIN_FLAGS[flag])
+    for flag, value in flags.items():
+        argv += [flag, value] if not value.startswith("-") else [f"{flag}={value}"]
+    if rng.random() < 0.3:
+        argv.append("--sequence-parallel")
+    if rng.random() < 0.3:
+        argv.append("--json")
+    return "train", argv
+
+
+TRAIN_RECORD = {
+    "kind": "train_step",
+    "system": "hls-gaudi2",
+    "cards": 4,
+    "model": {"family": "gpt", "layers": 1, "d_model": 64, "heads": 4, "seq_len": 32, "vocab": 128},
+    "global_batch": 8,
+    "micro_batch": 2,
+    "tp": 2,
+    "pp": 1,
+    "dp": 2,
+    "zero": 1,
+    "sequence_parallel": True,
+    "recompute": "selective",
+    "dtype": "bf16",
+    "ms": 1.5,
+}
+RECORD_VALUES = [
+    0,
+    -1,
+    1,
+    2,
+    3,
+    4,
+    7,
+    2**31,
+    2**63,
+    1e300,
+    -0.0,
+    None,
+    True,
+    "x",
+    "",
+    [],
+    {},
+    "fp8",
+    "full",
+    "dgx-a100",
+]
+
+
+def make_train_record_case(index: int, folder: Path) -> tuple[str, list[str]]:
+    """``accelsim validate`` (with or without --chip) on a mutated file of train_step records."""
+    import json
+
+    rng = random.Random(SEED * 11 + index)
+    rows = []
+    for _ in range(rng.randint(1, 2)):
+        record = json.loads(json.dumps(TRAIN_RECORD))
+        for _ in range(rng.randint(0, 3)):
+            key = rng.choice([*sorted(record), "model", "batch", "extra"])
+            what = rng.random()
+            if what < 0.15:
+                record.pop(key, None)
+            elif key == "model" and what < 0.5 and isinstance(record.get("model"), dict):
+                record["model"][rng.choice(sorted(record["model"]))] = rng.choice(RECORD_VALUES)
+            else:
+                record[key] = rng.choice(RECORD_VALUES)
+        rows.append(json.dumps(record, allow_nan=True))
+    raw = "\n".join(rows).encode()
+    if rng.random() < 0.2:
+        at = rng.randrange(len(raw) + 1)
+        raw = raw[:at] + rng.choice(GARBAGE) + raw[at:]
+    path = folder / "steps.jsonl"
+    path.write_bytes(raw)
+    argv = ["validate", "--measurements", str(path)]
+    if rng.random() < 0.3:
+        argv += ["--chip", rng.choice(["gaudi2", "a100"])]
+    return "records (train_step)", argv
+
+
 def check_case(index, tmp_path, capsys, monkeypatch, make=make_case):
     monkeypatch.setattr("accelsim.limits.MAX_TASKS", TASK_LIMIT)
     what, argv = make(index, tmp_path)
@@ -514,7 +627,8 @@ def check_case(index, tmp_path, capsys, monkeypatch, make=make_case):
         f"case {index} ({what}): stderr is not one error line: {err!r}"
     )
     files = [a for a in argv if a.startswith(str(tmp_path))]
-    if files and not what.startswith("graph"):  # (a graph's error may name the chip it was compiled for)
+    if files and not what.startswith(("graph", "train")):  # (a graph's error may name the chip it ran on; train's
+        # errors name the option they are about, not the workload file unchanged)
         # A mutated system can make --parallel's layout the thing at fault (tp=4 on a node of 3 cards).
         named = files + (["--parallel"] if "--parallel" in argv else [])
         assert any(f in err for f in named), f"case {index} ({what}): the error does not name the file: {err!r}"
@@ -690,3 +804,25 @@ def test_fuzz_kernel_records(index, tmp_path, capsys, monkeypatch):
         assert not err
         return
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith(f"accelsim: error: {path}"), err
+
+
+@pytest.mark.parametrize("index", range(TRAIN_FAST), ids=lambda i: f"train_{i}")
+def test_fuzz_train(index, tmp_path, capsys, monkeypatch):
+    check_case(index, tmp_path, capsys, monkeypatch, make_train_case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(TRAIN_FAST, TRAIN_FAST + TRAIN_SLOW), ids=lambda i: f"train_{i}")
+def test_fuzz_train_more(index, tmp_path, capsys, monkeypatch):
+    check_case(index, tmp_path, capsys, monkeypatch, make_train_case)
+
+
+@pytest.mark.parametrize("index", range(TRAIN_FAST), ids=lambda i: f"train_step_{i}")
+def test_fuzz_train_step_records(index, tmp_path, capsys, monkeypatch):
+    check_case(index, tmp_path, capsys, monkeypatch, make_train_record_case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(TRAIN_FAST, TRAIN_FAST + TRAIN_SLOW), ids=lambda i: f"train_step_{i}")
+def test_fuzz_train_step_records_more(index, tmp_path, capsys, monkeypatch):
+    check_case(index, tmp_path, capsys, monkeypatch, make_train_record_case)

@@ -73,7 +73,7 @@ def test_exposed_and_hidden_communication_add_up():
 def test_zero1_and_recomputation_change_the_step_as_they_should():
     system = load_system("hls-gaudi2")
     plain = _step(system, Layout(2, 1, 4))
-    zero = _step(system, Layout(2, 1, 4), [*TRAIN, "zero1=true"])
+    zero = _step(system, Layout(2, 1, 4), [*TRAIN, "zero=1"])
     full = _step(system, Layout(2, 1, 4), [*TRAIN, "recompute=full"])
     assert any(t.op == "grad_reduce_scatter" for t in zero.graph.tasks)
     assert not any(t.op == "grad_reduce_scatter" for t in plain.graph.tasks)
@@ -84,8 +84,8 @@ def test_zero1_and_recomputation_change_the_step_as_they_should():
 @pytest.mark.parametrize(
     "layout, overrides, words",
     [
-        (Layout(3, 1, 1), TRAIN, "3 cards is not the card count of whole nodes"),
-        (Layout(4, 1, 3), TRAIN, "12 cards is not the card count of whole nodes"),
+        (Layout(3, 1, 1), TRAIN, "a tensor group must fit in a node and divide it"),
+        (Layout(4, 1, 3), TRAIN, "12 cards is neither part of one node nor the cards of whole nodes"),
         (Layout(4, 2, 1), TRAIN, "pp > 1 runs as a pipeline"),
         (Layout(2, 1, 4), ["layers=2"], "dp > 1 runs replicas that never communicate"),
         (Layout(8, 1, 1), ["mode=training", "heads=12", "d_model=768"], "12 attention heads do not divide into 8"),
