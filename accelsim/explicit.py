@@ -26,7 +26,7 @@ from .lowering import lower
 from .network import Network, Topology, hierarchical
 from .ops import OPS, CollectiveOp
 from .parallel import Layout
-from .registry import get_scheduler
+from .registry import DEFAULT_SCHEDULER, get_scheduler
 from .results import Results
 from .simulation import setup
 from .system import System
@@ -66,7 +66,7 @@ def explicit_step(
     layout: Layout,
     data: dict[str, Any],
     source: str,
-    scheduler: str = "first-free",
+    scheduler: str = DEFAULT_SCHEDULER,
     nodes: int | None = None,
 ) -> ExplicitRun:
     """``layout`` (tensor and data parallel) on ``system``, every card simulated: cards numbered tensor rank

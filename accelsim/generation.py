@@ -29,6 +29,7 @@ from .errors import AccelsimError
 from .lowering import lower
 from .ops import OPS
 from .parallel import shard_model
+from .registry import DEFAULT_SCHEDULER
 from .resources import shipped_names
 from .results import Results
 from .runner import run
@@ -42,7 +43,6 @@ GB = 1e9
 HBM_GB = 2**30
 #: Decode steps simulated by default; the rest are interpolated (within 1% of simulating every step: tests).
 DECODE_SAMPLES = 5
-DEFAULT_SCHEDULER = "first-free"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ class Scheduler(ABC):
 
 
 SCHEDULERS: dict[str, type[Scheduler]] = {}
+#: The policy every command and function runs when none is named: the simplest list scheduler (a baseline).
+DEFAULT_SCHEDULER = "first-free"
 S = TypeVar("S", bound=type[Scheduler])
 
 

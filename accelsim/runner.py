@@ -10,12 +10,12 @@ from .chip import Chip, load_chip
 from .compiler import compile_graph
 from .costs import CostTable
 from .graph import TaskGraph
-from .registry import Scheduler, get_scheduler
+from .registry import DEFAULT_SCHEDULER, Scheduler, get_scheduler
 from .results import Results
 from .simulation import simulate
 
 
-def run(chip: Chip | str, graph: TaskGraph, scheduler: str | Scheduler = "first-free") -> Results:
+def run(chip: Chip | str, graph: TaskGraph, scheduler: str | Scheduler = DEFAULT_SCHEDULER) -> Results:
     """Compile ``graph`` for ``chip``, schedule it with the named policy and simulate it."""
     chip = load_chip(chip) if isinstance(chip, str) else chip
     compiled = compile_graph(graph, chip).graph

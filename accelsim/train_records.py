@@ -15,6 +15,7 @@ from .config import STRICT, PosInt, WorkloadSize
 from .errors import AccelsimError
 from .lowering import lower
 from .parallel import Layout
+from .registry import DEFAULT_SCHEDULER
 from .runner import run
 from .system import load_system
 from .system_run import pipeline_step, place
@@ -94,7 +95,7 @@ def predict_train_step(rec: TrainStepRecord, source: str) -> float:
     system, layout = load_system(rec.system), Layout(rec.tp, rec.pp, rec.dp)
     nodes = max(1, rec.cards // system.spec.cards_per_node)
     if layout.pp > 1:
-        ms = pipeline_step(system, layout, data, where, "first-free", nodes).step_ms
+        ms = pipeline_step(system, layout, data, where, DEFAULT_SCHEDULER, nodes).step_ms
     else:
         placement = place(system, layout, data, where, nodes=nodes)
         ms = run(placement.chip, lower(placement.workload)).latency_us / 1e3

@@ -2,6 +2,7 @@
 from a .py file or a module, each error a one-line message with its key or source."""
 
 import importlib.util
+import json
 import textwrap
 import uuid
 
@@ -87,6 +88,17 @@ def test_a_scheduler_class_without_a_name_is_refused(only):
     assert info.value.key == ("test_a_scheduler_class_without_a_name_is_refused.<locals>.Nameless")
     assert info.value.source is None
     assert known == {}
+
+
+def test_the_default_scheduler_is_a_registered_one_and_what_run_and_the_cli_use(tiny_chip, capsys):
+    from accelsim import TaskGraph, make_task, run
+    from accelsim.cli import main
+
+    assert get_scheduler(registry.DEFAULT_SCHEDULER).name == registry.DEFAULT_SCHEDULER
+    graph = TaskGraph([make_task("a", "add", [8])])
+    assert run(tiny_chip, graph).scheduler == registry.DEFAULT_SCHEDULER
+    assert main(["run", "--chip", "gaudi1", "--workload", "gpt2-small", "--set", "layers=1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["scheduler"] == registry.DEFAULT_SCHEDULER
 
 
 def test_scheduler_names_are_sorted(only):
