@@ -315,7 +315,13 @@ class Chip:
         return group.spec.clock_ghz or self.spec.clock_ghz
 
     def cycles_to_us(self, cycles: float) -> float:
+        """Microseconds that ``cycles`` of the chip's clock last: the conversion every report and trace uses."""
         return cycles / (self.spec.clock_ghz * 1e3)
+
+    @property
+    def cycles_per_second(self) -> float:
+        """The chip's clock in Hz, for conversions between cycles and seconds or milliseconds."""
+        return self.spec.clock_ghz * 1e9
 
     def headline(self) -> Headline:
         """Peak figures computed from the profile, to check against a datasheet."""

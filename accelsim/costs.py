@@ -167,7 +167,7 @@ def check_cycles(cycles: int, graph: TaskGraph, chip: Chip) -> None:
     ``cycles``: serial_cycles_bound's figure."""
     if cycles > MAX_COUNT:
         raise AccelsimError(
-            f"on {chip.name} the run could last up to {cycles:.3g} cycles ({cycles / (chip.clock_ghz * 1e9):.3g} s), "
+            f"on {chip.name} the run could last up to {cycles:.3g} cycles ({cycles / chip.cycles_per_second:.3g} s), "
             f"past the 2^62 ({MAX_COUNT:.3g}) cycles the simulator counts; make the run smaller or the chip faster "
             "(memory.hbm_bandwidth_gbps, engine rates, vector_instructions)",
             source=graph.source,

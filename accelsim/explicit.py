@@ -78,7 +78,7 @@ def explicit_step(
     schedule = get_scheduler(scheduler).schedule(graph, chip, costs)
     per_node = min(system.spec.cards_per_node, tp * dp)
     env = simpy.Environment()
-    net = Network(env, _fabric(system, tp * dp, per_node), chip.clock_ghz * 1e9)
+    net = Network(env, _fabric(system, tp * dp, per_node), chip.cycles_per_second)
     intra = "direct" if system.spec.scale_up.topology == "all-to-all" else "ring"
     arrived: dict[tuple[int, str, int], list[Callable[[], None]]] = {}
     dispatch = chip.spec.dispatch_overhead_cycles

@@ -306,7 +306,7 @@ def generate(
     memory = memory_needed(model, batch, input_tokens + output_tokens, dtype, chip, cards)
     check_fits(memory, model.path, cards)
     sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=exact, cards=cards)
-    hz = chip.clock_ghz * 1e9
+    hz = chip.cycles_per_second
     overhead_cycles = chip.spec.step_overhead_us * 1e-6 * hz
     if progress:
         progress("prefill")
@@ -359,7 +359,7 @@ def generate(
 
 def _phase(cost: PassCost, latency_ms: float, chip: Chip) -> Phase:
     """Utilization of each kind over the phase's wall time (host overhead included: engines idle during it)."""
-    hz = chip.clock_ghz * 1e9
+    hz = chip.cycles_per_second
     wall_cycles = latency_ms * 1e-3 * hz
     util, idle = {}, {}
     for kind, busy in cost.busy.items():

@@ -1,0 +1,49 @@
+"""One owner per rule: each rule is written once and called, and where the same thing is said twice (the
+compiler's pass numbers in its docstring and in its section headers) the two agree."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import accelsim
+import accelsim.compiler as compiler
+from accelsim.trace import chrome_trace
+
+from conftest import tiny_chip_dict
+
+PACKAGE = Path(accelsim.__file__).parent
+
+
+def test_the_docstring_and_the_section_headers_number_the_passes_alike():
+    documented = {int(n): name.lower() for n, name in re.findall(r"^(\d)\. \*\*([^.*]+)", compiler.__doc__, re.M)}
+    source = Path(compiler.__file__).read_text()
+    headed: dict[int, str] = {}
+    for numbers, names in re.findall(r"^# ---- ([\d and]+)\. ([a-z -]+?) -", source, re.M):
+        nums = [int(n) for n in re.findall(r"\d", numbers)]
+        parts = [p.strip().removeprefix("the ") for p in names.split(" and ")]
+        headed.update(zip(nums, parts, strict=True))
+    assert documented == {1: "edges", 2: "fusion", 3: "split", 4: "prefetch", 5: "on-chip plan"}
+    assert headed == documented
+
+
+def test_the_chip_converts_cycles_to_time_and_the_trace_uses_it():
+    chip = accelsim.chip_from_dict(tiny_chip_dict(clock_ghz=2.0), "tiny.toml")
+    assert chip.cycles_to_us(3000) == pytest.approx(1.5) and chip.cycles_per_second == 2e9
+    graph = accelsim.TaskGraph([accelsim.make_task("a", "add", [4096]), accelsim.make_task("b", "add", [4096])])
+    results = accelsim.run(chip, graph)
+    events = [e for e in chrome_trace(results)["traceEvents"] if e.get("ph") == "X"]
+    assert [e["ts"] + e["dur"] for e in events] == [pytest.approx(chip.cycles_to_us(f)) for f in results.end]
+
+
+def test_only_the_chip_turns_its_clock_into_a_time_scale():
+    """A module that wrote ``clock_ghz * 1e3`` or ``* 1e9`` itself would be a second owner of the conversion (the
+    collective cost models take a clock in Hz as an argument, and system_run's send time keeps its own order of
+    multiplication so its rounded-up cycles stay as they were: both listed here)."""
+    allowed = {"chip.py", "collective_costs.py", "system_run.py"}
+    writers = sorted(
+        p.name
+        for p in PACKAGE.rglob("*.py")
+        if re.search(r"clock_ghz \* 1e[39]|1\.0 / \(.*clock_ghz", p.read_text()) and p.name not in allowed
+    )
+    assert writers == []
