@@ -47,3 +47,21 @@ def test_only_the_chip_turns_its_clock_into_a_time_scale():
         if re.search(r"clock_ghz \* 1e[39]|1\.0 / \(.*clock_ghz", p.read_text()) and p.name not in allowed
     )
     assert writers == []
+
+
+def test_one_roofline_gives_the_cost_tables_estimates_and_the_per_task_estimate():
+    from accelsim.costs import CostTable, estimate_cycles, roofline
+    from accelsim.lowering import lower
+    from accelsim.workload import load_workload
+
+    chip = accelsim.chip_from_dict(tiny_chip_dict(dispatch_overhead_cycles=7, launch_gap_cycles=3), "tiny.toml")
+    graph = lower(load_workload("gpt2-small", ["layers=1", "seq_len=64", "batch=1"]))
+    table = CostTable.build(graph, chip)
+    for i, t in enumerate(graph.tasks):
+        for g, group in enumerate(chip.groups):
+            c = int(table.compute[i, g])
+            want = -1 if c < 0 else 3 + max(7 + c, -(-int(table.stream[i]) // int(chip.hbm_bytes_per_cycle)))
+            assert table.estimate[i, g] == want
+            assert estimate_cycles(t, group, chip) == (-1 if c < 0 else roofline(c, int(table.stream[i]), chip))
+    # Python integers stay exact past 64 bits, for the size check that runs before any array is filled
+    assert roofline(2**70, 0, chip) == 3 + 7 + 2**70
