@@ -24,7 +24,7 @@ from .results import Results
 from .runner import run as run_graph
 from .system import System
 from .vocabulary import DTYPE_BYTES
-from .workload import Workload, workload_from_dict
+from .workload import DEFAULT_MLP_RATIO, Workload, mlp_width, workload_from_dict
 
 NETWORK_KINDS = ("network", "data_network")
 #: Run settings that only a training step has.
@@ -85,7 +85,7 @@ def place(
     model = dict(data.get("model", {}))
     if layout.tp > 1:
         if model.get("d_ff") is None and "d_model" in model:
-            model["d_ff"] = int(round(model["d_model"] * model.get("mlp_ratio", 4.0)))
+            model["d_ff"] = mlp_width(model["d_model"], model.get("mlp_ratio", DEFAULT_MLP_RATIO))
         model = shard_model(model, layout.tp, source)
     run.update(tensor_parallel=layout.tp)
     if training:

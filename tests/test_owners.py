@@ -65,3 +65,30 @@ def test_one_roofline_gives_the_cost_tables_estimates_and_the_per_task_estimate(
             assert estimate_cycles(t, group, chip) == (-1 if c < 0 else roofline(c, int(table.stream[i]), chip))
     # Python integers stay exact past 64 bits, for the size check that runs before any array is filled
     assert roofline(2**70, 0, chip) == 3 + 7 + 2**70
+
+
+def test_the_mlp_width_rule_is_one_function_that_presets_shards_and_hf_configs_call():
+    from accelsim.hf_config import model_spec_from_config
+    from accelsim.parallel import Layout
+    from accelsim.system import load_system
+    from accelsim.system_run import place
+    from accelsim.workload import DEFAULT_MLP_RATIO, load_workload, mlp_width, workload_data
+
+    assert mlp_width(768) == 3072 and mlp_width(100, 2.675) == 268 and DEFAULT_MLP_RATIO == 4.0
+    assert load_workload("gpt2-small", ["mlp_ratio=2.5", "d_model=960"]).d_ff == mlp_width(960, 2.5) == 2400
+    # a tensor-parallel shard starts from the unsharded width the same rule gives
+    data, source = workload_data("gpt2-small", ["layers=1", "mlp_ratio=3.0", "heads=16"])
+    shard = place(load_system("dgx-h100"), Layout(8, 1, 1), data, source).workload
+    assert shard.d_ff * 8 == mlp_width(768, 3.0)
+    config = {"model_type": "mpt", "d_model": 1000, "n_heads": 8, "n_layers": 2, "vocab_size": 64}
+    assert model_spec_from_config({**config, "expansion_ratio": 3}, "c.json")["d_ff"] == 3000
+    assert model_spec_from_config(config, "c.json")["d_ff"] == mlp_width(1000)
+
+
+def test_no_module_but_workload_writes_the_mlp_width_rule():
+    writers = sorted(
+        p.name
+        for p in PACKAGE.rglob("*.py")
+        if re.search(r"round\([^)]*(d_model|ratio)[^)]*\*|\* 4\.0\b", p.read_text()) and p.name != "workload.py"
+    )
+    assert writers == []
