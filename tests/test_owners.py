@@ -92,3 +92,29 @@ def test_no_module_but_workload_writes_the_mlp_width_rule():
         if re.search(r"round\([^)]*(d_model|ratio)[^)]*\*|\* 4\.0\b", p.read_text()) and p.name != "workload.py"
     )
     assert writers == []
+
+
+def test_run_compare_and_explicit_compile_and_cost_through_the_runner(monkeypatch):
+    from accelsim import runner
+    from accelsim.compare import compare
+    from accelsim.explicit import explicit_step
+    from accelsim.lowering import lower
+    from accelsim.parallel import Layout
+    from accelsim.system import load_system
+    from accelsim.workload import load_workload, workload_data
+
+    compiled: list[str] = []
+    real = runner.compile_graph
+
+    def counting(graph, chip):
+        compiled.append(chip.name)
+        return real(graph, chip)
+
+    monkeypatch.setattr(runner, "compile_graph", counting)
+    gaudi1 = accelsim.load_chip("gaudi1")
+    graph = lower(load_workload("gpt2-small", ["layers=1"]))
+    accelsim.run(gaudi1, graph)
+    assert [r.scheduler for r in compare(gaudi1, graph, ["naive", "balanced"]).results] == ["naive", "balanced"]
+    data, source = workload_data("gpt2-small", ["layers=1", "heads=16", "seq_len=128"])
+    assert explicit_step(load_system("dgx-h100"), Layout(8, 1, 1), data, source).latency_cycles > 0
+    assert compiled == ["gaudi1", "gaudi1", "h100"]  # once each: compare compiles and costs once for both
