@@ -323,6 +323,10 @@ class Chip:
         """The chip's clock in Hz, for conversions between cycles and seconds or milliseconds."""
         return self.spec.clock_ghz * 1e9
 
+    def seconds_to_cycles(self, seconds: float) -> float:
+        """Cycles (fractional: the caller rounds as its rule says) that ``seconds`` of the chip's clock hold."""
+        return seconds * self.spec.clock_ghz * 1e9
+
     def headline(self) -> Headline:
         """Peak figures computed from the profile, to check against a datasheet."""
         matrix: dict[str, float] = {}

@@ -277,4 +277,4 @@ def _send_cycles(system: System, nbytes: int, crosses_nodes: bool, chip: Chip) -
         fabric = Fabric(2, "switch", out.ports_per_card * out.port_gbps, 1, out.latency_us, "ring", 2, 0.0, 1, 0.0)
     else:
         fabric = Fabric(2, up.topology, up.link_gbps, up.links, up.latency_us, "ring", 2, 0.0, 1, 0.0)
-    return math.ceil(collective_seconds("send_recv", nbytes, fabric) * chip.clock_ghz * 1e9)
+    return math.ceil(chip.seconds_to_cycles(collective_seconds("send_recv", nbytes, fabric)))

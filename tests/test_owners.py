@@ -30,6 +30,7 @@ def test_the_docstring_and_the_section_headers_number_the_passes_alike():
 def test_the_chip_converts_cycles_to_time_and_the_trace_uses_it():
     chip = accelsim.chip_from_dict(tiny_chip_dict(clock_ghz=2.0), "tiny.toml")
     assert chip.cycles_to_us(3000) == pytest.approx(1.5) and chip.cycles_per_second == 2e9
+    assert chip.seconds_to_cycles(1.5e-6) == pytest.approx(3000)
     graph = accelsim.TaskGraph([accelsim.make_task("a", "add", [4096]), accelsim.make_task("b", "add", [4096])])
     results = accelsim.run(chip, graph)
     events = [e for e in chrome_trace(results)["traceEvents"] if e.get("ph") == "X"]
@@ -38,9 +39,8 @@ def test_the_chip_converts_cycles_to_time_and_the_trace_uses_it():
 
 def test_only_the_chip_turns_its_clock_into_a_time_scale():
     """A module that wrote ``clock_ghz * 1e3`` or ``* 1e9`` itself would be a second owner of the conversion (the
-    collective cost models take a clock in Hz as an argument, and system_run's send time keeps its own order of
-    multiplication so its rounded-up cycles stay as they were: both listed here)."""
-    allowed = {"chip.py", "collective_costs.py", "system_run.py"}
+    collective cost models take a clock in Hz as an argument)."""
+    allowed = {"chip.py", "collective_costs.py"}
     writers = sorted(
         p.name
         for p in PACKAGE.rglob("*.py")
