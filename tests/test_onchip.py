@@ -188,3 +188,15 @@ def test_a_load_that_found_no_room_moved_fewer_bytes_than_planned():
     assert results.hbm_bytes.tolist() == [1000, 3200] and results.sram_bytes.tolist() == [0, 0]
     assert results.bytes_moved == results.hbm_bytes_moved == 4200
     assert results.bytes_planned == graph.total_bytes == 5200
+
+
+def test_sram_freed_after_the_last_reader_is_kept_for_the_next_output():
+    # room for one 1,600-byte output at a time: p2 can keep its output only because c1, p1's last reader, freed p1's
+    p1 = kept(make_task("p1", "copy", [800]))
+    p2 = kept(make_task("p2", "copy", [800], deps=["c1"]).but(dep_bytes=(0,)))
+    graph = TaskGraph([p1, reader("c1", ["p1"], [1600]), p2, reader("c2", ["p2"], [1600])])
+    c = chip(sram_mb=0.0016 / chip().spec.compiler.on_chip_fraction)
+    assert c.on_chip_capacity == 1600
+    results = on_tpc0(graph, c)
+    assert results.kept_on_chip.tolist() == [True, False, True, False]
+    assert results.hbm_bytes_moved == 4 * 1600
