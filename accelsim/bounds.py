@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linprog
 
 from .chip import Chip
 from .costs import CostTable
@@ -47,6 +46,9 @@ def area_bound(chip: Chip, costs: CostTable) -> int:
     est = costs.estimate
     if not len(est):
         return 0
+    # scipy is imported here, not at the top: it was half of `import accelsim.cli`, which most commands never need
+    from scipy.optimize import linprog
+
     rows, counts = np.unique(est, axis=0, return_counts=True)
     n_groups = est.shape[1]
     sizes = np.array([g.count for g in chip.groups], dtype=float)

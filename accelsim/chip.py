@@ -342,7 +342,17 @@ class Chip:
         return self.group_clock_ghz(group)
 
     def cycles_to_us(self, cycles: float) -> float:
+        """Microseconds that ``cycles`` of the chip's clock last: the conversion every report and trace uses."""
         return cycles / (self.spec.clock_ghz * 1e3)
+
+    @property
+    def cycles_per_second(self) -> float:
+        """The chip's clock in Hz, for conversions between cycles and seconds or milliseconds."""
+        return self.spec.clock_ghz * 1e9
+
+    def seconds_to_cycles(self, seconds: float) -> float:
+        """Cycles (fractional: the caller rounds as its rule says) that ``seconds`` of the chip's clock hold."""
+        return seconds * self.spec.clock_ghz * 1e9
 
     def headline(self) -> Headline:
         """Peak figures computed from the profile, to check against a datasheet."""

@@ -22,7 +22,7 @@ from .kernel_records import KernelPrediction
 from .lowering import lower
 from .outputs import check_output_dir, check_output_file, safe_name
 from .parallel import Layout, whole_number
-from .registry import get_scheduler, load_plugin, scheduler_names
+from .registry import DEFAULT_SCHEDULER, get_scheduler, load_plugin, scheduler_names
 from .report import (
     chips_report,
     compare_report,
@@ -162,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="simulate a workload or a task graph on a chip, or on a system of many cards")
     _add_inputs(run, "shipped chip name or path to a .toml profile", system=True)
-    run.add_argument("--scheduler", default="first-free", help="registered scheduler name")
+    run.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help="registered scheduler name")
     run.add_argument(
         "--explicit",
         action="store_true",
@@ -248,7 +248,7 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="tensor parallel over this many cards of the chip's one-node system (accelsim systems)",
     )
-    gen.add_argument("--scheduler", default="first-free", help="registered scheduler name")
+    gen.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help="registered scheduler name")
     gen.add_argument("--json", action="store_true")
     _add_plugin(gen)
 
@@ -309,7 +309,7 @@ def _pipeline(args: argparse.Namespace) -> PipelineStep | None:
     if args.chip is not None or args.graph:
         raise AccelsimError("a system runs a workload (--workload or --model), not --chip or --graph", key="--system")
     system, layout, data, source = _on_system(args)
-    return pipeline_step(system, layout, data, source, getattr(args, "scheduler", "first-free"), args.nodes)
+    return pipeline_step(system, layout, data, source, getattr(args, "scheduler", DEFAULT_SCHEDULER), args.nodes)
 
 
 def _compare_pipeline(args: argparse.Namespace, names: list[str]) -> None:

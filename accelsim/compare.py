@@ -8,12 +8,10 @@ from dataclasses import dataclass
 
 from .bounds import LowerBound, lower_bound
 from .chip import Chip
-from .compiler import compile_graph
-from .costs import CostTable
 from .graph import TaskGraph
-from .registry import Scheduler, get_scheduler
+from .registry import Scheduler
 from .results import Results
-from .simulation import simulate
+from .runner import prepare
 
 
 @dataclass(frozen=True)
@@ -89,10 +87,6 @@ class Comparison:
 def compare(chip: Chip, graph: TaskGraph, schedulers: Sequence[str | Scheduler]) -> Comparison:
     """Compile ``graph`` for ``chip``, then schedule and simulate it with each scheduler; the compiled graph, the
     cost table and the bound are computed once."""
-    graph = compile_graph(graph, chip).graph
-    costs = CostTable.build(graph, chip)
-    results = []
-    for name in schedulers:
-        policy = get_scheduler(name)
-        results.append(simulate(graph, chip, policy.schedule(graph, chip, costs), costs))
-    return Comparison(chip, graph, results, lower_bound(graph, chip, costs))
+    prepared = prepare(chip, graph)
+    results = [prepared.simulate(name) for name in schedulers]
+    return Comparison(chip, prepared.graph, results, lower_bound(prepared.graph, chip, prepared.costs))

@@ -299,7 +299,7 @@ def _absorb(consumer: Task, producers: list[Task]) -> Task:
     )
 
 
-# ---- 3 and 4. prefetch and the on-chip plan ------------------------------------------------------------------
+# ---- 4 and 5. prefetch and the on-chip plan ------------------------------------------------------------------
 
 
 def plan_on_chip(
@@ -387,7 +387,7 @@ def plan_on_chip(
     return out, sum(1 for what in kept if what[0] == "prefetch")
 
 
-# ---- 5. split -----------------------------------------------------------------------------------------------
+# ---- 3. split -----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast, overload
 
 import numpy as np
 
@@ -136,9 +136,24 @@ def stream_bytes(task: Task, chip: Chip, nbytes: int | None = None) -> int:
     return chip.stream_bytes(task.bytes if nbytes is None else nbytes, OPS[task.op].strided)
 
 
+@overload
+def roofline(compute: int, streamed: int, chip: Chip) -> int: ...
+@overload
+def roofline(compute: np.ndarray, streamed: np.ndarray, chip: Chip) -> np.ndarray: ...
+def roofline(compute: Any, streamed: Any, chip: Chip) -> Any:
+    """A task's uncontended cycles alone: the launch gap plus the slower of (dispatch + compute) and its
+    ``streamed`` HBM bytes at the full rate, the rule every estimate and bound uses. Python integers (exact at any
+    size, for the size check) or numpy arrays (a whole cost table at once, broadcast)."""
+    spec = chip.spec
+    array = isinstance(compute, np.ndarray)
+    rate = chip.hbm_bytes_per_cycle
+    memory = np.ceil(streamed / rate).astype(np.int64) if array else math.ceil(streamed / rate)
+    return spec.launch_gap_cycles + (np.maximum if array else max)(spec.dispatch_overhead_cycles + compute, memory)
+
+
 def estimate_cycles(task: Task, group: EngineGroup, chip: Chip) -> int:
-    """Uncontended duration of a task alone, all its traffic through HBM: the launch gap plus the roofline of
-    (dispatch + compute) and HBM traffic. -1 where it cannot run."""
+    """Uncontended duration of a task alone, all its traffic through HBM (the roofline). -1 where it cannot
+    run."""
     own = compute_cycles(task, group, chip)
     return INFEASIBLE if own < 0 else slowest_cycles(task, [own], chip)
 
@@ -148,11 +163,8 @@ def slowest_cycles(task: Task, compute: Sequence[int], chip: Chip) -> int:
     -1 where not allowed): the launch gap plus the roofline of (dispatch + compute) and all its HBM traffic, in
     Python integers (0 where no group may run it).
     """
-    spec = chip.spec
-    memory = math.ceil(stream_bytes(task, chip) / chip.hbm_bytes_per_cycle)
-    return max(
-        [spec.launch_gap_cycles + max(spec.dispatch_overhead_cycles + c, memory) for c in compute if c >= 0], default=0
-    )
+    streamed = stream_bytes(task, chip)
+    return max([roofline(c, streamed, chip) for c in compute if c >= 0], default=0)
 
 
 def serial_cycles_bound(graph: TaskGraph, chip: Chip) -> int:
@@ -176,7 +188,7 @@ def check_cycles(cycles: int, graph: TaskGraph, chip: Chip) -> None:
     ``cycles``: serial_cycles_bound's figure."""
     if cycles > MAX_COUNT:
         raise AccelsimError(
-            f"on {chip.name} the run could last up to {cycles:.3g} cycles ({cycles / (chip.clock_ghz * 1e9):.3g} s), "
+            f"on {chip.name} the run could last up to {cycles:.3g} cycles ({cycles / chip.cycles_per_second:.3g} s), "
             f"past the 2^62 ({MAX_COUNT:.3g}) cycles the simulator counts; make the run smaller or the chip faster "
             "(memory.hbm_bandwidth_gbps, engine rates, vector_instructions)",
             source=graph.source,
@@ -233,14 +245,9 @@ class CostTable:
         for i, (t, row) in enumerate(zip(graph.tasks, rows, strict=True)):
             compute[i] = row
             stream[i] = stream_bytes(t, chip, int(hbm[i]))
-        spec = chip.spec
         # SRAM bandwidth is left out: a tensor that spills at run time moves its bytes from SRAM to HBM, so only
         # the HBM term stays a lower bound of the simulated time, which the bounds rely on.
-        busy = np.maximum(
-            spec.dispatch_overhead_cycles + compute,
-            np.ceil(stream / chip.hbm_bytes_per_cycle).astype(np.int64)[:, None],
-        )
-        estimate = np.where(compute >= 0, spec.launch_gap_cycles + busy, INFEASIBLE)
+        estimate = np.where(compute >= 0, roofline(compute, stream[:, None], chip), INFEASIBLE)
         return cls(compute, estimate, stream, plan)
 
     def fastest(self) -> np.ndarray:

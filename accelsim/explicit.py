@@ -20,14 +20,13 @@ import simpy
 
 from .collective_costs import Fabric
 from .collectives import collective
-from .compiler import compile_graph
-from .costs import CostTable
 from .lowering import lower
 from .network import Network, Topology, hierarchical
 from .ops import OPS, CollectiveOp
 from .parallel import Layout
-from .registry import get_scheduler
+from .registry import DEFAULT_SCHEDULER
 from .results import Results
+from .runner import prepare
 from .simulation import setup
 from .system import System
 from .system_run import place
@@ -66,19 +65,18 @@ def explicit_step(
     layout: Layout,
     data: dict[str, Any],
     source: str,
-    scheduler: str = "first-free",
+    scheduler: str = DEFAULT_SCHEDULER,
     nodes: int | None = None,
 ) -> ExplicitRun:
     """``layout`` (tensor and data parallel) on ``system``, every card simulated: cards numbered tensor rank
     first, a tensor group the consecutive cards of a replica, a data group the cards of one tensor rank."""
     placement = place(system, layout, data, source, nodes=nodes)
     chip, tp, dp = placement.chip, layout.tp, layout.dp
-    graph = compile_graph(lower(placement.workload), chip).graph
-    costs = CostTable.build(graph, chip)
-    schedule = get_scheduler(scheduler).schedule(graph, chip, costs)
+    prepared = prepare(chip, lower(placement.workload))
+    graph, costs, schedule = prepared.graph, prepared.costs, prepared.schedule(scheduler)
     per_node = min(system.spec.cards_per_node, tp * dp)
     env = simpy.Environment()
-    net = Network(env, _fabric(system, tp * dp, per_node), chip.clock_ghz * 1e9)
+    net = Network(env, _fabric(system, tp * dp, per_node), chip.cycles_per_second)
     intra = "direct" if system.spec.scale_up.topology == "all-to-all" else "ring"
     arrived: dict[tuple[int, str, int], list[Callable[[], None]]] = {}
     dispatch = chip.spec.dispatch_overhead_cycles

@@ -29,6 +29,7 @@ from .errors import AccelsimError
 from .lowering import lower
 from .ops import OPS
 from .parallel import shard_model
+from .registry import DEFAULT_SCHEDULER
 from .resources import shipped_names
 from .results import Results
 from .runner import run
@@ -42,7 +43,6 @@ GB = 1e9
 HBM_GB = 2**30
 #: Decode steps simulated by default; the rest are interpolated (within 1% of simulating every step: tests).
 DECODE_SAMPLES = 5
-DEFAULT_SCHEDULER = "first-free"
 
 
 @dataclass(frozen=True)
@@ -322,7 +322,7 @@ def generate(
     memory = memory_needed(model, batch, input_tokens + output_tokens, dtype, chip, cards)
     check_fits(memory, model.path, cards)
     sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=exact, cards=cards)
-    hz = chip.clock_ghz * 1e9
+    hz = chip.cycles_per_second
     overhead_cycles = chip.spec.step_overhead_us * 1e-6 * hz
     if progress:
         progress("prefill")
@@ -375,7 +375,7 @@ def generate(
 
 def _phase(cost: PassCost, latency_ms: float, chip: Chip) -> Phase:
     """Utilization of each kind over the phase's wall time (host overhead included: engines idle during it)."""
-    hz = chip.clock_ghz * 1e9
+    hz = chip.cycles_per_second
     wall_cycles = latency_ms * 1e-3 * hz
     util, idle = {}, {}
     for kind, busy in cost.busy.items():

@@ -18,7 +18,7 @@ from typing import Any
 from .config import read_input
 from .errors import AccelsimError
 from .limits import model_size_refusal
-from .workload import workload_from_dict
+from .workload import DEFAULT_MLP_RATIO, mlp_width, workload_from_dict
 
 
 @dataclass(frozen=True)
@@ -362,10 +362,10 @@ def _mlp(c: _Config, spec: dict[str, Any], d_model: int) -> None:
     """The MLP's hidden width (given, or a multiple of d_model) and the experts of a mixture."""
     d_ff = c.size("intermediate_size", "ffn_hidden_size", "ffn_dim", "n_inner", required=False)
     if d_ff is None:
-        ratio = c.data.get("expansion_ratio", 4)  # MPT's; GPT-2, GPT-J, Falcon, BLOOM: 4 x d_model
+        ratio = c.data.get("expansion_ratio", DEFAULT_MLP_RATIO)  # MPT's; GPT-2, GPT-J, Falcon, BLOOM: 4 x d_model
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio <= 64:
             raise c.fail("expansion_ratio", f"must be a number from 0 to 64, got {ratio!r}")
-        d_ff = int(round(ratio * d_model))
+        d_ff = mlp_width(d_model, ratio)
     experts = c.size("num_local_experts", "num_experts", "n_routed_experts", required=False)
     if experts is None:
         spec["d_ff"] = d_ff

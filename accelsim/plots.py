@@ -74,7 +74,7 @@ def _op_colours(ops: Sequence[str]) -> dict[str, tuple]:
 def timeline(results: Results, max_rows_per_group: int = MAX_ROWS_PER_GROUP) -> Figure:
     """One row per engine (aggregated rows for big groups), tasks coloured by op, idle time left blank."""
     data = timeline_data(results, max_rows_per_group)
-    us_per_cycle = 1.0 / (results.chip.clock_ghz * 1e3)
+    us_per_cycle = results.chip.cycles_to_us(1)
     colours = _op_colours([op for _, op in data.bars])
     fig, ax = plt.subplots(figsize=(12, 1.0 + 0.32 * len(data.rows)))
     for (row, op), spans in sorted(data.bars.items()):
@@ -241,7 +241,7 @@ def utilization_data(results: Results, bins: int = 200) -> dict[str, tuple[np.nd
 
 def utilization_over_time(results: Results, bins: int = 200) -> Figure:
     data = utilization_data(results, bins)
-    us_per_cycle = 1.0 / (results.chip.clock_ghz * 1e3)
+    us_per_cycle = results.chip.cycles_to_us(1)
     fig, ax = plt.subplots(figsize=(12, 4))
     for kind, (edges, frac) in data.items():
         ax.stairs(frac * 100, edges * us_per_cycle, label=plain(kind), linewidth=1.5)

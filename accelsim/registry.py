@@ -31,6 +31,8 @@ class Scheduler(ABC):
 
 
 SCHEDULERS: dict[str, type[Scheduler]] = {}
+#: The policy every command and function runs when none is named: the simplest list scheduler (a baseline).
+DEFAULT_SCHEDULER = "first-free"
 S = TypeVar("S", bound=type[Scheduler])
 
 
@@ -38,8 +40,21 @@ def register(cls: S) -> S:
     """Class decorator that makes a scheduler available by its ``name`` (CLI ``--scheduler NAME`` included)."""
     if not cls.name:
         raise AccelsimError("a scheduler class needs a non-empty `name`", key=cls.__qualname__)
+    known = SCHEDULERS.get(cls.name)
+    if known is not None and _definition(known) != _definition(cls):
+        # a plugin must not silently replace a built-in (or another plugin's) policy; the same class run again
+        # (a plugin file loaded twice, a notebook cell re-run) is the same definition and replaces itself
+        raise AccelsimError(
+            f"scheduler name {cls.name!r} is already registered by {_definition(known)}; choose another name",
+            key=_definition(cls),
+        )
     SCHEDULERS[cls.name] = cls
     return cls
+
+
+def _definition(cls: type) -> str:
+    """Where a class is defined, as module.qualname: what tells a re-run of one definition from another class."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def get_scheduler(name: str | Scheduler) -> Scheduler:
@@ -65,9 +80,14 @@ def load_plugin(spec: str) -> None:
         module_spec = importlib.util.spec_from_file_location(path.stem, path)
         if module_spec is None or module_spec.loader is None:
             raise AccelsimError("cannot load this file as a Python module", source=spec)
-        module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
+        try:
+            module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
+        except AccelsimError as exc:  # a refused registration names the plugin it came from
+            raise AccelsimError(exc.detail, source=spec, key=exc.key) from None
         return
     try:
         importlib.import_module(spec)
     except ModuleNotFoundError as exc:
         raise AccelsimError(f"cannot import plugin module ({exc})", source=spec) from None
+    except AccelsimError as exc:
+        raise AccelsimError(exc.detail, source=spec, key=exc.key) from None

@@ -46,7 +46,9 @@ class RunSummary:
     utilization: dict[str, float]  # per engine kind, rounded to 4 decimals
     idle_cycles: dict[str, int]  # idle engine-cycles per engine kind
     flops: int
-    bytes_moved: int
+    bytes_moved: int  # through HBM and SRAM, as simulated (spills included)
+    hbm_bytes_moved: int  # through HBM alone, as simulated
+    bytes_planned: int  # what the graph's tasks read and write, before the simulation
     notes: dict[str, object] = field(default_factory=dict)  # the scheduler's notes; left out of JSON when empty
 
     def to_json(self) -> dict[str, object]:
@@ -61,6 +63,8 @@ class RunSummary:
             "idle_cycles": self.idle_cycles,
             "flops": self.flops,
             "bytes_moved": self.bytes_moved,
+            "hbm_bytes_moved": self.hbm_bytes_moved,
+            "bytes_planned": self.bytes_planned,
             **({"notes": self.notes} if self.notes else {}),
         }
 
@@ -92,8 +96,33 @@ class Results:
         return self.chip.cycles_to_us(self.latency_cycles)
 
     @property
-    def bytes_moved(self) -> int:
+    def bytes_planned(self) -> int:
+        """What the graph's tasks say they read and write: the figure before the simulation, as compiled."""
         return self.graph.total_bytes
+
+    @cached_property
+    def hbm_per_task(self) -> list[int]:
+        """Bytes each task moved through HBM in the simulation, spills included (its planned bytes where the
+        Results were built by hand without a record)."""
+        if len(self.hbm_bytes) == len(self.graph):
+            return [int(b) for b in self.hbm_bytes.tolist()]
+        return [t.bytes for t in self.graph.tasks]
+
+    @cached_property
+    def sram_per_task(self) -> list[int]:
+        """Bytes each task moved through SRAM in the simulation (none where the Results have no record)."""
+        n = len(self.graph)
+        return [int(b) for b in self.sram_bytes.tolist()] if len(self.sram_bytes) == n else [0] * n
+
+    @property
+    def hbm_bytes_moved(self) -> int:
+        """Bytes moved through HBM as simulated: an output that spilled from SRAM counts its write and reads."""
+        return sum(self.hbm_per_task)
+
+    @property
+    def bytes_moved(self) -> int:
+        """Bytes moved through both memories as simulated: the planned bytes, and what spills added."""
+        return self.hbm_bytes_moved + sum(self.sram_per_task)
 
     @cached_property
     def by_engine_order(self) -> np.ndarray:
@@ -166,6 +195,8 @@ class Results:
             idle_cycles=self.idle_cycles(),
             flops=self.graph.total_flops,
             bytes_moved=self.bytes_moved,
+            hbm_bytes_moved=self.hbm_bytes_moved,
+            bytes_planned=self.bytes_planned,
             notes=self.notes,
         )
 
@@ -176,8 +207,7 @@ class Results:
         if tasks:
             names = self.chip.instance_names
             n = len(self.graph)
-            hbm = self.hbm_bytes.tolist() if len(self.hbm_bytes) == n else [t.bytes for t in self.graph.tasks]
-            sram = self.sram_bytes.tolist() if len(self.sram_bytes) == n else [0] * n
+            hbm, sram = self.hbm_per_task, self.sram_per_task
             kept = self.kept_on_chip.tolist() if len(self.kept_on_chip) == n else [False] * n
             out["tasks"] = [
                 {

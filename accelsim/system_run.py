@@ -25,7 +25,7 @@ from .results import Results
 from .runner import run as run_graph
 from .system import System
 from .vocabulary import DTYPE_BYTES
-from .workload import Workload, workload_from_dict
+from .workload import DEFAULT_MLP_RATIO, Workload, mlp_width, workload_from_dict
 
 NETWORK_KINDS = ("network", "data_network")
 #: Run settings that only a training step has.
@@ -83,7 +83,7 @@ def place(
     model = dict(data.get("model", {}))
     if layout.tp > 1:
         if model.get("d_ff") is None and "d_model" in model:
-            model["d_ff"] = int(round(model["d_model"] * model.get("mlp_ratio", 4.0)))
+            model["d_ff"] = mlp_width(model["d_model"], model.get("mlp_ratio", DEFAULT_MLP_RATIO))
         model = shard_model(model, layout.tp, source)
     run.update(tensor_parallel=layout.tp)
     if training:
@@ -437,4 +437,4 @@ def _send_cycles(system: System, nbytes: int, crosses_nodes: bool, chip: Chip) -
         fabric = Fabric(2, "switch", out.ports_per_card * out.port_gbps, 1, out.latency_us, "ring", 2, 0.0, 1, 0.0)
     else:
         fabric = Fabric(2, up.topology, up.link_gbps, up.links, up.latency_us, "ring", 2, 0.0, 1, 0.0)
-    return math.ceil(collective_seconds("send_recv", nbytes, fabric) * chip.clock_ghz * 1e9)
+    return math.ceil(chip.seconds_to_cycles(collective_seconds("send_recv", nbytes, fabric)))

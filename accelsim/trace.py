@@ -15,7 +15,7 @@ def chrome_trace(results: Results) -> dict[str, object]:
     """Trace events: a complete ('X') event per task with its op, shape, FLOPs and bytes; counters for HBM
     streams in use and busy engines per kind."""
     chip = results.chip
-    us = 1.0 / (chip.clock_ghz * 1e3)
+    us = chip.cycles_to_us(1)
     pid = 1
     names = chip.instance_names
     events: list[dict[str, object]] = [

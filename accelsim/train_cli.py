@@ -10,6 +10,7 @@ from pathlib import Path
 from .catalog import model_workload_data
 from .errors import AccelsimError
 from .parallel import Layout
+from .registry import DEFAULT_SCHEDULER
 from .report import table
 from .system import System, load_system
 from .training import GROUP_NAMES, Search, TrainOptions, TrainStep, search, train_step
@@ -81,7 +82,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     tr.add_argument("--cards", type=_whole, help="with --search: the cards to lay out")
     tr.add_argument("--top", type=_whole, default=10, help="with --search: rows of the ranking (default 10)")
-    tr.add_argument("--scheduler", default="first-free", help="registered scheduler name")
+    tr.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help="registered scheduler name")
     tr.add_argument("--plot", metavar="DIR", help="write the step's breakdown figure (and a pipeline's 1F1B chart)")
     tr.add_argument("--json", action="store_true")
     tr.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE", help="register schedulers")
@@ -122,7 +123,7 @@ def plot_train(args: argparse.Namespace) -> bool:
     if not args.parallel or args.global_batch is None:
         raise AccelsimError("--train needs the layout (--parallel) and --global-batch", key="--train")
     names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
-    scheduler = get_scheduler(names[0] if names else "first-free").name
+    scheduler = get_scheduler(names[0] if names else DEFAULT_SCHEDULER).name
     system, layout = load_system(args.system), Layout.parse(args.parallel)
     if args.global_batch % layout.dp:
         raise AccelsimError(

@@ -19,6 +19,7 @@ from .chip import Chip
 from .errors import AccelsimError
 from .lowering import lower
 from .parallel import Layout
+from .registry import DEFAULT_SCHEDULER
 from .runner import run as run_graph
 from .system import System
 from .system_run import (
@@ -174,7 +175,7 @@ def train_step(
     data: dict[str, Any],
     source: str,
     options: TrainOptions,
-    scheduler: str = "first-free",
+    scheduler: str = DEFAULT_SCHEDULER,
     cache: dict[tuple, Any] | None = None,
     sample_layers: int | None = None,
 ) -> TrainStep:
@@ -374,7 +375,7 @@ def search(
     cards: int,
     options: TrainOptions,
     micro_batch: int | None = None,
-    scheduler: str = "first-free",
+    scheduler: str = DEFAULT_SCHEDULER,
     sample_layers: int | None = SEARCH_SAMPLE_LAYERS,
 ) -> Search:
     """Every layout tp x pp x dp = ``cards`` (tp a divisor of a node's cards, pp of the layers) and every micro-batch

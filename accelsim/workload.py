@@ -30,6 +30,14 @@ Positions = Literal["learned", "rotary", "alibi", "none"]
 Count = Annotated[int, Strict(), Field(ge=0, le=MAX_WORKLOAD_SIZE)]
 #: BERT's share of masked positions (Devlin et al. 2019), run.masked_fraction's default.
 MASKED_FRACTION = 0.15
+#: GPT-2's MLP width as a multiple of d_model: the ratio where a model gives neither d_ff nor a ratio of its own.
+DEFAULT_MLP_RATIO = 4.0
+
+
+def mlp_width(d_model: int, mlp_ratio: float = DEFAULT_MLP_RATIO) -> int:
+    """The MLP's hidden width a ratio gives: d_model x mlp_ratio, rounded to the nearest integer (the one rule for
+    presets, a tensor-parallel shard's unsharded width and Hugging Face configs without an intermediate size)."""
+    return int(round(d_model * mlp_ratio))
 
 
 @pydantic_dataclass(config=STRICT)
@@ -45,7 +53,7 @@ class ModelSpec:
     d_head: WorkloadSize | None = None
     #: Key/value heads: heads (multi-head), fewer (grouped-query) or 1 (multi-query); must divide heads.
     kv_heads: WorkloadSize | None = None
-    mlp_ratio: MlpRatio = 4.0
+    mlp_ratio: MlpRatio = DEFAULT_MLP_RATIO
     d_ff: WorkloadSize | None = None  # overrides mlp_ratio (e.g. llama's 11008)
     #: "gated": act(x W_gate) * (x W_up), then W_down (SwiGLU with silu, GeGLU with gelu); "plain": act(x W_up).
     mlp: Literal["plain", "gated"] = "plain"
@@ -328,7 +336,7 @@ class Workload:
     @property
     def d_ff(self) -> int:
         m = self.spec.model
-        return m.d_ff if m.d_ff else int(round(m.d_model * m.mlp_ratio))
+        return m.d_ff if m.d_ff else mlp_width(m.d_model, m.mlp_ratio)
 
     @property
     def patches(self) -> int:
@@ -495,11 +503,11 @@ def _check(spec: WorkloadSpec, source: str) -> None:
         fail("run.logits", '"masked" is for the MLM head (model.head = "mlm")')
     if r.masked_fraction != MASKED_FRACTION and r.logits != "masked":
         fail("run.masked_fraction", 'is the share of positions the MLM head scores: only with run.logits = "masked"')
-    if m.d_ff is None and not 1 <= round(m.d_model * m.mlp_ratio) <= MAX_WORKLOAD_SIZE:
+    if m.d_ff is None and not 1 <= mlp_width(m.d_model, m.mlp_ratio) <= MAX_WORKLOAD_SIZE:
         fail(
             "model.mlp_ratio",
             f"d_ff = d_model x mlp_ratio = {m.d_model} x {m.mlp_ratio:g} rounds to "
-            f"{round(m.d_model * m.mlp_ratio):,}; it must be from 1 to {MAX_WORKLOAD_SIZE:,}",
+            f"{mlp_width(m.d_model, m.mlp_ratio):,}; it must be from 1 to {MAX_WORKLOAD_SIZE:,}",
         )
     if m.family == "gpt":
         if r.seq_len is None:

@@ -161,3 +161,42 @@ def test_a_search_can_give_up_on_a_schedule_once_it_cannot_win():
     with pytest.raises(GaveUp) as err:
         simulate(graph, c, plan, give_up_after=399)
     assert err.value.args == (399,)
+
+
+def test_results_say_the_bytes_moved_as_simulated_beside_the_bytes_planned():
+    graph = TaskGraph([kept(make_task("p", "copy", [800])), reader("c", ["p"], [1600])])
+    # p reads 1,600 from HBM and writes 1,600; c reads those 1,600 and writes 1,600 to HBM: 6,400 planned.
+    stays = on_tpc0(graph, chip())  # 1 MB of SRAM: p's output stays on chip
+    assert stays.bytes_planned == 6400 and stays.bytes_moved == 6400 and stays.hbm_bytes_moved == 3200
+    spills = on_tpc0(graph, chip(sram_mb=1e-6))  # 1 byte of SRAM: it goes out to HBM and back
+    assert spills.bytes_planned == 6400 and spills.bytes_moved == 6400 and spills.hbm_bytes_moved == 6400
+    summary = stays.summary().to_json()
+    assert (summary["bytes_moved"], summary["hbm_bytes_moved"], summary["bytes_planned"]) == (6400, 3200, 6400)
+    assert sum(t["hbm_bytes"] for t in stays.to_dict()["tasks"]) == stays.hbm_bytes_moved
+
+
+def test_a_load_that_found_no_room_moved_fewer_bytes_than_planned():
+    # w loads 1,000 bytes into SRAM for r; with no room, the load writes nothing and r reads them from HBM.
+    load = kept(make_task("w", "dma", [1000], bytes_written=1000))
+    graph = TaskGraph([load, reader("r", ["w"], [1000])])
+    c = chip(sram_mb=1e-6)
+    dma0, tpc0 = c.instance_names.index("dma0"), c.instance_names.index("tpc0")
+    order = [[0] if e == dma0 else [1] if e == tpc0 else [] for e in range(len(c.instance_names))]
+    results = simulate(graph, c, Schedule([dma0, tpc0], order))
+    # w reads 1,000 and writes nothing (its 1,000 into SRAM found no room); r reads 1,600 (1,000 of them w's, now
+    # from HBM) and writes 1,600: 4,200 moved, where 5,200 were planned.
+    assert results.hbm_bytes.tolist() == [1000, 3200] and results.sram_bytes.tolist() == [0, 0]
+    assert results.bytes_moved == results.hbm_bytes_moved == 4200
+    assert results.bytes_planned == graph.total_bytes == 5200
+
+
+def test_sram_freed_after_the_last_reader_is_kept_for_the_next_output():
+    # room for one 1,600-byte output at a time: p2 can keep its output only because c1, p1's last reader, freed p1's
+    p1 = kept(make_task("p1", "copy", [800]))
+    p2 = kept(make_task("p2", "copy", [800], deps=["c1"]).but(dep_bytes=(0,)))
+    graph = TaskGraph([p1, reader("c1", ["p1"], [1600]), p2, reader("c2", ["p2"], [1600])])
+    c = chip(sram_mb=0.0016 / chip().spec.compiler.on_chip_fraction)
+    assert c.on_chip_capacity == 1600
+    results = on_tpc0(graph, c)
+    assert results.kept_on_chip.tolist() == [True, False, True, False]
+    assert results.hbm_bytes_moved == 4 * 1600

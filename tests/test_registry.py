@@ -2,6 +2,7 @@
 from a .py file or a module, each error a one-line message with its key or source."""
 
 import importlib.util
+import json
 import textwrap
 import uuid
 
@@ -41,11 +42,38 @@ def test_register_makes_a_class_available_by_its_name_and_returns_it(only):
     assert scheduler_names() == ["mine"]
 
 
-def test_registering_a_name_again_replaces_the_earlier_class(only):
-    old, new = named("same"), named("same")
+def test_the_same_definition_registered_again_replaces_itself(only):
+    old, new = named("same"), named("same")  # one definition run twice: a plugin file loaded again
     known = only(old)
     register(new)
     assert known == {"same": new}
+
+
+def test_a_different_class_under_a_registered_name_is_refused_naming_both(only):
+    class Shadow(Quiet):
+        name = "heft"
+
+    built_in = named("heft")
+    known = only(built_in)
+    with pytest.raises(AccelsimError) as info:
+        register(Shadow)
+    shadow = f"{__name__}.test_a_different_class_under_a_registered_name_is_refused_naming_both.<locals>.Shadow"
+    assert str(info.value) == (
+        f"{shadow}: scheduler name 'heft' is already registered by {built_in.__module__}.S_heft; choose another name"
+    )
+    assert known == {"heft": built_in}
+
+
+def test_a_plugin_cannot_shadow_a_built_in_scheduler(tmp_path):
+    path = tmp_path / "shadow.py"
+    path.write_text(PLUGIN.format(name="heft"))
+    with pytest.raises(AccelsimError) as info:
+        load_plugin(str(path))
+    assert str(info.value) == (
+        f"{path}: shadow.Plugged: scheduler name 'heft' is already registered by accelsim.policies.heft.Heft; "
+        "choose another name"
+    )
+    assert get_scheduler("heft").__class__.__module__ == "accelsim.policies.heft"
 
 
 def test_a_scheduler_class_without_a_name_is_refused(only):
@@ -60,6 +88,17 @@ def test_a_scheduler_class_without_a_name_is_refused(only):
     assert info.value.key == ("test_a_scheduler_class_without_a_name_is_refused.<locals>.Nameless")
     assert info.value.source is None
     assert known == {}
+
+
+def test_the_default_scheduler_is_a_registered_one_and_what_run_and_the_cli_use(tiny_chip, capsys):
+    from accelsim import TaskGraph, make_task, run
+    from accelsim.cli import main
+
+    assert get_scheduler(registry.DEFAULT_SCHEDULER).name == registry.DEFAULT_SCHEDULER
+    graph = TaskGraph([make_task("a", "add", [8])])
+    assert run(tiny_chip, graph).scheduler == registry.DEFAULT_SCHEDULER
+    assert main(["run", "--chip", "gaudi1", "--workload", "gpt2-small", "--set", "layers=1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["scheduler"] == registry.DEFAULT_SCHEDULER
 
 
 def test_scheduler_names_are_sorted(only):

@@ -1,0 +1,120 @@
+"""One owner per rule: each rule is written once and called, and where the same thing is said twice (the
+compiler's pass numbers in its docstring and in its section headers) the two agree."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import accelsim
+import accelsim.compiler as compiler
+from accelsim.trace import chrome_trace
+
+from conftest import tiny_chip_dict
+
+PACKAGE = Path(accelsim.__file__).parent
+
+
+def test_the_docstring_and_the_section_headers_number_the_passes_alike():
+    documented = {int(n): name.lower() for n, name in re.findall(r"^(\d)\. \*\*([^.*]+)", compiler.__doc__, re.M)}
+    source = Path(compiler.__file__).read_text()
+    headed: dict[int, str] = {}
+    for numbers, names in re.findall(r"^# ---- ([\d and]+)\. ([a-z -]+?) -", source, re.M):
+        nums = [int(n) for n in re.findall(r"\d", numbers)]
+        parts = [p.strip().removeprefix("the ") for p in names.split(" and ")]
+        headed.update(zip(nums, parts, strict=True))
+    assert documented == {1: "edges", 2: "fusion", 3: "split", 4: "prefetch", 5: "on-chip plan"}
+    assert headed == documented
+
+
+def test_the_chip_converts_cycles_to_time_and_the_trace_uses_it():
+    chip = accelsim.chip_from_dict(tiny_chip_dict(clock_ghz=2.0), "tiny.toml")
+    assert chip.cycles_to_us(3000) == pytest.approx(1.5) and chip.cycles_per_second == 2e9
+    assert chip.seconds_to_cycles(1.5e-6) == pytest.approx(3000)
+    graph = accelsim.TaskGraph([accelsim.make_task("a", "add", [4096]), accelsim.make_task("b", "add", [4096])])
+    results = accelsim.run(chip, graph)
+    events = [e for e in chrome_trace(results)["traceEvents"] if e.get("ph") == "X"]
+    assert [e["ts"] + e["dur"] for e in events] == [pytest.approx(chip.cycles_to_us(f)) for f in results.end]
+
+
+def test_only_the_chip_turns_its_clock_into_a_time_scale():
+    """A module that wrote ``clock_ghz * 1e3`` or ``* 1e9`` itself would be a second owner of the conversion (the
+    collective cost models take a clock in Hz as an argument)."""
+    allowed = {"chip.py", "collective_costs.py"}
+    writers = sorted(
+        p.name
+        for p in PACKAGE.rglob("*.py")
+        if re.search(r"clock_ghz \* 1e[39]|1\.0 / \(.*clock_ghz", p.read_text()) and p.name not in allowed
+    )
+    assert writers == []
+
+
+def test_one_roofline_gives_the_cost_tables_estimates_and_the_per_task_estimate():
+    from accelsim.costs import CostTable, estimate_cycles, roofline
+    from accelsim.lowering import lower
+    from accelsim.workload import load_workload
+
+    chip = accelsim.chip_from_dict(tiny_chip_dict(dispatch_overhead_cycles=7, launch_gap_cycles=3), "tiny.toml")
+    graph = lower(load_workload("gpt2-small", ["layers=1", "seq_len=64", "batch=1"]))
+    table = CostTable.build(graph, chip)
+    for i, t in enumerate(graph.tasks):
+        for g, group in enumerate(chip.groups):
+            c = int(table.compute[i, g])
+            want = -1 if c < 0 else 3 + max(7 + c, -(-int(table.stream[i]) // int(chip.hbm_bytes_per_cycle)))
+            assert table.estimate[i, g] == want
+            assert estimate_cycles(t, group, chip) == (-1 if c < 0 else roofline(c, int(table.stream[i]), chip))
+    # Python integers stay exact past 64 bits, for the size check that runs before any array is filled
+    assert roofline(2**70, 0, chip) == 3 + 7 + 2**70
+
+
+def test_the_mlp_width_rule_is_one_function_that_presets_shards_and_hf_configs_call():
+    from accelsim.hf_config import model_spec_from_config
+    from accelsim.parallel import Layout
+    from accelsim.system import load_system
+    from accelsim.system_run import place
+    from accelsim.workload import DEFAULT_MLP_RATIO, load_workload, mlp_width, workload_data
+
+    assert mlp_width(768) == 3072 and mlp_width(100, 2.675) == 268 and DEFAULT_MLP_RATIO == 4.0
+    assert load_workload("gpt2-small", ["mlp_ratio=2.5", "d_model=960"]).d_ff == mlp_width(960, 2.5) == 2400
+    # a tensor-parallel shard starts from the unsharded width the same rule gives
+    data, source = workload_data("gpt2-small", ["layers=1", "mlp_ratio=3.0", "heads=16"])
+    shard = place(load_system("dgx-h100"), Layout(8, 1, 1), data, source).workload
+    assert shard.d_ff * 8 == mlp_width(768, 3.0)
+    config = {"model_type": "mpt", "d_model": 1000, "n_heads": 8, "n_layers": 2, "vocab_size": 64}
+    assert model_spec_from_config({**config, "expansion_ratio": 3}, "c.json")["d_ff"] == 3000
+    assert model_spec_from_config(config, "c.json")["d_ff"] == mlp_width(1000)
+
+
+def test_no_module_but_workload_writes_the_mlp_width_rule():
+    writers = sorted(
+        p.name
+        for p in PACKAGE.rglob("*.py")
+        if re.search(r"round\([^)]*(d_model|ratio)[^)]*\*|\* 4\.0\b", p.read_text()) and p.name != "workload.py"
+    )
+    assert writers == []
+
+
+def test_run_compare_and_explicit_compile_and_cost_through_the_runner(monkeypatch):
+    from accelsim import runner
+    from accelsim.compare import compare
+    from accelsim.explicit import explicit_step
+    from accelsim.lowering import lower
+    from accelsim.parallel import Layout
+    from accelsim.system import load_system
+    from accelsim.workload import load_workload, workload_data
+
+    compiled: list[str] = []
+    real = runner.compile_graph
+
+    def counting(graph, chip):
+        compiled.append(chip.name)
+        return real(graph, chip)
+
+    monkeypatch.setattr(runner, "compile_graph", counting)
+    gaudi1 = accelsim.load_chip("gaudi1")
+    graph = lower(load_workload("gpt2-small", ["layers=1"]))
+    accelsim.run(gaudi1, graph)
+    assert [r.scheduler for r in compare(gaudi1, graph, ["naive", "balanced"]).results] == ["naive", "balanced"]
+    data, source = workload_data("gpt2-small", ["layers=1", "heads=16", "seq_len=128"])
+    assert explicit_step(load_system("dgx-h100"), Layout(8, 1, 1), data, source).latency_cycles > 0
+    assert compiled == ["gaudi1", "gaudi1", "h100"]  # once each: compare compiles and costs once for both
