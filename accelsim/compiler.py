@@ -36,11 +36,11 @@ from functools import cached_property
 
 import numpy as np
 
+from . import limits
 from .chip import Chip
 from .costs import compute_cycles
 from .errors import AccelsimError
 from .graph import Task, TaskGraph
-from .limits import too_many_tasks
 from .onchip import OnChipPlan
 from .ops import OPS, elements
 from .vocabulary import DTYPE_BYTES
@@ -106,7 +106,6 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
     source = graph.meta.get(COMPILED_FROM)
     if isinstance(source, TaskGraph):
         graph = source
-    check_compiled_size(graph, chip)
     spec = chip.spec.compiler
     warnings: list[str] = []
     user_cut = graph.meta.get("granularity") in ("head", "tile")
@@ -123,14 +122,14 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
         tasks, fused = fuse_vector_chains(tasks)
     capacity = chip.on_chip_capacity if spec.keep_on_chip else 0
     if spec.input_pass_dtypes:
-        tasks = with_input_passes(tasks, spec.input_pass_dtypes)
+        tasks = with_input_passes(tasks, spec.input_pass_dtypes, chip, graph.source)
     if spec.split_over_engines and not user_cut:
-        tasks = split_over_engines(tasks, chip, spec.slices, capacity // SLICE_SHARE)
+        tasks = split_over_engines(tasks, chip, spec.slices, capacity // SLICE_SHARE, graph.source)
     prefetches = 0
     if spec.keep_on_chip:
         depth = spec.prefetch_depth if "dma" in chip.kinds else 0
         channels = _engines_per_kind(chip).get("dma", 1) if spec.split_over_engines and not user_cut else 1
-        tasks, prefetches = plan_on_chip(tasks, capacity, depth, channels)
+        tasks, prefetches = plan_on_chip(tasks, capacity, depth, channels, chip, graph.source)
     meta = {
         **graph.meta,
         COMPILED_FOR: chip.name,
@@ -148,38 +147,15 @@ def compiler_warnings(graph: TaskGraph) -> tuple[str, ...]:
     return tuple(str(w) for w in warnings) if isinstance(warnings, tuple) else ()
 
 
-def compiled_tasks_bound(graph: TaskGraph, chip: Chip) -> int:
-    """At most how many tasks ``compile_graph(graph, chip)`` makes, without making them: each task cut into at most
-    max(engines of its kind, the compiler's slices, the parts whose outputs fit its share of SRAM) parts, and no
-    more parts than the dimension cut has, plus a weight prefetch per matrix task over every DMA engine
-    (accelsim.compiler.partition
-    chooses among exactly these candidates; fusion only removes tasks). Linear in the graph's size."""
-    spec = chip.spec.compiler
-    split = spec.split_over_engines and graph.meta.get("granularity") not in ("head", "tile")
-    engines = _engines_per_kind(chip)
-    fit_bytes = chip.on_chip_capacity // SLICE_SHARE if spec.keep_on_chip else 0
-    prefetch = spec.keep_on_chip and spec.prefetch_depth > 0 and "dma" in engines
-    channels = engines.get("dma", 1) if split else 1  # DMA tasks per weight prefetch
-    total = 0
-    for t in with_input_passes(graph.tasks, spec.input_pass_dtypes) if spec.input_pass_dtypes else graph.tasks:
-        parts = 1
-        allowed = [engines[k] for k in t.engines if k in engines] if split else []
-        if allowed:
-            n = max(allowed)
-            for dim in OPS[t.op].split_dims(t.shape):
-                parts = max(parts, *_part_counts(t, dim, n, spec.slices, fit_bytes))
-        total += parts * (1 + channels if prefetch and t.engines == ("matrix",) else 1)
-    return total
-
-
-def check_compiled_size(graph: TaskGraph, chip: Chip) -> None:
-    """Refuse, before compiling, a graph whose compiled form (compiled_tasks_bound) would not fit this machine."""
-    refusal = too_many_tasks(compiled_tasks_bound(graph, chip), f"compiled for {chip.name}, the graph")
+def refuse_compiled_size(tasks: int, chip: Chip, source: str | None) -> None:
+    """Refuse a compiled graph found, by the pass that makes its tasks, to have at least ``tasks`` tasks where
+    that is more than fit this machine (accelsim.limits.MAX_TASKS); each pass counts before it builds."""
+    refusal = limits.too_many_tasks(tasks, f"compiled for {chip.name}, the graph", at_least=True)
     if refusal:
         raise AccelsimError(
             f"{refusal}; make the run smaller (run.batch, run.seq_len, model.layers) or give the "
             "chip's compiler fewer parts per op (compiler.slices, engine counts, more SRAM)",
-            source=graph.source,
+            source=source,
             key="(size)",
         )
 
@@ -208,13 +184,20 @@ def input_pass(t: Task, dtypes: Sequence[str]) -> Task | None:
     )
 
 
-def with_input_passes(tasks: Sequence[Task], dtypes: Sequence[str]) -> list[Task]:
+def with_input_passes(
+    tasks: Sequence[Task], dtypes: Sequence[str], chip: Chip | None = None, source: str | None = None
+) -> list[Task]:
     """``tasks`` with each matrix op in ``dtypes`` after its input pass (measured on Gaudi 2: an fp8 GEMM takes
-    2 x M x K bytes at the HBM rate longer than its MACs, not overlapped; ../shared/calibration/gaudi)."""
+    2 x M x K bytes at the HBM rate longer than its MACs, not overlapped; ../shared/calibration/gaudi). Given the
+    ``chip`` compiled for, refuses (refuse_compiled_size) a pass that would take the count past this machine's."""
     out: list[Task] = []
+    passes = 0
     for t in tasks:
         p = input_pass(t, dtypes)
         if p is not None:
+            passes += 1
+            if chip is not None:  # the graph has every task given and the passes made so far, at least
+                refuse_compiled_size(len(tasks) + passes, chip, source)
             out.append(p)
             t = t.but(deps=(*t.deps, p.name), dep_bytes=(*t.dep_bytes, 0))
         out.append(t)
@@ -303,7 +286,12 @@ def _absorb(consumer: Task, producers: list[Task]) -> Task:
 
 
 def plan_on_chip(
-    tasks: Sequence[Task], capacity: int, prefetch_depth: int, channels: int = 1
+    tasks: Sequence[Task],
+    capacity: int,
+    prefetch_depth: int,
+    channels: int = 1,
+    chip: Chip | None = None,
+    source: str | None = None,
 ) -> tuple[list[Task], int]:
     """Mark the outputs to keep on chip and add the weight prefetches that fit, each spread over ``channels`` DMA
     tasks (one per DMA engine, as a GEMM is spread over the MMEs); returns the tasks and the number of weight
@@ -350,12 +338,16 @@ def plan_on_chip(
             kept.add(what)
     emit_after: dict[int, list[Task]] = {}  # program position -> the prefetches emitted right after it (-1: first)
     loads: dict[int, list[Task]] = {}  # matrix task -> its prefetch's DMA tasks
+    made = len(tasks)  # tasks in the plan's graph so far: the prefetches counted as they are made
     for i, w in weights.items():
         if ("prefetch", i) not in kept:
             continue
         after = waits_for[i]
         waits = (tasks[after].name,) if after >= 0 else ()
         shares = [s for s in _share(w, [1] * min(channels, w)) if s]
+        made += len(shares)
+        if chip is not None:
+            refuse_compiled_size(made, chip, source)
         loads[i] = [
             Task(
                 name=f"prefetch:{tasks[i].name}" + (f"#{k}" if len(shares) > 1 else ""),
@@ -442,12 +434,17 @@ def _share(total: int, weights: Sequence[int]) -> list[int]:
     return out
 
 
-def split_over_engines(tasks: Sequence[Task], chip: Chip, slices: int = 1, fit_bytes: int = 0) -> list[Task]:
-    """Cut every task into parts for the engines of the kinds it may run on, choosing the cut (``partition``)."""
+def split_over_engines(
+    tasks: Sequence[Task], chip: Chip, slices: int = 1, fit_bytes: int = 0, source: str | None = None
+) -> list[Task]:
+    """Cut every task into parts for the engines of the kinds it may run on, choosing the cut (``partition``).
+    Every cut is chosen first, and their parts summed: a split past this machine's tasks is refused before any
+    part is made (refuse_compiled_size)."""
+    decisions = [partition(t, chip, slices, fit_bytes) for t in tasks]
+    refuse_compiled_size(sum(parts for _, parts in decisions), chip, source)
     cut: dict[str, _Parts] = {}
     out: list[Task] = []
-    for t in tasks:
-        dim, parts = partition(t, chip, slices, fit_bytes)
+    for t, (dim, parts) in zip(tasks, decisions, strict=True):
         bounds = _cut(t.shape[dim], parts)
         names = [t.name] if parts == 1 else [f"{t.name}#{j}" for j in range(parts)]
         sizes = [b - a for a, b in bounds]
@@ -535,8 +532,7 @@ def _engines_per_kind(chip: Chip) -> dict[str, int]:
 def _part_counts(task: Task, dim: int, n: int, slices: int, fit_bytes: int) -> list[int]:
     """The part counts a cut of ``task`` along ``dim`` may have, ascending: one per engine (``n``), at least
     ``slices``, and, when ``fit_bytes`` is set and the output is larger, the fewest parts whose outputs fit it, as
-    evenly as the dimension allows; never more than the dimension is long. partition chooses among them, and
-    compiled_tasks_bound takes the most."""
+    evenly as the dimension allows; never more than the dimension is long. partition chooses among them."""
     length = task.shape[dim]
     fitting = n
     if fit_bytes and task.bytes_written > fit_bytes:

@@ -91,9 +91,11 @@ MAX_TASKS = 5_000_000
 BYTES_PER_TASK = 2_000
 
 
-def describe_tasks(tasks: int) -> str:
-    """``about 1.2e+09 tasks (about 2.4 TB)``: a task count and the memory a run of that many would take."""
-    return f"about {tasks:.2g} tasks ({_size(tasks * BYTES_PER_TASK)})"
+def describe_tasks(tasks: int, at_least: bool = False) -> str:
+    """``about 1.2e+09 tasks (about 2.4 TB)``: a task count and the memory a run of that many would take;
+    ``at_least``: ``at least 5,000,001 tasks (about 10 GB)``, a count its builder reached before it stopped."""
+    count = f"at least {tasks:,}" if at_least else f"about {tasks:.2g}"
+    return f"{count} tasks ({_size(tasks * BYTES_PER_TASK)})"
 
 
 def _size(nbytes: float) -> str:
@@ -103,11 +105,11 @@ def _size(nbytes: float) -> str:
     return f"about {nbytes / 1e3:.3g} kB"
 
 
-def too_many_tasks(tasks: int, what: str) -> str | None:
-    """The refusal for a run of ``tasks`` tasks, or None where it fits."""
+def too_many_tasks(tasks: int, what: str, at_least: bool = False) -> str | None:
+    """The refusal for a run of ``tasks`` tasks (``at_least``: or more), or None where it fits."""
     if tasks <= MAX_TASKS:
         return None
     return (
-        f"{what} would have {describe_tasks(tasks)}; at most {MAX_TASKS:,} tasks fit this machine "
+        f"{what} would have {describe_tasks(tasks, at_least)}; at most {MAX_TASKS:,} tasks fit this machine "
         f"({_size(MAX_TASKS * BYTES_PER_TASK)})"
     )

@@ -22,12 +22,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
+from . import limits
 from .attention import UnitOp, flash_keys, flash_ops, linear_ops, softmax_ops, window_ops
 from .errors import AccelsimError
 from .graph import Task, TaskGraph
-from .limits import too_many_tasks
 from .ops import OPS, default_flops
 from .vocabulary import DTYPE_BYTES
 from .workload import Workload
@@ -115,10 +115,13 @@ class _GraphBuilder:
         self.sp = run.sequence_parallel
         self.row_d = self.d_model // self.tp if self.sp else self.d_model
         self.tasks: list[Task] = []
+        #: The tasks this machine holds (accelsim.limits.MAX_TASKS): emit refuses the one past it (``refuse``).
+        self.max_tasks = limits.MAX_TASKS
         # At tile granularity, blocks of up to tile_m positions of one sequence; else one block of all rows.
         self.row_blocks: list[RowBlock]
         if self.per_tile:
             step = min(self.seq_len, self.tile_m)
+            self.reserve(self.batch * -(-self.seq_len // step))  # a row-wise op has a task per block
             self.row_blocks = [
                 RowBlock(b, p, min(step, self.seq_len - p))
                 for b in range(self.batch)
@@ -145,6 +148,8 @@ class _GraphBuilder:
         may cut it by sequence; false for a weight's rows or a parameter's elements. ``quantized``: a product
         that runs and reads its operands in ``run.matmul_dtype`` (a weight's GEMM, attention's matmuls over the KV
         cache); its result stays in ``run.dtype``."""
+        if len(self.tasks) >= self.max_tasks:
+            self.refuse(len(self.tasks) + 1)
         dtype = self.matmul_dtype if quantized else self.dtype
         self.tasks.append(
             Task(
@@ -162,6 +167,26 @@ class _GraphBuilder:
             )
         )
         return name
+
+    def reserve(self, tasks: int) -> None:
+        """Refuse now, before listing them, ``tasks`` more tasks that would not fit with those made so far."""
+        if len(self.tasks) + tasks > self.max_tasks:
+            self.refuse(len(self.tasks) + tasks)
+
+    def refuse(self, tasks: int) -> NoReturn:
+        """The refusal of a graph found to have at least ``tasks`` tasks, more than fit this machine, with what to
+        change (the one rule of the lowering's size: its builders count as they go, nothing estimates it)."""
+        refusal = limits.too_many_tasks(tasks, f"its task graph at {self.granularity} granularity", at_least=True)
+        if self.per_tile:
+            key = "lowering.tile_m"
+            change = (
+                "larger lowering.tile_m and lowering.tile_n, a smaller run.batch or run.seq_len, or "
+                'lowering.granularity = "op"'
+            )
+        else:
+            key = "model.layers"
+            change = 'fewer model.layers (or heads at head granularity), or lowering.granularity = "op"'
+        raise AccelsimError(f"{refusal}; use {change}", source=self.wl.source, key=key)
 
     def block_rows(self, i: int) -> int:
         """Token rows in row block ``i``."""
@@ -182,6 +207,7 @@ class _GraphBuilder:
         """Widths of the output column tiles of a ``cols``-wide result."""
         if not self.per_tile:
             return [cols]
+        self.reserve(-(-cols // self.tile_n))  # each tile is a task of its own
         return [min(self.tile_n, cols - j) for j in range(0, cols, self.tile_n)]
 
 
@@ -259,6 +285,7 @@ class _Gemms(_GraphBuilder):
         """Activations (rows x inner) @ weights (inner x cols), tiled over rows and output columns; ``weights``
         false keeps it in ``run.dtype`` whatever ``run.matmul_dtype`` says (the LM head)."""
         widths = self.column_tiles(cols)
+        self.reserve(len(self.row_blocks) * len(widths))
         out = []
         for i in range(len(self.row_blocks)):
             rows = self.block_rows(i)
@@ -327,12 +354,14 @@ class _TrainingUpdates(_GraphBuilder):
         """dW (in x out) = X^T (in x tokens) @ dY (tokens x out), tiled over the weight; then Adam on each tile.
         ``quantized``: its operands in run.matmul_dtype, as the forward product's (false for the LM head's and the
         patch embedding's, whose forward products stay in run.dtype)."""
+        self.reserve(-(-in_features // self.tile_m) if self.per_tile else 1)
         row_tiles = (
             [min(self.tile_m, in_features - k) for k in range(0, in_features, self.tile_m)]
             if self.per_tile
             else [in_features]
         )
         widths = self.column_tiles(out_features)
+        self.reserve(len(row_tiles) * len(widths))
         names = []
         for a, rows in enumerate(row_tiles):
             for j, width in enumerate(widths):
@@ -513,6 +542,8 @@ class _Attention(_TokenRowOps):
             rep = per_kv if len(heads) == self.heads and variant in ("softmax", "flash") else 1
             unit_positions, table = self.unit_table(variant, backward, layer, rep)
             units = self.seq_len // unit_positions
+            if per_unit:  # every unit has a task at least (its product with the keys)
+                self.reserve(units)
             sequences = len(batches) * len(heads) // rep
             kv_sequences = len(batches) * sum(1 for h in heads if h % per_kv == 0)
             head_label = (f"h{heads[0]}" if len(heads) == 1 else variant) + (
@@ -1061,6 +1092,14 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         self.adam(f"{L}.ln.adam", 2 * norm_params, [ln1_params, ln2_params], g)
         return self.row_op(f"{L}.res1.bwd", "add", d, lambda i: d_attn[i] + d_res1[i], g, inputs=2)
 
+    def layers_ahead(self, tasks: int, left: int) -> None:
+        """Refuse now the ``left`` layers of the pass still to come where, each making the ``tasks`` tasks the
+        layer just built made, they would not fit: a model of very many layers is refused after its first layer,
+        not once the limit's tasks are made. The layers of a model are alike in their tasks (a local layer's
+        attention sees fewer keys in tasks of the same number; tests/test_lowering.py checks that no graph is
+        refused at its own size)."""
+        self.reserve(left * tasks)
+
     def lower(self) -> TaskGraph:
         wl, model = self.wl, self.wl.spec.model
         training = wl.spec.run.mode == "training"
@@ -1071,12 +1110,14 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         outputs = [x]  # each layer's input, then the last one's output
         layer_params = wl.layer_parameters
         for layer in range(model.layers):
+            start = len(self.tasks)
             # ZeRO 3: the layer's parameters gathered one layer ahead (once the layer two before is done)
             ahead = _all_tasks(outputs[-2]) if len(outputs) > 1 else []
             x = _waiting(x, self.zero3_gather(f"L{layer}", layer_params, ahead, f"L{layer}"))
             x, activations = self.layer_forward(layer, x)
             saved.append(activations)
             outputs.append(x)
+            self.layers_ahead(len(self.tasks) - start, model.layers - layer - 1)
         if wl.has_head:
             head_params = self.zero3_gather("head", wl.head_parameters, _all_tasks(outputs[-2]), "head")
             if training:
@@ -1090,11 +1131,13 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         if training:
             gradients = [x, dy]  # what the backward has reached, to gather the next layer's parameters ahead
             for layer in reversed(range(model.layers)):
+                start = len(self.tasks)
                 ahead = _all_tasks(gradients[-2])
                 dy = _waiting(dy, self.zero3_gather(f"L{layer}.bwd", layer_params, ahead, f"L{layer}.bwd"))
                 dy = self.layer_backward(layer, dy, self.recompute(layer, saved[layer], dy))
                 self.flush_gradients(f"L{layer}")
                 gradients.append(dy)
+                self.layers_ahead(len(self.tasks) - start, layer)
             if wl.has_embeddings:
                 ahead = _all_tasks(gradients[-2])
                 dy = _waiting(dy, self.zero3_gather("embed.bwd", wl.embedding_parameters, ahead, "embed"))
@@ -1111,181 +1154,7 @@ def _waiting(rows: TokenRowTasks, tasks: list[str]) -> TokenRowTasks:
 
 
 def lower(workload: Workload) -> TaskGraph:
-    """The task graph of one pass (inference) or one training step of ``workload``; a graph too large for this
-    machine (accelsim.limits.MAX_TASKS) is refused before any of it is built."""
-    check_size(workload)
+    """The task graph of one pass (inference) or one training step of ``workload``. A graph too large for this
+    machine (accelsim.limits.MAX_TASKS) is refused as its builders count: never past the limit's tasks, and
+    before any is built where its row blocks, a product's tiles or its layers projected from the first show it."""
     return _Lowering(workload).lower()
-
-
-def check_size(wl: Workload) -> None:
-    """Refuse, with the estimate and what to change, a workload whose task graph would not fit this machine."""
-    tasks = estimate_tasks(wl)
-    refusal = too_many_tasks(tasks, f"its task graph at {wl.spec.lowering.granularity} granularity")
-    if refusal is None:
-        return
-    spec = wl.spec
-    if spec.lowering.granularity == "tile":
-        key = "lowering.tile_m"
-        change = (
-            "larger lowering.tile_m and lowering.tile_n, a smaller run.batch or run.seq_len, or "
-            'lowering.granularity = "op"'
-        )
-    else:
-        key = "model.layers"
-        change = 'fewer model.layers (or heads at head granularity), or lowering.granularity = "op"'
-    raise AccelsimError(f"{refusal}; use {change}", source=wl.source, key=key)
-
-
-def _units_with(op: UnitOp, units: int) -> int:
-    """How many of ``units`` units have ``op``: its ``exists`` looked at near both ends, where it may differ, and
-    once in the middle, where it is the same for every unit (the tables' rules: every unit, all but the first or
-    the last, the last only)."""
-    ends = sorted({i for i in (*range(4), *range(units - 4, units)) if 0 <= i < units})
-    middle = units - len(ends)
-    return sum(op.exists(i, units) for i in ends) + (middle * op.exists(units // 2, units) if middle > 0 else 0)
-
-
-def estimate_tasks(wl: Workload) -> int:
-    """The number of tasks ``lower(wl)`` makes, in closed form (no graph built): it must equal ``len(lower(wl))``
-    (tests/test_lowering.py), so it changes with the lowering, as accelsim.analytic does."""
-    spec, model = wl.spec, wl.spec.model
-    tile = spec.lowering.granularity == "tile"
-    tile_m, tile_n = spec.lowering.tile_m, spec.lowering.tile_n
-    batch, seq, d, dff, heads = spec.run.batch, wl.seq_len, model.d_model, wl.d_ff, model.heads
-    training = spec.run.mode == "training"
-
-    def ceil(a: int, b: int) -> int:
-        return -(-a // b)
-
-    rows = batch * ceil(seq, min(seq, tile_m)) if tile else 1  # row blocks
-
-    def cols(n: int) -> int:  # output column tiles
-        return ceil(n, tile_n) if tile else 1
-
-    def row_tiles(n: int) -> int:  # a weight gradient's row tiles, or an Adam over a table, in tile_m rows
-        return ceil(n, tile_m) if tile else 1
-
-    def wgrad(k: int, n: int) -> int:  # gradient tiles and their Adam
-        return 2 * row_tiles(k) * cols(n)
-
-    def attention(backward: bool) -> int:
-        linear = wl.linear_heads
-        variant = spec.attention.variant
-        kinds = (
-            [(variant, heads)]
-            if variant in ("softmax", "window", "flash")
-            else [("window", heads - linear), ("linear", linear)]
-        )
-        total = 0
-        for v, h in kinds:
-            if not h:
-                continue
-            groups = {"op": 1, "head": h}.get(spec.lowering.granularity, h * spec.lowering.batch_split)
-            if v in ("softmax", "flash"):  # one unit per block of tile_m positions; the keys change no count
-                positions = tile_m if tile and seq % tile_m == 0 else seq
-                table = (
-                    softmax_ops(positions, seq, wl.d_head, wl.causal, backward)
-                    if v == "softmax"
-                    else (flash_ops(positions, seq, seq, wl.d_head))
-                )
-            elif v == "window":
-                positions, table = spec.attention.window, window_ops(spec.attention.window, wl.d_head, backward)
-            else:
-                positions = spec.attention.chunk
-                table = linear_ops(positions, wl.d_head, wl.causal, backward)
-            units = seq // positions
-            present = [_units_with(op, units) for op in table]
-            total += groups * (sum(present) if tile else sum(1 for n in present if n))
-        return total
-
-    qw, kvw = wl.q_width, wl.kv_width
-    rotary, parallel, gated = model.positions == "rotary", model.parallel_block, model.mlp == "gated"
-
-    def dense_mlp(width: int) -> int:  # up, activation (and gate), down
-        return rows * (cols(2 * width if gated else width) + 1 + gated + cols(d))
-
-    if model.experts:  # router, top-k; gather, experts' up, activation (gate), down; shared expert; combine
-        mlp = rows * (cols(model.experts) + 1) + 4 + gated + rows
-        mlp += dense_mlp(model.d_ff_shared) if model.d_ff_shared else 0
-    else:
-        mlp = dense_mlp(dff)
-    # norm, QKV, split (rope), attention, merge, projection; then the residual add(s) and the second norm
-    forward = rows * (1 + cols(qw + 2 * kvw) + 1 + rotary + 1 + cols(d)) + attention(False) + mlp
-    forward += rows * (1 if parallel else 3)
-    tp, run = spec.run.tensor_parallel > 1, spec.run
-    forward += 2 * rows if tp else 0  # the all-reduces (or reduce-scatters)
-    forward += rows * (1 if parallel else 2) if run.sequence_parallel else 0  # the normed rows' all-gathers
-    per_layer = forward
-    if training:
-        per_layer += 2 * rows if tp else 0  # the input gradients' all-reduces (or reduce-scatters)
-        per_layer += 2 * rows if run.sequence_parallel else 0  # the output gradients' all-gathers
-        if run.recompute == "full":
-            per_layer += forward
-        elif run.recompute == "selective":
-            per_layer += attention(False) + rows  # attention's core and the merge of its heads
-        width = 2 * dff if gated else dff
-        mlp_bwd = rows * (cols(dff) + 2 * gated + 1 + cols(d)) + wgrad(dff, d) + wgrad(d, width)
-        attn_bwd = rows * (cols(qw) + 1 + 1 + rotary + cols(d)) + wgrad(qw, d) + wgrad(d, qw + 2 * kvw)
-        attn_bwd += attention(True)
-        # the norms' backward and parameter gradients, Adam on them, the residual adds
-        rest = rows * 3 + 2 if parallel else rows * 4 + 3
-        per_layer += mlp_bwd + attn_bwd + rest
-    embed, head = wl.has_embeddings, wl.has_head
-    # the input copy where no embeddings produce it, and the output gradient's where no head does
-    ends = rows * ((not embed) + (training and not head))
-    if model.embeddings and model.family == "gpt":
-        vocab = wl.vocab
-        learned = model.positions == "learned"
-        types, post, mlm = bool(model.token_types), model.norm_position == "post", model.head == "mlm"
-        # gather, (its all-reduce,) token types, positions, the embeddings' norm
-        ends += rows * (1 + learned + tp + types + post) * embed
-        lm = head and spec.run.logits != "masked"  # the head on token rows, counted below
-        if head and not lm:  # the MLM head on the masked rows: gathered, then one task per op
-            ends += 1 + cols(d) + 2 + cols(vocab) + (tp and not training)
-            if training:  # (statistics), loss, dA, (its all-reduce), dW; norm, its parameters; act; dense dW, dA
-                ends += tp + 1 + cols(d) + tp + wgrad(d, vocab) + 3 + 1 + wgrad(d, d) + cols(d) + rows
-        ends += rows * (cols(d) + 1) * (lm and mlm)  # the MLM head's transform: its product, the activation
-        gather = tp and not training
-        if lm and spec.run.logits == "last":
-            ends += 1 + cols(vocab) + gather  # final norm and LM head on each sequence's last row; the all-gather
-        elif lm:
-            ends += rows + rows * cols(vocab) + rows * gather
-        if training and lm:
-            ends += 2 * rows + rows * cols(d) + wgrad(d, vocab)  # loss, norm backward, dA; dW
-            ends += 2 * rows if tp else 0  # the softmax statistics' and dA's all-reduces
-            ends += rows if run.sequence_parallel else 0  # the final norm's rows all-gathered
-        if training and lm and mlm:  # the activation's gradient, the product's dA and dW, the norm's parameters
-            ends += rows + rows * cols(d) + wgrad(d, d) + 2
-        if training and embed:
-            ends += rows + row_tiles(vocab) + 2 * learned  # scatter, Adam on the table; positions' gradient, Adam
-            ends += 2 * types + (rows + 2) * post  # token types' gradient, Adam; the norm's backward, gradient, Adam
-    elif model.embeddings:
-        patch_rows = batch * wl.patches
-        ends += 1 + row_tiles(patch_rows) * cols(d) + rows + 3  # patchify, patch GEMM, positions; the head
-        if training:
-            ends += 5 + rows  # loss, dA, dW, Adam, layernorm backward; the gradient back to the tokens
-            ends += wgrad(wl.patch_elements, d) + 2  # the patch GEMM's dW and Adam; positions' gradient, Adam
-    total = ends + model.layers * per_layer
-    if training and run.zero >= 3 and run.data_parallel > 1:  # each layer's (and end's) parameters gathered twice
-        total += 2 * model.layers + 2 * (wl.embedding_parameters > 0) + 2 * (wl.head_parameters > 0)
-    if training and (run.data_parallel > 1 or not run.optimizer_step):
-        # a reduction per bucket (under ZeRO it replaces the bucket's Adams), or no Adam at all
-        if model.family == "gpt":
-            post, mlm = model.norm_position == "post", model.head == "mlm"
-            vocab_adams = row_tiles(wl.vocab) + (model.positions == "learned") + bool(model.token_types) + post
-            head_adams = row_tiles(d) * cols(wl.vocab) + (row_tiles(d) * cols(d) + 1) * mlm
-            end_adams = [head_adams, vocab_adams]  # the head's, the embeddings'
-        else:
-            end_adams = [1, row_tiles(wl.patch_elements) * cols(d) + 1]
-        width = 2 * dff if gated else dff
-        layer_adams = 1 + sum(row_tiles(k) * cols(n) for k, n in ((dff, d), (d, width), (qw, d), (d, qw + 2 * kvw)))
-        buckets = [layer_adams] * model.layers
-        buckets += [end_adams[0]] * head + [end_adams[1]] * embed
-        if not run.optimizer_step:
-            total -= sum(buckets)  # no update; under ZeRO 2 and 3 a reduce-scatter per bucket still
-            total += len(buckets) if run.data_parallel > 1 and run.zero >= 2 else 0
-        elif run.zero:  # reduce-scatter, one Adam, and (ZeRO 1 and 2) the parameters' all-gather
-            total += sum((3 if run.zero < 3 else 2) - adams for adams in buckets)
-        else:
-            total += len(buckets)
-    return total

@@ -11,13 +11,13 @@ import pytest
 from accelsim import chip_from_dict, graph_from_dict, make_task
 from accelsim.chip import load_chip
 from accelsim.cli import main
-from accelsim.compiler import check_compiled_size, compiled_tasks_bound
+from accelsim.compiler import compile_graph
 from accelsim.config import read_toml
 from accelsim.costs import check_cycles, serial_cycles_bound
 from accelsim.errors import AccelsimError
 from accelsim.graph import load_graph
 from accelsim.limits import MAX_COUNT, MAX_FILE_BYTES, MAX_NESTING, MAX_TASKS
-from accelsim.lowering import estimate_tasks, lower
+from accelsim.lowering import lower
 from accelsim.resources import resolve
 from accelsim.workload import load_workload
 
@@ -177,8 +177,11 @@ def test_workload_sizes_that_cannot_fit_are_refused_before_building(capsys, sett
     expect(message, source, key, words)
 
 
-def test_tile_m_of_1_is_refused_with_the_estimate_and_what_to_change(capsys):
+def test_tile_m_of_1_is_refused_with_the_count_and_what_to_change(capsys):
+    """A million sequences' positions one per row block: the lowering counts the row blocks before it lists them
+    and refuses at once, naming the key to change."""
     source = str(resolve("gpt2-small", "workloads"))
+    start = time.perf_counter()
     message = cli_error(
         capsys,
         "run",
@@ -190,30 +193,49 @@ def test_tile_m_of_1_is_refused_with_the_estimate_and_what_to_change(capsys):
         "granularity=tile",
         "--set",
         "tile_m=1",
+        "--set",
+        "batch=1000000",
         seconds=10,
     )
-    expect(message, source, "lowering.tile_m", "tasks (about", f"at most {MAX_TASKS:,} tasks", "tile_m")
+    assert time.perf_counter() - start < 2
+    expect(message, source, "lowering.tile_m", "at least 1,024,000,000 tasks (about", f"at most {MAX_TASKS:,} tasks")
+
+
+def test_a_products_tiles_are_counted_before_they_are_listed():
+    """A vocabulary of 2^31 - 1 is 8.4 million column tiles of 256: the LM head's product is refused before its
+    tiles are listed (listing them, and the tasks of each row block, would take minutes and gigabytes)."""
+    start = time.perf_counter()
+    with pytest.raises(AccelsimError, match=r"lowering.tile_m: .* at least 8,3\d\d,\d{3} tasks") as err:
+        lower(load_workload("gpt2-small", ["granularity=tile", f"vocab={2**31 - 1}", "layers=1"]))
+    assert time.perf_counter() - start < 2
+    assert err.value.key == "lowering.tile_m"
 
 
 def test_batch_of_a_million_cannot_be_compiled_for_gaudi2():
-    """The lowered graph is small (one task per op), but Gaudi 2's compiler would cut it into ~4e8 parts: the
-    bound says so before any is made (compile_graph calls check_compiled_size)."""
+    """The lowered graph is small (one task per op), but Gaudi 2's compiler would cut it into ~4e8 parts: the split
+    sums its cuts' parts and refuses before it makes any, in well under a second."""
     graph = lower(load_workload("gpt2-small", ["batch=1000000"]))
-    assert len(graph) == estimate_tasks(load_workload("gpt2-small", ["batch=1000000"]))
     chip = load_chip("gaudi2")
-    assert compiled_tasks_bound(graph, chip) > MAX_TASKS
-    with pytest.raises(AccelsimError, match="compiled for gaudi2, the graph would have about"):
-        check_compiled_size(graph, chip)
+    start = time.perf_counter()
+    with pytest.raises(AccelsimError, match="compiled for gaudi2, the graph would have at least") as err:
+        compile_graph(graph, chip)
+    assert time.perf_counter() - start < 2
+    assert err.value.key == "(size)"
 
 
-def test_the_compiled_bound_holds_and_passes_the_shipped_runs():
-    from accelsim.compiler import compile_graph
-
-    for chip_name in ("gaudi2", "h100", "tpu-v4"):
-        chip = load_chip(chip_name)
-        graph = lower(load_workload("gformer-gpt"))
-        check_compiled_size(graph, chip)
-        assert compiled_tasks_bound(graph, chip) >= len(compile_graph(graph, chip).graph)
+@pytest.mark.parametrize("chip_name", ["gaudi2", "gaudi3", "tpu-v4"])
+def test_a_compile_exactly_at_the_limit_passes_and_one_task_less_is_refused(chip_name, monkeypatch):
+    """Chips whose compilers split and prefetch: the passes count exactly, so a limit of the compiled graph's size
+    lets the same graph through and one less refuses it (a GPU's compiler makes no tasks: fusion only removes)."""
+    chip = load_chip(chip_name)
+    graph = lower(load_workload("gformer-gpt"))
+    compiled = compile_graph(graph, chip).graph
+    monkeypatch.setattr("accelsim.limits.MAX_TASKS", len(compiled))
+    again = compile_graph(graph, chip).graph
+    assert [t.name for t in again.tasks] == [t.name for t in compiled.tasks]
+    monkeypatch.setattr("accelsim.limits.MAX_TASKS", len(compiled) - 1)
+    with pytest.raises(AccelsimError, match=f"compiled for {chip_name}, the graph would have at least"):
+        compile_graph(graph, chip)
 
 
 def test_a_run_whose_time_would_pass_int64_is_refused(tmp_path):

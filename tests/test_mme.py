@@ -78,11 +78,10 @@ def test_an_input_pass_needs_dma_engines():
     assert err.value.key == "compiler"
 
 
-def test_the_compiled_size_bound_counts_the_input_passes():
-    """check_compiled_size refuses a graph by a bound on its compiled tasks, which must count the DMA tasks an fp8
-    matrix op's input pass adds (split over the DMA engines like any task)."""
+def test_the_compiled_size_budget_counts_the_input_passes(monkeypatch):
+    """The compiler's passes count the tasks they make: the DMA tasks an fp8 matrix op's input pass adds (split
+    over the DMA engines like any task) are counted, so a limit of the compiled size passes and one less refuses."""
     from accelsim.catalog import model_workload
-    from accelsim.compiler import compiled_tasks_bound
     from accelsim.lowering import lower
 
     chip = load_chip("gaudi2")
@@ -91,4 +90,10 @@ def test_the_compiled_size_bound_counts_the_input_passes():
     compiled = compile_graph(graph, chip).graph
     passes = [t for t in compiled.tasks if t.name.startswith("input:")]
     assert passes and all(t.op == "dma" for t in passes)
-    assert compiled_tasks_bound(graph, chip) >= len(compiled)
+    monkeypatch.setattr("accelsim.limits.MAX_TASKS", len(compiled))
+    assert len(compile_graph(graph, chip).graph) == len(compiled)
+    # a limit the input passes themselves pass: refused by the input-pass step, before the split
+    monkeypatch.setattr("accelsim.limits.MAX_TASKS", len(graph) + 1)
+    with pytest.raises(AccelsimError, match=f"at least {len(graph) + 2:,} tasks") as err:
+        compile_graph(graph, chip)
+    assert err.value.key == "(size)"
