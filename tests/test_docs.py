@@ -75,6 +75,12 @@ def test_the_tool_finds_a_stale_output_and_rewrites_it(tmp_path, capsys):
     assert readme_outputs.main(["--check", str(page)]) == 0
 
 
+def test_the_tool_runs_a_page_in_order_so_a_command_reads_what_an_earlier_one_wrote(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("```console\n$ echo made | tee made.txt\nmade\n$ cat made.txt\nmade\n```\n")
+    assert tool().main(["--check", str(page)]) == 0
+
+
 def test_the_tool_refuses_a_missing_file(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         tool().main(["--check", str(tmp_path / "none.md")])

@@ -105,9 +105,9 @@ def update(path: Path, args: argparse.Namespace, cwd: Path) -> int:
     """Re-run one file's selected examples, print a diff for each changed output, rewrite the file with --write;
     how many changed."""
     lines = path.read_text().splitlines()
-    changed = 0
-    # Later blocks first, so replacing one output does not move the indices of those still to do.
-    for ex in reversed(examples(lines)):
+    outputs: list[tuple[Example, list[str]]] = []
+    # In the page's order, since a command may read what an earlier one wrote (a sweep's file, then its plot).
+    for ex in examples(lines):
         if args.only and not any(s in ex.command for s in args.only):
             continue
         if any(s in ex.command for s in args.skip) or re.search(r"\[--\w+", ex.command):
@@ -116,7 +116,7 @@ def update(path: Path, args: argparse.Namespace, cwd: Path) -> int:
         old = lines[ex.first : ex.last]
         new = fit_cut(old, ex.run(cwd, args.timeout))
         if new != old:
-            changed += 1
+            outputs.append((ex, new))
             sys.stdout.writelines(
                 difflib.unified_diff(
                     [s + "\n" for s in old],
@@ -125,7 +125,10 @@ def update(path: Path, args: argparse.Namespace, cwd: Path) -> int:
                     "now",
                 )
             )
-            lines[ex.first : ex.last] = new
+    changed = len(outputs)
+    # Later outputs first, so replacing one does not move the lines of those still to do.
+    for ex, new in reversed(outputs):
+        lines[ex.first : ex.last] = new
     if args.write and changed:
         path.write_text("\n".join(lines) + "\n")
     return changed
