@@ -204,7 +204,7 @@ def _gaudi2(**changes) -> dict:
 
 def test_more_vector_cores_bandwidth_or_clock_never_slow_a_workload_down():
     # Under naive, which issues each kind in program order. Balanced and heft are list schedulers, which are not
-    # monotone in general (Graham's anomalies): benchmarks/monotonicity.py measures by how much (README).
+    # monotone in general (Graham's anomalies): benchmarks/monotonicity.py measures by how much (docs/benchmarks.md).
     for workload in ("gformer-vit", "gpt2-small"):
         for knob, steps in (("tpcs", (24, 32, 48)), ("hbm", (1, 1.5, 2)), ("clock", (1, 1.25, 1.5))):
             times = [_latency_us(_gaudi2(**{knob: v}), workload, "naive") for v in steps]
