@@ -16,7 +16,7 @@ from .catalog import catalog_ids, load_model, model_workload, model_workload_dat
 from .chip import Chip, load_chip
 from .compare import compare
 from .compiler import compile_graph, compiler_warnings
-from .errors import AccelsimError
+from .errors import AccelsimError, shown
 from .graph import TaskGraph, load_graph
 from .kernel_records import KernelPrediction
 from .lowering import lower
@@ -882,12 +882,12 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         return
     print(
         f"# fitted to {result.records} records of {' and '.join(args.measurements)}: median |error| "
-        f"{result.median_abs_error:.1%} ({result.evaluations} evaluations); paste into {result.chip}"
+        f"{result.median_abs_error:.1%} ({result.evaluations} evaluations); paste into {shown(result.chip)}"
     )
     for key, value in result.parameters.items():
         print(f"{key} = {value}")
     if result.system:
-        print(f"# paste into {result.system}")
+        print(f"# paste into {shown(result.system)}")
         for key, value in result.system_parameters.items():
             print(f"{key} = {value}")
     if result.kinds:

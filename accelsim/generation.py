@@ -25,7 +25,7 @@ import numpy as np
 
 from .catalog import Model
 from .chip import Chip, MatrixEngines
-from .errors import AccelsimError
+from .errors import AccelsimError, shown
 from .lowering import lower
 from .ops import OPS
 from .parallel import shard_model
@@ -294,7 +294,7 @@ def check_context(model: Model, input_tokens: int, output_tokens: int) -> None:
     if input_tokens + output_tokens > limit:  # the sequence as generated, prompt and output, as serving counts it
         raise AccelsimError(
             f"{input_tokens:,} input + {output_tokens:,} output tokens run past the model's context of {limit:,} "
-            f"positions ({key} in {model.path}); at most {limit:,} positions in all",
+            f"positions ({key} in {shown(model.path)}); at most {limit:,} positions in all",
             key="--output-tokens",
         )
 

@@ -567,3 +567,33 @@ def test_a_config_key_holding_a_list_where_a_name_goes_is_refused(key, tmp_path,
     assert code == 0 and f"not modelled: {key}: unknown" in out
     code, _, err = run_cli(capsys, "run", "--chip", "h100", "--model", path, "--set", "layers=1")
     assert code == 2 and one_error_line(err).startswith(f"accelsim: error: {path}: {key}: unknown")
+
+
+def test_an_error_names_a_shipped_file_by_its_place_in_the_package_not_a_machine_path(capsys):
+    """A shipped workload's error reads ``workloads/gpt2-small.toml`` wherever accelsim is installed (README and
+    docs paste such errors; a machine's folder in them differs from machine to machine)."""
+    from accelsim.cli import main
+
+    assert main(["run", "--chip", "gaudi2", "--workload", "gpt2-small", "--set", "d_model=7"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("accelsim: error: workloads/gpt2-small.toml: model.d_model: "), err
+    assert (
+        main(
+            [
+                "generate",
+                "--chip",
+                "gaudi2",
+                "--model",
+                "gpt2-xl",
+                "--batch",
+                "1",
+                "--input-tokens",
+                "1000",
+                "--output-tokens",
+                "100",
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "(n_positions in models/gpt2-xl.json)" in err, err
