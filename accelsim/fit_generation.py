@@ -66,7 +66,9 @@ def generation_records(chip: Chip, records: Measurements) -> list[tuple[int, Llm
 def _predict(chip: Chip, rec: LlmGenerateRecord) -> float | None:
     """Milliseconds of the whole generation without host time; None where it does not fit one card."""
     try:
-        g = generate(chip, load_model(rec.model), rec.batch, rec.input_tokens, rec.output_tokens, rec.dtype)
+        g = generate(
+            chip, load_model(rec.model), rec.batch, rec.input_tokens, rec.output_tokens, rec.dtype, serving=rec.serving
+        )
     except AccelsimError:
         return None
     return g.latency_ms
@@ -133,7 +135,9 @@ def fit_generation(chip: str, records: Measurements | Sequence[Mapping[str, Any]
     check = chip_from_dict(fitted, str(path))
     errors = []
     for rec in recs:
-        g = generate(check, load_model(rec.model), rec.batch, rec.input_tokens, rec.output_tokens, rec.dtype)
+        g = generate(
+            check, load_model(rec.model), rec.batch, rec.input_tokens, rec.output_tokens, rec.dtype, serving=rec.serving
+        )
         errors.append(abs(g.tokens_per_s / rec.tokens_per_s - 1))
     return FitResult(
         chip=str(path),

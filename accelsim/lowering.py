@@ -444,7 +444,10 @@ class _Attention(_TokenRowOps):
         # Grouped-query attention: the heads of a group read (and in training write the gradient of) one key and
         # value head, counted on the group's first query head; where a task holds every head, the heads of a group
         # run as one product with their query rows stacked (rep rows per position), as they share its operand.
-        per_kv = self.heads // self.wl.kv_heads
+        # Run per query head (attention.query_groups), every query head is a product of its own reading the key
+        # and value head itself, as where each head has its own.
+        stacked = self.wl.spec.attention.query_groups == "stacked"
+        per_kv = self.heads // self.wl.kv_heads if stacked else 1
         for variant, heads, batches in groups:
             rep = per_kv if len(heads) == self.heads and variant in ("softmax", "flash") else 1
             unit_positions, table = self.unit_table(variant, backward, layer, rep)
