@@ -170,7 +170,8 @@ def _mlp(c: Count, wl: Workload, d_ff: int) -> None:
 
 
 def _moe(c: Count, wl: Workload) -> None:
-    """Router, top-k, gather, the used experts' batched MLP, the shared expert, the weighted sum."""
+    """Router, top-k, gather, the used experts' batched MLP (each at the busiest expert's rows), the shared
+    expert, the weighted sum."""
     T, model = wl.tokens, wl.spec.model
     d, E, k, d_ff = model.d_model, model.experts, model.experts_per_token, model.d_ff_expert or 0
     gated = model.mlp == "gated"

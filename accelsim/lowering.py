@@ -759,9 +759,10 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
 
     def moe(self, g: str, h: TokenRowTasks) -> TokenRowTasks:
         """Mixture of experts: a router scores every expert per token (softmax and top-k), the routed rows are
-        gathered expert by expert, each expert that receives tokens runs its MLP on them as one batched product
-        (reading only its own weights: accelsim.workload.Workload.moe_routing), and each token sums its k
-        experts' outputs (and the shared expert's)."""
+        gathered expert by expert, the experts used (those that receive tokens, or a given count) run their MLPs as
+        one batched product of one shape, each reading its own weights and running the busiest expert's rows
+        (accelsim.workload.Workload.moe_routing), and each token sums its k experts' outputs (and the shared
+        expert's)."""
         d, model = self.d_model, self.wl.spec.model
         E, k, d_ff = model.experts, model.experts_per_token, model.d_ff_expert or 0
         gated = model.mlp == "gated"

@@ -235,3 +235,15 @@ def test_generate_takes_the_attention_kernel(capsys):
     fused = json.loads(capsys.readouterr().out)
     assert eager["attention"] == "eager" and fused["attention"] == "fused"
     assert eager["tpot_ms"] > fused["tpot_ms"]
+
+
+def test_a_record_naming_an_unknown_kernel_is_one_line(tmp_path, capsys):
+    line = next(x for x in (DATA / "gaudi2_generate.jsonl").read_text().splitlines() if '"eager"' in x)
+    path = tmp_path / "m.jsonl"
+    path.write_text(line.replace('"eager"', '"flash"') + "\n")
+    code = main(["validate", "--chip", "gaudi2", "--measurements", str(path)])
+    err = capsys.readouterr().err
+    assert (
+        code == 2
+        and err == f"accelsim: error: {path}: line 1: attention: Input should be 'fused' or 'eager' (got 'flash')\n"
+    )
