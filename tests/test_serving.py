@@ -247,3 +247,19 @@ def test_a_record_naming_an_unknown_kernel_is_one_line(tmp_path, capsys):
         code == 2
         and err == f"accelsim: error: {path}: line 1: attention: Input should be 'fused' or 'eager' (got 'flash')\n"
     )
+
+
+def test_the_fit_predicts_each_record_with_its_own_attention_kernel(tmp_path):
+    from accelsim.fit_generation import _predict
+    from accelsim.generation_records import LlmGenerateRecord
+
+    model = _config(tmp_path)  # multi-query: 8 query heads on 1 key/value head
+    base = dict(kind="llm_generate", chip="gaudi2", model=model.path, dtype="bf16", batch=64, cards=1)
+    ms = {
+        kernel: _predict(
+            load_chip("gaudi2"),
+            LlmGenerateRecord(**base, input_tokens=1000, output_tokens=3, tokens_per_s=1.0, attention=kernel),
+        )
+        for kernel in ("fused", "eager")
+    }
+    assert ms["eager"] > 1.2 * ms["fused"]
