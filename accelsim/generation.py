@@ -34,7 +34,7 @@ from .results import Results
 from .runner import run
 from .system import System, load_system
 from .vocabulary import DTYPE_BYTES
-from .workload import Workload, workload_from_dict
+from .workload import Workload, experts_used_problem, workload_from_dict
 
 GB = 1e9
 #: A profile's ``hbm_gb`` counts binary gigabytes: HBM comes in stacks of 2^n bytes (Gaudi 2's 96 GB is six stacks
@@ -400,20 +400,15 @@ def generate(
 
 
 def check_serving(model: Model, serving: Serving) -> None:
-    """A given count of experts read must be one the model allows (from the experts a token is routed to, to all
-    of them)."""
+    """A given count of experts read must be one the model allows (accelsim.workload.experts_used_problem), named
+    as the option that gave it."""
     if serving.experts_used is None:
         return
     spec = model.require()
     experts, k = int(spec.get("experts", 0)), int(spec.get("experts_per_token", 0))
-    if not experts:
-        raise AccelsimError(f"{model.id} is not a mixture of experts", source="--experts-used")
-    if not k <= serving.experts_used <= experts:
-        raise AccelsimError(
-            f"must be from the experts each token is routed to ({k}) to the experts per layer ({experts}) "
-            f"of {model.id}, got {serving.experts_used}",
-            source="--experts-used",
-        )
+    problem = experts_used_problem(experts, k, serving.experts_used)
+    if problem:
+        raise AccelsimError(f"{model.id}: {problem}", source="--experts-used")
 
 
 def _phase(cost: PassCost, latency_ms: float, chip: Chip) -> Phase:

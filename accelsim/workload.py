@@ -413,6 +413,16 @@ def expected_max_load(tokens: int, k: int, experts: int) -> int:
     return max(mean, round(expected))
 
 
+def experts_used_problem(experts: int, k: int, used: int) -> str | None:
+    """Why reading ``used`` experts per MoE layer is not allowed for ``experts`` experts routed ``k`` per token
+    (None: it is): from the k a token is routed to, to all of them."""
+    if not experts:
+        return "only with experts > 0"
+    if not k <= used <= experts:
+        return f"must be from experts_per_token ({k}) to experts ({experts}), got {used}"
+    return None
+
+
 def _check(spec: WorkloadSpec, source: str) -> None:
     m, r, a = spec.model, spec.run, spec.attention
 
@@ -440,20 +450,16 @@ def _check(spec: WorkloadSpec, source: str) -> None:
             fail("model.d_ff_expert", "required with experts (each expert's hidden width)")
         if r.mode == "training":
             fail("model.experts", "training a mixture-of-experts model is not modelled (inference only)")
-        if r.experts_used is not None and not m.experts_per_token <= r.experts_used <= m.experts:
-            fail(
-                "run.experts_used",
-                f"must be from experts_per_token ({m.experts_per_token}) to experts ({m.experts}), "
-                f"got {r.experts_used}",
-            )
     else:
-        if r.experts_used is not None:
-            fail("run.experts_used", "only with experts > 0")
         for k in ("experts_per_token", "d_ff_shared"):
             if getattr(m, k):
                 fail(f"model.{k}", "only with experts > 0")
         if m.d_ff_expert is not None:
             fail("model.d_ff_expert", "only with experts > 0")
+    if r.experts_used is not None:
+        problem = experts_used_problem(m.experts, m.experts_per_token, r.experts_used)
+        if problem:
+            fail("run.experts_used", problem)
     if r.past_tokens:
         if r.mode != "inference" or m.family != "gpt" or not exact:
             fail("run.past_tokens", 'a KV cache is for gpt inference with attention.variant = "softmax" or "flash"')

@@ -168,7 +168,7 @@ def test_experts_used_on_a_dense_model_is_refused(capsys):
     argv = ["generate", "--chip", "gaudi2", "--model", "gpt2-xl", "--batch", "1", "--input-tokens", "8"]
     code = main([*argv, "--output-tokens", "4", "--experts-used", "2"])
     err = capsys.readouterr().err
-    assert code == 2 and err == "accelsim: error: --experts-used: gpt2-xl is not a mixture of experts\n"
+    assert code == 2 and err == "accelsim: error: --experts-used: gpt2-xl: only with experts > 0\n"
 
 
 # --- grouped-query attention at large batch ----------------------------------------------------------------
