@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from accelsim.catalog import load_model
 from accelsim.chip import load_chip
@@ -263,3 +265,11 @@ def test_the_fit_predicts_each_record_with_its_own_attention_kernel(tmp_path):
         for kernel in ("fused", "eager")
     }
     assert ms["eager"] > 1.2 * ms["fused"]
+
+
+@given(st.integers(1, 5000), st.integers(1, 64), st.integers(1, 64))
+def test_the_busiest_load_lies_between_the_mean_and_every_token_and_grows_with_the_tokens(tokens, k, experts):
+    k = min(k, experts)
+    load = expected_max_load(tokens, k, experts)
+    assert -(-tokens * k // experts) <= load <= tokens
+    assert expected_max_load(tokens + 1, k, experts) >= load
