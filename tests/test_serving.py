@@ -273,3 +273,13 @@ def test_the_busiest_load_lies_between_the_mean_and_every_token_and_grows_with_t
     load = expected_max_load(tokens, k, experts)
     assert -(-tokens * k // experts) <= load <= tokens
     assert expected_max_load(tokens + 1, k, experts) >= load
+
+
+@pytest.mark.parametrize(
+    "option, value, words", [("--experts-used", "0", "from 1 to"), ("--attention", "flash", "choose")]
+)
+def test_generate_refuses_a_bad_kernel_option(capsys, option, value, words):
+    argv = ["generate", "--chip", "gaudi2", "--model", "mistralai/Mixtral-8x7B-v0.1", "--batch", "1"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--input-tokens", "8", "--output-tokens", "2", option, value])
+    assert exit_.value.code == 2 and words in capsys.readouterr().err
