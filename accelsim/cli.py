@@ -17,6 +17,7 @@ from .chip import Chip, load_chip
 from .compare import compare
 from .compiler import compile_graph, compiler_warnings
 from .errors import AccelsimError, shown
+from .generation import Serving
 from .graph import TaskGraph, load_graph
 from .kernel_records import KernelPrediction
 from .lowering import lower
@@ -139,6 +140,21 @@ def _add_generation(sp: argparse.ArgumentParser, required: bool) -> None:
         choices=["bf16", "fp8"],
         default="bf16",
         help="bf16, or fp8 as Gaudi's fp8 recipe (matrix products and the KV cache in fp8, the rest in bf16)",
+    )
+    sp.add_argument(
+        "--attention",
+        choices=["fused", "eager"],
+        default="fused",
+        help="the attention kernel: fused (FusedSDPA, FlashAttention: a key/value head's query heads stacked as one "
+        "product) or eager (separate ops, each query head its own product reading its key/value head's cache, as "
+        "optimum-habana runs without --use_flash_attention)",
+    )
+    sp.add_argument(
+        "--experts-used",
+        type=_positive,
+        default=None,
+        help="mixtures of experts: experts whose weights each MoE layer reads (default: those the tokens are routed "
+        "to, in expectation under uniform routing; the number of experts for a kernel that runs them all)",
     )
 
 
@@ -456,6 +472,11 @@ def _generation_args(args: argparse.Namespace) -> tuple[int, int, int]:
     return args.batch, args.input_tokens, args.output_tokens
 
 
+def _serving(args: argparse.Namespace) -> Serving:
+    """The generation's recipe kernels from --attention and --experts-used."""
+    return Serving(attention=args.attention, experts_used=args.experts_used)
+
+
 def _plot_generation(args: argparse.Namespace) -> None:
     """Timelines of the prefill and of the last decode step, and idle time per phase."""
     from . import plots
@@ -467,8 +488,9 @@ def _plot_generation(args: argparse.Namespace) -> None:
     scheduler = get_scheduler(comma_list(args.schedulers, "--schedulers", "scheduler")[0]).name
     for name in chips:
         chip = load_chip(name)
-        g = generate(chip, model, batch, inputs, outputs, args.dtype, scheduler)
-        prefill, decode = phase_runs(chip, model, batch, inputs, outputs, args.dtype, scheduler)
+        serving = _serving(args)
+        g = generate(chip, model, batch, inputs, outputs, args.dtype, scheduler, serving=serving)
+        prefill, decode = phase_runs(chip, model, batch, inputs, outputs, args.dtype, scheduler, serving=serving)
         stem = safe_name(f"{chip.name}_{model.id}")
         written = plots.save(plots.timeline(prefill), args.out, f"timeline_prefill_{stem}")
         written += plots.save(plots.timeline(decode), args.out, f"timeline_decode_{stem}")
@@ -524,6 +546,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         args.dtype,
         get_scheduler(args.scheduler).name,
         cards=args.cards,
+        serving=_serving(args),
     )
     if args.json:
         print(json.dumps(g.to_dict(), allow_nan=False))

@@ -182,7 +182,9 @@ def generation_report(g: Generation) -> str:
     peak MAC rate (what bounds it), busy engines and idle engine-time; the memory it needs."""
     lines = [
         f"{g.model} on {g.chip if g.cards == 1 else f'{g.cards} x {g.chip} (tensor parallel)'}: batch {g.batch}, "
-        f"{g.input_tokens} input and {g.output_tokens} output tokens, {g.dtype}",
+        f"{g.input_tokens} input and {g.output_tokens} output tokens, {g.dtype}"
+        + ("" if g.attention == "fused" else f", {g.attention} attention")
+        + ("" if g.experts_used is None else f", {g.experts_used} experts read per layer"),
         f"  time to first token   {g.ttft_ms:,.2f} ms",
         "  time per output token "
         + (f"{g.tpot_ms:,.3f} ms" if g.tpot_ms is not None else "n/a (one output token: no decode step)"),

@@ -438,9 +438,13 @@ def make_case(index: int, folder: Path) -> tuple[str, list[str]]:
                 "run.batch",
                 "model.x",
                 "chip.clock_ghz",
+                "query_groups",
+                "experts_used",
             ]
         )
-        value = rng.choice(VALUES + ["training", "tile", "hybrid", "2**63", "", "[" * 3000, "x" * 5000])
+        value = rng.choice(
+            VALUES + ["training", "tile", "hybrid", "per_query_head", "2**63", "", "[" * 3000, "x" * 5000]
+        )
         return f"--set {key}={value}", [
             "run",
             "--chip",
