@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from . import run as run_graph
@@ -23,25 +23,30 @@ from .outputs import check_output_dir, check_output_file, safe_name
 from .parallel import Layout
 from .registry import SCHEDULERS, get_scheduler, load_plugin, scheduler_names
 from .report import (
+    WorkloadListing,
     chips_report,
     communication_line,
     compare_report,
     compile_report,
+    explicit_line,
+    fit_report,
     generation_report,
+    model_report,
+    models_report,
     pipeline_compare_report,
     pipeline_report,
     run_report,
     system_report,
     systems_report,
-    table,
     validation_report,
+    workloads_report,
 )
 from .resources import shipped_names
 from .system import System, load_system
 from .system_run import PipelineStep, pipeline_step
 from .trace import write_chrome_trace
 from .train_cli import cmd_train, plot_train
-from .workload import WorkloadSummary, load_workload, workload_data
+from .workload import load_workload, workload_data
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -274,17 +279,13 @@ def _cmd_models(args: argparse.Namespace) -> None:
         if args.json:
             print(json.dumps(m.to_dict(), indent=2))
             return
-        print(f"{m.id}\n  {m.summary}\n  source: {m.source or m.path}")
-        if m.note:
-            print(f"  note: {m.note}")
-        if m.spec is not None:
-            print("  " + ", ".join(f"{k}={v}" for k, v in m.spec.items()))
+        print(model_report(m))
         return
     models = [load_model(i) for i in catalog_ids()]
     if args.json:
         print(json.dumps([m.to_dict() for m in models], indent=2))
         return
-    print(table(["model", "architecture"], [(m.id, m.summary) for m in models]))
+    print(models_report(models))
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
@@ -359,26 +360,6 @@ def _cmd_sweep_plot(args: argparse.Namespace) -> None:
     print(json.dumps([str(f) for f in files]) if args.json else "\n".join(map(str, files)))
 
 
-@dataclass(frozen=True)
-class WorkloadListing:
-    """One line of ``accelsim workloads``: the workload's summary (workload.py's keys) and what lowering gives."""
-
-    summary: WorkloadSummary
-    flops: int
-    bytes: int
-    tasks: int
-    description: str
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            **self.summary.to_dict(),
-            "flops": self.flops,
-            "bytes": self.bytes,
-            "tasks": self.tasks,
-            "description": self.description,
-        }
-
-
 def _cmd_workloads(args: argparse.Namespace) -> None:
     listings = []
     for name in shipped_names("workloads"):
@@ -388,13 +369,7 @@ def _cmd_workloads(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps([w.to_json() for w in listings], indent=2))
         return
-    columns = ("name", "layers", "d_model", "heads", "seq_len", "batch", "attention", "mode")
-    print(
-        table(
-            ["workload", "layers", "d_model", "heads", "seq", "batch", "attention", "mode", "GFLOP", "tasks"],
-            [(*(getattr(w.summary, c) for c in columns), round(w.flops / 1e9), w.tasks) for w in listings],
-        )
-    )
+    print(workloads_report(listings))
 
 
 def _cmd_chips(args: argparse.Namespace) -> None:
@@ -460,10 +435,7 @@ def _run_explicit(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(summary))
         return
-    print(
-        f"every card simulated ({summary['cards']} cards, one network): step {summary['step_ms']:,.3f} ms; "
-        f"one card standing for all: {summary['shortcut_step_ms']:,.3f} ms"
-    )
+    print(explicit_line(summary))
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -546,18 +518,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False))
         return
-    print(
-        f"# fitted to {result.records} records of {' and '.join(args.measurements)}: median |error| "
-        f"{result.median_abs_error:.1%} ({result.evaluations} evaluations); paste into {result.chip}"
-    )
-    for key, value in result.parameters.items():
-        print(f"{key} = {value}")
-    if result.system:
-        print(f"# paste into {result.system}")
-        for key, value in result.system_parameters.items():
-            print(f"{key} = {value}")
-    if result.kinds:
-        print("# median |error| per kind: " + ", ".join(f"{k} {v:.1%}" for k, v in result.kinds.items()))
+    print(fit_report(result, args.measurements))
 
 
 def _cmd_schedulers(args: argparse.Namespace) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .chip import Chip
@@ -10,9 +11,12 @@ from .compiler import CompileReport
 from .generation import Generation
 from .results import Results
 from .system import System
+from .workload import WorkloadSummary
 
 if TYPE_CHECKING:  # compare imports the schedulers, which would make an import cycle at run time
+    from .catalog import Model
     from .compare import Comparison
+    from .fit import FitResult
     from .kernel_records import KernelPrediction
     from .system_run import Communication, PipelineStep
     from .training import Search, TrainStep
@@ -478,3 +482,70 @@ def search_report(found: Search, top: int) -> str:
         for reason, n in found.reasons().items():
             out.append(f"  {n} by {reason}, e.g. {examples[reason]}")
     return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class WorkloadListing:
+    """One line of ``accelsim workloads``: the workload's summary (workload.py's keys) and what lowering gives."""
+
+    summary: WorkloadSummary
+    flops: int
+    bytes: int
+    tasks: int
+    description: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            **self.summary.to_dict(),
+            "flops": self.flops,
+            "bytes": self.bytes,
+            "tasks": self.tasks,
+            "description": self.description,
+        }
+
+
+def workloads_report(listings: Sequence[WorkloadListing]) -> str:
+    """accelsim workloads: each preset's shape, its GFLOP and its tasks."""
+    columns = ("name", "layers", "d_model", "heads", "seq_len", "batch", "attention", "mode")
+    return table(
+        ["workload", "layers", "d_model", "heads", "seq", "batch", "attention", "mode", "GFLOP", "tasks"],
+        [(*(getattr(w.summary, c) for c in columns), round(w.flops / 1e9), w.tasks) for w in listings],
+    )
+
+
+def model_report(m: Model) -> str:
+    """accelsim models show ID: the architecture, where its config came from, and its spec."""
+    lines = [m.id, f"  {m.summary}", f"  source: {m.source or m.path}"]
+    if m.note:
+        lines.append(f"  note: {m.note}")
+    if m.spec is not None:
+        lines.append("  " + ", ".join(f"{k}={v}" for k, v in m.spec.items()))
+    return "\n".join(lines)
+
+
+def models_report(models: Sequence[Model]) -> str:
+    """accelsim models: the catalog, one model a line."""
+    return table(["model", "architecture"], [(m.id, m.summary) for m in models])
+
+
+def fit_report(result: FitResult, files: Sequence[str]) -> str:
+    """accelsim fit: the fitted parameters as TOML lines to paste into the profile (and system)."""
+    lines = [
+        f"# fitted to {result.records} records of {' and '.join(files)}: median |error| "
+        f"{result.median_abs_error:.1%} ({result.evaluations} evaluations); paste into {result.chip}"
+    ]
+    lines += [f"{key} = {value}" for key, value in result.parameters.items()]
+    if result.system:
+        lines.append(f"# paste into {result.system}")
+        lines += [f"{key} = {value}" for key, value in result.system_parameters.items()]
+    if result.kinds:
+        lines.append("# median |error| per kind: " + ", ".join(f"{k} {v:.1%}" for k, v in result.kinds.items()))
+    return "\n".join(lines)
+
+
+def explicit_line(summary: dict[str, object]) -> str:
+    """run --explicit: every card's step against the one-card shortcut's."""
+    return (
+        f"every card simulated ({summary['cards']} cards, one network): step {summary['step_ms']:,.3f} ms; "
+        f"one card standing for all: {summary['shortcut_step_ms']:,.3f} ms"
+    )

@@ -139,3 +139,16 @@ def test_plot_json_lists_the_files_it_wrote(capsys, tmp_path):
     assert sorted(files) == sorted(str(p) for p in tmp_path.iterdir())
     assert main(argv) == 0
     assert capsys.readouterr().out.splitlines() == files
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_commands_help_prints_and_names_each_of_its_options(command, capsys):
+    """argparse checks a help text's %-formatting and metavars only when it prints them."""
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0
+    parser = subparsers()[command]
+    for a in options_of(parser):
+        assert (a.option_strings[0] if a.option_strings else (a.metavar or a.dest)) in out
+    assert not retired_flags(parser).intersection(out.split())
