@@ -195,7 +195,7 @@ def workload_for(
     if dtype == "fp8":
         run_spec["matmul_dtype"] = "fp8"
     elif dtype != "bf16":
-        raise AccelsimError(f"{dtype!r} is not a generation dtype; allowed: bf16, fp8", source="--dtype")
+        raise AccelsimError(f"{dtype!r} is not a generation dtype; allowed: bf16, fp8", source="--precision")
     tag = f"prefill {new_tokens}" if not past_tokens else f"decode after {past_tokens}"
     return workload_from_dict(
         {"name": f"{model.id} {tag}", "model": spec, "run": run_spec, "attention": serving.attention_spec()},
@@ -233,8 +233,8 @@ def check_fits(memory: Memory, source: str, cards: int = 1) -> None:
     where = "one card" if cards == 1 else f"each of {cards} cards"
     raise AccelsimError(
         f"needs {need:.1f} GB of HBM per card (weights {memory.weights_gb:.1f} GB + KV cache "
-        f"{memory.kv_cache_gb:.1f} GB), {where} has {memory.hbm_gb:.1f} GB; it would fit on {fit} cards (--cards; "
-        "or use a smaller --batch, fewer tokens, or --dtype fp8)",
+        f"{memory.kv_cache_gb:.1f} GB), {where} has {memory.hbm_gb:.1f} GB; it would fit on {fit} cards "
+        "(--parallel tp=N; or use a smaller --batch, fewer tokens, or --precision fp8)",
         source=source,
         key="memory",
     )

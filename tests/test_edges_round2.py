@@ -368,8 +368,8 @@ def test_a_parallel_degree_given_twice_is_refused(capsys):
     "argv, line",
     [
         (
-            ["plot", "--chip", "gaudi2", "--workload", "gpt2-small", "--schedulers", ",", "--out", "OUT"],
-            "--schedulers: name at least one scheduler, got ','",
+            ["plot", "--chip", "gaudi2", "--workload", "gpt2-small", "--scheduler", ",", "--out", "OUT"],
+            "--scheduler: name at least one scheduler, got ','",
         ),
         (
             [
@@ -384,20 +384,20 @@ def test_a_parallel_degree_given_twice_is_refused(capsys):
                 "8",
                 "--output-tokens",
                 "2",
-                "--schedulers",
+                "--scheduler",
                 ",",
                 "--out",
                 "OUT",
             ],
-            "--schedulers: name at least one scheduler, got ','",
+            "--scheduler: name at least one scheduler, got ','",
         ),
         (
             ["plot", "--chip", "gaudi2,,h100", "--workload", "gpt2-small", "--out", "OUT"],
             "--chip: an empty chip in 'gaudi2,,h100'",
         ),
         (
-            ["compare", "--chip", "h100", "--workload", "gpt2-small", "--schedulers", "naive,heft,naive"],
-            "--schedulers: 'naive' given more than once",
+            ["compare", "--chip", "h100", "--workload", "gpt2-small", "--scheduler", "naive,heft,naive"],
+            "--scheduler: 'naive' given more than once",
         ),
         (
             ["sweep", "--chip", "h100", "--set", "chip.clock_ghz=1,2", "--workload", "gpt2-small,", "--out", "OUT.csv"],
@@ -410,8 +410,8 @@ def test_a_parallel_degree_given_twice_is_refused(capsys):
     ],
 )
 def test_every_comma_list_is_read_by_one_parser(argv, line, tmp_path, capsys):
-    """Old code: ``plot --model ... --schedulers ","`` raised IndexError (seven hand-written comma-list parsers in
-    cli.py, some dropping empty items, one taking the first)."""
+    """Old code: ``plot --model ... --schedulers ","`` (now --scheduler) raised IndexError (seven hand-written
+    comma-list parsers in cli.py, some dropping empty items, one taking the first)."""
     argv = [a.replace("OUT", str(tmp_path / "out")) for a in argv]
     code, _, err = run_cli(capsys, *argv)
     assert code == 2 and one_error_line(err).startswith(f"accelsim: error: {line}")

@@ -151,7 +151,7 @@ def test_compare_runs_a_scheduler_from_a_plugin_file(capsys, tmp_path):
             "gpt2-small",
             "--set",
             "layers=1",
-            "--schedulers",
+            "--scheduler",
             "naive,mine",
             "--plugin",
             str(plugin),
@@ -163,7 +163,7 @@ def test_compare_runs_a_scheduler_from_a_plugin_file(capsys, tmp_path):
 
 
 def test_an_unknown_scheduler_or_plugin_is_a_one_line_error(capsys):
-    assert main(["compare", "--chip", "gaudi1", "--workload", "gpt2-small", "--schedulers", "naive,nope"]) == 2
+    assert main(["compare", "--chip", "gaudi1", "--workload", "gpt2-small", "--scheduler", "naive,nope"]) == 2
     assert "unknown scheduler 'nope'" in capsys.readouterr().err
     assert main(["compare", "--chip", "gaudi1", "--workload", "gpt2-small", "--plugin", "missing.py"]) == 2
     assert "plugin file not found" in capsys.readouterr().err
@@ -196,7 +196,7 @@ def test_the_readme_example_scheduler_runs_from_the_cli(capsys):
             "gpt2-small",
             "--set",
             "layers=1",
-            "--schedulers",
+            "--scheduler",
             "naive,critical-first",
             "--json",
         ]
