@@ -31,7 +31,9 @@ from .graph import Task, TaskGraph
 from .limits import MAX_COUNT
 from .onchip import OnChipPlan
 from .ops import OPS, Gemm
+from .panels import rereads
 from .systolic import pipelined_cycles, systolic_cycles
+from .vocabulary import DTYPE_BYTES
 
 INFEASIBLE = -1
 
@@ -132,8 +134,20 @@ def compute_cycles(task: Task, group: EngineGroup, chip: Chip) -> int:
 
 def stream_bytes(task: Task, chip: Chip, nbytes: int | None = None) -> int:
     """Bytes a task streams through HBM as costed at the full HBM rate: ``nbytes`` of its traffic (default: all of
-    it) at the memory's efficiency, the strided one for an op with strided operands (MemorySpec)."""
-    return chip.stream_bytes(task.bytes if nbytes is None else nbytes, OPS[task.op].strided)
+    it) plus a matrix op's panel re-reads (``panel_rereads``), at the memory's efficiency, the strided one for an
+    op with strided operands (MemorySpec)."""
+    moved = (task.bytes if nbytes is None else nbytes) + panel_rereads(task, chip)
+    return chip.stream_bytes(moved, OPS[task.op].strided)
+
+
+def panel_rereads(task: Task, chip: Chip) -> int:
+    """HBM bytes a matrix op moves beyond each operand once, because its operand panels outgrow the SRAM one
+    matrix engine stages them in (Chip.panel_sram; accelsim.panels); 0 for other ops."""
+    op_spec = OPS[task.op]
+    if op_spec.category != "matrix":
+        return 0
+    e = DTYPE_BYTES[task.dtype]
+    return rereads(op_spec.gemms(task.shape), e, e, chip.panel_sram)
 
 
 @overload
