@@ -207,7 +207,8 @@ class CompilerSpec:
     fuse_vector_chains: StrictBool = False
     #: Keep an op's output in SRAM until its consumers have read it, when it fits (short-lived tensors first).
     keep_on_chip: StrictBool = False
-    #: The fraction of SRAM the compiler may give to tensors kept on chip (the rest: code, scratch, reserves).
+    #: The fraction of SRAM the compiler may give to tensors kept on chip (the rest: code, scratch, reserves, and
+    #: the GEMMs' operand panels, Chip.panel_sram).
     on_chip_fraction: Fraction = 0.5
     #: Load each matrix op's weights into SRAM on the DMA engines this many matrix ops ahead (0: the op streams its
     #: weights itself). Needs DMA engines.

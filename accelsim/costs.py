@@ -1,7 +1,8 @@
 """Cost models: how many chip-clock cycles a task computes for on one engine of a group. Pure functions.
 
-Compute and memory are separate: ``compute_cycles`` is the engine's own work; the bytes a task moves are charged
-by the memory model (accelsim.memory) during simulation, where HBM bandwidth is shared. ``estimate_cycles`` is
+Compute and memory are separate: ``compute_cycles`` is the engine's own work; the bytes a task moves (a matrix
+op's with the panel re-reads its SRAM forces, accelsim.panels) are charged by the memory model (accelsim.memory)
+during simulation, where HBM bandwidth is shared. ``estimate_cycles`` is
 the uncontended roofline gap + max(dispatch + compute, bytes / full HBM bandwidth) that schedulers plan with; it
 is exactly what the simulation gives a task that runs alone.
 """
