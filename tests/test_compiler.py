@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 import accelsim
 from accelsim import Schedule, TaskGraph, compile_graph, make_task, simulate
 from accelsim.checks import assert_valid
+from accelsim.costs import panel_rereads
 from accelsim.onchip import OnChipPlan
 from accelsim.strategies import chips, task_graphs, workload_graphs
 
@@ -125,7 +126,9 @@ def test_an_output_with_no_room_left_spills_to_hbm():
 
 
 def test_weights_are_prefetched_on_the_dma_engine():
-    chip = compiling_chip(keep_on_chip=True, on_chip_fraction=1.0, prefetch_depth=1)
+    # Half the 8 MB for kept tensors, half for the GEMMs' operand panels (accelsim.panels: all of it kept would
+    # leave the panels no room, and the products would re-read their operands from HBM).
+    chip = compiling_chip(keep_on_chip=True, on_chip_fraction=0.5, prefetch_depth=1)
     graph = TaskGraph([make_task("g1", "gemm", [64, 32, 32]), make_task("g2", "gemm", [64, 32, 32], deps=["g1"])])
     results = accelsim.run(chip, graph, "first-free")
     names = [t.name for t in results.graph.tasks]
@@ -173,10 +176,12 @@ def test_compiling_conserves_the_work_and_never_adds_traffic_or_overfills_sram(c
     results = accelsim.run(chip, graph, scheduler)
     assert_valid(results)
     # Every byte goes through exactly one of the two memories (but a prefetch with no room, which has nothing to
-    # write back), and SRAM never holds more than it may.
+    # write back; and a product's panel re-reads, which go through HBM), and SRAM never holds more than it may.
     plan = OnChipPlan.of(results.graph)
     moved = [
-        t.bytes - (plan.keep[i] if plan.keep[i] and not results.kept_on_chip[i] and not plan.spill_writes[i] else 0)
+        t.bytes
+        - (plan.keep[i] if plan.keep[i] and not results.kept_on_chip[i] and not plan.spill_writes[i] else 0)
+        + panel_rereads(t, chip)
         for i, t in enumerate(results.graph.tasks)
     ]
     assert (results.hbm_bytes + results.sram_bytes == np.array(moved)).all()
