@@ -325,7 +325,7 @@ def plan_on_chip(
     ops: list[list[int]] = []
     for i, t in enumerate(tasks):
         if t.engines == ("matrix",):
-            if ops and tasks[ops[-1][0]].name.split("#")[0] == t.name.split("#")[0]:
+            if ops and tasks[ops[-1][0]].whole == t.whole:
                 ops[-1].append(i)
             else:
                 ops.append([i])
@@ -369,6 +369,7 @@ def plan_on_chip(
                 group=tasks[i].group,
                 dep_bytes=(0,) * len(waits),
                 on_chip=True,
+                origin=f"prefetch:{tasks[i].whole}",
             )
             for k, share in enumerate(shares)
         ]
@@ -486,6 +487,7 @@ def split_over_engines(tasks: Sequence[Task], chip: Chip, slices: int = 1, fit_b
                     deps=tuple(deps),
                     dep_bytes=tuple(dep_bytes),
                     fused=fused if parts > 1 else t.fused,
+                    origin=t.name if parts > 1 else t.origin,
                 )
             )
         cut[t.name] = _Parts(names, dim, t.shape[dim], bounds, t.sequences)
@@ -562,10 +564,10 @@ def _report(
         tasks_after=len(after),
         tasks_per_op_before=dict(sorted(Counter(t.op for t in before.tasks).items())),
         tasks_per_op_after=dict(sorted(Counter(t.op for t in after.tasks).items())),
-        fused_kernels=len({t.name.split("#")[0] for t in after.tasks if t.fused}),
+        fused_kernels=len({t.whole for t in after.tasks if t.fused}),
         ops_fused_away=fused_away,
         prefetches=prefetches,
-        tensors_on_chip=len({t.name.split("#")[0] for i, t in enumerate(after.tasks) if plan.keep[i]}),
+        tensors_on_chip=len({t.whole for i, t in enumerate(after.tasks) if plan.keep[i]}),
         hbm_bytes_before=before.total_bytes,
         hbm_bytes_after=int(plan.hbm.sum()),
         flops_per_kind=dict(flops),

@@ -46,10 +46,18 @@ class Task:
     on_chip: bool = False
     #: Vector ops fused into this task ahead of its own op, as (op, shape): one kernel, intermediates on chip.
     fused: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    #: The name of the task the chip's compiler cut this part from (its name is then ``origin#k``); None for a
+    #: task not cut. Read it rather than the name: a hand-written graph's names may hold ``#`` themselves.
+    origin: str | None = None
 
     @property
     def bytes(self) -> int:
         return self.bytes_read + self.bytes_written
+
+    @property
+    def whole(self) -> str:
+        """The name of the task this is (part of) before the compiler cut it: ``origin``, else its own name."""
+        return self.name if self.origin is None else self.origin
 
     def but(self, **changes: object) -> Task:
         """A copy with ``changes``: ``dataclasses.replace``, but cheap enough for a compiler pass over 10^5 tasks."""

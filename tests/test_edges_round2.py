@@ -87,7 +87,7 @@ def test_every_cut_gives_parts_of_non_negative_bytes_and_flops_that_add_up_to_th
         "tiny.toml",
     )
     tasks = with_edges([*producers, consumer])
-    parts = [t for t in split_over_engines(tasks, chip, slices) if t.name.split("#")[0] == "c"]
+    parts = [t for t in split_over_engines(tasks, chip, slices) if t.whole == "c"]
     whole = tasks[-1]
     for p in parts:
         assert min(p.flops, p.bytes_read, p.bytes_written, *p.dep_bytes) >= 0
