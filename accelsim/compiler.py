@@ -369,7 +369,7 @@ def plan_on_chip(
                 group=tasks[i].group,
                 dep_bytes=(0,) * len(waits),
                 on_chip=True,
-                origin=f"prefetch:{tasks[i].whole}",
+                prefetch_of=tasks[i].name,
             )
             for k, share in enumerate(shares)
         ]
@@ -558,6 +558,13 @@ def _report(
         kind = next((k for k in t.engines if k in present), t.engines[0])
         flops[kind] += t.flops
     plan = OnChipPlan.of(after)
+
+    def tensor(t: Task) -> tuple[bool, str]:
+        """What a kept task holds on chip, counting an op's parts once: its output, or its matrix op's weights."""
+        if t.prefetch_of is None:
+            return False, t.whole
+        return True, after.tasks[after.index[t.prefetch_of]].whole
+
     return CompileReport(
         chip=chip.name,
         tasks_before=len(before),
@@ -567,7 +574,7 @@ def _report(
         fused_kernels=len({t.whole for t in after.tasks if t.fused}),
         ops_fused_away=fused_away,
         prefetches=prefetches,
-        tensors_on_chip=len({t.whole for i, t in enumerate(after.tasks) if plan.keep[i]}),
+        tensors_on_chip=len({tensor(t) for i, t in enumerate(after.tasks) if plan.keep[i]}),
         hbm_bytes_before=before.total_bytes,
         hbm_bytes_after=int(plan.hbm.sum()),
         flops_per_kind=dict(flops),

@@ -49,6 +49,9 @@ class Task:
     #: The name of the task the chip's compiler cut this part from (its name is then ``origin#k``); None for a
     #: task not cut. Read it rather than the name: a hand-written graph's names may hold ``#`` themselves.
     origin: str | None = None
+    #: A DMA task the compiler added to load this matrix task's weights into SRAM ahead of it (named
+    #: ``prefetch:NAME``, ``#k`` for each DMA engine's share): NAME; None for every other task.
+    prefetch_of: str | None = None
 
     @property
     def bytes(self) -> int:

@@ -156,6 +156,7 @@ def test_weights_are_prefetched_on_the_dma_engine():
     names = [t.name for t in results.graph.tasks]
     # Depth 1: g2's weights load while g1 computes; g1, with nothing before it to hide a load under, streams its own.
     assert names == ["prefetch:g2", "g1", "g2"]
+    assert [t.prefetch_of for t in results.graph.tasks] == ["g2", None, None]
     assert results.engine[0] == chip.instance_names.index("dma0")
     assert results.start[0] == 0 and results.end[0] <= results.start[2]
     # g2's weights (32 x 32 bf16 = 2,048 bytes) come from SRAM, and g1's output too: it reads nothing from HBM.
