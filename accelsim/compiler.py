@@ -39,7 +39,7 @@ import numpy as np
 from .chip import Chip
 from .costs import compute_cycles
 from .errors import AccelsimError
-from .graph import Task, TaskGraph
+from .graph import CompiledFor, Task, TaskGraph
 from .limits import too_many_tasks
 from .onchip import OnChipPlan
 from .ops import OPS, elements
@@ -49,13 +49,6 @@ from .vocabulary import DTYPE_BYTES
 #: SRAM it may use, so that a producer's part, its consumer's part and the next weights fit together (a choice of
 #: this model: Gaudi's compiler slices to fit SRAM, by rules that are not published).
 SLICE_SHARE = 4
-
-#: The meta keys that mark a graph as compiled: for which chip (its name, for messages, and the hash of its
-#: profile's content, Chip.fingerprint, which decides reuse), from which graph, and what the compiler warned of.
-COMPILED_FOR = "compiled_for"
-COMPILED_SPEC = "compiled_spec"
-COMPILED_FROM = "compiled_from"
-COMPILER_WARNINGS = "compiler_warnings"
 
 
 @dataclass(frozen=True)
@@ -101,11 +94,10 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
     """Compile ``graph`` for ``chip``; a graph already compiled for this chip (a profile of the same content, not
     merely the same name) comes back as it is, and one compiled for another chip is compiled again from the graph
     it was compiled from, not cut a second time."""
-    if graph.meta.get(COMPILED_SPEC) == chip.fingerprint:
-        return Compiled(graph, graph, chip)
-    source = graph.meta.get(COMPILED_FROM)
-    if isinstance(source, TaskGraph):
-        graph = source
+    if graph.compiled is not None:
+        if graph.compiled.fingerprint == chip.fingerprint:
+            return Compiled(graph, graph, chip)
+        graph = graph.compiled.source
     check_compiled_size(graph, chip)
     spec = chip.spec.compiler
     warnings: list[str] = []
@@ -131,21 +123,14 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
         depth = spec.prefetch_depth if "dma" in chip.kinds else 0
         channels = _engines_per_kind(chip).get("dma", 1) if spec.split_over_engines and not user_cut else 1
         tasks, prefetches = plan_on_chip(tasks, capacity, depth, channels)
-    meta = {
-        **graph.meta,
-        COMPILED_FOR: chip.name,
-        COMPILED_SPEC: chip.fingerprint,
-        COMPILED_FROM: graph,
-        COMPILER_WARNINGS: tuple(warnings),
-    }
-    out = TaskGraph(tasks, name=graph.name, source=graph.source, meta=meta)
+    compiled = CompiledFor(chip.name, chip.fingerprint, graph, tuple(warnings))
+    out = TaskGraph(tasks, name=graph.name, source=graph.source, meta=dict(graph.meta), compiled=compiled)
     return Compiled(out, graph, chip, prefetches, fused)
 
 
 def compiler_warnings(graph: TaskGraph) -> tuple[str, ...]:
     """What the compiler warned of when it compiled ``graph`` (none for a graph it did not compile)."""
-    warnings = graph.meta.get(COMPILER_WARNINGS, ())
-    return tuple(str(w) for w in warnings) if isinstance(warnings, tuple) else ()
+    return () if graph.compiled is None else graph.compiled.warnings
 
 
 def compiled_tasks_bound(graph: TaskGraph, chip: Chip) -> int:

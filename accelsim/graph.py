@@ -140,6 +140,18 @@ def _shown(shape: tuple[int, ...]) -> str:
     return str(list(shape)) if len(shape) <= 8 else f"[{', '.join(map(str, shape[:8]))}, ...] ({len(shape)} dims)"
 
 
+@dataclass(frozen=True)
+class CompiledFor:
+    """What marks a graph as the chip's compiler's output: for which chip (its name, for messages, and the hash of
+    its profile's content, Chip.fingerprint, which decides reuse), the graph it was compiled from (compiled again
+    for another chip, not cut a second time) and what the compiler warned of."""
+
+    chip: str
+    fingerprint: str
+    source: TaskGraph
+    warnings: tuple[str, ...] = ()
+
+
 @dataclass
 class TaskGraph:
     """A validated DAG of tasks, in the order given (the program order a naive compiler issues in) where that order
@@ -149,7 +161,10 @@ class TaskGraph:
     tasks: list[Task]
     name: str = "graph"
     source: str = "<python>"
+    #: Free-form figures about the graph (a lowered workload's summary: accelsim.workload.WorkloadSummary).
     meta: dict[str, object] = field(default_factory=dict)
+    #: Set by the chip's compiler on the graph it makes; None for a graph it did not make.
+    compiled: CompiledFor | None = None
 
     def __post_init__(self) -> None:
         self.validate()
