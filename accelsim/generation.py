@@ -38,9 +38,6 @@ from .vocabulary import DTYPE_BYTES
 from .workload import Workload, workload_from_dict
 
 GB = 1e9
-#: A profile's ``hbm_gb`` counts binary gigabytes: HBM comes in stacks of 2^n bytes (Gaudi 2's 96 GB is six stacks
-#: of 16 GiB, 103 x 10^9 bytes). Everything reported is in 10^9 bytes.
-HBM_GB = 2**30
 #: Decode steps simulated by default; the rest are interpolated (within 1% of simulating every step: tests).
 DECODE_SAMPLES = 5
 
@@ -189,7 +186,7 @@ def memory_needed(model: Model, batch: int, tokens: int, dtype: str, chip: Chip,
         min(tokens, m.sliding_window) if wl.local_layer(i) and m.sliding_window else tokens for i in range(m.layers)
     )
     kv = 2 * batch * wl.kv_width * cached * weight_bytes  # the fp8 recipe keeps the cache in fp8 too
-    hbm = chip.spec.memory.hbm_gb * HBM_GB
+    hbm = chip.hbm_bytes
     return Memory(weights / GB, kv / GB, hbm / GB, weights + kv <= hbm)
 
 

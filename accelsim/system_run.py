@@ -195,7 +195,7 @@ def memory_per_card(wl: Workload, layout: Layout) -> tuple[float, float]:
 def check_memory(wl: Workload, chip: Chip, layout: Layout, source: str) -> None:
     """A card whose parameters, optimizer state and activations exceed its HBM is refused, with the figures."""
     state, activations = memory_per_card(wl, layout)
-    hbm = chip.spec.memory.hbm_gb * 2**30
+    hbm = chip.hbm_bytes
     if state + activations > hbm:
         raise AccelsimError(
             f"each card needs {state / 1e9:.1f} GB of parameters and optimizer state and {activations / 1e9:.1f} GB "

@@ -49,6 +49,20 @@ def test_only_the_chip_turns_its_clock_into_a_time_scale():
     assert writers == []
 
 
+def test_only_the_chip_turns_its_hbm_gb_into_bytes():
+    """Binary gigabytes (vocabulary.GIB) have one owner, Chip.hbm_bytes: generation, system runs and training read
+    a card's HBM through it (generation kept its own HBM_GB and system_run and training wrote ``2**30``)."""
+    chip = accelsim.chip_from_dict(tiny_chip_dict(memory={"hbm_gb": 3, "hbm_bandwidth_gbps": 16, "sram_mb": 1}), "t")
+    assert chip.hbm_bytes == 3 * 2**30
+    writers = sorted(
+        p.name
+        for p in PACKAGE.rglob("*.py")
+        if re.search(r"2 ?\*\* ?30|1 << 30|1024 ?\*\* ?3|memory\.hbm_gb \*", p.read_text())
+        and p.name not in ("vocabulary.py", "chip.py")
+    )
+    assert writers == []
+
+
 def test_one_roofline_gives_the_cost_tables_estimates_and_the_per_task_estimate():
     from accelsim.costs import CostTable, estimate_cycles, roofline
     from accelsim.lowering import lower
