@@ -69,7 +69,7 @@ class CompileReport:
     flops_per_kind: dict[str, int]  # by each task's preferred engine kind on this chip
     warnings: tuple[str, ...]
 
-    def to_json(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
 

@@ -132,3 +132,21 @@ def test_run_compare_and_explicit_compile_and_cost_through_the_runner(monkeypatc
     data, source = workload_data("gpt2-small", ["layers=1", "heads=16", "seq_len=128"])
     assert explicit_step(load_system("dgx-h100"), Layout(8, 1, 1), data, source).latency_cycles > 0
     assert compiled == ["gaudi1", "gaudi1", "h100"]  # once each: compare compiles and costs once for both
+
+
+def test_every_result_and_record_class_serialises_through_to_dict():
+    """One name for a class's plain-data form (the package had to_dict, to_json and as_dict): to_dict."""
+    other = sorted(
+        f"{p.name}: {name}"
+        for p in PACKAGE.rglob("*.py")
+        for name in re.findall(r"def ((?:to|as)_(?!dict\b)\w+)\(self", p.read_text())
+    )
+    assert other == []
+    from accelsim.bounds import lower_bound
+
+    chip = accelsim.chip_from_dict(tiny_chip_dict(), "tiny.toml")
+    graph = accelsim.TaskGraph([accelsim.make_task("a", "add", [4096])])
+    results = accelsim.run(chip, graph)
+    assert results.summary().to_dict()["latency_cycles"] == results.latency_cycles
+    assert results.to_dict(tasks=False)["engines"] == {e.name: e.to_dict() for e in results.engines}
+    assert lower_bound(graph, chip).to_dict()["cycles"] <= results.latency_cycles
