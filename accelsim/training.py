@@ -17,15 +17,14 @@ from typing import Any
 
 from .chip import Chip
 from .errors import AccelsimError
+from .footprint import CardMemory, card_memory
 from .lowering import lower
 from .parallel import Layout
 from .registry import DEFAULT_SCHEDULER
 from .runner import run as run_graph
 from .system import System
 from .system_run import (
-    CardMemory,
     Cost,
-    card_memory,
     group_communication,
     nodes_used,
     over_layers,

@@ -150,3 +150,40 @@ def test_every_result_and_record_class_serialises_through_to_dict():
     assert results.summary().to_dict()["latency_cycles"] == results.latency_cycles
     assert results.to_dict(tasks=False)["engines"] == {e.name: e.to_dict() for e in results.engines}
     assert lower_bound(graph, chip).to_dict()["cycles"] <= results.latency_cycles
+
+
+def test_one_model_of_what_a_card_holds_serves_generation_system_runs_and_training():
+    """accelsim.footprint owns a card's memory: generate's weights and KV cache, a system run's refusal and a
+    training step's figures are its numbers (generation had memory_needed's own arithmetic, system_run
+    memory_per_card beside card_memory)."""
+    from accelsim.catalog import load_model, model_workload_data
+    from accelsim.footprint import TRAINING_BYTES_PER_PARAMETER, card_memory
+    from accelsim.generation import GB, memory_needed, workload_for
+    from accelsim.parallel import Layout
+    from accelsim.system import load_system
+    from accelsim.system_run import place
+
+    chip, model = accelsim.load_chip("gaudi2"), load_model("google/gemma-2-9b")  # local layers: a windowed cache
+    for dtype in ("bf16", "fp8"):
+        need = memory_needed(model, 4, 8192, dtype, chip)
+        held = card_memory(workload_for(model, 4, 1, 0, dtype), Layout(1, 1, 1), cached_tokens=8192)
+        assert (need.weights_gb, need.kv_cache_gb, need.hbm_gb) == (
+            held.parameters / GB,
+            held.kv_cache / GB,
+            103.079215104,
+        )
+        assert held.gradients == held.optimizer == held.activations == 0
+    # Gemma 2 alternates local (4,096-position window) and global layers: half the layers cache 4,096 of 8,192.
+    wl = workload_for(model, 4, 1, 0, "bf16")
+    full = card_memory(wl, Layout(1, 1, 1), cached_tokens=4096).kv_cache
+    assert card_memory(wl, Layout(1, 1, 1), cached_tokens=8192).kv_cache == 1.5 * full
+
+    data, source = model_workload_data("meta-llama/Llama-2-70b-hf", ["seq_len=4096", "batch=8", "mode=training"])
+    with pytest.raises(accelsim.AccelsimError, match="memory") as refused:
+        place(load_system("hls-gaudi2"), Layout(8, 1, 1), data, source)
+    placed = place(load_system("hls-gaudi2"), Layout(8, 1, 1), data, source, memory_checked=False)
+    held = card_memory(placed.workload, placed.layout)
+    assert held.state == placed.workload.parameters * sum(TRAINING_BYTES_PER_PARAMETER)
+    assert f"{held.state / 1e9:.1f} GB of parameters and optimizer state and {held.activations / 1e9:.1f} GB" in str(
+        refused.value
+    )
