@@ -187,3 +187,23 @@ def test_one_model_of_what_a_card_holds_serves_generation_system_runs_and_traini
     assert f"{held.state / 1e9:.1f} GB of parameters and optimizer state and {held.activations / 1e9:.1f} GB" in str(
         refused.value
     )
+
+
+def test_an_inference_run_on_a_system_holds_fp8_products_weights_in_fp8_as_generate_does():
+    """The one weights rule (footprint.weight_bytes) reaches system runs too: with run.matmul_dtype = "fp8" the
+    matrices are held in fp8, the embeddings in run.dtype. Before, system_run counted every parameter in run.dtype,
+    so Llama-2-70B (137 GB in bf16, 69 GB with fp8 matrices) was refused on one 103 GB Gaudi 2 card."""
+    from accelsim.catalog import model_workload_data
+    from accelsim.footprint import card_memory
+    from accelsim.parallel import Layout
+    from accelsim.system import load_system
+    from accelsim.system_run import place
+
+    system = load_system("hls-gaudi2")
+    data, source = model_workload_data("meta-llama/Llama-2-70b-hf", ["seq_len=128", "batch=1"])
+    with pytest.raises(accelsim.AccelsimError, match="137.4 GB of parameters"):
+        place(system, Layout(1, 1, 1), data, source)
+    data, source = model_workload_data("meta-llama/Llama-2-70b-hf", ["seq_len=128", "batch=1", "run.matmul_dtype=fp8"])
+    wl = place(system, Layout(1, 1, 1), data, source).workload
+    # The matrices at one byte each, the 32,000 x 8,192 token table (tied to the head, as the config is read) at two.
+    assert card_memory(wl, Layout(1, 1, 1)).parameters == wl.parameters + 32000 * 8192
