@@ -59,13 +59,14 @@ def test_inference_holds_weights_and_a_cache_in_the_products_dtype():
 
 
 def test_a_training_steps_figures_are_in_gb_rounded_to_a_megabyte():
-    held = CardMemory(1.2344e9, 2e9, 3.0004e9, 4.0006e9, kv_cache=5e9)
-    assert held.state == 1.2344e9 + 2e9 + 3.0004e9
-    assert held.total == pytest.approx(15.2354e9)
-    assert CardMemory(1.2344e9, 2e9, 3.0004e9, 4.0006e9).to_dict() == {
-        "parameters_gb": 1.234,
-        "gradients_gb": 2.0,
-        "optimizer_gb": 3.0,
+    # Each figure a hair past a half megabyte: 10^9 bytes to the GB and three decimals, or the rounding flips.
+    held = CardMemory(1.23450000001e9, 2.04550000001e9, 3.01250000001e9, 4.00050000001e9, kv_cache=0.5e6)
+    assert held.state == 1.23450000001e9 + 2.04550000001e9 + 3.01250000001e9
+    assert held.total == pytest.approx(10.29350000004e9)
+    assert held.to_dict() == {
+        "parameters_gb": 1.235,
+        "gradients_gb": 2.046,
+        "optimizer_gb": 3.013,
         "activations_gb": 4.001,
-        "total_gb": 10.235,
+        "total_gb": 10.294,
     }
