@@ -9,22 +9,22 @@ from accelsim.workload import workload_from_dict
 
 
 def tiny(**run):
-    """Three layers of d_model 8, two heads a card (d_head 4), four tokens of one sequence."""
+    """Three layers of d_model 8, two heads a card (d_head 4), two sequences of four tokens."""
     model = {"family": "gpt", "layers": 3, "d_model": 8, "heads": 2, "embeddings": False}
-    return workload_from_dict({"name": "tiny", "model": model, "run": {"batch": 1, "seq_len": 4, **run}}, "t")
+    return workload_from_dict({"name": "tiny", "model": model, "run": {"batch": 2, "seq_len": 4, **run}}, "t")
 
 
 @pytest.mark.parametrize(
     ("recompute", "sequence_parallel", "per_layer"),
     [
-        # s b h = 32; t = 2, a = 4 heads in all: 10 + 24/2 = 22 kept, 5 a s / (h t) = 5.
-        ("none", False, 32 * (22 + 5)),
-        ("selective", False, 32 * 22),
-        ("full", False, 2 * 32),
+        # s b h = 64; t = 2, a = 4 heads in all: 10 + 24/2 = 22 kept, 5 a s / (h t) = 5.
+        ("none", False, 64 * (22 + 5)),
+        ("selective", False, 64 * 22),
+        ("full", False, 2 * 64),
         # sequence parallelism: 34/2 = 17 for 22, and the full recomputation's input sharded.
-        ("none", True, 32 * (17 + 5)),
-        ("selective", True, 32 * 17),
-        ("full", True, 2 * 32 / 2),
+        ("none", True, 64 * (17 + 5)),
+        ("selective", True, 64 * 17),
+        ("full", True, 2 * 64 / 2),
     ],
 )
 def test_activations_follow_korthikanti(recompute, sequence_parallel, per_layer):
@@ -54,6 +54,9 @@ def test_inference_holds_weights_and_a_cache_in_the_products_dtype():
     held = card_memory(wl, Layout(1, 1, 1), cached_tokens=5)
     assert (held.parameters, held.gradients, held.optimizer, held.activations) == (weight_bytes(wl), 0, 0, 0)
     assert held.kv_cache == kv_cache_bytes(wl, 5) and held.total == held.parameters + held.kv_cache
+    assert card_memory(wl, Layout(1, 1, 1)).kv_cache == 0  # no cached positions unless asked
+    no_table = tiny(matmul_dtype="fp8")  # no vocabulary: every parameter a matrix's, in fp8
+    assert weight_bytes(no_table) == no_table.parameters
     bf16 = workload_from_dict({**data, "run": {"batch": 2, "seq_len": 4}}, "t")
     assert weight_bytes(bf16) == bf16.parameters * 2 and kv_cache_bytes(bf16, 5) == 2 * kv_cache_bytes(wl, 5)
 
