@@ -40,7 +40,7 @@ from .limits import MAX_ENGINES
 from .ops import OPS
 from .resources import resolve
 from .units import EngineUnits
-from .vocabulary import Dtype
+from .vocabulary import GIB, Dtype
 
 Dataflow = Literal["os", "ws", "is"]
 
@@ -360,6 +360,11 @@ class Chip:
     def cycles_per_second(self) -> float:
         """The chip's clock in Hz, for conversions between cycles and seconds or milliseconds."""
         return self.spec.clock_ghz * 1e9
+
+    @property
+    def hbm_bytes(self) -> float:
+        """The bytes of the card's HBM (``hbm_gb`` binary gigabytes, vocabulary.GIB): what every fit is held to."""
+        return self.spec.memory.hbm_gb * GIB
 
     def seconds_to_cycles(self, seconds: float) -> float:
         """Cycles (fractional: the caller rounds as its rule says) that ``seconds`` of the chip's clock hold."""

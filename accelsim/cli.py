@@ -375,7 +375,7 @@ def _cmd_workloads(args: argparse.Namespace) -> None:
         flops, nbytes = analytic_counts(wl)
         listings.append(WorkloadListing(wl.summary(), flops, nbytes, len(lower(wl)), wl.spec.description))
     if args.json:
-        print(json.dumps([w.to_json() for w in listings], indent=2))
+        print(json.dumps([w.to_dict() for w in listings], indent=2))
         return
     print(workloads_report(listings))
 
@@ -411,7 +411,7 @@ def _cmd_systems(args: argparse.Namespace) -> None:
 
 def _cmd_compile(args: argparse.Namespace) -> None:
     report = compile_graph(_graph(args), load_chip(args.chip)).report
-    print(json.dumps(report.to_json()) if args.json else compile_report(report))
+    print(json.dumps(report.to_dict()) if args.json else compile_report(report))
 
 
 def _warn_of(graph: TaskGraph) -> None:

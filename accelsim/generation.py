@@ -26,21 +26,18 @@ import numpy as np
 from .catalog import Model
 from .chip import Chip, MatrixEngines
 from .errors import AccelsimError, shown
+from .footprint import card_memory
 from .lowering import lower
 from .ops import OPS
-from .parallel import shard_model
+from .parallel import Layout, shard_model
 from .registry import DEFAULT_SCHEDULER
 from .resources import shipped_names
 from .results import Results
 from .runner import run
 from .system import System, load_system
-from .vocabulary import DTYPE_BYTES
 from .workload import Workload, experts_used_problem, workload_from_dict
 
 GB = 1e9
-#: A profile's ``hbm_gb`` counts binary gigabytes: HBM comes in stacks of 2^n bytes (Gaudi 2's 96 GB is six stacks
-#: of 16 GiB, 103 x 10^9 bytes). Everything reported is in 10^9 bytes.
-HBM_GB = 2**30
 #: Decode steps simulated by default; the rest are interpolated (within 1% of simulating every step: tests).
 DECODE_SAMPLES = 5
 
@@ -204,22 +201,11 @@ def workload_for(
 
 
 def memory_needed(model: Model, batch: int, tokens: int, dtype: str, chip: Chip, cards: int = 1) -> Memory:
-    """Weights (weight GEMMs in fp8 under the fp8 recipe; embeddings, LM head and norms in bf16) and the KV cache
-    of ``tokens`` positions per sequence (a local layer keeps only its window), in bf16 or under the fp8 recipe in
-    fp8: a bf16 cache could not have held the published fp8 runs (Llama-2-7B, batch 1230 x 256 positions: 165 GB
-    in bf16 on a 96 GB card)."""
+    """Weights and the KV cache of ``tokens`` positions per sequence as one of ``cards`` cards holds them
+    (accelsim.footprint: weight GEMMs and the cache in fp8 under the fp8 recipe; embeddings and LM head in bf16)."""
     wl = workload_for(model, batch, 1, 0, dtype, tensor_parallel=cards)  # the architecture's derived sizes
-    m = wl.spec.model
-    d, vocab = m.d_model, m.vocab or 0
-    embeddings = vocab * d * (1 if m.tied_embeddings else 2)
-    total = wl.parameters
-    weight_bytes = DTYPE_BYTES["fp8" if dtype == "fp8" else "bf16"]
-    weights = (total - embeddings) * weight_bytes + embeddings * DTYPE_BYTES["bf16"]
-    cached = sum(
-        min(tokens, m.sliding_window) if wl.local_layer(i) and m.sliding_window else tokens for i in range(m.layers)
-    )
-    kv = 2 * batch * wl.kv_width * cached * weight_bytes  # the fp8 recipe keeps the cache in fp8 too
-    hbm = chip.spec.memory.hbm_gb * HBM_GB
+    held = card_memory(wl, Layout(cards, 1, 1), cached_tokens=tokens)
+    weights, kv, hbm = held.parameters, held.kv_cache, chip.hbm_bytes
     return Memory(weights / GB, kv / GB, hbm / GB, weights + kv <= hbm)
 
 

@@ -497,7 +497,7 @@ class WorkloadListing:
     tasks: int
     description: str
 
-    def to_json(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return {
             **self.summary.to_dict(),
             "flops": self.flops,

@@ -56,6 +56,31 @@ def test_a_cut_the_user_chose_is_kept_with_a_warning():
     assert len(compiled.report.warnings) == 1 and "granularity tile" in compiled.report.warnings[0]
 
 
+def test_a_part_knows_the_task_it_was_cut_from_whatever_the_names_hold():
+    """Old code recovered a part's op as ``name.split("#")[0]``: two hand-written matrix ops named ``w#1`` and
+    ``w#2`` counted as one op, so w#2's weights could not be prefetched under w#1 (no earlier op) and the report
+    counted their outputs kept on chip as one tensor."""
+    chip = compiling_chip(keep_on_chip=True, on_chip_fraction=1.0, prefetch_depth=1, split_over_engines=True)
+    graph = TaskGraph(
+        [
+            make_task("w#1", "gemm", [64, 32, 32]),
+            make_task("w#2", "gemm", [64, 32, 32], deps=["w#1"]),
+            copy("c", ["w#2"]),
+        ]
+    )
+    compiled = compile_graph(graph, chip)
+    tasks = compiled.graph.tasks
+    # One MME: the products stay whole (no origin, their names as given); two TPCs: c is cut in two.
+    assert [(t.name, t.origin) for t in tasks if t.op != "dma"] == [
+        ("w#1", None),
+        ("w#2", None),
+        ("c#0", "c"),
+        ("c#1", "c"),
+    ]
+    assert compiled.report.prefetches == 1  # w#2's weights, under w#1
+    assert compiled.report.tensors_on_chip == 3  # w#1's and w#2's outputs and w#2's prefetched weights
+
+
 def test_a_graph_compiled_for_the_chip_is_not_compiled_again():
     chip = accelsim.load_chip("gaudi2")
     once = compile_graph(TaskGraph([make_task("g", "gemm", [1024, 256, 256])]), chip).graph
@@ -134,6 +159,7 @@ def test_weights_are_prefetched_on_the_dma_engine():
     names = [t.name for t in results.graph.tasks]
     # Depth 1: g2's weights load while g1 computes; g1, with nothing before it to hide a load under, streams its own.
     assert names == ["prefetch:g2", "g1", "g2"]
+    assert [t.prefetch_of for t in results.graph.tasks] == ["g2", None, None]
     assert results.engine[0] == chip.instance_names.index("dma0")
     assert results.start[0] == 0 and results.end[0] <= results.start[2]
     # g2's weights (32 x 32 bf16 = 2,048 bytes) come from SRAM, and g1's output too: it reads nothing from HBM.

@@ -87,7 +87,7 @@ def test_every_cut_gives_parts_of_non_negative_bytes_and_flops_that_add_up_to_th
         "tiny.toml",
     )
     tasks = with_edges([*producers, consumer])
-    parts = [t for t in split_over_engines(tasks, chip, slices) if t.name.split("#")[0] == "c"]
+    parts = [t for t in split_over_engines(tasks, chip, slices) if t.whole == "c"]
     whole = tasks[-1]
     for p in parts:
         assert min(p.flops, p.bytes_read, p.bytes_written, *p.dep_bytes) >= 0
@@ -136,6 +136,13 @@ def test_a_graph_compiled_for_gaudi2_is_compiled_again_for_a_gaudi2_of_fewer_tpc
     assert accelsim.run(four, compiled).latency_cycles == accelsim.run(four, graph).latency_cycles
     # The same content under another file name is the same target: nothing compiled again.
     assert compile_graph(compiled, _gaudi2_with(24)).graph is compiled
+    # The compile state is one typed field, not keys in the workload's free-form meta (which the compiler copies).
+    assert compiled.compiled is not None and compiled.compiled.source is graph and graph.compiled is None
+    assert (compiled.compiled.chip, compiled.compiled.fingerprint) == (gaudi2.name, gaudi2.fingerprint)
+    assert (
+        again.compiled is not None and again.compiled.source is graph and again.compiled.fingerprint == four.fingerprint
+    )
+    assert compiled.meta == graph.meta == lower(load_workload("gpt2-small", ["layers=1"])).meta
 
 
 # ---- graph order is not a contract ----------------------------------------------------------------------------
