@@ -1274,7 +1274,9 @@ def estimate_tasks(wl: Workload) -> int:
         total += 2 * model.layers + 2 * (wl.embedding_parameters > 0) + 2 * (wl.head_parameters > 0)
     if training and (run.data_parallel > 1 or not run.optimizer_step):
         # a reduction per bucket (under ZeRO it replaces the bucket's Adams), or no Adam at all
-        if model.family == "gpt":
+        if not model.embeddings:  # a stack of layers alone: no end buckets (and no vocabulary to read)
+            end_adams = [0, 0]
+        elif model.family == "gpt":
             post, mlm = model.norm_position == "post", model.head == "mlm"
             vocab_adams = row_tiles(wl.vocab) + (model.positions == "learned") + bool(model.token_types) + post
             head_adams = row_tiles(d) * cols(wl.vocab) + (row_tiles(d) * cols(d) + 1) * mlm

@@ -604,3 +604,17 @@ def test_an_error_names_a_shipped_file_by_its_place_in_the_package_not_a_machine
     )
     err = capsys.readouterr().err
     assert "(n_positions in models/gpt2-xl.json)" in err, err
+
+
+def test_a_training_step_of_layers_alone_on_replicas_runs(capsys):
+    """A stack of layers without embeddings (llama-7b-like-layer) trained over replicas: the task estimate read the
+    vocabulary it does not have and refused it with ``model.vocab: required for this model family``."""
+    from accelsim.cli import main
+    from accelsim.lowering import estimate_tasks, lower
+    from accelsim.workload import load_workload
+
+    wl = load_workload("llama-7b-like-layer", ["mode=training", "data_parallel=2", "tensor_parallel=4"])
+    assert estimate_tasks(wl) == len(lower(wl))
+    argv = ["run", "--system", "dgx-h100", "--parallel", "tp=4,dp=2", "--workload", "llama-7b-like-layer"]
+    assert main([*argv, "--set", "mode=training"]) == 0
+    assert "communication: step" in capsys.readouterr().out
