@@ -207,3 +207,29 @@ def test_an_inference_run_on_a_system_holds_fp8_products_weights_in_fp8_as_gener
     wl = place(system, Layout(1, 1, 1), data, source).workload
     # The matrices at one byte each, the 32,000 x 8,192 token table (tied to the head, as the config is read) at two.
     assert card_memory(wl, Layout(1, 1, 1)).parameters == wl.parameters + 32000 * 8192
+
+
+def test_every_module_is_in_one_layer_of_the_docs_and_imports_only_from_its_own_or_earlier_layers():
+    """docs/layout.md's table of layers is the package's map: every module of accelsim/ is in it once, and every
+    import of one accelsim module by another (at the top, in a function, or for type checking) comes from the same
+    layer or one above it, so the map says how data flows and the imports cannot drift from it."""
+    import ast
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    rank: dict[str, int] = {}
+    table = [line for line in (root / "docs" / "layout.md").read_text().splitlines() if line.startswith("| ")]
+    for i, line in enumerate(table[1:]):  # past the header (its rule starts "|-")
+        for module in re.findall(r"`([^`/]+)/?`", line.split("|")[2]):
+            assert module not in rank, f"{module} is in two layers"
+            rank[module] = i
+    modules = sorted(p.stem for p in (root / "accelsim").glob("*.py") if p.stem != "__init__")
+    assert [m for m in modules if m not in rank] == []
+    wrong = []
+    for module in modules:
+        tree = ast.parse((root / "accelsim" / f"{module}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                imported = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
+                wrong += [(module, i) for i in imported if i in rank and rank[i] > rank[module]]
+    assert wrong == []
