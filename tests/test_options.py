@@ -152,3 +152,66 @@ def test_every_commands_help_prints_and_names_each_of_its_options(command, capsy
     for a in options_of(parser):
         assert (a.option_strings[0] if a.option_strings else (a.metavar or a.dest)) in out
     assert not retired_flags(parser).intersection(out.split())
+
+
+def test_the_top_parser_and_each_subcommand_say_what_they_are(capsys):
+    """`accelsim --help` names the program and lists every command with its help; a command's --help opens with its
+    description (both from COMMANDS, the one description)."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: accelsim ")
+    for name, command in COMMANDS.items():
+        assert name in out
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        sub = capsys.readouterr().out
+        assert sub.startswith(f"usage: accelsim {name} ")
+        assert "".join(command.help.split()) in "".join(sub.split())  # argparse wraps it, breaking at hyphens too
+
+
+def test_a_repeated_option_collects_afresh_on_every_parse():
+    """--set appends: two parses of the same parser must not share one list (a default list mutated in place)."""
+    parser = _parser()
+    first = parser.parse_args(["run", "--chip", "gaudi1", "--graph", EXAMPLE, "--set", "batch=2"])
+    second = parser.parse_args(["run", "--chip", "gaudi1", "--graph", EXAMPLE])
+    assert first.set == ["batch=2"] and second.set == [] and first.set is not second.set
+    assert second.plugin == [] and second.scheduler == "first-free"
+
+
+def test_a_missing_required_option_or_group_is_one_line_naming_it(capsys):
+    assert main(["generate", "--model", "gpt2-xl", "--batch", "1", "--input-tokens", "8", "--output-tokens", "2"]) == 2
+    assert capsys.readouterr().err == "accelsim: error: the following arguments are required: --chip\n"
+    assert main(["run", "--chip", "gaudi1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("accelsim: error: one of the arguments ") and "--workload" in err and err.count("\n") == 1
+
+
+def test_one_name_returns_the_name_and_refuses_none_or_several():
+    from accelsim.errors import AccelsimError
+    from accelsim.options import comma_list, one_name
+
+    assert one_name(" heft ", "--scheduler") == "heft"
+    with pytest.raises(AccelsimError) as many:
+        one_name("naive, heft", "--scheduler")
+    assert (many.value.key, many.value.detail) == (
+        "--scheduler",
+        "this command runs one scheduler; got 2 (naive, heft)",
+    )
+    with pytest.raises(AccelsimError) as none:
+        one_name(" , ", "--scheduler")
+    assert none.value.detail == "name at least one scheduler, got ' , '"
+    with pytest.raises(AccelsimError) as empty:
+        comma_list("a,,b", "--chip", "chip")
+    assert (empty.value.key, empty.value.detail) == ("--chip", "an empty chip in 'a,,b' (two commas, or one at an end)")
+    with pytest.raises(AccelsimError) as twice:
+        comma_list("a,b,a", "--chip", "chip")
+    assert twice.value.detail == "'a' given more than once in 'a,b,a'"
+
+
+def test_an_argparse_refusal_names_the_option_first(capsys):
+    """argparse's "argument --batch: ..." becomes "--batch: ...", on one line."""
+    assert main([*GENERATE[:-2], "--output-tokens", "0"]) == 2
+    assert capsys.readouterr().err == "accelsim: error: --output-tokens: must be from 1 to 2,147,483,647, got 0\n"
+    assert main(["run", "--chip", "gaudi1", "--graph", EXAMPLE, "--bogus"]) == 2
+    assert capsys.readouterr().err == "accelsim: error: unrecognized arguments: --bogus\n"
