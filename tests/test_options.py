@@ -215,3 +215,43 @@ def test_an_argparse_refusal_names_the_option_first(capsys):
     assert capsys.readouterr().err == "accelsim: error: --output-tokens: must be from 1 to 2,147,483,647, got 0\n"
     assert main(["run", "--chip", "gaudi1", "--graph", EXAMPLE, "--bogus"]) == 2
     assert capsys.readouterr().err == "accelsim: error: unrecognized arguments: --bogus\n"
+
+
+def test_the_edges_of_the_shared_parsers(capsys):
+    """What the other tests leave unsaid: the comma list's default word and its list of repeats, the largest whole
+    number taken, a value outside an option's choices, a metavar in help, a retired spelling given without a value,
+    no command at all, and the top help's description and command list."""
+    import argparse as argparse_
+
+    from accelsim.errors import AccelsimError
+    from accelsim.limits import MAX_WORKLOAD_SIZE
+    from accelsim.options import comma_list, one_name, positive
+
+    with pytest.raises(AccelsimError) as none:
+        comma_list("", "--x")
+    assert (none.value.key, none.value.detail) == ("--x", "name at least one name, got ''")
+    with pytest.raises(AccelsimError) as twice:
+        comma_list("a,b,a,b", "--x")
+    assert twice.value.detail == "'a', 'b' given more than once in 'a,b,a,b'"
+    with pytest.raises(AccelsimError) as empty:
+        one_name(",", "--scheduler")
+    assert empty.value.key == "--scheduler"
+    assert positive(str(MAX_WORKLOAD_SIZE)) == MAX_WORKLOAD_SIZE
+    with pytest.raises(argparse_.ArgumentTypeError):
+        positive(str(MAX_WORKLOAD_SIZE + 1))
+    argv = ["train", "--system", "hls-gaudi2", "--workload", "gpt2-small", "--global-batch", "8"]
+    assert main([*argv, "--zero", "5"]) == 2
+    assert capsys.readouterr().err.startswith("accelsim: error: --zero: invalid choice: 5")
+    assert main(["compare", "--chip", "gaudi1", "--graph", EXAMPLE, "--schedulers"]) == 2
+    assert capsys.readouterr().err == "accelsim: error: --schedulers: is now --scheduler NAME,NAME\n"
+    assert main([]) == 2
+    assert capsys.readouterr().err == "accelsim: error: the following arguments are required: command\n"
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "--parallel tp=T,pp=P,dp=D" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = "".join(capsys.readouterr().out.split())
+    assert "The``accelsim``command." in top
+    for command in COMMANDS.values():
+        assert "".join(command.help.split()) in top
