@@ -579,42 +579,21 @@ def test_a_config_key_holding_a_list_where_a_name_goes_is_refused(key, tmp_path,
 def test_an_error_names_a_shipped_file_by_its_place_in_the_package_not_a_machine_path(capsys):
     """A shipped workload's error reads ``workloads/gpt2-small.toml`` wherever accelsim is installed (README and
     docs paste such errors; a machine's folder in them differs from machine to machine)."""
-    from accelsim.cli import main
-
-    assert main(["run", "--chip", "gaudi2", "--workload", "gpt2-small", "--set", "d_model=7"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("accelsim: error: workloads/gpt2-small.toml: model.d_model: "), err
-    assert (
-        main(
-            [
-                "generate",
-                "--chip",
-                "gaudi2",
-                "--model",
-                "gpt2-xl",
-                "--batch",
-                "1",
-                "--input-tokens",
-                "1000",
-                "--output-tokens",
-                "100",
-            ]
-        )
-        == 2
-    )
-    err = capsys.readouterr().err
+    code, _, err = run_cli(capsys, "run", "--chip", "gaudi2", "--workload", "gpt2-small", "--set", "d_model=7")
+    assert code == 2 and one_error_line(err).startswith("accelsim: error: workloads/gpt2-small.toml: model.d_model: ")
+    code, _, err = run_cli(capsys, *GENERATE, "--batch", "1", "--input-tokens", "1000", "--output-tokens", "100")
+    assert code == 2 and one_error_line(err)
     assert "(n_positions in models/gpt2-xl.json)" in err, err
 
 
 def test_a_training_step_of_layers_alone_on_replicas_runs(capsys):
     """A stack of layers without embeddings (llama-7b-like-layer) trained over replicas: the task estimate read the
     vocabulary it does not have and refused it with ``model.vocab: required for this model family``."""
-    from accelsim.cli import main
     from accelsim.lowering import estimate_tasks, lower
     from accelsim.workload import load_workload
 
     wl = load_workload("llama-7b-like-layer", ["mode=training", "data_parallel=2", "tensor_parallel=4"])
     assert estimate_tasks(wl) == len(lower(wl))
     argv = ["run", "--system", "dgx-h100", "--parallel", "tp=4,dp=2", "--workload", "llama-7b-like-layer"]
-    assert main([*argv, "--set", "mode=training"]) == 0
-    assert "communication: step" in capsys.readouterr().out
+    code, out, _ = run_cli(capsys, *argv, "--set", "mode=training")
+    assert code == 0 and "communication: step" in out
