@@ -75,9 +75,11 @@ def _attention(c: Count, wl: Workload, variant: str, heads: int, backward: bool,
     if not G:
         return
     causal = wl.causal
+    # K and V are read once per key/value head, or once per query head where each runs alone (query_groups)
+    readers = wl.kv_heads if wl.spec.attention.query_groups == "stacked" else heads
     if variant == "softmax":
         K = keys  # keys per query: cached and new positions, capped by a sliding window
-        KV = B * wl.kv_heads * K * D  # one of K, V: read once per key/value head
+        KV = B * readers * K * D  # one of K, V
         Q = G * S * D  # queries (or the output, or its gradient)
         P = G * S * K  # score elements
         # The matmuls read their operands in run.matmul_dtype (the fp8 recipe quantizes them, KV cache included)
@@ -103,7 +105,7 @@ def _attention(c: Count, wl: Workload, variant: str, heads: int, backward: bool,
         lowering = wl.spec.lowering  # the blocks of queries the lowering's units hold
         tiled = lowering.granularity == "tile" and wl.seq_len % lowering.tile_m == 0
         seen = flash_keys(lowering.tile_m if tiled else wl.seq_len, keys, causal, keys < S)
-        KV = B * wl.kv_heads * keys * D
+        KV = B * readers * keys * D
         c.weight_mm(2 * G * wl.seq_len * seen * D, G * wl.seq_len * D + 2 * KV, G * wl.seq_len * D)
         return
     if variant == "window":
@@ -174,7 +176,8 @@ def _mlp(c: Count, wl: Workload, d_ff: int) -> None:
 
 
 def _moe(c: Count, wl: Workload) -> None:
-    """Router, top-k, gather, the used experts' batched MLP, the shared expert, the weighted sum."""
+    """Router, top-k, gather, the used experts' batched MLP (each at the busiest expert's rows), the shared
+    expert, the weighted sum."""
     T, model = wl.tokens, wl.spec.model
     d, E, k, d_ff = model.d_model, model.experts, model.experts_per_token, model.d_ff_expert or 0
     gated = model.mlp == "gated"

@@ -28,7 +28,7 @@ class LowerBound:
     area: int
     memory: int
 
-    def as_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int]:
         return {"cycles": self.cycles, "critical_path": self.critical_path, "area": self.area, "memory": self.memory}
 
 

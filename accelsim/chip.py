@@ -40,7 +40,7 @@ from .limits import MAX_ENGINES
 from .ops import OPS
 from .resources import resolve
 from .units import EngineUnits
-from .vocabulary import Dtype
+from .vocabulary import GIB, Dtype
 
 Dataflow = Literal["os", "ws", "is"]
 
@@ -207,7 +207,8 @@ class CompilerSpec:
     fuse_vector_chains: StrictBool = False
     #: Keep an op's output in SRAM until its consumers have read it, when it fits (short-lived tensors first).
     keep_on_chip: StrictBool = False
-    #: The fraction of SRAM the compiler may give to tensors kept on chip (the rest: code, scratch, reserves).
+    #: The fraction of SRAM the compiler may give to tensors kept on chip (the rest: code, scratch, reserves, and
+    #: the GEMMs' operand panels, Chip.panel_sram).
     on_chip_fraction: Fraction = 0.5
     #: Load each matrix op's weights into SRAM on the DMA engines this many matrix ops ahead (0: the op streams its
     #: weights itself). Needs DMA engines.
@@ -330,6 +331,16 @@ class Chip:
         """Bytes of SRAM the compiler may keep tensors in (CompilerSpec.on_chip_fraction of it)."""
         return int(self.spec.memory.sram_mb * 1e6 * self.spec.compiler.on_chip_fraction)
 
+    @property
+    def panel_sram(self) -> int:
+        """Bytes of SRAM a GEMM stages its operand panels in (accelsim.panels): what the compiler leaves of the SRAM
+        after the tensors it keeps on chip (all of it where it keeps none). Not divided among the matrix engines:
+        the parts of one GEMM that run on them at once stream the same panel of the shared operand."""
+        sram = int(self.spec.memory.sram_mb * 1e6)
+        if self.spec.compiler.keep_on_chip:
+            sram -= self.on_chip_capacity
+        return max(1, sram)
+
     def group_clock_ghz(self, group: EngineGroup) -> float:
         return group.spec.clock_ghz or self.spec.clock_ghz
 
@@ -349,6 +360,11 @@ class Chip:
     def cycles_per_second(self) -> float:
         """The chip's clock in Hz, for conversions between cycles and seconds or milliseconds."""
         return self.spec.clock_ghz * 1e9
+
+    @property
+    def hbm_bytes(self) -> float:
+        """The bytes of the card's HBM (``hbm_gb`` binary gigabytes, vocabulary.GIB): what every fit is held to."""
+        return self.spec.memory.hbm_gb * GIB
 
     def seconds_to_cycles(self, seconds: float) -> float:
         """Cycles (fractional: the caller rounds as its rule says) that ``seconds`` of the chip's clock hold."""

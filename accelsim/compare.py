@@ -16,7 +16,7 @@ from .runner import prepare
 
 @dataclass(frozen=True)
 class ComparisonRow:
-    """One scheduler's line of a comparison; ``to_json`` gives the dict ``compare --json`` prints for it."""
+    """One scheduler's line of a comparison; ``to_dict`` gives the dict ``compare --json`` prints for it."""
 
     scheduler: str
     latency_cycles: int
@@ -27,7 +27,7 @@ class ComparisonRow:
     gap_to_bound: float  # latency over the lower bound, minus 1
     split: Mapping[str, object] | None = None  # the balanced scheduler's note on the vector/matrix split
 
-    def to_json(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
             "scheduler": self.scheduler,
             "latency_cycles": self.latency_cycles,
@@ -78,9 +78,9 @@ class Comparison:
             "workload": self.graph.name,
             "tasks": len(self.graph),
             "speedup_over": self.baseline().scheduler,
-            "results": [r.to_json() for r in self.rows()],
+            "results": [r.to_dict() for r in self.rows()],
             "lower_bound_cycles": self.bound.cycles,
-            "lower_bound": self.bound.as_dict(),
+            "lower_bound": self.bound.to_dict(),
         }
 
 

@@ -40,7 +40,7 @@ from . import limits
 from .chip import Chip
 from .costs import compute_cycles
 from .errors import AccelsimError
-from .graph import Task, TaskGraph
+from .graph import CompiledFor, Task, TaskGraph
 from .onchip import OnChipPlan
 from .ops import OPS, elements
 from .vocabulary import DTYPE_BYTES
@@ -49,13 +49,6 @@ from .vocabulary import DTYPE_BYTES
 #: SRAM it may use, so that a producer's part, its consumer's part and the next weights fit together (a choice of
 #: this model: Gaudi's compiler slices to fit SRAM, by rules that are not published).
 SLICE_SHARE = 4
-
-#: The meta keys that mark a graph as compiled: for which chip (its name, for messages, and the hash of its
-#: profile's content, Chip.fingerprint, which decides reuse), from which graph, and what the compiler warned of.
-COMPILED_FOR = "compiled_for"
-COMPILED_SPEC = "compiled_spec"
-COMPILED_FROM = "compiled_from"
-COMPILER_WARNINGS = "compiler_warnings"
 
 
 @dataclass(frozen=True)
@@ -76,7 +69,7 @@ class CompileReport:
     flops_per_kind: dict[str, int]  # by each task's preferred engine kind on this chip
     warnings: tuple[str, ...]
 
-    def to_json(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
 
@@ -101,11 +94,10 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
     """Compile ``graph`` for ``chip``; a graph already compiled for this chip (a profile of the same content, not
     merely the same name) comes back as it is, and one compiled for another chip is compiled again from the graph
     it was compiled from, not cut a second time."""
-    if graph.meta.get(COMPILED_SPEC) == chip.fingerprint:
-        return Compiled(graph, graph, chip)
-    source = graph.meta.get(COMPILED_FROM)
-    if isinstance(source, TaskGraph):
-        graph = source
+    if graph.compiled is not None:
+        if graph.compiled.fingerprint == chip.fingerprint:
+            return Compiled(graph, graph, chip)
+        graph = graph.compiled.source
     spec = chip.spec.compiler
     warnings: list[str] = []
     user_cut = graph.meta.get("granularity") in ("head", "tile")
@@ -130,21 +122,14 @@ def compile_graph(graph: TaskGraph, chip: Chip) -> Compiled:
         depth = spec.prefetch_depth if "dma" in chip.kinds else 0
         channels = _engines_per_kind(chip).get("dma", 1) if spec.split_over_engines and not user_cut else 1
         tasks, prefetches = plan_on_chip(tasks, capacity, depth, channels, chip, graph.source)
-    meta = {
-        **graph.meta,
-        COMPILED_FOR: chip.name,
-        COMPILED_SPEC: chip.fingerprint,
-        COMPILED_FROM: graph,
-        COMPILER_WARNINGS: tuple(warnings),
-    }
-    out = TaskGraph(tasks, name=graph.name, source=graph.source, meta=meta)
+    compiled = CompiledFor(chip.name, chip.fingerprint, graph, tuple(warnings))
+    out = TaskGraph(tasks, name=graph.name, source=graph.source, meta=dict(graph.meta), compiled=compiled)
     return Compiled(out, graph, chip, prefetches, fused)
 
 
 def compiler_warnings(graph: TaskGraph) -> tuple[str, ...]:
     """What the compiler warned of when it compiled ``graph`` (none for a graph it did not compile)."""
-    warnings = graph.meta.get(COMPILER_WARNINGS, ())
-    return tuple(str(w) for w in warnings) if isinstance(warnings, tuple) else ()
+    return () if graph.compiled is None else graph.compiled.warnings
 
 
 def refuse_compiled_size(tasks: int, chip: Chip, source: str | None) -> None:
@@ -313,7 +298,7 @@ def plan_on_chip(
     ops: list[list[int]] = []
     for i, t in enumerate(tasks):
         if t.engines == ("matrix",):
-            if ops and tasks[ops[-1][0]].name.split("#")[0] == t.name.split("#")[0]:
+            if ops and tasks[ops[-1][0]].whole == t.whole:
                 ops[-1].append(i)
             else:
                 ops.append([i])
@@ -361,6 +346,7 @@ def plan_on_chip(
                 group=tasks[i].group,
                 dep_bytes=(0,) * len(waits),
                 on_chip=True,
+                prefetch_of=tasks[i].name,
             )
             for k, share in enumerate(shares)
         ]
@@ -483,6 +469,7 @@ def split_over_engines(
                     deps=tuple(deps),
                     dep_bytes=tuple(dep_bytes),
                     fused=fused if parts > 1 else t.fused,
+                    origin=t.name if parts > 1 else t.origin,
                 )
             )
         cut[t.name] = _Parts(names, dim, t.shape[dim], bounds, t.sequences)
@@ -552,16 +539,23 @@ def _report(
         kind = next((k for k in t.engines if k in present), t.engines[0])
         flops[kind] += t.flops
     plan = OnChipPlan.of(after)
+
+    def tensor(t: Task) -> tuple[bool, str]:
+        """What a kept task holds on chip, counting an op's parts once: its output, or its matrix op's weights."""
+        if t.prefetch_of is None:
+            return False, t.whole
+        return True, after.tasks[after.index[t.prefetch_of]].whole
+
     return CompileReport(
         chip=chip.name,
         tasks_before=len(before),
         tasks_after=len(after),
         tasks_per_op_before=dict(sorted(Counter(t.op for t in before.tasks).items())),
         tasks_per_op_after=dict(sorted(Counter(t.op for t in after.tasks).items())),
-        fused_kernels=len({t.name.split("#")[0] for t in after.tasks if t.fused}),
+        fused_kernels=len({t.whole for t in after.tasks if t.fused}),
         ops_fused_away=fused_away,
         prefetches=prefetches,
-        tensors_on_chip=len({t.name.split("#")[0] for i, t in enumerate(after.tasks) if plan.keep[i]}),
+        tensors_on_chip=len({tensor(t) for i, t in enumerate(after.tasks) if plan.keep[i]}),
         hbm_bytes_before=before.total_bytes,
         hbm_bytes_after=int(plan.hbm.sum()),
         flops_per_kind=dict(flops),

@@ -1,7 +1,8 @@
 """Cost models: how many chip-clock cycles a task computes for on one engine of a group. Pure functions.
 
-Compute and memory are separate: ``compute_cycles`` is the engine's own work; the bytes a task moves are charged
-by the memory model (accelsim.memory) during simulation, where HBM bandwidth is shared. ``estimate_cycles`` is
+Compute and memory are separate: ``compute_cycles`` is the engine's own work; the bytes a task moves (a matrix
+op's with the panel re-reads its SRAM forces, accelsim.panels) are charged by the memory model (accelsim.memory)
+during simulation, where HBM bandwidth is shared. ``estimate_cycles`` is
 the uncontended roofline gap + max(dispatch + compute, bytes / full HBM bandwidth) that schedulers plan with; it
 is exactly what the simulation gives a task that runs alone.
 """
@@ -31,7 +32,9 @@ from .graph import Task, TaskGraph
 from .limits import MAX_COUNT
 from .onchip import OnChipPlan
 from .ops import OPS, Gemm
+from .panels import rereads
 from .systolic import pipelined_cycles, systolic_cycles
+from .vocabulary import DTYPE_BYTES
 
 INFEASIBLE = -1
 
@@ -132,8 +135,20 @@ def compute_cycles(task: Task, group: EngineGroup, chip: Chip) -> int:
 
 def stream_bytes(task: Task, chip: Chip, nbytes: int | None = None) -> int:
     """Bytes a task streams through HBM as costed at the full HBM rate: ``nbytes`` of its traffic (default: all of
-    it) at the memory's efficiency, the strided one for an op with strided operands (MemorySpec)."""
-    return chip.stream_bytes(task.bytes if nbytes is None else nbytes, OPS[task.op].strided)
+    it) plus a matrix op's panel re-reads (``panel_rereads``), at the memory's efficiency, the strided one for an
+    op with strided operands (MemorySpec)."""
+    moved = (task.bytes if nbytes is None else nbytes) + panel_rereads(task, chip)
+    return chip.stream_bytes(moved, OPS[task.op].strided)
+
+
+def panel_rereads(task: Task, chip: Chip) -> int:
+    """HBM bytes a matrix op moves beyond each operand once, because its operand panels outgrow the SRAM one
+    matrix engine stages them in (Chip.panel_sram; accelsim.panels); 0 for other ops."""
+    op_spec = OPS[task.op]
+    if op_spec.category != "matrix":
+        return 0
+    e = DTYPE_BYTES[task.dtype]
+    return rereads(op_spec.gemms(task.shape), e, e, chip.panel_sram)
 
 
 @overload

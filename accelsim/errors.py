@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+#: Where shipped files live, installed (``accelsim/data/<kind>``) or in a source checkout (``<checkout>/<kind>``).
+_SHIPPED_ROOTS = (f"{_PACKAGE / 'data'}/", f"{_PACKAGE.parent}/")
+_SHIPPED_KINDS = ("chips/", "workloads/", "systems/", "models/")
+
+
+def shown(source: str) -> str:
+    """A source as a message names it: a shipped file as ``chips/gaudi2.toml`` wherever the package lives (a machine
+    path in an error tells the reader nothing and differs from machine to machine), anything else as given."""
+    for root in _SHIPPED_ROOTS:
+        if source.startswith(root) and source[len(root) :].startswith(_SHIPPED_KINDS):
+            return source[len(root) :]
+    return source
+
 
 class AccelsimError(Exception):
     """Bad input or an impossible request, with a message that names the file, the key and what is allowed.
@@ -13,5 +29,5 @@ class AccelsimError(Exception):
         self.source = source
         self.key = key
         self.detail = message
-        parts = [p for p in (source, key) if p]
+        parts = [p for p in (shown(source) if source else None, key) if p]
         super().__init__(": ".join(parts + [message]))

@@ -131,6 +131,7 @@ def _predict(chip: Chip, u: Usable, system: System | None) -> float | None:
             s.dtype,
             cards=s.cards,
             system=system if s.cards > 1 else None,
+            serving=s.serving,
         )
     except AccelsimError:
         return None

@@ -19,30 +19,50 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from .catalog import Model
 from .chip import Chip, MatrixEngines
-from .errors import AccelsimError
+from .errors import AccelsimError, shown
+from .footprint import card_memory
 from .lowering import lower
 from .ops import OPS
-from .parallel import shard_model
+from .parallel import Layout, shard_model
 from .registry import DEFAULT_SCHEDULER
 from .resources import shipped_names
 from .results import Results
 from .runner import run
 from .system import System, load_system
-from .vocabulary import DTYPE_BYTES
-from .workload import Workload, workload_from_dict
+from .workload import Workload, experts_used_problem, workload_from_dict
 
 GB = 1e9
-#: A profile's ``hbm_gb`` counts binary gigabytes: HBM comes in stacks of 2^n bytes (Gaudi 2's 96 GB is six stacks
-#: of 16 GiB, 103 x 10^9 bytes). Everything reported is in 10^9 bytes.
-HBM_GB = 2**30
 #: Decode steps simulated by default; the rest are interpolated (within 1% of simulating every step: tests).
 DECODE_SAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Serving:
+    """How the serving software runs the model where its kernels differ in cost (a generation's recipe, beside its
+    dtype). ``attention``: "fused" (FlashAttention, Gaudi's FusedSDPA: one kernel, no scores through HBM, the
+    query heads sharing a key/value head stacked as one product) or "eager" (QK^T, softmax and x V as separate
+    ops with the scores through HBM, each query head a product of its own that reads its key/value head's cache:
+    optimum-habana's attention without --use_flash_attention, whose gaudi_*_repeat_kv broadcasts K and V over the
+    group in a batched matmul). ``experts_used``: the experts whose weights each MoE layer reads (None: the
+    experts the pass's tokens are routed to, in expectation under uniform routing)."""
+
+    attention: Literal["fused", "eager"] = "fused"
+    experts_used: int | None = None
+
+    def attention_spec(self) -> dict[str, str]:
+        """The workload's [attention] table for this kernel."""
+        if self.attention == "fused":
+            return {"variant": "flash"}
+        return {"variant": "softmax", "query_groups": "per_query_head"}
+
+
+FUSED = Serving()
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,9 @@ class Generation:
     memory: Memory
     #: (cached positions, simulated step time in ms) of the decode steps that were simulated.
     decode_samples: tuple[tuple[int, float], ...]
+    #: The recipe's kernels (Serving): the attention kernel, and the experts each MoE layer reads if given.
+    attention: str = "fused"
+    experts_used: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,10 +166,12 @@ def workload_for(
     dtype: str,
     layers: int | None = None,
     tensor_parallel: int = 1,
+    serving: Serving = FUSED,
 ) -> Workload:
-    """One forward pass of ``model`` over ``new_tokens`` per sequence after ``past_tokens`` cached ones, with fused
-    attention as serving software runs it (FlashAttention, Gaudi's FusedSDPA: no scores through HBM); ``dtype``
-    "fp8" is Gaudi's fp8 recipe (matrix products and the KV cache in fp8, the rest in bf16)."""
+    """One forward pass of ``model`` over ``new_tokens`` per sequence after ``past_tokens`` cached ones, with the
+    attention kernel and experts of ``serving`` (default: fused attention, as serving software mostly runs it,
+    and the experts the tokens are routed to); ``dtype`` "fp8" is Gaudi's fp8 recipe (matrix products and the KV
+    cache in fp8, the rest in bf16)."""
     spec = dict(model.require())
     if spec.get("family") != "gpt" or not spec.get("causal", True):
         raise AccelsimError(
@@ -162,34 +187,25 @@ def workload_for(
         "dtype": "bf16",
         "tensor_parallel": tensor_parallel,
     }
+    if serving.experts_used is not None:
+        run_spec["experts_used"] = serving.experts_used
     if dtype == "fp8":
         run_spec["matmul_dtype"] = "fp8"
     elif dtype != "bf16":
-        raise AccelsimError(f"{dtype!r} is not a generation dtype; allowed: bf16, fp8", source="--dtype")
+        raise AccelsimError(f"{dtype!r} is not a generation dtype; allowed: bf16, fp8", source="--precision")
     tag = f"prefill {new_tokens}" if not past_tokens else f"decode after {past_tokens}"
     return workload_from_dict(
-        {"name": f"{model.id} {tag}", "model": spec, "run": run_spec, "attention": {"variant": "flash"}},
+        {"name": f"{model.id} {tag}", "model": spec, "run": run_spec, "attention": serving.attention_spec()},
         source=model.path,
     )
 
 
 def memory_needed(model: Model, batch: int, tokens: int, dtype: str, chip: Chip, cards: int = 1) -> Memory:
-    """Weights (weight GEMMs in fp8 under the fp8 recipe; embeddings, LM head and norms in bf16) and the KV cache
-    of ``tokens`` positions per sequence (a local layer keeps only its window), in bf16 or under the fp8 recipe in
-    fp8: a bf16 cache could not have held the published fp8 runs (Llama-2-7B, batch 1230 x 256 positions: 165 GB
-    in bf16 on a 96 GB card)."""
+    """Weights and the KV cache of ``tokens`` positions per sequence as one of ``cards`` cards holds them
+    (accelsim.footprint: weight GEMMs and the cache in fp8 under the fp8 recipe; embeddings and LM head in bf16)."""
     wl = workload_for(model, batch, 1, 0, dtype, tensor_parallel=cards)  # the architecture's derived sizes
-    m = wl.spec.model
-    d, vocab = m.d_model, m.vocab or 0
-    embeddings = vocab * d * (1 if m.tied_embeddings else 2)
-    total = wl.parameters
-    weight_bytes = DTYPE_BYTES["fp8" if dtype == "fp8" else "bf16"]
-    weights = (total - embeddings) * weight_bytes + embeddings * DTYPE_BYTES["bf16"]
-    cached = sum(
-        min(tokens, m.sliding_window) if wl.local_layer(i) and m.sliding_window else tokens for i in range(m.layers)
-    )
-    kv = 2 * batch * wl.kv_width * cached * weight_bytes  # the fp8 recipe keeps the cache in fp8 too
-    hbm = chip.spec.memory.hbm_gb * HBM_GB
+    held = card_memory(wl, Layout(cards, 1, 1), cached_tokens=tokens)
+    weights, kv, hbm = held.parameters, held.kv_cache, chip.hbm_bytes
     return Memory(weights / GB, kv / GB, hbm / GB, weights + kv <= hbm)
 
 
@@ -203,8 +219,8 @@ def check_fits(memory: Memory, source: str, cards: int = 1) -> None:
     where = "one card" if cards == 1 else f"each of {cards} cards"
     raise AccelsimError(
         f"needs {need:.1f} GB of HBM per card (weights {memory.weights_gb:.1f} GB + KV cache "
-        f"{memory.kv_cache_gb:.1f} GB), {where} has {memory.hbm_gb:.1f} GB; it would fit on {fit} cards (--cards; "
-        "or use a smaller --batch, fewer tokens, or --dtype fp8)",
+        f"{memory.kv_cache_gb:.1f} GB), {where} has {memory.hbm_gb:.1f} GB; it would fit on {fit} cards "
+        "(--parallel tp=N; or use a smaller --batch, fewer tokens, or --precision fp8)",
         source=source,
         key="memory",
     )
@@ -250,15 +266,23 @@ class PassSimulator:
     with ``cards`` > 1, ``model`` is one card's shard and ``chip`` a card with its fabric (System.card_chip)."""
 
     def __init__(
-        self, chip: Chip, model: Model, batch: int, dtype: str, scheduler: str, exact: bool = False, cards: int = 1
+        self,
+        chip: Chip,
+        model: Model,
+        batch: int,
+        dtype: str,
+        scheduler: str,
+        exact: bool = False,
+        cards: int = 1,
+        serving: Serving = FUSED,
     ):
         self.chip, self.model, self.batch, self.dtype, self.scheduler = chip, model, batch, dtype, scheduler
-        self.exact, self.cards = exact, cards
+        self.exact, self.cards, self.serving = exact, cards, serving
         self.layers = int(model.require()["layers"])
         self.period = _period(model)
 
     def simulate(self, new_tokens: int, past_tokens: int, layers: int) -> Results:
-        wl = workload_for(self.model, self.batch, new_tokens, past_tokens, self.dtype, layers, self.cards)
+        wl = workload_for(self.model, self.batch, new_tokens, past_tokens, self.dtype, layers, self.cards, self.serving)
         return run(self.chip, lower(wl), self.scheduler)
 
     def cost(self, new_tokens: int, past_tokens: int) -> PassCost:
@@ -294,7 +318,7 @@ def check_context(model: Model, input_tokens: int, output_tokens: int) -> None:
     if input_tokens + output_tokens > limit:  # the sequence as generated, prompt and output, as serving counts it
         raise AccelsimError(
             f"{input_tokens:,} input + {output_tokens:,} output tokens run past the model's context of {limit:,} "
-            f"positions ({key} in {model.path}); at most {limit:,} positions in all",
+            f"positions ({key} in {shown(model.path)}); at most {limit:,} positions in all",
             key="--output-tokens",
         )
 
@@ -312,16 +336,18 @@ def generate(
     progress: Callable[[str], None] | None = None,
     cards: int = 1,
     system: System | None = None,
+    serving: Serving = FUSED,
 ) -> Generation:
     """Predict a generation; ``exact`` simulates every layer of every decode step (slow: for checking the
     shortcuts). ``cards`` > 1: tensor parallel over that many cards of ``system`` (default: the chip's shipped
     one-node system), every card doing the same work, so one card is simulated with its collectives on the
-    fabric."""
+    fabric. ``serving``: the recipe's attention kernel and experts read."""
     check_context(model, input_tokens, output_tokens)
+    check_serving(model, serving)
     chip, model = on_cards(chip, model, cards, system)
     memory = memory_needed(model, batch, input_tokens + output_tokens, dtype, chip, cards)
     check_fits(memory, model.path, cards)
-    sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=exact, cards=cards)
+    sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=exact, cards=cards, serving=serving)
     hz = chip.cycles_per_second
     overhead_cycles = chip.spec.step_overhead_us * 1e-6 * hz
     if progress:
@@ -370,7 +396,21 @@ def generate(
         decode=_phase(decode, decode_ms, chip),
         memory=memory,
         decode_samples=tuple(sampled),
+        attention=serving.attention,
+        experts_used=serving.experts_used,
     )
+
+
+def check_serving(model: Model, serving: Serving) -> None:
+    """A given count of experts read must be one the model allows (accelsim.workload.experts_used_problem), named
+    as the option that gave it."""
+    if serving.experts_used is None:
+        return
+    spec = model.require()
+    experts, k = int(spec.get("experts", 0)), int(spec.get("experts_per_token", 0))
+    problem = experts_used_problem(experts, k, serving.experts_used)
+    if problem:
+        raise AccelsimError(f"{model.id}: {problem}", source="--experts-used")
 
 
 def _phase(cost: PassCost, latency_ms: float, chip: Chip) -> Phase:
@@ -401,9 +441,11 @@ def phase_runs(
     dtype: str = "bf16",
     scheduler: str = DEFAULT_SCHEDULER,
     cards: int = 1,
+    serving: Serving = FUSED,
 ) -> tuple[Results, Results]:
     """The simulated prefill and last decode step, every layer, for timelines."""
+    check_serving(model, serving)
     chip, model = on_cards(chip, model, cards)
-    sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=True, cards=cards)
+    sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=True, cards=cards, serving=serving)
     last = input_tokens + max(output_tokens - 2, 0)
     return sim.simulate(input_tokens, 0, sim.layers), sim.simulate(1, last, sim.layers)

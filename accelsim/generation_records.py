@@ -15,7 +15,7 @@ from .catalog import load_model
 from .chip import Chip
 from .config import STRICT, PosInt
 from .errors import AccelsimError
-from .generation import Generation, generate
+from .generation import Generation, Serving, generate
 
 Finite = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
 
@@ -31,8 +31,15 @@ class LlmGenerateRecord:
     output_tokens: PosInt
     cards: PosInt
     tokens_per_s: Finite
+    #: The attention kernel the measured run used (accelsim.generation.Serving): "fused" (FusedSDPA or
+    #: FlashAttention) or "eager" (optimum-habana without --use_flash_attention).
+    attention: Literal["fused", "eager"] = "fused"
     source: str = ""
     note: str = ""
+
+    @property
+    def serving(self) -> Serving:
+        return Serving(attention=self.attention)
 
     def check(self) -> None:
         pass
@@ -84,7 +91,9 @@ def predict_generation(chip: Chip, rec: LlmGenerateRecord, record: Mapping[str, 
     """The record's generation on ``chip``: on one card, or tensor parallel over ``cards`` cards of the chip's
     one-node system (as DeepSpeed ran the published multi-card runs)."""
     model = load_model(rec.model)
-    g = generate(chip, model, rec.batch, rec.input_tokens, rec.output_tokens, rec.dtype, cards=rec.cards)
+    g = generate(
+        chip, model, rec.batch, rec.input_tokens, rec.output_tokens, rec.dtype, cards=rec.cards, serving=rec.serving
+    )
     predicted = g.tokens_per_s
     return GenerationPrediction(
         record,

@@ -46,10 +46,21 @@ class Task:
     on_chip: bool = False
     #: Vector ops fused into this task ahead of its own op, as (op, shape): one kernel, intermediates on chip.
     fused: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    #: The name of the task the chip's compiler cut this part from (its name is then ``origin#k``); None for a
+    #: task not cut. Read it rather than the name: a hand-written graph's names may hold ``#`` themselves.
+    origin: str | None = None
+    #: A DMA task the compiler added to load this matrix task's weights into SRAM ahead of it (named
+    #: ``prefetch:NAME``, ``#k`` for each DMA engine's share): NAME; None for every other task.
+    prefetch_of: str | None = None
 
     @property
     def bytes(self) -> int:
         return self.bytes_read + self.bytes_written
+
+    @property
+    def whole(self) -> str:
+        """The name of the task this is (part of) before the compiler cut it: ``origin``, else its own name."""
+        return self.name if self.origin is None else self.origin
 
     def but(self, **changes: object) -> Task:
         """A copy with ``changes``: ``dataclasses.replace``, but cheap enough for a compiler pass over 10^5 tasks."""
@@ -129,6 +140,18 @@ def _shown(shape: tuple[int, ...]) -> str:
     return str(list(shape)) if len(shape) <= 8 else f"[{', '.join(map(str, shape[:8]))}, ...] ({len(shape)} dims)"
 
 
+@dataclass(frozen=True)
+class CompiledFor:
+    """What marks a graph as the chip's compiler's output: for which chip (its name, for messages, and the hash of
+    its profile's content, Chip.fingerprint, which decides reuse), the graph it was compiled from (compiled again
+    for another chip, not cut a second time) and what the compiler warned of."""
+
+    chip: str
+    fingerprint: str
+    source: TaskGraph
+    warnings: tuple[str, ...] = ()
+
+
 @dataclass
 class TaskGraph:
     """A validated DAG of tasks, in the order given (the program order a naive compiler issues in) where that order
@@ -138,7 +161,10 @@ class TaskGraph:
     tasks: list[Task]
     name: str = "graph"
     source: str = "<python>"
+    #: Free-form figures about the graph (a lowered workload's summary: accelsim.workload.WorkloadSummary).
     meta: dict[str, object] = field(default_factory=dict)
+    #: Set by the chip's compiler on the graph it makes; None for a graph it did not make.
+    compiled: CompiledFor | None = None
 
     def __post_init__(self) -> None:
         self.validate()

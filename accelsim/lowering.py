@@ -537,7 +537,10 @@ class _Attention(_TokenRowOps):
         # Grouped-query attention: the heads of a group read (and in training write the gradient of) one key and
         # value head, counted on the group's first query head; where a task holds every head, the heads of a group
         # run as one product with their query rows stacked (rep rows per position), as they share its operand.
-        per_kv = self.heads // self.wl.kv_heads
+        # Run per query head (attention.query_groups), every query head is a product of its own reading the key
+        # and value head itself, as where each head has its own.
+        stacked = self.wl.spec.attention.query_groups == "stacked"
+        per_kv = self.heads // self.wl.kv_heads if stacked else 1
         for variant, heads, batches in groups:
             rep = per_kv if len(heads) == self.heads and variant in ("softmax", "flash") else 1
             unit_positions, table = self.unit_table(variant, backward, layer, rep)
@@ -958,9 +961,10 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
 
     def moe(self, g: str, h: TokenRowTasks) -> TokenRowTasks:
         """Mixture of experts: a router scores every expert per token (softmax and top-k), the routed rows are
-        gathered expert by expert, each expert that receives tokens runs its MLP on them as one batched product
-        (reading only its own weights: accelsim.workload.Workload.moe_routing), and each token sums its k
-        experts' outputs (and the shared expert's)."""
+        gathered expert by expert, the experts used (those that receive tokens, or a given count) run their MLPs as
+        one batched product of one shape, each reading its own weights and running the busiest expert's rows
+        (accelsim.workload.Workload.moe_routing), and each token sums its k experts' outputs (and the shared
+        expert's)."""
         d, model = self.d_model, self.wl.spec.model
         E, k, d_ff = model.experts, model.experts_per_token, model.d_ff_expert or 0
         gated = model.mlp == "gated"

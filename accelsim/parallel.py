@@ -33,7 +33,7 @@ class Layout:
 
     @staticmethod
     def of_items(items: Sequence[str], source: str = "--parallel") -> Layout:
-        """The layout of ``tp=8``, ``dp=2`` items (the command line's comma list, accelsim.cli.comma_list): each key
+        """The layout of ``tp=8``, ``dp=2`` items (the command line's comma list, accelsim.options.comma_list): each key
         at most once, each degree plain ASCII digits (not ``+8``, ``1_000`` or ``٣``, which int() would take), and
         the cards, tp x pp x dp, at most accelsim.limits.MAX_CARDS (the largest network simulated), checked here,
         before any work, naming the option."""

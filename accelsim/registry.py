@@ -85,6 +85,8 @@ def load_plugin(spec: str) -> None:
         except AccelsimError as exc:  # a refused registration names the plugin it came from
             raise AccelsimError(exc.detail, source=spec, key=exc.key) from None
         return
+    if not all(part.isidentifier() for part in spec.split(".")):  # "", "+8", ".x": import_module's own errors
+        raise AccelsimError(f"not a module name (dotted, e.g. my.plugin) nor a .py file: {spec!r}", key="--plugin")
     try:
         importlib.import_module(spec)
     except ModuleNotFoundError as exc:

@@ -21,7 +21,7 @@ class EngineStats:
     longest_idle_cycles: int
     utilization: float
 
-    def to_json(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         """The engine's entry under ``engines`` in ``run --json`` (its name is the key)."""
         return {
             "kind": self.kind,
@@ -35,7 +35,7 @@ class EngineStats:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """The headline figures of one simulation; ``to_json`` gives the top of ``run --json``."""
+    """The headline figures of one simulation; ``to_dict`` gives the top of ``run --json``."""
 
     chip: str
     graph: str
@@ -51,7 +51,7 @@ class RunSummary:
     bytes_planned: int  # what the graph's tasks read and write, before the simulation
     notes: dict[str, object] = field(default_factory=dict)  # the scheduler's notes; left out of JSON when empty
 
-    def to_json(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "chip": self.chip,
             "graph": self.graph,
@@ -202,8 +202,8 @@ class Results:
 
     def to_dict(self, tasks: bool = True) -> dict[str, object]:
         """The JSON report: summary, per-engine figures and (optionally) every task's placement and times."""
-        out = self.summary().to_json()
-        out["engines"] = {st.name: st.to_json() for st in self.engines}
+        out = self.summary().to_dict()
+        out["engines"] = {st.name: st.to_dict() for st in self.engines}
         if tasks:
             names = self.chip.instance_names
             n = len(self.graph)

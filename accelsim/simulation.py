@@ -21,7 +21,7 @@ import simpy
 from simpy.events import Timeout
 
 from .chip import Chip
-from .costs import CostTable
+from .costs import CostTable, panel_rereads
 from .errors import AccelsimError
 from .graph import TaskGraph
 from .memory import SharedBandwidth
@@ -160,7 +160,8 @@ class ScheduleRun:
         # The on-chip memory (accelsim.onchip): SRAM reserved for kept outputs, and what each task really moved.
         plan = costs.plan if costs.plan is not None else OnChipPlan.of(graph)
         self.sram_pool = SramPool(plan, chip.on_chip_capacity) if plan.any else None
-        self.hbm_bytes = plan.hbm.copy()  # what each task really moved: spills are added at run time
+        # What each task really moved: its planned bytes and panel re-reads; spills are added at run time.
+        self.hbm_bytes = plan.hbm + np.fromiter((panel_rereads(t, chip) for t in graph.tasks), np.int64, count=n)
         self.streams_left = [0] * n  # per task, its HBM, SRAM and network streams still running
         self.memory = SharedBandwidth(env, chip.hbm_bytes_per_cycle, self.stream_done)
         sram_rate = chip.sram_bytes_per_cycle

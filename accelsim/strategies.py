@@ -198,11 +198,13 @@ def workload_dicts(draw: st.DrawFn) -> dict:
     if inference and variant == "softmax" and draw(st.booleans()):
         variant = "flash"
         attention["variant"] = variant
+    routing: tuple[int, int] | None = None  # (experts, experts per token) of a mixture
     if inference and draw(st.booleans()):
         experts = draw(st.integers(1, 6))
+        routing = (experts, draw(st.integers(1, experts)))
         model.update(
             experts=experts,
-            experts_per_token=draw(st.integers(1, experts)),
+            experts_per_token=routing[1],
             d_ff_expert=draw(st.integers(1, 24)),
             d_ff_shared=draw(st.sampled_from([0, 8])),
         )
@@ -238,6 +240,11 @@ def workload_dicts(draw: st.DrawFn) -> dict:
                 run.update(logits="masked", masked_fraction=draw(st.sampled_from([0.15, 0.5, 1.0])))
         if not run.get("past_tokens"):
             model["causal"] = draw(st.booleans())
+    # How the serving software runs grouped heads and experts (drawn last: the examples above keep their seeds).
+    if variant in ("softmax", "flash") and draw(st.booleans()):
+        attention["query_groups"] = "per_query_head"
+    if routing is not None and draw(st.booleans()):
+        run["experts_used"] = draw(st.integers(routing[1], routing[0]))
     return data
 
 

@@ -69,6 +69,12 @@ def _raw_rows(path: Path) -> tuple[list[str], list[tuple[str, list[str]]]]:
     return header, rows
 
 
+def file_rows(path: Path) -> list[dict[str, str]]:
+    """Every row of a sweep's CSV or Parquet file as written, failed ones too (``accelsim sweep --json``)."""
+    header, raw = _raw_rows(path)
+    return [dict(zip(header, cells, strict=False)) for _, cells in raw]
+
+
 def read_sweep(path: Path, warn: Warn = warn_stderr) -> SweepRows:
     """The drawable rows of a sweep's CSV or Parquet file; a key's last row counts (a retried failure's)."""
     if not path.exists():

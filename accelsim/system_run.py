@@ -18,6 +18,7 @@ import numpy as np
 from .chip import Chip
 from .collective_costs import Fabric, collective_seconds
 from .errors import AccelsimError
+from .footprint import card_memory
 from .lowering import lower
 from .parallel import Layout, shard_model
 from .pipeline import PipelineRun, StageTimes, simulate_pipeline
@@ -30,10 +31,6 @@ from .workload import DEFAULT_MLP_RATIO, Workload, mlp_width, workload_from_dict
 NETWORK_KINDS = ("network", "data_network")
 #: Run settings that only a training step has.
 TRAINING_ONLY = ("data_parallel", "zero", "recompute", "optimizer_step")
-#: Bytes per parameter a mixed-precision Adam step keeps: bf16 weights (2), bf16 gradients (2), fp32 master weights
-#: and two moments (4 + 4 + 4). ZeRO divides the optimizer's over the replicas from stage 1, the gradients' from
-#: stage 2, the weights' from stage 3.
-TRAINING_BYTES_PER_PARAMETER = (2, 2, 12)
 
 
 @dataclass(frozen=True)
@@ -118,85 +115,11 @@ def nodes_used(system: System, cards: int, nodes: int | None = None) -> int:
     return needed
 
 
-@dataclass(frozen=True)
-class CardMemory:
-    """Bytes one card holds at a step's peak: parameters, gradients, optimizer state (mixed-precision Adam, sharded
-    by ZeRO's stage), and activations."""
-
-    parameters: float
-    gradients: float
-    optimizer: float
-    activations: float
-
-    @property
-    def total(self) -> float:
-        return self.parameters + self.gradients + self.optimizer + self.activations
-
-    def to_dict(self) -> dict[str, float]:
-        return {
-            "parameters_gb": round(self.parameters / 1e9, 3),
-            "gradients_gb": round(self.gradients / 1e9, 3),
-            "optimizer_gb": round(self.optimizer / 1e9, 3),
-            "activations_gb": round(self.activations / 1e9, 3),
-            "total_gb": round(self.total / 1e9, 3),
-        }
-
-
-def card_memory(wl: Workload, layout: Layout, in_flight: int = 1) -> CardMemory:
-    """What a card of ``layout`` running ``wl`` (one micro-batch of its shard) holds: the training state of
-    TRAINING_BYTES_PER_PARAMETER, ZeRO's stage dividing the optimizer's (stage 1 up), the gradients' (2 up) and the
-    weights' (3) bytes over the replicas (the working copy of a ZeRO-3 layer's gathered parameters left out), and
-    ``in_flight`` micro-batches' activations (a pipeline's first stage holds min(pp, micro-batches) under 1F1B).
-    Inference: the weights in run.dtype only."""
-    r = wl.spec.run
-    params = wl.parameters
-    if r.mode != "training":
-        return CardMemory(params * DTYPE_BYTES[r.dtype], 0.0, 0.0, 0.0)
-    weights, grads, optimizer = TRAINING_BYTES_PER_PARAMETER
-    dp, zero = layout.dp, r.zero
-
-    def share(stage: int) -> int:
-        return dp if zero >= stage else 1
-
-    _, activations = memory_per_card(wl, layout)
-    return CardMemory(
-        params * weights / share(3),
-        params * grads / share(2),
-        params * optimizer / share(1),
-        activations * in_flight,
-    )
-
-
-def memory_per_card(wl: Workload, layout: Layout) -> tuple[float, float]:
-    """(bytes of parameters and optimizer state, bytes of activations) one card holds during a step. Activations
-    per layer follow Korthikanti et al. 2022 for tensor parallelism t: s b h (10 + 24/t + 5 a s / (h t)) bytes
-    without recomputation, s b h (10 + 24/t) with selective, 2 s b h with full (the layer's input only); with
-    sequence parallelism 34/t for 10 + 24/t, and the full recomputation's input sharded too."""
-    m, r = wl.spec.model, wl.spec.run
-    params = wl.parameters
-    if r.mode != "training":
-        return params * DTYPE_BYTES[r.dtype], 0.0
-    weights, grads, optimizer = TRAINING_BYTES_PER_PARAMETER
-    zero, dp = r.zero, layout.dp
-    state = params * (
-        weights / (dp if zero >= 3 else 1) + grads / (dp if zero >= 2 else 1) + optimizer / (dp if zero >= 1 else 1)
-    )
-    s, b, t = wl.seq_len, r.batch, layout.tp
-    h, a = m.d_model, m.heads * t  # the whole model's heads
-    kept = 34 / t if r.sequence_parallel else 10 + 24 / t  # sequence parallelism shards the norms' and dropouts'
-    per_layer = {
-        "none": s * b * h * (kept + 5 * a * s / (h * t)),
-        "selective": s * b * h * kept,
-        "full": 2 * s * b * h / (t if r.sequence_parallel else 1),
-    }[r.recompute]
-    return state, per_layer * m.layers
-
-
 def check_memory(wl: Workload, chip: Chip, layout: Layout, source: str) -> None:
     """A card whose parameters, optimizer state and activations exceed its HBM is refused, with the figures."""
-    state, activations = memory_per_card(wl, layout)
-    hbm = chip.spec.memory.hbm_gb * 2**30
-    if state + activations > hbm:
+    memory = card_memory(wl, layout)
+    state, activations, hbm = memory.state, memory.activations, chip.hbm_bytes
+    if memory.total > hbm:
         raise AccelsimError(
             f"each card needs {state / 1e9:.1f} GB of parameters and optimizer state and {activations / 1e9:.1f} GB "
             f"of activations, more than its {hbm / 1e9:.1f} GB of HBM: use more tensor parallelism, run.zero, "

@@ -17,15 +17,14 @@ from typing import Any
 
 from .chip import Chip
 from .errors import AccelsimError
+from .footprint import CardMemory, card_memory
 from .lowering import lower
 from .parallel import Layout
 from .registry import DEFAULT_SCHEDULER
 from .runner import run as run_graph
 from .system import System
 from .system_run import (
-    CardMemory,
     Cost,
-    card_memory,
     group_communication,
     nodes_used,
     over_layers,
@@ -298,7 +297,7 @@ def train_step(
         peak_tflops=peak,
         products_dtype=products,
         memory=memory,
-        hbm_gb=chip.spec.memory.hbm_gb * 2**30 / 1e9,
+        hbm_gb=chip.hbm_bytes / 1e9,
         communication=comms,
         bubble=bubble,
         micro_batch_ms=round(micro_cycles * to_ms, 4),
@@ -309,7 +308,7 @@ def train_step(
 
 def _check_memory(memory: CardMemory, chip: Chip, source: str) -> None:
     """A card whose step needs more than its HBM is refused, with the figures."""
-    hbm = chip.spec.memory.hbm_gb * 2**30
+    hbm = chip.hbm_bytes
     if memory.total > hbm:
         d = memory.to_dict()
         raise AccelsimError(

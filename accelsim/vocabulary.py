@@ -17,3 +17,7 @@ VECTOR_LIKE = ("vector", "scalar", "gpsimd")
 #: Every engine kind a task may ask for and a chip may have.
 #: network and data_network carry the collectives of a card's tensor-parallel group and of its data-parallel replicas.
 ENGINE_KINDS = ("matrix", *VECTOR_LIKE, "dma", "network", "data_network")
+
+#: A profile's ``hbm_gb`` counts binary gigabytes: HBM comes in stacks of 2^n bytes (Gaudi 2's 96 GB is six stacks
+#: of 16 GiB, 103 x 10^9 bytes). Everything reported is in 10^9 bytes. Read a card's HBM through Chip.hbm_bytes.
+GIB = 2**30

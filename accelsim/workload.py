@@ -6,11 +6,13 @@ Validated on load like chip profiles; ``--set key=value`` overrides any field by
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
 
+import numpy as np
 from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
@@ -150,6 +152,10 @@ class RunSpec:
     #: Sequences per micro-batch (each replica's, as Megatron's --micro-batch-size): a pipeline's batch / micro_batch
     #: micro-batches flow through the stages (accelsim train uses it in every layout).
     micro_batch: WorkloadSize = 1
+    #: Mixture of experts: experts whose weights each MoE layer reads, when known (a router trace, or a kernel that
+    #: runs every expert: the number of experts); from experts_per_token to experts. Default: the expectation under
+    #: uniform top-k routing of the pass's tokens (accelsim.workload.Workload.moe_routing).
+    experts_used: WorkloadSize | None = None
 
 
 @pydantic_dataclass(config=STRICT)
@@ -159,6 +165,13 @@ class AttentionSpec:
     chunk: WorkloadSize = 64
     #: hybrid: heads using linear attention; default half
     linear_heads: Annotated[int, Strict(), Field(ge=0, le=MAX_WORKLOAD_SIZE)] | None = None
+    #: softmax, flash: how the query heads that share a key/value head (grouped- and multi-query attention) run.
+    #: "stacked": as one product with their query rows stacked, reading the key/value head once (fused kernels:
+    #: FlashAttention, Gaudi's FusedSDPA); "per_query_head": each query head a product of its own that reads the
+    #: key/value head itself (a batched matmul broadcasting K and V over the group, as optimum-habana's eager
+    #: attention runs: gaudi_llama_repeat_kv / gaudi_qwen2_repeat_kv reshape the queries to
+    #: (batch, kv_heads, group, q_len, d_head) against keys of (batch, kv_heads, 1, keys, d_head)).
+    query_groups: Literal["stacked", "per_query_head"] = "stacked"
 
 
 @pydantic_dataclass(config=STRICT)
@@ -323,15 +336,19 @@ class Workload:
 
     @property
     def moe_routing(self) -> tuple[int, int]:
-        """(experts that receive tokens, token rows per such expert) of one MoE layer, in expectation: with T
-        token rows each routed to k of E experts uniformly, E x (1 - (1 - k/E)^T) experts are used (at least k,
-        at most E), sharing the T x k routed rows evenly (rounded up)."""
+        """(experts whose weights one MoE layer reads, token rows each runs) in expectation. With T token rows
+        each routed to k of E experts uniformly, E x (1 - (1 - k/E)^T) experts receive tokens (at least k, at most
+        E), unless run.experts_used gives the count. The experts run as one batched product of one shape, so each
+        runs as many rows as the busiest (accelsim.workload.expected_max_load): the imbalance between experts
+        makes the layer no faster than its busiest expert."""
         m = self.spec.model
         rows = self.tokens
         E, k = m.experts, m.experts_per_token
-        used = round(E * (1 - (1 - k / E) ** rows))
-        used = max(min(k, E), min(E, used))
-        return used, -(-rows * k // used)
+        used = self.spec.run.experts_used
+        if used is None:
+            used = round(E * (1 - (1 - k / E) ** rows))
+            used = max(min(k, E), min(E, used))
+        return used, expected_max_load(rows, k, used)
 
     @property
     def d_ff(self) -> int:
@@ -421,6 +438,50 @@ class Workload:
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def expected_max_load(tokens: int, k: int, experts: int) -> int:
+    """Token rows of the busiest of ``experts`` experts when ``tokens`` rows are each routed to ``k`` of them
+    uniformly, in expectation: an expert's load is Binomial(T, p = k/n) (n = ``experts``), and with the loads
+    taken as independent, E[max] = sum over m >= 1 of 1 - F(m - 1)^n, F the binomial CDF (the multinomial's loads
+    are slightly negatively correlated, which this ignores). Rounded to the nearest row, and never below the
+    mean, T x k / n rounded up (one row per expert when T = 1: exact; every row when k = n)."""
+    mean = -(-tokens * k // experts)
+    p = k / experts
+    if p >= 1.0:
+        return tokens
+    if tokens <= 1:
+        return mean
+    sd = math.sqrt(tokens * p * (1 - p))
+    # Outside [lo, hi] the terms are 1 (F(m - 1) below 1e-30) or 0 (beyond double precision): only the rest is
+    # summed, so the cost does not grow with T.
+    lo = max(0, int(tokens * p - 12 * sd - 20))
+    hi = min(tokens, int(tokens * p + 12 * sd + 20))
+    m = np.arange(lo, hi + 1)
+    log_first = (
+        math.lgamma(tokens + 1)
+        - math.lgamma(lo + 1)
+        - math.lgamma(tokens - lo + 1)
+        + lo * math.log(p)
+        + (tokens - lo) * math.log1p(-p)
+    )
+    # log pmf(m) from log pmf(lo) by the ratios pmf(m + 1) / pmf(m) = (T - m) / (m + 1) x p / (1 - p)
+    step = np.log(tokens - m[:-1]) - np.log(m[:-1] + 1) + math.log(p / (1 - p))
+    log_pmf = log_first + np.concatenate(([0.0], np.cumsum(step)))
+    cdf = np.minimum(np.cumsum(np.exp(log_pmf)), 1.0)  # F(lo) .. F(hi)
+    expected = lo + float(np.sum(1.0 - cdf[:-1] ** experts))  # m = 1 .. lo, then m = lo + 1 .. hi
+    return max(mean, round(expected))
+
+
+def experts_used_problem(experts: int, k: int, used: int) -> str | None:
+    """Why reading ``used`` experts per MoE layer is not allowed for ``experts`` experts routed ``k`` per token
+    (None: it is): from the k a token is routed to, to all of them."""
+    if not experts:
+        return "only with experts > 0"
+    if not k <= used <= experts:
+        return f"must be from experts_per_token ({k}) to experts ({experts}), got {used}"
+    return None
+
+
 def _check(spec: WorkloadSpec, source: str) -> None:
     m, r, a = spec.model, spec.run, spec.attention
 
@@ -454,6 +515,10 @@ def _check(spec: WorkloadSpec, source: str) -> None:
                 fail(f"model.{k}", "only with experts > 0")
         if m.d_ff_expert is not None:
             fail("model.d_ff_expert", "only with experts > 0")
+    if r.experts_used is not None:
+        problem = experts_used_problem(m.experts, m.experts_per_token, r.experts_used)
+        if problem:
+            fail("run.experts_used", problem)
     if r.past_tokens:
         if r.mode != "inference" or m.family != "gpt" or not exact:
             fail("run.past_tokens", 'a KV cache is for gpt inference with attention.variant = "softmax" or "flash"')

@@ -1,4 +1,4 @@
-"""The README's findings, regenerated: engine idle time per attention variant, and balanced against naive.
+"""The findings of docs/results.md, regenerated: engine idle time per attention variant, and balanced against naive.
 
     python benchmarks/findings.py [--layers N]
 

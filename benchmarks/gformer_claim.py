@@ -27,7 +27,7 @@ PUBLISHED_VS_V100 = {"gformer-gpt": 1.5, "gformer-vit": 1.2}
 
 def attention_busy(variant: str, layers: int) -> dict[str, float]:
     """Per kind, the busy share of its engines while the attention forward passes run (gaudi1, naive)."""
-    from findings import busy_within  # the same measure as the README's findings table
+    from findings import busy_within  # the same measure as the findings table (docs/results.md)
 
     wl = load_workload("gpt2-small", [f"variant={variant}", "mode=training", "embeddings=false", f"layers={layers}"])
     return busy_within(compare(accelsim.load_chip("gaudi1"), lower(wl), ["naive"]).results[0], ".attn.fwd")

@@ -64,7 +64,7 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     # The workers' statistical profiler samples every thread's stack every 10 ms, which a CPU-bound Python point
-    # pays for under the GIL; a sweep has no use for it (dask's own setting, documented in the README).
+    # pays for under the GIL; a sweep has no use for it (dask's own setting, documented in docs/sweeps.md).
     dask.config.set({"distributed.worker.profile.enabled": False})
     dask_time = {}
     for n in (1, 2):

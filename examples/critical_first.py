@@ -1,7 +1,7 @@
 """A user-written scheduler: default engine kinds, tasks by decreasing critical path to the end of the graph.
 
     accelsim compare --plugin examples/critical_first.py --chip gaudi2 --workload gpt2-small \
-        --schedulers naive,critical-first
+        --scheduler naive,critical-first
 """
 
 from accelsim import Schedule, Scheduler, register

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 import accelsim
 from accelsim import Schedule, TaskGraph, compile_graph, make_task, simulate
 from accelsim.checks import assert_valid
+from accelsim.costs import panel_rereads
 from accelsim.onchip import OnChipPlan
 from accelsim.strategies import chips, task_graphs, workload_graphs
 
@@ -53,6 +54,31 @@ def test_a_cut_the_user_chose_is_kept_with_a_warning():
     compiled = compile_graph(graph, accelsim.load_chip("gaudi2"))
     assert not any("#" in t.name for t in compiled.graph.tasks)  # nothing cut again
     assert len(compiled.report.warnings) == 1 and "granularity tile" in compiled.report.warnings[0]
+
+
+def test_a_part_knows_the_task_it_was_cut_from_whatever_the_names_hold():
+    """Old code recovered a part's op as ``name.split("#")[0]``: two hand-written matrix ops named ``w#1`` and
+    ``w#2`` counted as one op, so w#2's weights could not be prefetched under w#1 (no earlier op) and the report
+    counted their outputs kept on chip as one tensor."""
+    chip = compiling_chip(keep_on_chip=True, on_chip_fraction=1.0, prefetch_depth=1, split_over_engines=True)
+    graph = TaskGraph(
+        [
+            make_task("w#1", "gemm", [64, 32, 32]),
+            make_task("w#2", "gemm", [64, 32, 32], deps=["w#1"]),
+            copy("c", ["w#2"]),
+        ]
+    )
+    compiled = compile_graph(graph, chip)
+    tasks = compiled.graph.tasks
+    # One MME: the products stay whole (no origin, their names as given); two TPCs: c is cut in two.
+    assert [(t.name, t.origin) for t in tasks if t.op != "dma"] == [
+        ("w#1", None),
+        ("w#2", None),
+        ("c#0", "c"),
+        ("c#1", "c"),
+    ]
+    assert compiled.report.prefetches == 1  # w#2's weights, under w#1
+    assert compiled.report.tensors_on_chip == 3  # w#1's and w#2's outputs and w#2's prefetched weights
 
 
 def test_a_graph_compiled_for_the_chip_is_not_compiled_again():
@@ -125,12 +151,15 @@ def test_an_output_with_no_room_left_spills_to_hbm():
 
 
 def test_weights_are_prefetched_on_the_dma_engine():
-    chip = compiling_chip(keep_on_chip=True, on_chip_fraction=1.0, prefetch_depth=1)
+    # Half the 8 MB for kept tensors, half for the GEMMs' operand panels (accelsim.panels: all of it kept would
+    # leave the panels no room, and the products would re-read their operands from HBM).
+    chip = compiling_chip(keep_on_chip=True, on_chip_fraction=0.5, prefetch_depth=1)
     graph = TaskGraph([make_task("g1", "gemm", [64, 32, 32]), make_task("g2", "gemm", [64, 32, 32], deps=["g1"])])
     results = accelsim.run(chip, graph, "first-free")
     names = [t.name for t in results.graph.tasks]
     # Depth 1: g2's weights load while g1 computes; g1, with nothing before it to hide a load under, streams its own.
     assert names == ["prefetch:g2", "g1", "g2"]
+    assert [t.prefetch_of for t in results.graph.tasks] == ["g2", None, None]
     assert results.engine[0] == chip.instance_names.index("dma0")
     assert results.start[0] == 0 and results.end[0] <= results.start[2]
     # g2's weights (32 x 32 bf16 = 2,048 bytes) come from SRAM, and g1's output too: it reads nothing from HBM.
@@ -173,10 +202,12 @@ def test_compiling_conserves_the_work_and_never_adds_traffic_or_overfills_sram(c
     results = accelsim.run(chip, graph, scheduler)
     assert_valid(results)
     # Every byte goes through exactly one of the two memories (but a prefetch with no room, which has nothing to
-    # write back), and SRAM never holds more than it may.
+    # write back; and a product's panel re-reads, which go through HBM), and SRAM never holds more than it may.
     plan = OnChipPlan.of(results.graph)
     moved = [
-        t.bytes - (plan.keep[i] if plan.keep[i] and not results.kept_on_chip[i] and not plan.spill_writes[i] else 0)
+        t.bytes
+        - (plan.keep[i] if plan.keep[i] and not results.kept_on_chip[i] and not plan.spill_writes[i] else 0)
+        + panel_rereads(t, chip)
         for i, t in enumerate(results.graph.tasks)
     ]
     assert (results.hbm_bytes + results.sram_bytes == np.array(moved)).all()
@@ -204,7 +235,7 @@ def _gaudi2(**changes) -> dict:
 
 def test_more_vector_cores_bandwidth_or_clock_never_slow_a_workload_down():
     # Under naive, which issues each kind in program order. Balanced and heft are list schedulers, which are not
-    # monotone in general (Graham's anomalies): benchmarks/monotonicity.py measures by how much (README).
+    # monotone in general (Graham's anomalies): benchmarks/monotonicity.py measures by how much (docs/benchmarks.md).
     for workload in ("gformer-vit", "gpt2-small"):
         for knob, steps in (("tpcs", (24, 32, 48)), ("hbm", (1, 1.5, 2)), ("clock", (1, 1.25, 1.5))):
             times = [_latency_us(_gaudi2(**{knob: v}), workload, "naive") for v in steps]

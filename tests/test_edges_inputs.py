@@ -14,7 +14,7 @@ from accelsim.cli import main
 from accelsim.compiler import compile_graph
 from accelsim.config import read_toml
 from accelsim.costs import check_cycles, serial_cycles_bound
-from accelsim.errors import AccelsimError
+from accelsim.errors import AccelsimError, shown
 from accelsim.graph import load_graph
 from accelsim.limits import MAX_COUNT, MAX_FILE_BYTES, MAX_NESTING, MAX_TASKS
 from accelsim.lowering import lower
@@ -40,7 +40,7 @@ def cli_error(capsys, *argv, seconds=20):
 
 
 def expect(message, source, key, *words):
-    assert message.startswith(f"{source}: {key}: "), message
+    assert message.startswith(f"{shown(str(source))}: {key}: "), message
     for w in words:
         assert w in message, (w, message)
 

@@ -148,7 +148,7 @@ def test_plot_out_that_cannot_be_created_is_one_line_before_work(tmp_path, capsy
     sweep = tmp_path / "s.csv"
     sweep.write_text(",".join(["chip.clock_ghz", *COLUMNS]) + "\n1.0,gaudi1,w,naive,10,10,0.5,0.5,0,5,1,1,1,\n")
     argv = (
-        ["plot", "--chip", "gaudi1", "--graph", EXAMPLE, "--schedulers", "naive"]
+        ["plot", "--chip", "gaudi1", "--graph", EXAMPLE, "--scheduler", "naive"]
         if command == "plot"
         else ["sweep-plot", sweep]
     )
@@ -166,7 +166,7 @@ def test_plot_out_folder_is_created_when_missing(tmp_path, capsys):
         "gaudi1",
         "--graph",
         EXAMPLE,
-        "--schedulers",
+        "--scheduler",
         "naive",
         "--out",
         tmp_path / "new" / "figures",
@@ -217,7 +217,7 @@ def test_plot_writes_nothing_outside_out_whatever_the_chip_is_called(tmp_path, c
     inputs.mkdir()
     chip = chip_file(inputs, name)
     code, stdout, err = run_cli(
-        capsys, "plot", "--chip", f"{chip},gaudi1", "--graph", EXAMPLE, "--schedulers", "naive", "--out", out
+        capsys, "plot", "--chip", f"{chip},gaudi1", "--graph", EXAMPLE, "--scheduler", "naive", "--out", out
     )
     assert code == 0, err
     written = files_under(tmp_path) - files_under(inputs)
@@ -230,7 +230,7 @@ def test_plot_writes_nothing_outside_out_whatever_the_chip_is_called(tmp_path, c
 def test_two_chips_whose_safe_names_collide_keep_both_figures(tmp_path, capsys):
     a, b = chip_file(tmp_path, "x/y", "a"), chip_file(tmp_path, "x_y", "b")
     code, stdout, _ = run_cli(
-        capsys, "plot", "--chip", f"{a},{b}", "--graph", EXAMPLE, "--schedulers", "naive", "--out", tmp_path / "out"
+        capsys, "plot", "--chip", f"{a},{b}", "--graph", EXAMPLE, "--scheduler", "naive", "--out", tmp_path / "out"
     )
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert code == 0 and {"idle_x_y.png", "idle_x_y-2.png"} <= names
@@ -295,7 +295,7 @@ def test_plot_command_with_mathtext_names(tmp_path, capsys):
         f"{chip},{chip_file(tmp_path, 'a$b$c', 'c2')}",
         "--graph",
         graph,
-        "--schedulers",
+        "--scheduler",
         "naive",
         "--out",
         tmp_path / "out",
@@ -442,10 +442,10 @@ def test_random_cuts_of_the_journal_are_completed_exactly_once(tmp_path, tiny):
 def test_another_scheduler_or_chip_adds_its_rows(tmp_path, tiny, capsys):
     out = tmp_path / "s.csv"
     args = ["sweep", "--set", "chip.clock_ghz=1.0,2.0", "--workload", tiny, "--out", out, "--workers", "1", "--quiet"]
-    assert run_cli(capsys, *args, "--chip", "gaudi1", "--schedulers", "naive")[0] == 0
-    code, stdout, _ = run_cli(capsys, *args, "--chip", "gaudi1", "--schedulers", "naive,heft")
+    assert run_cli(capsys, *args, "--chip", "gaudi1", "--scheduler", "naive")[0] == 0
+    code, stdout, _ = run_cli(capsys, *args, "--chip", "gaudi1", "--scheduler", "naive,heft")
     assert code == 0 and "2 of 2 points run (0 already" in stdout
-    code, stdout, _ = run_cli(capsys, *args, "--chip", "gaudi2", "--schedulers", "heft")
+    code, stdout, _ = run_cli(capsys, *args, "--chip", "gaudi2", "--scheduler", "heft")
     assert code == 0 and "2 of 2 points run" in stdout
     got = sorted((r["chip"], r["chip.clock_ghz"], r["scheduler"]) for r in file_rows(out))
     assert got == sorted(
@@ -707,7 +707,7 @@ def test_a_sweep_varies_workload_fields_parsed_as_run_set_parses_them(tmp_path, 
         "chip.clock_ghz=1.8",
         "--workload",
         tiny,
-        "--schedulers",
+        "--scheduler",
         "naive",
         "--out",
         out,

@@ -87,7 +87,7 @@ def test_every_cut_gives_parts_of_non_negative_bytes_and_flops_that_add_up_to_th
         "tiny.toml",
     )
     tasks = with_edges([*producers, consumer])
-    parts = [t for t in split_over_engines(tasks, chip, slices) if t.name.split("#")[0] == "c"]
+    parts = [t for t in split_over_engines(tasks, chip, slices) if t.whole == "c"]
     whole = tasks[-1]
     for p in parts:
         assert min(p.flops, p.bytes_read, p.bytes_written, *p.dep_bytes) >= 0
@@ -136,6 +136,13 @@ def test_a_graph_compiled_for_gaudi2_is_compiled_again_for_a_gaudi2_of_fewer_tpc
     assert accelsim.run(four, compiled).latency_cycles == accelsim.run(four, graph).latency_cycles
     # The same content under another file name is the same target: nothing compiled again.
     assert compile_graph(compiled, _gaudi2_with(24)).graph is compiled
+    # The compile state is one typed field, not keys in the workload's free-form meta (which the compiler copies).
+    assert compiled.compiled is not None and compiled.compiled.source is graph and graph.compiled is None
+    assert (compiled.compiled.chip, compiled.compiled.fingerprint) == (gaudi2.name, gaudi2.fingerprint)
+    assert (
+        again.compiled is not None and again.compiled.source is graph and again.compiled.fingerprint == four.fingerprint
+    )
+    assert compiled.meta == graph.meta == lower(load_workload("gpt2-small", ["layers=1"])).meta
 
 
 # ---- graph order is not a contract ----------------------------------------------------------------------------
@@ -368,8 +375,8 @@ def test_a_parallel_degree_given_twice_is_refused(capsys):
     "argv, line",
     [
         (
-            ["plot", "--chip", "gaudi2", "--workload", "gpt2-small", "--schedulers", ",", "--out", "OUT"],
-            "--schedulers: name at least one scheduler, got ','",
+            ["plot", "--chip", "gaudi2", "--workload", "gpt2-small", "--scheduler", ",", "--out", "OUT"],
+            "--scheduler: name at least one scheduler, got ','",
         ),
         (
             [
@@ -384,20 +391,20 @@ def test_a_parallel_degree_given_twice_is_refused(capsys):
                 "8",
                 "--output-tokens",
                 "2",
-                "--schedulers",
+                "--scheduler",
                 ",",
                 "--out",
                 "OUT",
             ],
-            "--schedulers: name at least one scheduler, got ','",
+            "--scheduler: name at least one scheduler, got ','",
         ),
         (
             ["plot", "--chip", "gaudi2,,h100", "--workload", "gpt2-small", "--out", "OUT"],
             "--chip: an empty chip in 'gaudi2,,h100'",
         ),
         (
-            ["compare", "--chip", "h100", "--workload", "gpt2-small", "--schedulers", "naive,heft,naive"],
-            "--schedulers: 'naive' given more than once",
+            ["compare", "--chip", "h100", "--workload", "gpt2-small", "--scheduler", "naive,heft,naive"],
+            "--scheduler: 'naive' given more than once",
         ),
         (
             ["sweep", "--chip", "h100", "--set", "chip.clock_ghz=1,2", "--workload", "gpt2-small,", "--out", "OUT.csv"],
@@ -410,8 +417,8 @@ def test_a_parallel_degree_given_twice_is_refused(capsys):
     ],
 )
 def test_every_comma_list_is_read_by_one_parser(argv, line, tmp_path, capsys):
-    """Old code: ``plot --model ... --schedulers ","`` raised IndexError (seven hand-written comma-list parsers in
-    cli.py, some dropping empty items, one taking the first)."""
+    """Old code: ``plot --model ... --schedulers ","`` (now --scheduler) raised IndexError (seven hand-written
+    comma-list parsers in cli.py, some dropping empty items, one taking the first)."""
     argv = [a.replace("OUT", str(tmp_path / "out")) for a in argv]
     code, _, err = run_cli(capsys, *argv)
     assert code == 2 and one_error_line(err).startswith(f"accelsim: error: {line}")
@@ -567,3 +574,22 @@ def test_a_config_key_holding_a_list_where_a_name_goes_is_refused(key, tmp_path,
     assert code == 0 and f"not modelled: {key}: unknown" in out
     code, _, err = run_cli(capsys, "run", "--chip", "h100", "--model", path, "--set", "layers=1")
     assert code == 2 and one_error_line(err).startswith(f"accelsim: error: {path}: {key}: unknown")
+
+
+def test_an_error_names_a_shipped_file_by_its_place_in_the_package_not_a_machine_path(capsys):
+    """A shipped workload's error reads ``workloads/gpt2-small.toml`` wherever accelsim is installed (README and
+    docs paste such errors; a machine's folder in them differs from machine to machine)."""
+    code, _, err = run_cli(capsys, "run", "--chip", "gaudi2", "--workload", "gpt2-small", "--set", "d_model=7")
+    assert code == 2 and one_error_line(err).startswith("accelsim: error: workloads/gpt2-small.toml: model.d_model: ")
+    code, _, err = run_cli(capsys, *GENERATE, "--batch", "1", "--input-tokens", "1000", "--output-tokens", "100")
+    assert code == 2 and one_error_line(err)
+    assert "(n_positions in models/gpt2-xl.json)" in err, err
+
+
+def test_a_training_step_of_layers_alone_on_replicas_runs(capsys):
+    """A stack of layers without embeddings (llama-7b-like-layer) trained over replicas: the task estimate (since
+    replaced by the builders' own counts) read the vocabulary it does not have and refused it with
+    ``model.vocab: required for this model family``."""
+    argv = ["run", "--system", "dgx-h100", "--parallel", "tp=4,dp=2", "--workload", "llama-7b-like-layer"]
+    code, out, _ = run_cli(capsys, *argv, "--set", "mode=training")
+    assert code == 0 and "communication: step" in out

@@ -5,9 +5,9 @@ Cases are generated from a fixed seed (case ``i`` uses ``random.Random(SEED + i)
 reproduces: ``pytest tests/test_fuzz.py -k 'case_17]'``. Each case mutates a shipped chip profile, a workload, a
 small task graph, a system of many cards or a model's config.json (keys deleted or duplicated, values replaced with
 huge, negative, non-finite, wrong-typed or deeply nested ones, binary garbage, truncation, a byte order mark), or
-draws the options of ``generate`` (--batch, the token counts, --cards) or a ``--parallel`` layout (run, compare),
-and runs one command in-process (chips, systems, models, run, compare, compile, generate), under a 10 s alarm. The
-default run has FAST cases; the slow marker adds SLOW more.
+draws the options of ``generate`` (--batch, the token counts, --parallel tp=N) or a ``--parallel`` layout (run,
+compare), and runs one command in-process (chips, systems, models, run, compare, compile, generate), under a 10 s
+alarm. The default run has FAST cases; the slow marker adds SLOW more.
 
 The runs stay small (one layer; a graph of 64-wide shapes; chips whose compilers split are only given that graph;
 and a task limit of TASK_LIMIT instead of the machine's 5 million, so that a mutated size is refused by the same
@@ -382,18 +382,18 @@ def make_case(index: int, folder: Path) -> tuple[str, list[str]]:
                 ["systems", "show", str(path), "--json"],
                 ["run", "--system", str(path), *workload],
                 ["run", "--system", str(path), "--parallel", rng.choice(["tp=2", "tp=4,dp=2", "tp=2,pp=2"]), *workload],
-                ["compare", "--system", str(path), "--schedulers", "naive", *workload],
+                ["compare", "--system", str(path), "--scheduler", "naive", *workload],
             ]
         )
         return f"system {name}", argv
     if kind == "generate":
-        option = rng.choice(["--batch", "--input-tokens", "--output-tokens", "--cards"])
-        values = {"--batch": "2", "--input-tokens": "16", "--output-tokens": "3", "--cards": "1"}
-        values[option] = rng.choice(NUMBERS)
+        option = rng.choice(["--batch", "--input-tokens", "--output-tokens", "--parallel"])
+        values = {"--batch": "2", "--input-tokens": "16", "--output-tokens": "3", "--parallel": "tp=1"}
+        values[option] = rng.choice(NUMBERS) if option != "--parallel" else f"tp={rng.choice(NUMBERS)}"
         argv = ["generate", "--chip", rng.choice(["gaudi2", "h100"]), "--model", "gpt2-xl"]
         for k, v in values.items():
             argv += [k, v]
-        return f"generate {option}={values[option]!r}", argv + rng.choice([[], ["--json"], ["--dtype", "fp8"]])
+        return f"generate {option}={values[option]!r}", argv + rng.choice([[], ["--json"], ["--precision", "fp8"]])
     if kind == "parallel":
         items = [rng.choice(LAYOUT_ITEMS) for _ in range(rng.randint(1, 3))]
         if rng.random() < 0.4:  # a degree of a drawn number
@@ -406,8 +406,8 @@ def make_case(index: int, folder: Path) -> tuple[str, list[str]]:
         argv = rng.choice(
             [
                 ["run", "--system", "hls-gaudi2", *workload],
-                ["compare", "--system", "dgx-h100", "--schedulers", "naive,heft", *workload],
-                ["compare", "--system", "hls-gaudi2", "--schedulers", "naive", *workload],
+                ["compare", "--system", "dgx-h100", "--scheduler", "naive,heft", *workload],
+                ["compare", "--system", "hls-gaudi2", "--scheduler", "naive", *workload],
             ]
         )
         return f"--parallel {layout!r}", argv + ["--parallel", layout] + rng.choice([[], ["--json"]])
@@ -438,9 +438,13 @@ def make_case(index: int, folder: Path) -> tuple[str, list[str]]:
                 "run.batch",
                 "model.x",
                 "chip.clock_ghz",
+                "query_groups",
+                "experts_used",
             ]
         )
-        value = rng.choice(VALUES + ["training", "tile", "hybrid", "2**63", "", "[" * 3000, "x" * 5000])
+        value = rng.choice(
+            VALUES + ["training", "tile", "hybrid", "per_query_head", "2**63", "", "[" * 3000, "x" * 5000]
+        )
         return f"--set {key}={value}", [
             "run",
             "--chip",
@@ -464,7 +468,7 @@ def make_case(index: int, folder: Path) -> tuple[str, list[str]]:
                 ["chips", "show", str(path), "--json"],
                 ["run", "--chip", str(path), "--graph", str(graph)],
                 ["run", "--chip", str(path), "--graph", str(graph), "--json"],
-                ["compare", "--chip", str(path), "--graph", str(graph), "--schedulers", "naive,heft"],
+                ["compare", "--chip", str(path), "--graph", str(graph), "--scheduler", "naive,heft"],
                 ["compile", "--chip", str(path), "--graph", str(graph)],
             ]
         )
@@ -477,7 +481,7 @@ def make_case(index: int, folder: Path) -> tuple[str, list[str]]:
         argv = rng.choice(
             [
                 ["run", "--chip", chip, "--workload", str(path)],
-                ["compare", "--chip", chip, "--workload", str(path), "--schedulers", "naive"],
+                ["compare", "--chip", chip, "--workload", str(path), "--scheduler", "naive"],
                 ["compile", "--chip", chip, "--workload", str(path), "--json"],
             ]
         )
@@ -491,7 +495,7 @@ def make_case(index: int, folder: Path) -> tuple[str, list[str]]:
             ["run", "--chip", "gaudi2", "--graph", str(path)]
             if name == "tiny"
             else ["compile", "--chip", "v100", "--graph", str(path)],
-            ["compare", "--chip", "h100", "--graph", str(path), "--schedulers", "naive,balanced"],
+            ["compare", "--chip", "h100", "--graph", str(path), "--scheduler", "naive,balanced"],
         ]
     )
     return f"graph {name}", argv
@@ -504,7 +508,7 @@ TRAIN_FLAGS = {
     "--micro-batch": ["1", "2", "3", "5", str(10**8)],
     "--seq-len": ["16", "32", "7", "100000000"],
     "--zero": ["0", "1", "2", "3"],
-    "--dtype": ["bf16", "fp8", "fp16", "fp32"],
+    "--precision": ["bf16", "fp8", "fp16", "fp32"],
     "--recompute": ["none", "selective", "full"],
     "--parallel": ["tp=1", "tp=2", "dp=2", "tp=2,dp=2", "pp=2", "tp=1,pp=1,dp=1", "tp=0", "tp=3", "dp=9", "qq=1", ","],
     "--cards": ["1", "2", "4", "3", "9", "12"],
@@ -627,8 +631,9 @@ def check_case(index, tmp_path, capsys, monkeypatch, make=make_case):
         f"case {index} ({what}): stderr is not one error line: {err!r}"
     )
     files = [a for a in argv if a.startswith(str(tmp_path))]
-    if files and not what.startswith(("graph", "train")):  # (a graph's error may name the chip it ran on; train's
-        # errors name the option they are about, not the workload file unchanged)
+    if files and not what.startswith(("graph", "train", "options")):  # (a graph's error may name the chip it ran
+        # on; train's errors name the option they are about, not the workload file unchanged; an options case's
+        # file is an output folder, not an input)
         # A mutated system can make --parallel's layout the thing at fault (tp=4 on a node of 3 cards).
         named = files + (["--parallel"] if "--parallel" in argv else [])
         assert any(f in err for f in named), f"case {index} ({what}): the error does not name the file: {err!r}"
@@ -826,3 +831,84 @@ def test_fuzz_train_step_records(index, tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("index", range(TRAIN_FAST, TRAIN_FAST + TRAIN_SLOW), ids=lambda i: f"train_step_{i}")
 def test_fuzz_train_step_records_more(index, tmp_path, capsys, monkeypatch):
     check_case(index, tmp_path, capsys, monkeypatch, make_train_record_case)
+
+
+#: Values drawn for any option by the command-line fuzz: names that exist, names that do not, numbers (NUMBERS),
+#: layouts, comma lists, and text that looks like a flag.
+OPTION_VALUES = [
+    "gaudi2",
+    "h100",
+    "hls-gaudi2",
+    "gpt2-small",
+    "gpt2-xl",
+    "naive",
+    "naive,heft",
+    "naive,,heft",
+    "nope",
+    "tp=2",
+    "tp=2,dp=2",
+    "fp8",
+    "bf16",
+    "fp16",
+    "layers=1",
+    "workload.layers=1",
+    "chip.clock_ghz=1,2",
+    "show",
+    "-",
+    "--",
+    "\x00",
+    *NUMBERS,
+]
+#: Commands the fuzz runs whole (the rest, which plot or sweep, only parse: their drawn argv is cut at --out).
+LIGHT_INPUTS = ["--set", "layers=1", "--set", "seq_len=64"]
+
+
+def make_option_case(index: int, folder: Path) -> tuple[str, list[str]]:
+    """A command and options drawn from accelsim.options' description of it (retired spellings, prefixes of
+    flags, flags of other commands, and drawn values included), after a base that runs quickly."""
+    from accelsim.options import COMMANDS, OPTIONS
+
+    rng = random.Random(SEED * 11 + index)
+    command = rng.choice(["run", "compare", "compile", "generate", "train", "chips", "models", "schedulers"])
+    base = {
+        "run": ["--chip", "gaudi2", "--workload", "gpt2-small", *LIGHT_INPUTS],
+        "compare": ["--chip", "h100", "--workload", "gpt2-small", *LIGHT_INPUTS],
+        "compile": ["--chip", "gaudi2", "--workload", "gpt2-small", *LIGHT_INPUTS],
+        "generate": ["--chip", "gaudi2", "--model", "gpt2-xl", "--batch", "1", "--input-tokens", "8"]
+        + ["--output-tokens", "2"],
+        "train": ["--system", "hls-gaudi2", "--workload", "gpt2-small", "--set", "layers=1", "--global-batch", "2"]
+        + ["--seq-len", "32", "--parallel", "tp=1"],
+        "chips": [],
+        "models": [],
+        "schedulers": [],
+    }[command]
+    own = [u.option for u in COMMANDS[command].uses if hasattr(u, "option")]
+    own += [o for u in COMMANDS[command].uses for o in getattr(u, "options", ())]
+    flags = [f for f in own if f.startswith("--")] + list(COMMANDS[command].retired)
+    others = [f for f in OPTIONS if f.startswith("--") and f not in flags]
+    argv = [command, *base]
+    for _ in range(rng.randint(1, 3)):
+        pick = rng.random()
+        flag = rng.choice(flags) if pick < 0.7 or not others else rng.choice(others)
+        if pick > 0.9:
+            flag = flag[: rng.randint(3, len(flag) - 1)]  # a prefix: never taken for the flag
+        if flag in ("--out", "--plot", "--trace"):
+            argv += [flag, str(folder / "out")]
+        elif OPTIONS.get(flag) is not None and OPTIONS[flag].action == "store_true":
+            argv.append(flag)
+        else:
+            argv += rng.choice([[flag, rng.choice(OPTION_VALUES)], [f"{flag}={rng.choice(OPTION_VALUES)}"]])
+    if "--explicit" in argv:  # every card of a system in one clock: slow by design, and checked elsewhere
+        argv.remove("--explicit")
+    return "options", argv
+
+
+@pytest.mark.parametrize("index", range(TRAIN_FAST), ids=lambda i: f"options_{i}")
+def test_fuzz_options(index, tmp_path, capsys, monkeypatch):
+    check_case(index, tmp_path, capsys, monkeypatch, make_option_case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(TRAIN_FAST, TRAIN_FAST + TRAIN_SLOW), ids=lambda i: f"options_{i}")
+def test_fuzz_options_more(index, tmp_path, capsys, monkeypatch):
+    check_case(index, tmp_path, capsys, monkeypatch, make_option_case)

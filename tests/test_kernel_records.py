@@ -114,8 +114,8 @@ def test_validate_prints_the_kernel_table(capsys):
 
 
 def test_the_fitted_gaudi_profiles_hold_their_errors_on_the_kernel_records():
-    """The errors README's Gaudi validation table reports for the kernel file (gaudi2 fitted to it, GEMMs; gaudi3
-    carrying gaudi2's fitted values over, collectives): medians as fitted, a little room for rounding."""
+    """The errors docs/generation.md's Gaudi validation table reports for the kernel file (gaudi2 fitted to it,
+    GEMMs; gaudi3 carrying gaudi2's fitted values over, collectives): medians as fitted, a little room for rounding."""
     g2 = validate(load_chip("gaudi2"), read_records(KERNELS)).summary
     assert g2["gemm bf16"].median_abs_error <= 0.025 and g2["gemm bf16"].records == 8
     assert g2["gemm fp8"].median_abs_error <= 0.025 and g2["gemm fp8"].records == 16

@@ -256,12 +256,3 @@ def test_a_layer_only_workload_in_training_lowers_under_tensor_and_data_parallel
     estimate this budget replaced read model.vocab and refused it, naming no file)."""
     wl = load_workload("llama-7b-like-layer", ["mode=training", "tensor_parallel=4", "data_parallel=2"])
     assert wl.spec.model.vocab is None and len(fits_exactly(wl)) > 0
-
-
-def test_a_layer_only_training_step_runs_on_a_system(capsys):
-    """The command that met the estimate's model.vocab refusal runs, through the system path, to its report."""
-    from accelsim.cli import main
-
-    argv = ["run", "--system", "dgx-h100", "--parallel", "tp=4,dp=2", "--workload", "llama-7b-like-layer"]
-    assert main([*argv, "--set", "mode=training"]) == 0
-    assert "communication: step" in capsys.readouterr().out

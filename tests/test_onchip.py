@@ -170,7 +170,7 @@ def test_results_say_the_bytes_moved_as_simulated_beside_the_bytes_planned():
     assert stays.bytes_planned == 6400 and stays.bytes_moved == 6400 and stays.hbm_bytes_moved == 3200
     spills = on_tpc0(graph, chip(sram_mb=1e-6))  # 1 byte of SRAM: it goes out to HBM and back
     assert spills.bytes_planned == 6400 and spills.bytes_moved == 6400 and spills.hbm_bytes_moved == 6400
-    summary = stays.summary().to_json()
+    summary = stays.summary().to_dict()
     assert (summary["bytes_moved"], summary["hbm_bytes_moved"], summary["bytes_planned"]) == (6400, 3200, 6400)
     assert sum(t["hbm_bytes"] for t in stays.to_dict()["tasks"]) == stays.hbm_bytes_moved
 

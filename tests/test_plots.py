@@ -160,7 +160,7 @@ def test_plot_command_writes_png_and_svg(tmp_path, capsys):
             "gpt2-small",
             "--set",
             "layers=1",
-            "--schedulers",
+            "--scheduler",
             "naive,balanced",
             "--out",
             str(tmp_path),

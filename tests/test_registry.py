@@ -208,3 +208,13 @@ def test_a_missing_plugin_module_is_reported_with_pythons_reason(only):
     )
     assert info.value.source == "no_such_policy_module" and info.value.key is None
     assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+@pytest.mark.parametrize("spec", ["", "+8", ".relative", "a..b", "my-policy", "9lives"])
+def test_a_plugin_spec_that_is_no_module_name_is_refused_naming_the_option(only, spec):
+    """Old code: ``--plugin=`` raised ValueError (Empty module name) and ``--plugin=.x`` TypeError, out of
+    importlib (found by tests/test_fuzz.py's command-line cases)."""
+    only()
+    with pytest.raises(AccelsimError) as info:
+        load_plugin(spec)
+    assert str(info.value) == f"--plugin: not a module name (dotted, e.g. my.plugin) nor a .py file: {spec!r}"

@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import json
 
 import pytest
 
@@ -87,7 +88,7 @@ def test_a_sweep_with_a_failed_point_exits_1_after_writing_every_row(tmp_path, t
             "chip.engines.mme.macs_per_cycle={ fp8 = 131072 },{ bf16 = 65536 }",
             "--workload",
             tiny,
-            "--schedulers",
+            "--scheduler",
             "naive",
             "--out",
             str(out),
@@ -113,7 +114,7 @@ def test_a_sweep_without_failures_exits_0(tmp_path, tiny, capsys):
             "chip.clock_ghz=1.0",
             "--workload",
             tiny,
-            "--schedulers",
+            "--scheduler",
             "naive",
             "--out",
             str(tmp_path / "s.csv"),
@@ -182,7 +183,7 @@ def test_sweep_on_a_dask_cluster_gives_the_same_rows(tmp_path, tiny, capsys):
         "chip.engines.tpc.count=4,8",
         "--workload",
         tiny,
-        "--schedulers",
+        "--scheduler",
         "naive,balanced",
         "--quiet",
     ]
@@ -234,3 +235,26 @@ def test_a_sweep_file_of_another_sweep_is_refused(tmp_path, tiny):
         run_sweep(
             plan("gaudi1", [parse_axis("chip.engines.tpc.count=4")], [tiny], ["naive"]), out, workers=1, progress=False
         )
+
+
+def test_sweep_json_gives_the_counts_and_every_row_of_its_file_failed_ones_too(tmp_path, tiny, capsys):
+    out = tmp_path / "s.csv"
+    swept = "chip.engines.mme.macs_per_cycle={ fp8 = 131072 },{ bf16 = 65536 }"
+    argv = ["sweep", "--chip", "gaudi2", "--set", swept, "--workload", tiny, "--scheduler", "naive"]
+    code = main([*argv, "--out", str(out), "--workers", "1", "--quiet", "--json"])
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert code == 1 and "1 of 2 points failed" in captured.err
+    assert (data["units"], data["ran"], data["skipped"], data["failed"]) == (2, 2, 0, 1)
+    assert data["rows"] == read(out)
+    assert sum(bool(r["error"]) for r in data["rows"]) == 1
+
+
+def test_sweep_plot_json_lists_the_files_it_wrote(tmp_path, tiny, capsys):
+    out = tmp_path / "s.csv"
+    argv = ["sweep", "--chip", "gaudi1", "--set", "chip.clock_ghz=1.0,2.0", "--workload", tiny, "--scheduler", "naive"]
+    assert main([*argv, "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["sweep-plot", str(out), "--out", str(tmp_path / "figs"), "--json"]) == 0
+    files = json.loads(capsys.readouterr().out)
+    assert files and sorted(files) == sorted(str(p) for p in (tmp_path / "figs").iterdir())

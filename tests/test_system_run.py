@@ -216,7 +216,7 @@ def test_run_and_plot_a_pipeline_from_the_command_line(capsys, tmp_path):
     assert main(["plot", *argv, "--out", str(tmp_path)]) == 0
     assert (tmp_path / "pipeline_dgx-a100.png").exists()
     capsys.readouterr()
-    assert main(["compare", *argv, "--schedulers", "naive,balanced", "--json"]) == 0
+    assert main(["compare", *argv, "--scheduler", "naive,balanced", "--json"]) == 0
     compared = json.loads(capsys.readouterr().out)
     assert set(compared) == {"naive", "balanced"} and all(v["step_ms"] > 0 for v in compared.values())
 
@@ -307,7 +307,7 @@ def test_plot_a_systems_card_with_its_network_engines_as_timeline_rows(capsys, t
         "--parallel",
         "tp=2,dp=4",
         *(f"--set={s}" for s in TRAIN),
-        "--schedulers",
+        "--scheduler",
         "naive",
         "--out",
         str(tmp_path),

@@ -119,9 +119,9 @@ def test_generate_on_several_cards_from_the_command_line(capsys):
         "--output-tokens",
         "4",
     ]
-    assert main([*argv, "--cards", "2", "--json"]) == 0
+    assert main([*argv, "--parallel", "tp=2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["cards"] == 2 and "network" in out["decode"]["utilization"]
-    assert main([*argv, "--cards", "16"]) == 2
+    assert main([*argv, "--parallel", "tp=16"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a node of hls-gaudi2 has 8" in err

@@ -16,11 +16,12 @@ from accelsim import run as run_graph
 from accelsim.chip import load_chip
 from accelsim.cli import main
 from accelsim.errors import AccelsimError
+from accelsim.footprint import card_memory
 from accelsim.lowering import lower
 from accelsim.ops import OPS, CollectiveOp
 from accelsim.parallel import Layout
 from accelsim.system import load_system
-from accelsim.system_run import card_memory, place
+from accelsim.system_run import place
 from accelsim.training import TrainOptions, search, train_step
 from accelsim.vocabulary import DTYPE_BYTES
 from accelsim.workload import load_workload, workload_data, workload_from_dict

@@ -1,13 +1,16 @@
-"""Re-run the commands pasted in the README's ```console blocks and put their current output in place.
+"""Re-run the commands pasted in the ```console blocks of README.md and docs/*.md and put their current output in place.
 
-The README promises that every pasted output comes from the current code; this keeps that promise checkable. Each
+The README and the documentation pages promise that every pasted output comes from the current code; this keeps
+that promise checkable (tests/test_docs.py runs it in --check mode on the fast commands). Each
 ``$ command`` (with ``\\`` continuations) followed by output lines is run from a scratch folder that links the
 checkout's top-level entries (so relative paths work and written figures do not land in the checkout). An output
 that was cut with a ``...`` line keeps the same number of lines before and after the cut. Commands followed by no
-output lines (a list of examples) and commands matching ``--skip`` are left alone.
+output lines (a list of examples), commands with a ``[--option]`` placeholder and commands matching ``--skip`` are
+left alone. ``accelsim`` is found beside the Python running this script first, so a virtual environment need not be
+activated.
 
-    python tools/readme_outputs.py --check            # exit 1 and a diff if any output changed
-    python tools/readme_outputs.py --write            # rewrite README.md in place
+    python tools/readme_outputs.py --check                      # README.md, docs/*.md: exit 1 and a diff if changed
+    python tools/readme_outputs.py --write docs/generation.md   # rewrite one page in place
     python tools/readme_outputs.py --write --only compare --only validate
 """
 
@@ -37,7 +40,8 @@ class Example:
     last: int  # one past the last output line
 
     def run(self, cwd: Path, timeout: float) -> list[str]:
-        env = dict(os.environ, COLUMNS="200", MPLBACKEND="Agg")
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        env = dict(os.environ, COLUMNS="200", MPLBACKEND="Agg", PATH=path)
         proc = subprocess.run(
             ["bash", "-c", self.command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
         )
@@ -92,39 +96,62 @@ def scratch() -> Path:
     return folder
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--check", action="store_true", help="print a diff of changed outputs and exit 1 if any")
-    mode.add_argument("--write", action="store_true", help="rewrite README.md with the current outputs")
-    p.add_argument("--only", action="append", default=[], help="run only commands containing this text (repeatable)")
-    p.add_argument("--skip", action="append", default=[], help="leave commands containing this text (repeatable)")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds a command may take")
-    p.add_argument("--readme", type=Path, default=ROOT / "README.md", help="the file to read and rewrite")
-    args = p.parse_args(argv)
+def default_files() -> list[Path]:
+    """The README and every documentation page, in a fixed order."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
-    lines = args.readme.read_text().splitlines()
-    cwd = scratch()
-    changed = 0
-    # Later blocks first, so replacing one output does not move the indices of those still to do.
-    for ex in reversed(examples(lines)):
+
+def update(path: Path, args: argparse.Namespace, cwd: Path) -> int:
+    """Re-run one file's selected examples, print a diff for each changed output, rewrite the file with --write;
+    how many changed."""
+    lines = path.read_text().splitlines()
+    outputs: list[tuple[Example, list[str]]] = []
+    # In the page's order, since a command may read what an earlier one wrote (a sweep's file, then its plot).
+    for ex in examples(lines):
         if args.only and not any(s in ex.command for s in args.only):
             continue
         if any(s in ex.command for s in args.skip) or re.search(r"\[--\w+", ex.command):
             continue
-        print(f"$ {ex.command}", file=sys.stderr)
+        print(f"{path.name}: $ {ex.command}", file=sys.stderr)
         old = lines[ex.first : ex.last]
         new = fit_cut(old, ex.run(cwd, args.timeout))
         if new != old:
-            changed += 1
+            outputs.append((ex, new))
             sys.stdout.writelines(
                 difflib.unified_diff(
-                    [s + "\n" for s in old], [s + "\n" for s in new], shlex.quote(ex.command)[:80], "now"
+                    [s + "\n" for s in old],
+                    [s + "\n" for s in new],
+                    f"{path.name}: {shlex.quote(ex.command)[:80]}",
+                    "now",
                 )
             )
-            lines[ex.first : ex.last] = new
-    if args.write:
-        args.readme.write_text("\n".join(lines) + "\n")
+    changed = len(outputs)
+    # Later outputs first, so replacing one does not move the lines of those still to do.
+    for ex, new in reversed(outputs):
+        lines[ex.first : ex.last] = new
+    if args.write and changed:
+        path.write_text("\n".join(lines) + "\n")
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--check", action="store_true", help="print a diff of changed outputs and exit 1 if any")
+    mode.add_argument("--write", action="store_true", help="rewrite the files with the current outputs")
+    p.add_argument("--only", action="append", default=[], help="run only commands containing this text (repeatable)")
+    p.add_argument("--skip", action="append", default=[], help="leave commands containing this text (repeatable)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds a command may take")
+    p.add_argument(
+        "files", nargs="*", type=Path, help="markdown files to read and rewrite (default: README.md and docs/*.md)"
+    )
+    args = p.parse_args(argv)
+    for path in args.files:
+        if not path.is_file():
+            p.error(f"{path}: not a file")
+
+    cwd = scratch()
+    changed = sum(update(path, args, cwd) for path in args.files or default_files())
     print(f"{changed} pasted output(s) changed", file=sys.stderr)
     return 1 if args.check and changed else 0
 
