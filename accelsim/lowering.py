@@ -20,8 +20,9 @@ heads at the two ends, and the transformer layer that strings them together.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple, NoReturn
 
 from . import limits
@@ -115,20 +116,27 @@ class _GraphBuilder:
         self.sp = run.sequence_parallel
         self.row_d = self.d_model // self.tp if self.sp else self.d_model
         self.tasks: list[Task] = []
-        #: The tasks this machine holds (accelsim.limits.MAX_TASKS): emit refuses the one past it (``refuse``).
+        #: The tasks this machine holds (accelsim.limits.MAX_TASKS): the graph is counted before it is built, and
+        #: refused as soon as its count passes them (``counting``); emit refuses the task past them.
         self.max_tasks = limits.MAX_TASKS
-        # At tile granularity, blocks of up to tile_m positions of one sequence; else one block of all rows.
-        self.row_blocks: list[RowBlock]
-        if self.per_tile:
-            step = min(self.seq_len, self.tile_m)
-            self.reserve(self.batch * -(-self.seq_len // step))  # a row-wise op has a task per block
-            self.row_blocks = [
-                RowBlock(b, p, min(step, self.seq_len - p))
-                for b in range(self.batch)
-                for p in range(0, self.seq_len, step)
-            ]
-        else:
-            self.row_blocks = [RowBlock(-1, 0, self.seq_len)]
+        #: While the graph is counted: the tasks counted so far (none listed); None while it is built.
+        self.counted: int | None = None
+        #: While the graph is counted: how many times a task counts (every layer, while the first one is counted).
+        self.copies = 1
+        #: At tile granularity, blocks of up to ``step`` positions of one sequence; else one block of all rows.
+        self.step = min(self.seq_len, self.tile_m) if self.per_tile else self.seq_len
+        self.blocks_per_sequence = -(-self.seq_len // self.step) if self.per_tile else 1
+        self.blocks = self.batch * self.blocks_per_sequence if self.per_tile else 1
+
+    @cached_property
+    def row_blocks(self) -> list[RowBlock]:
+        """The blocks of token rows (``blocks`` of them), listed once the graph is built (never while counted)."""
+        if not self.per_tile:
+            return [RowBlock(-1, 0, self.seq_len)]
+        step = self.step
+        return [
+            RowBlock(b, p, min(step, self.seq_len - p)) for b in range(self.batch) for p in range(0, self.seq_len, step)
+        ]
 
     def emit(
         self,
@@ -148,6 +156,8 @@ class _GraphBuilder:
         may cut it by sequence; false for a weight's rows or a parameter's elements. ``quantized``: a product
         that runs and reads its operands in ``run.matmul_dtype`` (a weight's GEMM, attention's matmuls over the KV
         cache); its result stays in ``run.dtype``."""
+        if self.counting(1):
+            return name
         if len(self.tasks) >= self.max_tasks:
             self.refuse(len(self.tasks) + 1)
         dtype = self.matmul_dtype if quantized else self.dtype
@@ -168,14 +178,29 @@ class _GraphBuilder:
         )
         return name
 
-    def reserve(self, tasks: int) -> None:
-        """Refuse now, before listing them, ``tasks`` more tasks that would not fit with those made so far."""
-        if len(self.tasks) + tasks > self.max_tasks:
-            self.refuse(len(self.tasks) + tasks)
+    def counting(self, tasks: int) -> bool:
+        """While the graph is counted (``lower``): count ``tasks`` tasks (``copies`` times each), refuse the graph
+        as soon as its count passes this machine's tasks, and say so: the caller then lists none of them and
+        returns as it would, its tasks' names left out (``no_rows``). False while the graph is built."""
+        if self.counted is None:
+            return False
+        self.counted += tasks * self.copies
+        if self.counted > self.max_tasks:
+            self.refuse(self.counted)
+        return True
+
+    def no_rows(self) -> TokenRowTasks:
+        """While the graph is counted, what an op over token rows returns: a block for each of ``blocks``, naming
+        no task (no block list is changed once made, so they may be one)."""
+        return [[]] * self.blocks
+
+    def tiles(self, size: int, tile: int) -> int:
+        """How many tiles of ``tile`` cut ``size`` at tile granularity (one otherwise)."""
+        return -(-size // tile) if self.per_tile else 1
 
     def refuse(self, tasks: int) -> NoReturn:
         """The refusal of a graph found to have at least ``tasks`` tasks, more than fit this machine, with what to
-        change (the one rule of the lowering's size: its builders count as they go, nothing estimates it)."""
+        change (the one rule of the lowering's size: its builders count, nothing estimates it)."""
         refusal = limits.too_many_tasks(tasks, f"its task graph at {self.granularity} granularity", at_least=True)
         if self.per_tile:
             key = "lowering.tile_m"
@@ -198,16 +223,18 @@ class _GraphBuilder:
         return f"{name}[{','.join(map(str, idx))}]" if self.per_tile else name
 
     def blocks_holding(self, first: int, end: int, batches: range) -> list[int]:
-        """Row blocks of the given batch elements holding positions [first, end)."""
+        """Row blocks of the given batch elements holding positions [first, end), in order: a sequence's blocks
+        are ``per_sequence`` consecutive ones of ``step`` positions each (the last maybe fewer)."""
         if not self.per_tile:
             return [0]
-        return [i for i, (b, p, n) in enumerate(self.row_blocks) if b in batches and p < end and p + n > first]
+        step, per_sequence = self.step, self.blocks_per_sequence
+        lo, hi = max(0, first) // step, min(-(-end // step), per_sequence) if first < self.seq_len else 0
+        return [b * per_sequence + k for b in batches if 0 <= b < self.batch for k in range(lo, hi)]
 
     def column_tiles(self, cols: int) -> list[int]:
-        """Widths of the output column tiles of a ``cols``-wide result."""
+        """Widths of the output column tiles of a ``cols``-wide result (``tiles(cols, tile_n)`` of them)."""
         if not self.per_tile:
             return [cols]
-        self.reserve(-(-cols // self.tile_n))  # each tile is a task of its own
         return [min(self.tile_n, cols - j) for j in range(0, cols, self.tile_n)]
 
 
@@ -230,8 +257,10 @@ class _TokenRowOps(_GraphBuilder):
 
         ``inputs`` tensors of that size are read (plus ``params`` elements); the output has the same size unless
         ``writes`` gives a fixed count per block (a reduction's partial result)."""
+        if self.counting(self.blocks):
+            return self.no_rows()
         out = []
-        for i in range(len(self.row_blocks)):
+        for i in range(self.blocks):
             elements = self.block_rows(i) * cols
             first = params if i == 0 else 0  # parameters are fetched once, then reused from SRAM
             out.append(
@@ -268,9 +297,11 @@ class _TokenRowOps(_GraphBuilder):
 
     def exchange(self, name: str, op: str, cols: int, out_cols: int, h: TokenRowTasks, g: str) -> TokenRowTasks:
         """A collective per row block over the card's ``cols`` columns of each row, leaving ``out_cols``."""
+        if self.counting(self.blocks):
+            return self.no_rows()
         return [
             [self.emit(self.label(name, i), op, (rows * cols,), rows * cols, rows * out_cols, h[i], g)]
-            for i in range(len(self.row_blocks))
+            for i in range(self.blocks)
             for rows in (self.block_rows(i),)
         ]
 
@@ -284,10 +315,11 @@ class _Gemms(_GraphBuilder):
     ) -> TokenRowTasks:
         """Activations (rows x inner) @ weights (inner x cols), tiled over rows and output columns; ``weights``
         false keeps it in ``run.dtype`` whatever ``run.matmul_dtype`` says (the LM head)."""
+        if self.counting(self.blocks * self.tiles(cols, self.tile_n)):
+            return self.no_rows()
         widths = self.column_tiles(cols)
-        self.reserve(len(self.row_blocks) * len(widths))
         out = []
-        for i in range(len(self.row_blocks)):
+        for i in range(self.blocks):
             rows = self.block_rows(i)
             waits = deps(i)
             out.append(
@@ -321,6 +353,8 @@ class _Gemms(_GraphBuilder):
         """A product of a fixed number of rows that are not the token rows' blocks (each sequence's last position,
         the masked positions), in output column tiles; ``weights`` as in ``gemm`` (false: in ``run.dtype``),
         ``per_sequence`` as in ``emit``."""
+        if self.counting(self.tiles(cols, self.tile_n)):
+            return []
         return [
             self.emit(
                 self.label(name, 0, j),
@@ -354,14 +388,16 @@ class _TrainingUpdates(_GraphBuilder):
         """dW (in x out) = X^T (in x tokens) @ dY (tokens x out), tiled over the weight; then Adam on each tile.
         ``quantized``: its operands in run.matmul_dtype, as the forward product's (false for the LM head's and the
         patch embedding's, whose forward products stay in run.dtype)."""
-        self.reserve(-(-in_features // self.tile_m) if self.per_tile else 1)
+        grads = self.tiles(in_features, self.tile_m) * self.tiles(out_features, self.tile_n)
+        if self.counting(grads):
+            self.count_adams(f"{name}.adam", grads, group)
+            return []
         row_tiles = (
             [min(self.tile_m, in_features - k) for k in range(0, in_features, self.tile_m)]
             if self.per_tile
             else [in_features]
         )
         widths = self.column_tiles(out_features)
-        self.reserve(len(row_tiles) * len(widths))
         names = []
         for a, rows in enumerate(row_tiles):
             for j, width in enumerate(widths):
@@ -386,6 +422,9 @@ class _TrainingUpdates(_GraphBuilder):
 
     def adam_rows(self, name: str, rows: int, cols: int, deps: list[str], group: str) -> list[str]:
         """Adam over a (rows x cols) table, in blocks of tile_m rows at tile granularity."""
+        if self.counted is not None:
+            self.count_adams(name, self.tiles(rows, self.tile_m), group)
+            return []
         step = self.tile_m if self.per_tile else rows
         return [self.adam(name, min(step, rows - r) * cols, deps, group, k) for k, r in enumerate(range(0, rows, step))]
 
@@ -393,7 +432,7 @@ class _TrainingUpdates(_GraphBuilder):
         """Adam: read weight, gradient and two moments; write weight and moments. Under data parallelism it waits
         for its bucket's reduction (``flush_gradients``). A micro-batch that does not end the step updates nothing
         (its gradients are accumulated), but under ZeRO 2 and 3 its bucket is still reduce-scattered."""
-        if self.dp > 1 and (self.optimizer_step or self.zero >= 2):
+        if self.bucketed:
             self.pending.append((name, elements, deps, group, idx))
             return self.label(name, *idx)
         if not self.optimizer_step:
@@ -401,6 +440,20 @@ class _TrainingUpdates(_GraphBuilder):
         return self.emit(
             self.label(name, *idx), "adam", (elements,), 4 * elements, 3 * elements, deps, group, per_sequence=False
         )
+
+    @property
+    def bucketed(self) -> bool:
+        """Whether an update waits in its bucket (``adam``): under data parallelism, where the step updates or
+        ZeRO 2 and 3 reduce-scatter the bucket all the same."""
+        return self.dp > 1 and (self.optimizer_step or self.zero >= 2)
+
+    def count_adams(self, name: str, updates: int, group: str) -> None:
+        """While the graph is counted: ``updates`` Adam updates as ``adam`` makes them, each waiting in its
+        bucket (sizes left out) or a task of its own, or none where the step updates nothing."""
+        if self.bucketed:
+            self.pending += [(name, 0, [], group, ())] * updates
+        elif self.optimizer_step:
+            self.counting(updates)
 
     def flush_gradients(self, bucket: str) -> None:
         """Data parallelism: the gradients of the updates waiting (one layer's, the head's, the embeddings') are
@@ -418,7 +471,7 @@ class _TrainingUpdates(_GraphBuilder):
             reduced = self.emit(
                 f"{bucket}.grad_allreduce", "grad_all_reduce", (total,), total, total, deps, group, per_sequence=False
             )
-            for name, elements, _, g, idx in self.pending:
+            for name, elements, _, g, idx in [] if self.counting(len(self.pending)) else self.pending:
                 self.emit(
                     self.label(name, *idx),
                     "adam",
@@ -541,12 +594,25 @@ class _Attention(_TokenRowOps):
         # and value head itself, as where each head has its own.
         stacked = self.wl.spec.attention.query_groups == "stacked"
         per_kv = self.heads // self.wl.kv_heads if stacked else 1
+        # Each group's units and the units each op of its table has (alike for the groups of one variant): their
+        # tasks, one per unit an op has (one per op that has any, all units merged), counted while the graph is.
+        plans: dict[tuple[str, int], tuple[int, list[UnitOp], int, dict[str, list[int]]]] = {}
+        read: dict[tuple[int, int, range], list[str]] = {}  # the input tasks of the rows a unit reads
+        tasks = 0
+        for variant, heads, _ in groups:
+            rep = per_kv if len(heads) == self.heads and variant in ("softmax", "flash") else 1
+            if (variant, rep) not in plans:
+                unit_positions, table = self.unit_table(variant, backward, layer, rep)
+                units = self.seq_len // unit_positions
+                present = {op.name: [i for i in range(units) if op.exists(i, units)] for op in table}
+                plans[variant, rep] = unit_positions, table, units, present
+            present = plans[variant, rep][3]
+            tasks += sum(len(has) if per_unit else bool(has) for has in present.values())
+        if self.counting(tasks):
+            return outputs
         for variant, heads, batches in groups:
             rep = per_kv if len(heads) == self.heads and variant in ("softmax", "flash") else 1
-            unit_positions, table = self.unit_table(variant, backward, layer, rep)
-            units = self.seq_len // unit_positions
-            if per_unit:  # every unit has a task at least (its product with the keys)
-                self.reserve(units)
+            unit_positions, table, units, present = plans[variant, rep]
             sequences = len(batches) * len(heads) // rep
             kv_sequences = len(batches) * sum(1 for h in heads if h % per_kv == 0)
             head_label = (f"h{heads[0]}" if len(heads) == 1 else variant) + (
@@ -558,7 +624,6 @@ class _Attention(_TokenRowOps):
             order = (range(units - 1, -1, -1) if reverse else range(units)) if per_unit else [0]
             made: dict[tuple[str, int], str] = {}
             by_op: dict[str, list[str]] = {}
-            present = {op.name: [i for i in range(units) if op.exists(i, units)] for op in table}
             for u in order:
                 for op in table:
                     has = present[op.name]
@@ -575,7 +640,8 @@ class _Attention(_TokenRowOps):
                     for dep, rel in op.deps:
                         if dep == "input":
                             end = (u + 1) * unit_positions if per_unit else self.seq_len
-                            deps += self.attention_inputs(variant, u * unit_positions, end, batches, inputs, backward)
+                            first = u * unit_positions
+                            deps += self.attention_inputs(variant, first, end, batches, inputs, backward, read)
                         elif rel == "all" or not per_unit:
                             deps += by_op.get(dep, [])
                         else:
@@ -604,9 +670,17 @@ class _Attention(_TokenRowOps):
         return outputs
 
     def attention_inputs(
-        self, variant: str, first: int, end: int, batches: range, inputs: TokenRowTasks, backward: bool
+        self,
+        variant: str,
+        first: int,
+        end: int,
+        batches: range,
+        inputs: TokenRowTasks,
+        backward: bool,
+        read: dict[tuple[int, int, range], list[str]],
     ) -> list[str]:
-        """The input tasks a unit of queries at positions [first, end) reads."""
+        """The input tasks a unit of queries at positions [first, end) reads; ``read`` keeps those of the rows
+        already asked for (every unit of a softmax reads every key's: listed once, not once per unit)."""
         if not self.per_tile:
             return _all_tasks(inputs)
         if variant in ("softmax", "flash") and not backward:
@@ -615,21 +689,22 @@ class _Attention(_TokenRowOps):
             lo, hi = max(0, first - (end - first)), end  # its own block and the previous one
         else:
             lo, hi = first, end
-        return [name for i in self.blocks_holding(lo, hi, batches) for name in inputs[i]]
+        key = lo, hi, batches
+        if key not in read:
+            read[key] = [name for i in self.blocks_holding(lo, hi, batches) for name in inputs[i]]
+        return read[key]
 
     def merge_heads(self, name: str, cols: int, outputs: list[AttentionOutput], group: str) -> TokenRowTasks:
         """Heads back into token rows (a transpose-copy, as ``a.transpose(1, 2).reshape(b, s, d)``)."""
 
-        def deps(i: int) -> list[str]:
-            b, first, positions = self.row_blocks[i]
-            return [
-                o.task
-                for o in outputs
-                if not self.per_tile
-                or (b in o.batches and o.first_position < first + positions and o.end_position > first)
-            ]
-
-        return self.row_op(name, "copy", cols, deps, group)
+        if self.counted is not None:  # the copies' tasks counted, no producer listed
+            return self.row_op(name, "copy", cols, _no_deps, group)
+        # Each row block's producers, in the attention's order: the blocks an output's rows cover, found by index.
+        producers: list[list[str]] = [[] for _ in range(self.blocks)]
+        for o in outputs:
+            for i in self.blocks_holding(o.first_position, o.end_position, o.batches):
+                producers[i].append(o.task)
+        return self.row_op(name, "copy", cols, lambda i: producers[i], group)
 
 
 class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
@@ -654,26 +729,28 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         patches, patch_elements, batch = self.wl.patches, self.wl.patch_elements, self.batch
         pixels = batch * patches * patch_elements
         patchify = self.emit("embed.patchify", "copy", (pixels,), pixels, pixels, [], "embed")
-        widths = self.column_tiles(d_model)
         patch_rows = batch * patches
-        row_tiles = (
-            [min(self.tile_m, patch_rows - r) for r in range(0, patch_rows, self.tile_m)]
-            if self.per_tile
-            else [patch_rows]
-        )
-        patch_tiles = [
-            self.emit(
-                self.label("embed.patch", a, j),
-                "gemm",
-                (rows, patch_elements, width),
-                (rows * patch_elements if j == 0 else 0) + (patch_elements * width if a == 0 else 0),
-                rows * width,
-                [patchify],
-                "embed",
+        patch_tiles: list[str] = []
+        if not self.counting(self.tiles(patch_rows, self.tile_m) * self.tiles(d_model, self.tile_n)):
+            widths = self.column_tiles(d_model)
+            row_tiles = (
+                [min(self.tile_m, patch_rows - r) for r in range(0, patch_rows, self.tile_m)]
+                if self.per_tile
+                else [patch_rows]
             )
-            for a, rows in enumerate(row_tiles)
-            for j, width in enumerate(widths)
-        ]
+            patch_tiles = [
+                self.emit(
+                    self.label("embed.patch", a, j),
+                    "gemm",
+                    (rows, patch_elements, width),
+                    (rows * patch_elements if j == 0 else 0) + (patch_elements * width if a == 0 else 0),
+                    rows * width,
+                    [patchify],
+                    "embed",
+                )
+                for a, rows in enumerate(row_tiles)
+                for j, width in enumerate(widths)
+            ]
         return self.row_op("embed.pos", "add", d_model, lambda i: patch_tiles, "embed", inputs=2)
 
     def head_forward(self, x: TokenRowTasks, training: bool) -> TokenRowTasks:
@@ -761,12 +838,8 @@ class _EmbeddingsAndHeads(_TokenRowOps, _Gemms, _TrainingUpdates):
         lnf = self.gather("head.ln", lnf, "head")
         logits = self.gemm("head.lm", d_model, vocab, _same_block(lnf), "head", weights=False)
         tp = self.wl.spec.run.tensor_parallel
-        if tp > 1 and not training:
-            return [
-                [self.emit(self.label("head.lm.allgather", i), "all_gather", (n,), n, n * tp, logits[i], "head")]
-                for i in range(len(self.row_blocks))
-                for n in (self.block_rows(i) * vocab,)
-            ]
+        if tp > 1 and not training:  # each card holds a slice of the vocabulary: gather every card's logits
+            return self.exchange("head.lm.allgather", "all_gather", vocab, vocab * tp, logits, "head")
         if not training:
             return logits
         if tp > 1:  # vocabulary-parallel cross-entropy: the rows' max and sum all-reduced, not the logits
@@ -1096,15 +1169,36 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         self.adam(f"{L}.ln.adam", 2 * norm_params, [ln1_params, ln2_params], g)
         return self.row_op(f"{L}.res1.bwd", "add", d, lambda i: d_attn[i] + d_res1[i], g, inputs=2)
 
-    def layers_ahead(self, tasks: int, left: int) -> None:
-        """Refuse now the ``left`` layers of the pass still to come where, each making the ``tasks`` tasks the
-        layer just built made, they would not fit: a model of very many layers is refused after its first layer,
-        not once the limit's tasks are made. The layers of a model are alike in their tasks (a local layer's
-        attention sees fewer keys in tasks of the same number; tests/test_lowering.py checks that no graph is
-        refused at its own size)."""
-        self.reserve(left * tasks)
+    def each_layer(self, order: Iterable[int]) -> Iterator[int]:
+        """The model's layers in ``order``; while the graph is counted, the first alone, each of its tasks counted
+        once for every layer (``copies``): a model of very many layers, or of layers too large, is refused as its
+        first layer is counted. The layers of a model are alike in their tasks (a local layer's attention sees
+        fewer keys in tasks of the same number; tests/test_lowering.py checks that a graph is built at a limit of
+        its own size and refused at one task less)."""
+        if self.counted is None:
+            yield from order
+        elif self.wl.spec.model.layers:
+            self.copies = self.wl.spec.model.layers
+            yield 0
+            self.copies = 1
 
     def lower(self) -> TaskGraph:
+        """The graph, counted before it is built: the builders run once counting their tasks (``counting``), the
+        first layer standing for every layer (``each_layer``), which refuses a graph too large for this machine as
+        soon as its count passes the limit, before any task is made; then once making them."""
+        self.counted = 0
+        try:
+            self.passes()
+        finally:
+            self.counted, self.copies, self.pending = None, 1, []
+        self.passes()
+        graph = TaskGraph(self.tasks, name=self.wl.name, source=self.wl.source)
+        graph.meta.update(self.wl.summary().to_dict())
+        return graph
+
+    def passes(self) -> None:
+        """The embeddings, the layers and the head; in training the layers' backward passes in reverse and the
+        embeddings' update."""
         wl, model = self.wl, self.wl.spec.model
         training = wl.spec.run.mode == "training"
         embed_params = self.zero3_gather("embed", wl.embedding_parameters, [], "embed") if wl.has_embeddings else []
@@ -1113,15 +1207,13 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
         saved = []
         outputs = [x]  # each layer's input, then the last one's output
         layer_params = wl.layer_parameters
-        for layer in range(model.layers):
-            start = len(self.tasks)
+        for layer in self.each_layer(range(model.layers)):
             # ZeRO 3: the layer's parameters gathered one layer ahead (once the layer two before is done)
             ahead = _all_tasks(outputs[-2]) if len(outputs) > 1 else []
             x = _waiting(x, self.zero3_gather(f"L{layer}", layer_params, ahead, f"L{layer}"))
             x, activations = self.layer_forward(layer, x)
             saved.append(activations)
             outputs.append(x)
-            self.layers_ahead(len(self.tasks) - start, model.layers - layer - 1)
         if wl.has_head:
             head_params = self.zero3_gather("head", wl.head_parameters, _all_tasks(outputs[-2]), "head")
             if training:
@@ -1134,22 +1226,17 @@ class _Lowering(_Attention, _EmbeddingsAndHeads):
             dy = x
         if training:
             gradients = [x, dy]  # what the backward has reached, to gather the next layer's parameters ahead
-            for layer in reversed(range(model.layers)):
-                start = len(self.tasks)
+            for layer in self.each_layer(reversed(range(model.layers))):
                 ahead = _all_tasks(gradients[-2])
                 dy = _waiting(dy, self.zero3_gather(f"L{layer}.bwd", layer_params, ahead, f"L{layer}.bwd"))
                 dy = self.layer_backward(layer, dy, self.recompute(layer, saved[layer], dy))
                 self.flush_gradients(f"L{layer}")
                 gradients.append(dy)
-                self.layers_ahead(len(self.tasks) - start, layer)
             if wl.has_embeddings:
                 ahead = _all_tasks(gradients[-2])
                 dy = _waiting(dy, self.zero3_gather("embed.bwd", wl.embedding_parameters, ahead, "embed"))
                 self.embed_backward(dy)
                 self.flush_gradients("embed")
-        graph = TaskGraph(self.tasks, name=wl.name, source=wl.source)
-        graph.meta.update(wl.summary().to_dict())
-        return graph
 
 
 def _waiting(rows: TokenRowTasks, tasks: list[str]) -> TokenRowTasks:
@@ -1159,6 +1246,6 @@ def _waiting(rows: TokenRowTasks, tasks: list[str]) -> TokenRowTasks:
 
 def lower(workload: Workload) -> TaskGraph:
     """The task graph of one pass (inference) or one training step of ``workload``. A graph too large for this
-    machine (accelsim.limits.MAX_TASKS) is refused as its builders count: never past the limit's tasks, and
-    before any is built where its row blocks, a product's tiles or its layers projected from the first show it."""
+    machine (accelsim.limits.MAX_TASKS) is refused before any of it is built: the builders run once counting their
+    tasks (the first layer standing for every layer), and refuse as soon as the count passes the limit."""
     return _Lowering(workload).lower()

@@ -177,9 +177,19 @@ def test_workload_sizes_that_cannot_fit_are_refused_before_building(capsys, sett
     expect(message, source, key, words)
 
 
-def test_tile_m_of_1_is_refused_with_the_count_and_what_to_change(capsys):
-    """A million sequences' positions one per row block: the lowering counts the row blocks before it lists them
-    and refuses at once, naming the key to change."""
+@pytest.mark.parametrize(
+    "batch, count",
+    [
+        # 8 x 1024 row blocks: the graph counted to its LM head, whose 197 column tiles a block pass the limit
+        ("8", "5,718,016"),
+        # a million sequences of 1024 row blocks: the first row-wise op's blocks alone pass it
+        ("1000000", "1,024,000,000"),
+    ],
+)
+def test_tile_m_of_1_is_refused_with_the_count_and_what_to_change(capsys, batch, count):
+    """One position per row block: the lowering counts its graph before it builds it (building even its first
+    layer would take minutes, each query position's scores depending on every row block of its sequences) and
+    refuses at once, naming the key to change."""
     source = str(resolve("gpt2-small", "workloads"))
     start = time.perf_counter()
     message = cli_error(
@@ -194,18 +204,19 @@ def test_tile_m_of_1_is_refused_with_the_count_and_what_to_change(capsys):
         "--set",
         "tile_m=1",
         "--set",
-        "batch=1000000",
+        f"batch={batch}",
         seconds=10,
     )
     assert time.perf_counter() - start < 2
-    expect(message, source, "lowering.tile_m", "at least 1,024,000,000 tasks (about", f"at most {MAX_TASKS:,} tasks")
+    expect(message, source, "lowering.tile_m", f"at least {count} tasks (about", f"at most {MAX_TASKS:,} tasks")
 
 
 def test_a_products_tiles_are_counted_before_they_are_listed():
-    """A vocabulary of 2^31 - 1 is 8.4 million column tiles of 256: the LM head's product is refused before its
-    tiles are listed (listing them, and the tasks of each row block, would take minutes and gigabytes)."""
+    """A vocabulary of 2^31 - 1 is 8.4 million column tiles of 256: the LM head's product, 32 row blocks of them,
+    is counted, not listed, and refused before any task is made (listing its tiles, and the tasks of each row
+    block, would take minutes and gigabytes)."""
     start = time.perf_counter()
-    with pytest.raises(AccelsimError, match=r"lowering.tile_m: .* at least 8,3\d\d,\d{3} tasks") as err:
+    with pytest.raises(AccelsimError, match=r"lowering.tile_m: .* at least 268,4\d\d,\d{3} tasks") as err:
         lower(load_workload("gpt2-small", ["granularity=tile", f"vocab={2**31 - 1}", "layers=1"]))
     assert time.perf_counter() - start < 2
     assert err.value.key == "lowering.tile_m"
