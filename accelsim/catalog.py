@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import AccelsimError
 from .hf_config import config_of, context_length, describe, model_spec_from_config, parameter_count, read_json
-from .resources import shipped_dir
+from .places import shipped_dir
 from .workload import Workload, apply_override, workload_from_dict
 
 

@@ -235,6 +235,10 @@ class ChipSpec:
     #: Host time of each forward pass of a generation (a prefill, each decode step) that no engine sees: launching
     #: the step's graph, sampling, the serving loop (accelsim.generation).
     step_overhead_us: StepOverheadUs = 0.0
+    #: Time the serving kernel of a mixture of experts spends on each expert it is given, per MoE layer and forward
+    #: pass, whatever the routing (optimum-habana's dynamic MoE op is given every expert's weights and visits each;
+    #: accelsim.generation.expert_visits).
+    expert_overhead_us: StepOverheadUs = 0.0
     #: Optional per-op override of the vector instruction counts in accelsim.ops (op name -> instructions/element).
     vector_instructions: dict[str, InstructionsPerElement] = field(default_factory=dict)
     compiler: CompilerSpec = field(default_factory=CompilerSpec)

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-_PACKAGE = Path(__file__).resolve().parent
-#: Where shipped files live, installed (``accelsim/data/<kind>``) or in a source checkout (``<checkout>/<kind>``).
-_SHIPPED_ROOTS = (f"{_PACKAGE / 'data'}/", f"{_PACKAGE.parent}/")
-_SHIPPED_KINDS = ("chips/", "workloads/", "systems/", "models/")
+from .places import shipped_place
 
 
 def shown(source: str) -> str:
     """A source as a message names it: a shipped file as ``chips/gaudi2.toml`` wherever the package lives (a machine
     path in an error tells the reader nothing and differs from machine to machine), anything else as given."""
-    for root in _SHIPPED_ROOTS:
-        if source.startswith(root) and source[len(root) :].startswith(_SHIPPED_KINDS):
-            return source[len(root) :]
-    return source
+    return shipped_place(source) or source
 
 
 class AccelsimError(Exception):

@@ -10,7 +10,8 @@ tokens to seconds, each checked against the long way in tests/test_generation.py
 - *Decode steps.* Steps differ only in how many cached positions attention reads, which changes their time
   smoothly; a few steps spread over the range are simulated and the others interpolated linearly between them.
 
-The host's time per step (``step_overhead_us`` in the chip profile) is added to every pass.
+Time no engine sees is added to every pass: the host's (``step_overhead_us`` in the chip profile) and, for a
+mixture of experts, the serving kernel's per expert it is given (``expert_overhead_us`` x ``expert_visits``).
 """
 
 from __future__ import annotations
@@ -349,7 +350,7 @@ def generate(
     check_fits(memory, model.path, cards)
     sim = PassSimulator(chip, model, batch, dtype, scheduler, exact=exact, cards=cards, serving=serving)
     hz = chip.cycles_per_second
-    overhead_cycles = chip.spec.step_overhead_us * 1e-6 * hz
+    overhead_cycles = pass_overhead_us(chip, model) * 1e-6 * hz
     if progress:
         progress("prefill")
     prefill = sim.cost(input_tokens, 0)
@@ -399,6 +400,23 @@ def generate(
         attention=serving.attention,
         experts_used=serving.experts_used,
     )
+
+
+def expert_visits(model: Model) -> int:
+    """Experts the serving kernel is given in one forward pass: every expert of every layer, whatever the routing.
+    optimum-habana runs a layer's experts as one dynamic MoE op given all of their weights (its Mixtral, Qwen2-MoE
+    and Qwen3-MoE code), and that op's cost grows with the experts it is given: at few tokens and more than 32
+    experts a card, Intel's vLLM reads every expert's weights instead because that is faster (HabanaAI/
+    vllm-hpu-extension #199, VLLM_DYNAMIC_MOE_MIN_EXPERTS_SINGLEHPU). A tensor-parallel shard keeps every expert
+    (each is cut, not the set); 0 for a dense model."""
+    spec = model.require()
+    return int(spec.get("layers", 0)) * int(spec.get("experts", 0) or 0)
+
+
+def pass_overhead_us(chip: Chip, model: Model) -> float:
+    """Microseconds of each forward pass no engine sees: the host's time per pass plus the MoE kernel's per expert
+    it is given (``model``: the card's shard)."""
+    return chip.spec.step_overhead_us + chip.spec.expert_overhead_us * expert_visits(model)
 
 
 def check_serving(model: Model, serving: Serving) -> None:

@@ -5,15 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import AccelsimError
-
-_PACKAGE = Path(__file__).resolve().parent
-
-
-def shipped_dir(kind: str) -> Path:
-    """The folder holding the shipped ``chips``, ``workloads`` or ``systems`` files: installed as package data
-    (``accelsim/data/<kind>``, see setup.cfg), or at the top of a source checkout."""
-    installed = _PACKAGE / "data" / kind
-    return installed if installed.is_dir() else _PACKAGE.parent / kind
+from .places import shipped_dir
 
 
 def shipped_names(kind: str) -> list[str]:

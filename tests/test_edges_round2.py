@@ -586,6 +586,19 @@ def test_an_error_names_a_shipped_file_by_its_place_in_the_package_not_a_machine
     assert "(n_positions in models/gpt2-xl.json)" in err, err
 
 
+def test_a_shipped_place_is_named_from_either_root_and_nothing_else_is(tmp_path):
+    """The one owner of where shipped files live: a file under the checkout's or the installed package's folder of
+    a shipped kind is named by its place; a file beside them, or a user's folder named like a kind, is not."""
+    from accelsim.places import KINDS, shipped_dir, shipped_place
+
+    gaudi2 = shipped_dir("chips") / "gaudi2.toml"
+    assert shipped_place(str(gaudi2)) == "chips/gaudi2.toml"
+    assert all(shipped_place(str(shipped_dir(kind) / "x.toml")) == f"{kind}/x.toml" for kind in KINDS)
+    assert shipped_place(str(shipped_dir("chips").parent / "setup.cfg")) is None
+    assert shipped_place(str(tmp_path / "chips" / "gaudi2.toml")) is None
+    assert shipped_place("chips/gaudi2.toml") is None  # already a place, not a path under a root
+
+
 def test_a_training_step_of_layers_alone_on_replicas_runs(capsys):
     """A stack of layers without embeddings (llama-7b-like-layer) trained over replicas: the task estimate (since
     replaced by the builders' own counts) read the vocabulary it does not have and refused it with

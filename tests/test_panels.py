@@ -107,7 +107,7 @@ def test_an_element_wise_op_has_no_panels():
 #: The very large squares' errors (predicted rate / measured - 1) as measured with the panel model in place: the
 #: Gaudi 2 compiler's best blocking in its 24 MB keeps them compute-bound, so the loss stays unexplained (README,
 #: "Still not modelled"). A change that explains it must move these bounds.
-LARGE_SQUARES = {(16384, "bf16"): 0.099, (32768, "bf16"): 0.147, (32768, "fp8"): 0.117}
+LARGE_SQUARES = {(16384, "bf16"): 0.096, (32768, "bf16"): 0.144, (32768, "fp8"): 0.114}
 
 
 @pytest.mark.parametrize("size, dtype", list(LARGE_SQUARES))

@@ -2,7 +2,8 @@
 
 Mixtures of experts as served: a MoE layer reads the weights of the distinct experts the pass's tokens are routed
 to (k at batch 1, nearly all E for a large batch), or a given count; the experts run as one batched product of
-one shape, so each pays for the busiest expert's rows.
+one shape, so each pays for the busiest expert's rows; the serving kernel (optimum-habana's dynamic MoE op) is given
+every expert of the layer and spends a fixed time on each (the profile's expert_overhead_us, fitted).
 
 Grouped-query attention at large batch: a fused kernel (FusedSDPA) stacks the query heads that share a key/value
 head into one product that reads the cache once; optimum-habana's eager attention broadcasts K and V over the
@@ -123,6 +124,78 @@ def test_a_moe_layer_is_no_faster_than_its_busiest_expert(tmp_path):
     busiest = expected_max_load(512, 4, 64)
     assert (used, rows) == (64, busiest) and busiest > 512 * 4 // 64
     assert OPS[up.op].macs(up.shape) == used * busiest * 512 * 512 > 512 * 4 * 512 * 512
+
+
+def test_the_moe_kernel_is_given_every_expert_of_every_layer_on_every_card(tmp_path):
+    """optimum-habana's dynamic MoE op takes all of a layer's expert weights whatever the routing; a tensor-parallel
+    shard cuts each expert and keeps them all; a dense model has none."""
+    from accelsim.generation import expert_visits, sharded
+
+    assert expert_visits(_moe(tmp_path, experts=64, k=4)) == 4 * 64
+    assert expert_visits(load_model("Qwen/Qwen3-30B-A3B")) == 48 * 128
+    assert expert_visits(sharded(load_model("mistralai/Mixtral-8x7B-v0.1"), 2)) == 32 * 8
+    assert expert_visits(load_model("meta-llama/Llama-2-7b-hf")) == 0
+
+
+def test_every_pass_of_a_moe_model_pays_the_kernel_time_per_expert_it_is_given(tmp_path):
+    """The expert time is no engine's: the prefill and each decode step take visits x expert_overhead_us longer,
+    whatever the batch (the same 4 x 64 experts at batch 1 and 32), and a dense model does not pay it."""
+    import dataclasses
+
+    from accelsim.chip import Chip
+
+    base = load_chip("gaudi2")
+
+    def with_expert_us(us):
+        return Chip(dataclasses.replace(base.spec, expert_overhead_us=us), base.source)
+
+    moe = _moe(tmp_path, experts=64, k=4)
+    for batch in (1, 32):
+        runs = {us: generate(with_expert_us(us), moe, batch, 16, 5) for us in (0.0, 10.0)}
+        assert runs[10.0].ttft_ms - runs[0.0].ttft_ms == pytest.approx(4 * 64 * 10.0 / 1e3)
+        assert runs[10.0].tpot_ms - runs[0.0].tpot_ms == pytest.approx(4 * 64 * 10.0 / 1e3)
+    dense = load_model("bigcode/starcoder2-3b")
+    assert generate(with_expert_us(10.0), dense, 1, 8, 3).latency_ms == generate(base, dense, 1, 8, 3).latency_ms
+
+
+def test_the_expert_time_fitted_is_the_one_the_moe_records_agree_on():
+    """Records whose milliseconds grow by ms_per_us for each us of expert time: the fit picks the time that
+    minimizes their median |log error| (the exact one where they agree), the smallest of equals, 0 without
+    records."""
+    from accelsim.fit_generation import _expert_us
+
+    base, slope = np.array([10.0, 50.0, 4.0]), np.array([2.0, 0.5, 1.0])
+    assert _expert_us(base, slope, base + 3.21 * slope) == 3.21
+    # Two records want 1 us and one 40 us: the median follows the two.
+    assert _expert_us(base, slope, base + slope * np.array([1.0, 1.0, 40.0])) == 1.0
+    assert _expert_us(np.array([]), np.array([]), np.array([])) == 0.0
+    assert _expert_us(base, slope, base) == 0.0  # nothing left to explain
+
+
+def test_a_bad_expert_time_is_refused_naming_the_key(tmp_path, capsys):
+    profile = tmp_path / "chip.toml"
+    text = Path(load_chip("gaudi2").source).read_text()
+    profile.write_text(text.replace("expert_overhead_us = 7.4", "expert_overhead_us = -1"))
+    assert (
+        main(
+            [
+                "generate",
+                "--chip",
+                str(profile),
+                "--model",
+                "gpt2",
+                "--batch",
+                "1",
+                "--input-tokens",
+                "8",
+                "--output-tokens",
+                "2",
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("accelsim: error:") and "expert_overhead_us" in err and "\n" not in err
 
 
 def test_a_given_count_of_experts_read_replaces_the_expectation(tmp_path):
