@@ -122,8 +122,10 @@ def context_length(data: dict[str, Any]) -> tuple[str, int] | None:
 
 
 #: Keys some configs leave to their library's defaults: transformers' Gemma3TextConfig (the gemma-3-*-it configs
-#: give only the sizes that differ from them).
+#: give only the sizes that differ from them); LlamaConfig's untied LM head (``tie_word_embeddings: bool = False``;
+#: meta-llama's Llama-2-13b/70b configs do not say, and PretrainedConfig's True would tie them).
 LIBRARY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "llama": {"tie_word_embeddings": False},
     "gemma3_text": {
         "vocab_size": 262208,
         "num_attention_heads": 8,

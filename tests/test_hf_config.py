@@ -40,6 +40,7 @@ def test_a_llama_config_is_a_gated_rmsnorm_rotary_decoder_with_grouped_query_att
         # Parameter counts the model cards publish (biases, which we leave out, are under 0.1%).
         ("meta-llama/Llama-2-7b-hf", 6.74),
         ("meta-llama/Llama-2-70b-hf", 68.98),
+        ("meta-llama/Llama-2-13b-hf", 13.02),  # its config omits tie_word_embeddings: LlamaConfig's False applies
         ("meta-llama/Llama-3.1-8B", 8.03),
         ("mistralai/Mixtral-8x7B-v0.1", 46.70),
         ("tiiuae/falcon-7b", 6.92),
@@ -49,6 +50,13 @@ def test_a_llama_config_is_a_gated_rmsnorm_rotary_decoder_with_grouped_query_att
 )
 def test_catalog_models_have_their_published_parameter_counts(model, billions):
     assert parameter_count(load_model(model).require()) / 1e9 == pytest.approx(billions, rel=0.005)
+
+
+def test_a_config_that_omits_tie_word_embeddings_takes_its_library_class_default():
+    """transformers fills a missing key from the model type's config class: LlamaConfig unties the LM head,
+    GPT2Config (PretrainedConfig) ties it."""
+    assert load_model("meta-llama/Llama-2-13b-hf").require()["tied_embeddings"] is False
+    assert load_model("gpt2-xl").require()["tied_embeddings"] is True
 
 
 def test_older_key_names_and_family_conventions():
