@@ -425,8 +425,16 @@ def split_over_engines(
 ) -> list[Task]:
     """Cut every task into parts for the engines of the kinds it may run on, choosing the cut (``partition``).
     Every cut is chosen first, and their parts summed: a split past this machine's tasks is refused before any
-    part is made (refuse_compiled_size)."""
-    decisions = [partition(t, chip, slices, fit_bytes) for t in tasks]
+    part is made (refuse_compiled_size). A cut is chosen once for tasks alike in all but their names and
+    dependencies (every layer's own: partition reads neither)."""
+    chosen: dict[tuple[object, ...], tuple[int, int]] = {}
+    decisions = []
+    for t in tasks:
+        alike: tuple[object, ...] = (t.op, t.shape, t.dtype, t.flops, t.bytes_read, t.bytes_written, t.engines)
+        alike += (t.fused, t.on_chip, t.sequences, t.dep_bytes)
+        if alike not in chosen:
+            chosen[alike] = partition(t, chip, slices, fit_bytes)
+        decisions.append(chosen[alike])
     refuse_compiled_size(sum(parts for _, parts in decisions), chip, source)
     cut: dict[str, _Parts] = {}
     out: list[Task] = []
