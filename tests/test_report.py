@@ -668,3 +668,65 @@ def test_a_cards_communication_fits_one_line_naming_each_network():
         "communication: step 1,234.568 ms per card; collectives 2.500 ms, 1.000 ms exposed and 1.500 ms hidden under "
         "computation; network busy: tensor group 25.0%, replicas 12.5%, other 50.0%"
     )
+
+
+def test_a_system_of_several_nodes_one_link_and_no_description_says_so():
+    spec = NS(
+        description="",
+        nodes=2,
+        cards_per_node=4,
+        scale_up=NS(topology="ring", links=1, link_gbps=50.0, latency_us=1.5),
+        scale_out=None,
+        collective_overhead_us=0.0,
+    )
+    system = NS(
+        name="pair",
+        spec=spec,
+        chip=NS(name="tiny"),
+        total_cards=8,
+        scale_up_gbps_per_card=100.0,
+        scale_out_gbps_per_card=0.0,
+        node_bisection_gbps=200.0,
+        bisection_gbps=0.0,
+    )
+    assert system_report(system).splitlines()[:3] == [
+        "pair",
+        "2 nodes x 4 x tiny",
+        "scale-up: ring, 1 link of 50 GB/s per card pair, 1.5 us per message",
+    ]
+    assert system_report(system).splitlines()[-1].split() == [
+        "pair",
+        "tiny",
+        "8",
+        "ring",
+        "1x50",
+        "100",
+        "0",
+        "200",
+        "0",
+    ]
+
+
+def test_a_chip_with_two_dtypes_lists_both_peaks():
+    d = tiny_chip_dict()
+    d["engines"]["mme"]["macs_per_cycle"] = {"bf16": 16, "fp8": 32}
+    d["engines"]["tpc"]["lanes"] = {"bf16": 8, "fp32": 4}
+    row = chips_report([accelsim.chip_from_dict(d, "tiny.toml")]).splitlines()[2]
+    assert "bf16 0.03, fp8 0.06" in row and "bf16 0.03, fp32 0.02" in row
+
+
+def test_a_long_comparison_gives_its_bound_and_latency_in_milliseconds():
+    # One add of 8e9 values on an 8-lane tpc: 1e9 cycles at 1 GHz, a second.
+    long = TaskGraph([make_task("a", "add", [8 * 10**9], bytes_read=0, bytes_written=0)], name="long")
+    lines = compare_report(compare(TINY, long, ["naive"])).splitlines()
+    assert lines[0].startswith("chip tiny  workload long  tasks 1  lower bound 1,000,000,000 cycles = 1000.000 ms ")
+    assert lines[4].startswith("naive      1,000,000,000  1000.000    1.00x")
+
+
+def test_plurals_and_thresholds_turn_at_their_edges():
+    """Two of a thing is plural, one is not; a record of exactly 0.05 ms counts in the statistics."""
+    assert "= 2 micro-batches of 2" in train_report(_train_step(1, micro_batches=2))
+    assert "memory per card: " in generation_report(_generation(2, 19.0))
+    skipped = [_skipped(1, "device", "x"), _skipped(2, "done", "y")]
+    at_edge = validation_report(_validation([_record("gemm", 0.05, 0.05, M=8, K=8, N=8)], skipped=skipped))
+    assert at_edge.splitlines()[2].endswith("+0.0%") and "skipped 2 records, not predicted:" in at_edge
