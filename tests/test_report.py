@@ -610,7 +610,7 @@ def test_a_system_gives_its_nodes_fabrics_and_collective_overhead_then_its_row()
         "1 node x 8 x gaudi2",
         "scale-up: all-to-all, 3 links of 12.5 GB/s per card pair, 2 us per message",
         "scale-out: switch, 3 ports of 12.5 GB/s per card, 5 us per message",
-        "each collective: 38.2 us of set-up and synchronisation",
+        "each collective: 38.1 us of set-up and synchronisation",
         "",
         "system        chip  cards    scale-up fabric  scale-up GB/s per card  scale-out GB/s per card  node "
         "bisection GB/s  bisection GB/s",
