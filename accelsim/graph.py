@@ -214,7 +214,16 @@ class TaskGraph:
         return order
 
     def validate(self) -> None:
-        """Duplicate names, dangling dependencies, unknown ops or engine kinds and cycles are errors."""
+        """Duplicate names, dangling dependencies, unknown ops or engine kinds, cycles, and FLOPs or bytes that add
+        up past what 64-bit counts hold (accelsim.limits.MAX_COUNT, each task's and the graph's) are errors."""
+        for what, total in (("FLOPs", sum(t.flops for t in self.tasks)), ("bytes", sum(t.bytes for t in self.tasks))):
+            if total > MAX_COUNT:
+                raise AccelsimError(
+                    f"the tasks' {what} add up to {total:.3g}; at most 2^62 ({MAX_COUNT:.3g}) can be "
+                    "counted: make the shapes smaller",
+                    source=self.source,
+                    key="tasks",
+                )
         seen: dict[str, int] = {}
         for i, t in enumerate(self.tasks):
             if seen.setdefault(t.name, i) != i:
@@ -313,14 +322,6 @@ def graph_from_dict(data: dict, source: str = "<dict>") -> TaskGraph:
             )
         except AccelsimError as exc:
             raise AccelsimError(exc.detail, source=source, key=f"tasks[{i}] ({exc.key})") from None
-    for what, total in (("FLOPs", sum(t.flops for t in tasks)), ("bytes", sum(t.bytes for t in tasks))):
-        if total > MAX_COUNT:
-            raise AccelsimError(
-                f"the tasks' {what} add up to {total:.3g}; at most 2^62 ({MAX_COUNT:.3g}) can be "
-                "counted: make the shapes smaller",
-                source=source,
-                key="tasks",
-            )
     return TaskGraph(tasks, name=spec.name, source=source)
 
 

@@ -246,14 +246,13 @@ def predict_kernel(
         label = f"gemm {rec.dtype}"
     else:
         p2 = rec.params
-        try:
-            fabric = Fabric.of(collective_fabric(chip, p2))
+        try:  # the system's nodes, then the network's own limits (at most 1,024 cards)
+            seconds = collective_seconds(p2.op, rec.nbytes, Fabric.of(collective_fabric(chip, p2)))
         except AccelsimError as exc:
             detail = f"{exc.key}: {exc.detail}" if exc.key else exc.detail
             raise AccelsimError(
                 f"cannot place it on {chip.name}'s system: {detail}", source=source, key=f"line {line}"
             ) from None
-        seconds = collective_seconds(p2.op, rec.nbytes, fabric)
         ms = seconds * 1e3
         rate = busbw(p2.op, rec.nbytes, seconds, p2.ranks) / 1e9
         label = "collective" if p2.nodes == 1 else "collective, several nodes"

@@ -40,8 +40,7 @@ def _blocked(M: int, K: int, N: int, e: int, rows: int) -> int:
     return min(e * (M * K * _ceil_div(N, nb) + K * N * _ceil_div(M, mb)) for mb, nb in options)
 
 
-@lru_cache(maxsize=4096)
-def gemm_hbm_bytes(M: int, K: int, N: int, in_bytes: int, out_bytes: int, sram: int) -> int:
+def _fewest_bytes(M: int, K: int, N: int, in_bytes: int, out_bytes: int, sram: int) -> int:
     """HBM bytes of one (M x K) @ (K x N) GEMM whose operand panels share ``sram`` bytes of SRAM, under the
     blocking (block shape, K chunks) that moves the fewest; never less than every operand once."""
     once = in_bytes * (M * K + K * N) + out_bytes * M * N
@@ -56,6 +55,11 @@ def gemm_hbm_bytes(M: int, K: int, N: int, in_bytes: int, out_bytes: int, sram: 
         if best == once or kb == 1:
             return best
         chunks *= 2
+
+
+#: ``_fewest_bytes``, remembered per shape (a graph repeats a layer's GEMMs); wrapped here rather than decorated so
+#: that mutation testing, which leaves decorated functions alone, mutates its body too.
+gemm_hbm_bytes = lru_cache(maxsize=4096)(_fewest_bytes)
 
 
 def rereads(gemms: tuple[tuple[int, int, int, int], ...], in_bytes: int, out_bytes: int, sram: int) -> int:

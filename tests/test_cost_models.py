@@ -298,3 +298,13 @@ def test_the_cost_table_refuses_a_run_it_could_not_count_before_filling_its_arra
     CostTable.build(TaskGraph(copies, source="ok.toml"), chip)
     with pytest.raises(AccelsimError, match=r"big.toml: \(size\): on tiny the run could last up to 4.62e\+18"):
         CostTable.build(TaskGraph([*copies, make_task("c83", "copy", [2**37])], source="big.toml"), chip)
+
+
+def test_one_task_whose_bytes_alone_pass_64_bits_of_cycles_is_refused():
+    # 1 MB/s of HBM at 100 GHz: 1e-5 bytes a cycle. One add streaming 2^62 bytes takes 4.6e23 cycles, more than a
+    # 64-bit integer holds: the bound is worked out in Python integers, so it is refused rather than wrapped.
+    chip = chip_with(clock_ghz=100.0, memory={"hbm_bandwidth_gbps": 0.001})
+    task = make_task("a", "add", [8], bytes_read=2**62, bytes_written=0)
+    assert slowest_cycles(task, [1, 1, -1], chip) == pytest.approx(2**62 * 1e5) and 2**62 * 1e5 > 2**64
+    with pytest.raises(AccelsimError, match=r"big.toml: \(size\): on tiny the run could last up to 4.61e\+23"):
+        CostTable.build(TaskGraph([task], source="big.toml"), chip)

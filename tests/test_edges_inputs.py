@@ -88,6 +88,16 @@ def test_graph_whose_total_passes_int64_is_refused():
         graph_from_dict({"tasks": tasks}, "g.toml")
 
 
+def test_a_graph_built_in_python_whose_bytes_pass_int64_is_refused_too():
+    """One owner of the totals (TaskGraph.validate): a task whose read and written bytes are each within 2^62 but
+    whose sum is not was an OverflowError in the on-chip plan when the graph was built in Python."""
+    from accelsim.graph import TaskGraph
+
+    task = make_task("a", "add", [4], bytes_read=2**62, bytes_written=2**62)
+    with pytest.raises(AccelsimError, match=r"the tasks' bytes add up to 9.22e\+18"):
+        TaskGraph([task])
+
+
 def test_dispatch_overhead_of_2_63_cycles_is_refused(capsys, tmp_path):
     f = chip_file(tmp_path, "dispatch_overhead_cycles = 100", f"dispatch_overhead_cycles = {2**63}")
     expect(cli_error(capsys, "chips", "show", f), f, "dispatch_overhead_cycles", "at most 1,000,000,000,000")

@@ -22,6 +22,13 @@ from conftest import tiny_chip_dict
 KERNELS = Path(__file__).parent / "data" / "gaudi_kernels.jsonl"
 
 
+@pytest.fixture(autouse=True)
+def computed_afresh():
+    """Each test computes its figures rather than reading those another test left in gemm_hbm_bytes's cache (a
+    mutant's process inherits that cache from the unmutated run, and would otherwise hide behind it)."""
+    gemm_hbm_bytes.cache_clear()
+
+
 def test_a_gemm_whose_operands_fit_moves_a_b_and_c_once():
     M, K, N = 512, 256, 384
     once = 2 * (M * K + K * N + M * N)
@@ -50,6 +57,38 @@ def test_a_long_k_is_cut_when_its_partial_sums_cost_less_than_thin_blocks():
     four = e * (M * K * math.ceil(N / 15) + K * N * math.ceil(M / 15)) + e * M * N + 3 * M * N * 2 * PARTIAL_BYTES
     assert four < whole_k
     assert gemm_hbm_bytes(M, K, N, e, e, sram) <= four
+
+
+def test_a_long_k_is_cut_into_the_fewest_chunks_whose_panels_fit_whole():
+    """K = 65,536 in bf16 with 1 MiB: 64 chunks of 1,024 leave 1 MiB / 2 KiB = 512 rows, room for the A and B
+    panels whole (M + N = 512), so every operand moves once and 63 rounds of fp32 partial sums are added
+    (100,270,080 bytes); 32 chunks would re-read panels (150,601,728), 128 add more partial sums (133,824,512)."""
+    M = N = 256
+    K, e = 65536, 2
+    expected = e * (M * K + K * N + M * N) + 63 * M * N * 2 * PARTIAL_BYTES
+    assert expected == 100_270_080
+    assert gemm_hbm_bytes(M, K, N, e, e, 1 << 20) == expected
+
+
+def test_a_short_wide_gemm_takes_blocks_as_tall_as_m_and_reads_b_once():
+    """M = 80, N = 4,096 with room for 128 rows of K: blocks of 80 x 48 read each B column once and each A row
+    ceil(4096 / 48) = 86 times (1,404,928 operand bytes; square 64 x 64 blocks would read B twice: 1,703,936). The
+    tall, narrow GEMM mirrors it with blocks as wide as N, and a part row of SRAM stages nothing."""
+    M, K, N, e = 80, 64, 4096, 2
+    sram = 128 * K * e
+    expected = e * (M * K * 86 + K * N) + e * M * N
+    assert gemm_hbm_bytes(M, K, N, e, e, sram) == expected
+    assert gemm_hbm_bytes(N, K, M, e, e, sram) == expected
+    assert gemm_hbm_bytes(M, K, N, e, e, sram + K * e - 1) == expected
+
+
+def test_the_smallest_srams_stage_blocks_of_one_or_two_outputs():
+    """M = 5, K = 8, N = 4, one byte per value. Room for three rows of K (24 bytes): 1 x 2 blocks, each A row read
+    twice and each B column five times, 80 + 160 + 20 = 260 bytes. Less than two rows (2 bytes) still stages two,
+    the model's floor: one output per block, every operand value read once per output, 160 + 160 + 20 = 340."""
+    M, K, N = 5, 8, 4
+    assert gemm_hbm_bytes(M, K, N, 1, 1, 3 * K) == M * K * 2 + K * N * 5 + M * N == 260
+    assert gemm_hbm_bytes(M, K, N, 1, 1, 2) == M * K * N + K * N * M + M * N == 340
 
 
 dims = st.integers(min_value=1, max_value=5000)

@@ -199,6 +199,24 @@ def test_a_plugin_module_is_imported_by_its_dotted_name(only, tmp_path, monkeypa
     assert known["from-module"].__module__ == f"{team}.fast"
 
 
+def test_a_plugin_module_that_shadows_a_scheduler_is_refused_naming_the_module(only, tmp_path, monkeypatch):
+    built_in = named("heft")
+    known = only(built_in)
+    team = f"team_policies_{uuid.uuid4().hex}"
+    package = tmp_path / team
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "shadow.py").write_text(PLUGIN.format(name="heft"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(AccelsimError) as info:
+        load_plugin(f"{team}.shadow")
+    refused = f"scheduler name 'heft' is already registered by {built_in.__module__}.S_heft; choose another name"
+    assert str(info.value) == f"{team}.shadow: {team}.shadow.Plugged: {refused}"
+    assert info.value.source == f"{team}.shadow" and info.value.key == f"{team}.shadow.Plugged"
+    assert info.value.detail == refused
+    assert known == {"heft": built_in}
+
+
 def test_a_missing_plugin_module_is_reported_with_pythons_reason(only):
     only()
     with pytest.raises(AccelsimError) as info:

@@ -5,11 +5,14 @@ The tiny chip (tests/conftest.py): mme0 (matrix), tpc0 and tpc1 (8-lane vector c
 1 GHz, 16 B/cycle of HBM. An ``add`` over E bf16 elements computes for E/8 cycles on a vector core.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import accelsim
 from accelsim import AccelsimError, CostTable, Schedule, TaskGraph, make_task, simulate
+from accelsim.runner import prepare
 
 from conftest import tiny_chip_dict
 
@@ -76,6 +79,21 @@ def test_the_cost_table_given_is_the_one_simulated(tiny_chip):
     costs = CostTable(compute=np.array([[-1, 30, -1]]), estimate=np.array([[-1, 30, -1]]), stream=np.array([0]))
     r = simulate(graph, tiny_chip, by_hand(tiny_chip, graph.tasks, {"tpc1": ["a"]}), costs)
     assert spans(r) == {"a": (0, 30)}
+
+
+def test_a_prepared_graph_simulates_with_its_own_cost_table(tiny_chip):
+    # prepare compiles and costs once; what its table says (30 cycles on a tpc, not the add's 1) is what runs.
+    prepared = prepare(tiny_chip, TaskGraph([add("a", 8)]))
+    costs = CostTable(compute=np.array([[-1, 30, -1]]), estimate=np.array([[-1, 30, -1]]), stream=np.array([0]))
+    r = dataclasses.replace(prepared, costs=costs).simulate()
+    assert spans(r) == {"a": (0, 30)}
+
+
+def test_run_loads_a_chip_named_by_a_string():
+    graph = TaskGraph([add("a", 8000)])
+    by_name = accelsim.run("gaudi1", graph)
+    assert by_name.chip.name == "gaudi1"
+    assert by_name.latency_cycles == accelsim.run(accelsim.load_chip("gaudi1"), graph).latency_cycles
 
 
 def test_an_empty_graph_runs_in_no_time(tiny_chip):
