@@ -445,3 +445,21 @@ def test_weights_of_a_single_byte_are_prefetched_and_a_product_with_none_gets_no
     assert n == 1 and [t.name for t in out] == ["prefetch:g2", "g1", "g2", "g3", "g4"]
     assert out[0].bytes_read == 1
     assert [t.on_chip for t in out[1:]] == [True, True, True, False]  # g3's one-byte output too
+
+
+def _kept(tasks, capacity):
+    out, _ = plan_on_chip(with_edges(tasks), capacity, 0)
+    return [t.name for t in out if t.on_chip]
+
+
+def test_room_goes_to_the_shortest_lived_tensor_first_then_the_earliest_ending():
+    def copy(name, deps=(), n=800):
+        return make_task(name, "copy", [n], deps=list(deps))  # 2 x n bytes out
+
+    # Room for one 1,600-byte output: a's lives from 0 to 2, c's from 2 to 3. c's is shorter, and taken.
+    assert _kept([copy("a"), copy("b"), copy("c", ["a"]), copy("d", ["c"])], 1600) == ["c"]
+    # a's (0 to 1) and b's (1 to 2, 800 bytes) live as long: a's ends first and is taken,
+    # not b's for being smaller.
+    assert _kept([copy("a"), copy("b", ["a"], 400), copy("c", ["b"])], 1600) == ["a"]
+    # d's (3 to 4) is taken first; a's (0 to 2) ends before d's begins: both kept.
+    assert _kept([copy("a"), copy("b"), copy("c", ["a"]), copy("d"), copy("e", ["d"])], 1600) == ["a", "d"]
