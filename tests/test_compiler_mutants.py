@@ -463,3 +463,48 @@ def test_room_goes_to_the_shortest_lived_tensor_first_then_the_earliest_ending()
     assert _kept([copy("a"), copy("b", ["a"], 400), copy("c", ["b"])], 1600) == ["a"]
     # d's (3 to 4) is taken first; a's (0 to 2) ends before d's begins: both kept.
     assert _kept([copy("a"), copy("b"), copy("c", ["a"]), copy("d"), copy("e", ["d"])], 1600) == ["a", "d"]
+
+
+def test_a_kernel_absorbing_two_producers_runs_both_ops_first():
+    graph = TaskGraph(
+        [
+            make_task("a", "exp", [800]),
+            make_task("b", "relu", [800]),
+            make_task("c", "mul", [800], deps=["a", "b"]),
+        ]
+    )
+    (kernel,) = compile_graph(graph, chip(fuse_vector_chains=True)).graph.tasks
+    assert kernel.name == "c" and kernel.fused == (("exp", (800,)), ("relu", (800,)))
+
+
+def test_the_edges_of_a_plan_at_its_limits():
+    # g2's 2,048 bytes of weights fill the SRAM exactly: loaded. g1's 4,096-byte output does not fit.
+    out, n = plan_on_chip(gemms(2), 2048, 1)
+    assert n == 1 and [(t.name, t.on_chip) for t in out] == [("prefetch:g2", True), ("g1", False), ("g2", False)]
+    # An fp8 product's weights load as fp8; an empty output is never kept.
+    fp8 = [t.but(dtype="fp8") for t in gemms(2)]
+    out, _ = plan_on_chip([fp8[0].but(bytes_written=0), fp8[1].but(dep_bytes=(0,))], 10**6, 1)
+    assert [(t.name, t.dtype, t.on_chip) for t in out] == [
+        ("prefetch:g2", "fp8", True),
+        ("g1", "fp8", False),
+        ("g2", "fp8", False),
+    ]
+
+
+def test_three_parts_each_wait_for_the_producer_part_of_their_rows():
+    graph = TaskGraph([make_task("p", "copy", [9]), make_task("q", "copy", [9], deps=["p"])])
+    out = compile_graph(graph, chip(tpcs=3, split_over_engines=True)).graph.tasks
+    assert [(t.name, t.deps) for t in out[3:]] == [("q#0", ("p#0",)), ("q#1", ("p#1",)), ("q#2", ("p#2",))]
+
+
+def test_engines_of_one_kind_in_two_groups_all_take_a_part_and_flops_go_to_the_first_kind_present():
+    d = tiny_chip_dict(compiler={"split_over_engines": True})
+    d["engines"]["tpc2"] = {"kind": "vector", "count": 1, "lanes": {"bf16": 8}, "pipeline_latency_cycles": 0}
+    c = accelsim.chip_from_dict(d, "tiny.toml")
+    assert partition(make_task("p", "copy", [900]), c) == (0, 3)
+    graph = TaskGraph([make_task("x", "exp", [8], engines=["network", "vector"])])
+    assert compile_graph(graph, chip()).report.flops_per_kind == {"vector": make_task("x", "exp", [8]).flops}
+
+
+def test_a_product_on_the_one_mme_stays_whole_unless_asked_to_slice():
+    assert [t.name for t in split_over_engines(gemms(1), chip())] == ["g1"]
