@@ -331,8 +331,8 @@ def test_where_tensors_stay_on_chip_an_op_is_cut_until_each_part_fits_a_quarter_
     # 1,600 bytes of SRAM for kept tensors: parts of at most 400 bytes, 4 of each 1,600-byte output.
     small = chip(sram_mb=0.0016, split_over_engines=True, keep_on_chip=True, on_chip_fraction=1.0)
     assert [t.name for t in compile_graph(graph, small).graph.tasks] == [f"{n}#{j}" for n in "pq" for j in range(4)]
-    # Not keeping tensors on chip, the same SRAM asks for no more parts than engines.
-    same = chip(sram_mb=0.0016, split_over_engines=True)
+    # Not keeping tensors on chip, SRAM whose share (half of 3,200 bytes) would ask for 4 parts asks for none.
+    same = chip(sram_mb=0.0032, split_over_engines=True)
     assert [t.name for t in compile_graph(graph, same).graph.tasks] == ["p#0", "p#1", "q#0", "q#1"]
 
 
