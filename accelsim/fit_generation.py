@@ -206,6 +206,8 @@ def fit_generation(
     members = [np.array([u.kind == k for u in recs]) for k in kinds]
     moe = visits > 0
     experts = bool(moe.any())
+    # The groups reported: the kinds, and the MoE records (fitting the expert time) where there are some.
+    reported = dict(zip(kinds, members, strict=True)) | ({EXPERTS: moe} if experts else {})
 
     def surrogate_ms(bw: float, mm: float) -> np.ndarray:
         """Bilinear in (1/bandwidth efficiency, 1/matrix efficiency) over the grid (its axes run downwards)."""
@@ -263,12 +265,7 @@ def fit_generation(
         evaluations=len(GRID) ** 2 * len(usable) + int(np.count_nonzero(slope)) + len(recs),
         system=None if system is None else system.source,
         system_parameters={} if system is None else {"collective_overhead_us": collective_us},
-        kinds={
-            k: round(float(np.nanmedian(err[m])), 4)
-            for k, m in zip(
-                [*kinds, EXPERTS] if experts else kinds, [*members, moe] if experts else members, strict=True
-            )
-        },
+        kinds={k: round(float(np.nanmedian(err[m])), 4) for k, m in reported.items()},
     )
 
 

@@ -405,10 +405,11 @@ def generate(
 def expert_visits(model: Model) -> int:
     """Experts the serving kernel is given in one forward pass: every expert of every layer, whatever the routing.
     optimum-habana runs a layer's experts as one dynamic MoE op given all of their weights (its Mixtral, Qwen2-MoE
-    and Qwen3-MoE code), and that op's cost grows with the experts it is given: at few tokens and more than 32
-    experts a card, Intel's vLLM reads every expert's weights instead because that is faster (HabanaAI/
-    vllm-hpu-extension #199, VLLM_DYNAMIC_MOE_MIN_EXPERTS_SINGLEHPU). A tensor-parallel shard keeps every expert
-    (each is cut, not the set); 0 for a dense model."""
+    and Qwen3-MoE code), and that op's cost grows with the experts it is given: Intel's vLLM keeps the op only
+    where "it delivers better performance than static MoE" (many tokens, or at most 32 experts a card) and
+    otherwise reads every expert's weights (HabanaAI/vllm-hpu-extension #199,
+    VLLM_DYNAMIC_MOE_MIN_EXPERTS_SINGLEHPU). A tensor-parallel shard keeps every expert (each is cut, not the set);
+    0 for a dense model."""
     spec = model.require()
     return int(spec.get("layers", 0)) * int(spec.get("experts", 0) or 0)
 

@@ -215,7 +215,8 @@ class TaskGraph:
 
     def validate(self) -> None:
         """Duplicate names, dangling dependencies, unknown ops or engine kinds, cycles, and FLOPs or bytes that add
-        up past what 64-bit counts hold (accelsim.limits.MAX_COUNT, each task's and the graph's) are errors."""
+        up past what 64-bit counts hold (accelsim.limits.MAX_COUNT: the graph's totals here, each task's in
+        make_task) are errors."""
         for what, total in (("FLOPs", sum(t.flops for t in self.tasks)), ("bytes", sum(t.bytes for t in self.tasks))):
             if total > MAX_COUNT:
                 raise AccelsimError(
