@@ -102,9 +102,7 @@ def _attention(c: Count, wl: Workload, variant: str, heads: int, backward: bool,
         return
     if variant == "flash":  # one fused kernel: Q, K and V read once, the output written; scores stay on chip
         S = wl.spec.run.past_tokens + wl.seq_len
-        lowering = wl.spec.lowering  # the blocks of queries the lowering's units hold
-        tiled = lowering.granularity == "tile" and wl.seq_len % lowering.tile_m == 0
-        seen = flash_keys(lowering.tile_m if tiled else wl.seq_len, keys, causal, keys < S)
+        seen = flash_keys(wl.seq_len, keys, causal, keys < S)  # on average, however the queries are tiled
         KV = B * readers * keys * D
         c.weight_mm(2 * G * wl.seq_len * seen * D, G * wl.seq_len * D + 2 * KV, G * wl.seq_len * D)
         return

@@ -26,7 +26,7 @@ from functools import cached_property
 from typing import NamedTuple, NoReturn
 
 from . import limits
-from .attention import UnitOp, flash_keys, flash_ops, linear_ops, softmax_ops, window_ops
+from .attention import UnitOp, flash_ops, linear_ops, softmax_ops, window_ops
 from .errors import AccelsimError
 from .graph import Task, TaskGraph
 from .ops import OPS, default_flops
@@ -569,8 +569,7 @@ class _Attention(_TokenRowOps):
             keys = self.wl.keys(layer)
             if variant == "flash":
                 capped = keys < self.wl.spec.run.past_tokens + self.seq_len
-                seen = flash_keys(positions, keys, causal, capped)
-                return positions, flash_ops(positions * rep, keys, seen, self.d_head)
+                return positions, flash_ops(positions, rep, keys, self.d_head, causal, capped)
             return positions, softmax_ops(positions * rep, keys, self.d_head, causal, backward)
         if variant == "window":
             return spec.window, window_ops(spec.window, self.d_head, backward)
@@ -629,8 +628,10 @@ class _Attention(_TokenRowOps):
                     has = present[op.name]
                     if not has or per_unit and not op.exists(u, units):
                         continue
-                    shape, reads, writes = op.size(sequences, units)
-                    if not per_unit:  # all units of the op in one task
+                    # All units of an op in one task: alike, as every table's are (but flash's, which has one
+                    # unit when they are merged: a block per tile only at tile granularity).
+                    shape, reads, writes = op.size(sequences, u if per_unit else has[0], units)
+                    if not per_unit:
                         shape = (shape[0] * len(has), *shape[1:])
                         reads, writes = reads * len(has), writes * len(has)
                     if not per_unit or u == has[0]:

@@ -54,6 +54,40 @@ def test_granularity_changes_the_tasks_not_the_work(data, other):
     assert (a.total_flops, a.total_bytes) == (b.total_flops, b.total_bytes)
 
 
+def test_a_causal_flash_tile_early_in_the_sequence_sees_fewer_keys():
+    """FlashAttention skips the blocks a causal mask hides: of 8 queries tiled in two blocks of 4, the first block's
+    see 1 to 4 keys (2.5 on average, costed as 3) and the last's 5 to 8 (6.5, costed as 7); together they are the
+    whole sequence's 8 queries at 5 keys each, as at op granularity. (Each tile was costed as the last, so tiling
+    added 40% to this attention's work: Hypothesis found it.)"""
+    sets = ["layers=1", "d_model=8", "heads=2", "kv_heads=1", "vocab=5", "embeddings=false", "seq_len=8", "batch=1"]
+    sets += ["variant=flash", "tile_m=4", "tile_n=4"]
+    shapes = {
+        g: [t.shape for t in lower(load_workload("gpt2-small", [*sets, f"granularity={g}"])).tasks if t.op == "flash_attn"]
+        for g in ("op", "tile")
+    }
+    assert shapes["op"] == [(1, 16, 5, 4)]  # both query heads stacked on their key/value head, 8 rows each
+    assert shapes["tile"] == [(1, 4, 3, 4), (1, 4, 7, 4)] * 2  # per query head, per block of 4 queries
+
+
+@pytest.mark.parametrize("positions", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("past", [0, 1, 6])
+def test_flash_blocks_add_up_to_the_whole_sequence_and_see_more_keys_later(positions, past):
+    """Whatever the block size and the cached keys before them, the blocks' keys per query never fall along the
+    sequence, are their exact average or at most one more, and sum to the sequence's own count."""
+    from accelsim.attention import flash_keys, flash_unit_keys
+
+    for units in (1, 2, 3, 4, 7, 40):
+        keys = past + units * positions
+        seen = [flash_unit_keys(u, units, positions, keys, True, False) for u in range(units)]
+        assert seen == sorted(seen)
+        # A block's queries end at key past + (u + 1) * positions and start positions - 1 before it.
+        assert all(0 <= s - (past + (u + 1) * positions - (positions - 1) / 2) <= 1 for u, s in enumerate(seen))
+        assert positions * sum(seen) == units * positions * flash_keys(units * positions, keys, True, False)
+        # A cache capped below the sequence (a sliding window) lets every query see all its keys, in every block.
+        assert [flash_unit_keys(u, units, positions, keys, True, True) for u in range(units)] == [keys] * units
+        assert [flash_unit_keys(u, units, positions, keys, False, False) for u in range(units)] == [keys] * units
+
+
 def test_finer_granularity_gives_more_tasks():
     counts = [len(lower(load_workload("gpt2-small", [f"granularity={g}", "layers=1"]))) for g in ("op", "head", "tile")]
     assert counts[0] < counts[1] < counts[2]
