@@ -210,7 +210,9 @@ def linear_ops(c: int, D: int, causal: bool, backward: bool) -> list[UnitOp]:
     if not backward and causal:
         return [
             UnitOp("phi", "elu1", lambda G, i, n: ((2 * cd(G),), 2 * cd(G), 2 * cd(G)), (("input", "input"),)),
-            UnitOp("kv", "outer_acc", lambda G, i, n: ((G, c, D, D), 2 * cd(G), G * D * D), (("phi", 0),), engines=dual),
+            UnitOp(
+                "kv", "outer_acc", lambda G, i, n: ((G, c, D, D), 2 * cd(G), G * D * D), (("phi", 0),), engines=dual
+            ),
             UnitOp(
                 "state",
                 "add",
@@ -218,7 +220,9 @@ def linear_ops(c: int, D: int, causal: bool, backward: bool) -> list[UnitOp]:
                 (("state", -1), ("kv", -1)),
                 exists=_after_first,
             ),
-            UnitOp("inter", "bmm", lambda G, i, n: ((G, c, D, D), cd(G) + G * D * D, cd(G)), (("phi", 0), ("state", 0))),
+            UnitOp(
+                "inter", "bmm", lambda G, i, n: ((G, c, D, D), cd(G) + G * D * D, cd(G)), (("phi", 0), ("state", 0))
+            ),
             UnitOp("scores", "bmm", lambda G, i, n: ((G, c, D, c), 2 * cd(G), G * c * c), (("phi", 0),)),
             UnitOp("mask", "mask", lambda G, i, n: ((G * c * c,), G * c * c, G * c * c), (("scores", 0),)),
             UnitOp("intra", "bmm", lambda G, i, n: ((G, c, c, D), G * c * c + cd(G), cd(G)), (("mask", 0),)),
@@ -238,13 +242,19 @@ def linear_ops(c: int, D: int, causal: bool, backward: bool) -> list[UnitOp]:
             ),
             UnitOp("numer", "add", lambda G, i, n: ((cd(G),), 2 * cd(G), cd(G)), (("inter", 0), ("intra", 0))),
             UnitOp(
-                "out", "divide", lambda G, i, n: ((cd(G),), cd(G) + G * c, cd(G)), (("numer", 0), ("denom", 0)), final=True
+                "out",
+                "divide",
+                lambda G, i, n: ((cd(G),), cd(G) + G * c, cd(G)),
+                (("numer", 0), ("denom", 0)),
+                final=True,
             ),
         ]
     if not backward:  # bidirectional (ViT): one global state
         return [
             UnitOp("phi", "elu1", lambda G, i, n: ((2 * cd(G),), 2 * cd(G), 2 * cd(G)), (("input", "input"),)),
-            UnitOp("kv", "outer_acc", lambda G, i, n: ((G, c, D, D), 2 * cd(G), G * D * D), (("phi", 0),), engines=dual),
+            UnitOp(
+                "kv", "outer_acc", lambda G, i, n: ((G, c, D, D), 2 * cd(G), G * D * D), (("phi", 0),), engines=dual
+            ),
             UnitOp(
                 "state",
                 "add",
@@ -275,13 +285,20 @@ def linear_ops(c: int, D: int, causal: bool, backward: bool) -> list[UnitOp]:
                 shared=lambda G, n: (G * D, 0),
             ),
             UnitOp(
-                "out", "divide", lambda G, i, n: ((cd(G),), cd(G) + G * c, cd(G)), (("inter", 0), ("denom", 0)), final=True
+                "out",
+                "divide",
+                lambda G, i, n: ((cd(G),), cd(G) + G * c, cd(G)),
+                (("inter", 0), ("denom", 0)),
+                final=True,
             ),
         ]
     if causal:
         return [
             UnitOp(
-                "g_out", "divide", lambda G, i, n: ((2 * cd(G),), 2 * cd(G) + G * c, cd(G) + G * c), (("input", "input"),)
+                "g_out",
+                "divide",
+                lambda G, i, n: ((2 * cd(G),), 2 * cd(G) + G * c, cd(G) + G * c),
+                (("input", "input"),),
             ),
             UnitOp("g_dq_inter", "bmm", lambda G, i, n: ((G, c, D, D), cd(G) + G * D * D, cd(G)), (("g_out", 0),)),
             UnitOp(
@@ -315,7 +332,11 @@ def linear_ops(c: int, D: int, causal: bool, backward: bool) -> list[UnitOp]:
             ),
             UnitOp("g_dp_intra", "bmm", lambda G, i, n: ((G, c, D, c), 2 * cd(G), G * c * c), (("g_out", 0),)),
             UnitOp(
-                "g_dv_intra", "bmm", lambda G, i, n: ((G, c, c, D), G * c * c + cd(G), cd(G)), (("g_out", 0),), final=True
+                "g_dv_intra",
+                "bmm",
+                lambda G, i, n: ((G, c, c, D), G * c * c + cd(G), cd(G)),
+                (("g_out", 0),),
+                final=True,
             ),
             UnitOp("g_mask", "mask", lambda G, i, n: ((G * c * c,), G * c * c, G * c * c), (("g_dp_intra", 0),)),
             UnitOp("g_dq_intra", "bmm", lambda G, i, n: ((G, c, c, D), G * c * c + cd(G), cd(G)), (("g_mask", 0),)),
@@ -349,7 +370,9 @@ def linear_ops(c: int, D: int, causal: bool, backward: bool) -> list[UnitOp]:
             ),
         ]
     return [
-        UnitOp("g_out", "divide", lambda G, i, n: ((2 * cd(G),), 2 * cd(G) + G * c, cd(G) + G * c), (("input", "input"),)),
+        UnitOp(
+            "g_out", "divide", lambda G, i, n: ((2 * cd(G),), 2 * cd(G) + G * c, cd(G) + G * c), (("input", "input"),)
+        ),
         UnitOp(
             "g_dq_inter",
             "bmm",

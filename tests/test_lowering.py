@@ -62,7 +62,11 @@ def test_a_causal_flash_tile_early_in_the_sequence_sees_fewer_keys():
     sets = ["layers=1", "d_model=8", "heads=2", "kv_heads=1", "vocab=5", "embeddings=false", "seq_len=8", "batch=1"]
     sets += ["variant=flash", "tile_m=4", "tile_n=4"]
     shapes = {
-        g: [t.shape for t in lower(load_workload("gpt2-small", [*sets, f"granularity={g}"])).tasks if t.op == "flash_attn"]
+        g: [
+            t.shape
+            for t in lower(load_workload("gpt2-small", [*sets, f"granularity={g}"])).tasks
+            if t.op == "flash_attn"
+        ]
         for g in ("op", "tile")
     }
     assert shapes["op"] == [(1, 16, 5, 4)]  # both query heads stacked on their key/value head, 8 rows each
