@@ -29,7 +29,11 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "bert-mlm-training": ("google-bert/bert-base-uncased", [*SMALL_ENCODER, "mode=training", "logits=masked"]),
     "bert-mlm-tile-training": (
         "google-bert/bert-base-uncased",
-        [*SMALL_ENCODER, "mode=training", "granularity=tile", "tile_m=8", "tile_n=64"],
+        [*SMALL_ENCODER, "mode=training", "logits=masked", "granularity=tile", "tile_m=8", "tile_n=64"],
+    ),
+    "bert-mlm-fp8-tensor-parallel-training": (
+        "google-bert/bert-base-uncased",
+        [*SMALL_ENCODER, "mode=training", "logits=masked", "matmul_dtype=fp8", "tensor_parallel=2"],
     ),
     "bert-mlm-inference": ("google-bert/bert-base-uncased", [*SMALL_ENCODER, "logits=masked"]),
     "vit-training": ("vit-b16", ["layers=1", "batch=2", "mode=training"]),
@@ -65,6 +69,22 @@ CASES: dict[str, tuple[str, list[str]]] = {
             "recompute=full",
         ],
     ),
+    "gpt2-post-norm-rotary-gqa-sequence-parallel-training": (
+        "gpt2-small",
+        [
+            "layers=1",
+            "batch=2",
+            "seq_len=8",
+            "mode=training",
+            "norm_position=post",
+            "positions=rotary",
+            "kv_heads=4",
+            "tensor_parallel=2",
+            "sequence_parallel=true",
+            "recompute=selective",
+        ],
+    ),
+    "mixtral-fp8": ("mistralai/Mixtral-8x7B-v0.1", ["layers=1", "batch=2", "seq_len=8", "matmul_dtype=fp8"]),
     "gpt2-decode-last-logits": ("gpt2-small", ["layers=1", "batch=2", "seq_len=1", "past_tokens=7", "logits=last"]),
     "gformer-head-training": (
         "gformer-gpt",
