@@ -26,8 +26,12 @@ SMALL_ENCODER = ["layers=1", "batch=2", "seq_len=8", "d_model=64", "heads=2", "d
 
 #: name -> (a shipped preset or a catalog model, its settings)
 CASES: dict[str, tuple[str, list[str]]] = {
-    "bert-mlm-training": ("google-bert/bert-base-uncased", [*SMALL_ENCODER, "mode=training", "logits=masked"]),
-    "bert-mlm-tile-training": (
+    "bert-mlm-training": ("google-bert/bert-base-uncased", [*SMALL_ENCODER, "mode=training"]),
+    "bert-mlm-masked-tensor-parallel-inference": (
+        "google-bert/bert-base-uncased",
+        [*SMALL_ENCODER, "logits=masked", "tensor_parallel=2"],
+    ),
+    "bert-mlm-masked-tile-training": (
         "google-bert/bert-base-uncased",
         [*SMALL_ENCODER, "mode=training", "logits=masked", "granularity=tile", "tile_m=8", "tile_n=64"],
     ),

@@ -289,6 +289,42 @@ def test_a_graph_too_large_is_refused_as_its_first_layer_is_counted(mode):
     assert time.perf_counter() - start < 1
 
 
+LAYERS = 'use fewer model.layers (or heads at head granularity), or lowering.granularity = "op"'
+TILES = (
+    'use larger lowering.tile_m and lowering.tile_n, a smaller run.batch or run.seq_len, or lowering.granularity = "op"'
+)
+
+
+@pytest.mark.parametrize(
+    ("granularity", "refusal"),
+    [
+        (
+            "op",
+            f"model.layers: its task graph at op granularity would have at least 20 tasks (about 40 kB); at most "
+            f"19 tasks fit this machine (about 38 kB); {LAYERS}",
+        ),
+        (
+            "head",
+            f"model.layers: its task graph at head granularity would have at least 75 tasks (about 150 kB); at "
+            f"most 74 tasks fit this machine (about 148 kB); {LAYERS}",
+        ),
+        (
+            "tile",
+            f"lowering.tile_m: its task graph at tile granularity would have at least 1,932 tasks (about 3.86 "
+            f"MB); at most 1,931 tasks fit this machine (about 3.86 MB); {TILES}",
+        ),
+    ],
+)
+def test_a_refusal_names_the_key_and_what_to_change_at_its_granularity(granularity, refusal):
+    """One task too few for GPT-2 small's one layer of 64 tokens: the whole line, with the settings that would make
+    the graph smaller at that granularity (the tile sizes at tile granularity, the layers otherwise)."""
+    wl = load_workload("gpt2-small", ["layers=1", "seq_len=64", f"granularity={granularity}"])
+    tasks = len(lower(wl))
+    with mock.patch.object(limits, "MAX_TASKS", tasks - 1), pytest.raises(AccelsimError) as refused:
+        lower(wl)
+    assert str(refused.value) == f"workloads/gpt2-small.toml: {refusal}"
+
+
 def test_a_layer_only_workload_in_training_lowers_under_tensor_and_data_parallelism():
     """Its layers need no vocabulary: a training step of llama-7b-like-layer over tp=4, dp=2 lowers (the task
     estimate this budget replaced read model.vocab and refused it, naming no file)."""
