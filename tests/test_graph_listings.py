@@ -90,6 +90,10 @@ CASES: dict[str, tuple[str, list[str]]] = {
     ),
     "mixtral-fp8": ("mistralai/Mixtral-8x7B-v0.1", ["layers=1", "batch=2", "seq_len=8", "matmul_dtype=fp8"]),
     "gpt2-decode-last-logits": ("gpt2-small", ["layers=1", "batch=2", "seq_len=1", "past_tokens=7", "logits=last"]),
+    "gpt2-prefill-last-logits-tensor-parallel": (
+        "gpt2-small",
+        ["layers=1", "batch=2", "seq_len=4", "logits=last", "tensor_parallel=2"],
+    ),
     "gformer-head-training": (
         "gformer-gpt",
         [
