@@ -134,7 +134,7 @@ def flash_unit_keys(unit: int, units: int, positions: int, keys: int, causal: bo
     ``keys``) attends to on average: under a causal mask a block early in the sequence sees fewer than the last.
     Each block gets its exact query-key pairs plus its share of what ``flash_keys`` rounds the whole sequence up
     by, rounded to whole keys cumulatively, so the blocks add up to exactly the count of all the queries together
-    (tiling changes the tasks, not the work) and each stays within a key or two of its exact average."""
+    (tiling changes the tasks, not the work) and each is its exact average or at most one key more."""
     if not causal or capped:
         return keys
     rows = units * positions
