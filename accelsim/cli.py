@@ -69,14 +69,14 @@ def _graph(args: argparse.Namespace) -> TaskGraph:
 def _overrides(args: argparse.Namespace) -> list[str]:
     """--set's workload overrides (a chip key there is an error: chips are set in their profiles)."""
     items = []
-    for item in args.set:
-        if item.strip().startswith("chip."):
+    for item in (raw.strip() for raw in args.set):
+        if item.startswith("chip."):
             raise AccelsimError(
                 f"{args.command} --set overrides workload fields; a chip's keys are set in its "
                 "profile, or swept with accelsim sweep --set chip.KEY=V1,V2",
                 key=item.split("=")[0],
             )
-        items.append(item.strip().removeprefix("workload."))  # the prefix a sweep's --set uses is taken here too
+        items.append(item.removeprefix("workload."))  # the prefix a sweep's --set uses is taken here too
     return items
 
 

@@ -1,0 +1,123 @@
+"""Every refusal the command itself makes (not a file's, not an option's type), as the one line a user reads.
+
+Each is cheap (refused before anything is simulated), so the whole line is checked: the key that names what to
+change, and the sentence that says what is allowed instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from accelsim.cli import main
+
+ROOT = Path(__file__).parent.parent
+EXAMPLE = str(ROOT / "examples" / "attention_head.toml")
+GENERATE = ["generate", "--chip", "gaudi2", "--model", "gpt2-xl", "--batch", "1", "--input-tokens", "8"]
+TRAINING_PIPELINE = ["--system", "hls-gaudi2", "--workload", "gpt2-small", "--set", "mode=training"]
+
+REFUSALS = [
+    (
+        ["run", "--chip", "gaudi2", "--graph", EXAMPLE, "--set", "batch=2"],
+        "--set: --set overrides workload fields; it cannot be used with --graph",
+    ),
+    (
+        ["run", "--chip", "gaudi2", "--workload", "gpt2-small", "--set", " chip.clock_ghz=2"],
+        "chip.clock_ghz: run --set overrides workload fields; a chip's keys are set in its profile, or swept with "
+        "accelsim sweep --set chip.KEY=V1,V2",
+    ),
+    (
+        ["compare", "--chip", "gaudi2", "--workload", "gpt2-small", "--parallel", "tp=2"],
+        "--parallel: --parallel lays a workload out on a system: give --system",
+    ),
+    (
+        ["run", "--chip", "gaudi2", "--workload", "gpt2-small", "--nodes", "2"],
+        "--nodes: --nodes lays a workload out on a system: give --system",
+    ),
+    (["run", "--workload", "gpt2-small"], "--chip: give --chip (one chip) or --system (many cards)"),
+    (
+        ["run", "--chip", "gaudi2", "--system", "hls-gaudi2", "--workload", "gpt2-small"],
+        "--chip: give --chip or --system, not both (a system names its chip)",
+    ),
+    (
+        ["run", "--system", "hls-gaudi2", "--graph", EXAMPLE],
+        "--graph: a system runs a workload (--workload or --model), not a task graph",
+    ),
+    (
+        ["run", *TRAINING_PIPELINE, "--chip", "gaudi2", "--parallel", "tp=4,pp=2"],
+        "--system: a system runs a workload (--workload or --model), not --chip or --graph",
+    ),
+    (
+        ["run", *TRAINING_PIPELINE, "--parallel", "tp=4,pp=2", "--trace", "TRACE"],
+        "--trace: a pipeline's timeline is drawn by accelsim plot, not traced",
+    ),
+    (
+        ["run", "--chip", "gaudi2", "--workload", "gpt2-small", "--explicit"],
+        "--explicit: --explicit simulates every card of a system: give --system",
+    ),
+    (
+        ["run", "--system", "hls-gaudi2", "--workload", "gpt2-small", "--explicit", "--trace", "TRACE"],
+        "--trace: --explicit writes no trace (one card's: run without it)",
+    ),
+    (
+        ["plot", "--chip", "gaudi2", "--model", "gpt2-xl", "--output-tokens", "4", "--out", "PLOTS"],
+        "--output-tokens: a generation also needs --batch and --input-tokens",
+    ),
+    (
+        ["plot", "--chip", "gaudi2", "--model", "gpt2-xl", "--output-tokens", "4", "--batch", "1", "--out", "PLOTS"],
+        "--output-tokens: a generation also needs --input-tokens",
+    ),
+    (
+        [*GENERATE, "--output-tokens", "4", "--precision", "fp16"],
+        "--precision: a generation runs bf16 or fp8, got 'fp16'",
+    ),
+    (
+        [*GENERATE, "--output-tokens", "4", "--parallel", "tp=2,pp=2"],
+        "--parallel: generate splits a model over a tensor group only: give tp=N (the chip's one-node system's cards)",
+    ),
+    (
+        [*GENERATE, "--output-tokens", "4", "--parallel", "dp=2"],
+        "--parallel: generate splits a model over a tensor group only: give tp=N (the chip's one-node system's cards)",
+    ),
+    (["chips", "gaudi2", "extra"], "gaudi2: expected `chips show NAME` or `chips NAME`"),
+    (["systems", "list", "hls-gaudi2"], "list: expected `systems show NAME` or `systems NAME`"),
+    (["chips", "show"], "NAME: `accelsim chips show` needs a chip name or path"),
+    (["systems", "show"], "NAME: `accelsim systems show` needs a system name or path"),
+    (["models", "show"], "ID: `accelsim models show` needs a catalog id or a path to a config.json"),
+    (
+        ["sweep", "--chip", "gaudi2", "--workload", "gpt2-small", "--out", "SWEEP.txt", "--set", "chip.clock_ghz=1,2"],
+        "SWEEP.txt: --out: the results file must end in .csv or .parquet",
+    ),
+    (
+        ["sweep", "--chip", "gaudi2", "--workload", "gpt2-small", "--out", "SWEEP.csv"],
+        "--set: name at least one --set chip.KEY=V1,V2,... or workload.KEY=V1,V2,... to sweep",
+    ),
+    (
+        ["sweep", "--chip", "gaudi2", "--workload", "gpt2-small", "--out", "SWEEP.csv"]
+        + ["--set", "chip.clock_ghz=1,2", "--set", "chip.clock_ghz=3"],
+        "--set: chip.clock_ghz: swept by two --set options; give its values in one",
+    ),
+    (
+        ["fit", "--chip", "h100", "--measurements", "H100", "H100"],
+        "H100: a GPU profile is fitted to one file of kernel records; several files are for a Gaudi-class "
+        "profile's llm_generate and gemm records",
+    ),
+]
+
+
+@pytest.mark.parametrize(("argv", "line"), REFUSALS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in REFUSALS])
+def test_the_command_refuses_in_one_line_naming_the_key(argv, line, tmp_path, capsys):
+    """Output paths are a scratch folder's (nothing is written: each is refused before it runs)."""
+    where = {"TRACE": tmp_path / "trace.json", "PLOTS": tmp_path / "plots", "SWEEP": tmp_path / "sweep"}
+    where["H100"] = ROOT / "tests" / "data" / "h100.jsonl"
+
+    def placed(text: str) -> str:
+        for name, path in where.items():
+            text = text.replace(name, str(path))
+        return text
+
+    code = main([placed(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert (code, out, err) == (2, "", f"accelsim: error: {placed(line)}\n")
+    assert not (tmp_path / "trace.json").exists() and not list(tmp_path.glob("sweep*"))
