@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from accelsim import cli
 from accelsim.cli import main
 
 ROOT = Path(__file__).parent.parent
@@ -121,3 +122,27 @@ def test_the_command_refuses_in_one_line_naming_the_key(argv, line, tmp_path, ca
     out, err = capsys.readouterr()
     assert (code, out, err) == (2, "", f"accelsim: error: {placed(line)}\n")
     assert not (tmp_path / "trace.json").exists() and not list(tmp_path.glob("sweep*"))
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "err"),
+    [
+        (KeyboardInterrupt, 130, "accelsim: interrupted\n"),  # Ctrl-C: what finished is already written
+        (BrokenPipeError, 0, ""),  # piped into `head`, which stopped reading
+    ],
+)
+def test_an_interrupt_or_a_closed_pipe_ends_the_command_without_a_traceback(raised, code, err, monkeypatch, capsys):
+    def command(args):
+        raise raised
+
+    monkeypatch.setitem(cli.COMMANDS, "schedulers", command)
+    assert main(["schedulers"]) == code
+    assert capsys.readouterr() == ("", err)
+
+
+def test_a_command_that_ran_but_partly_failed_returns_its_own_status(monkeypatch, capsys):
+    """A sweep whose points failed returns 1 (every point ran; the failed rows say why); others return 0."""
+    monkeypatch.setitem(cli.COMMANDS, "schedulers", lambda args: 1)
+    assert main(["schedulers"]) == 1
+    monkeypatch.setitem(cli.COMMANDS, "schedulers", lambda args: None)
+    assert main(["schedulers"]) == 0
