@@ -12,6 +12,16 @@ settings.register_profile("dev", max_examples=30, deadline=None, suppress_health
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+@pytest.fixture(autouse=True)
+def _registry_restored():
+    """Each test sees the built-in schedulers only: a plugin one loads (test_schedulers' "mine" and
+    "critical-first", which have no description) is gone after it, so no test depends on which ran before."""
+    before = dict(accelsim.registry.SCHEDULERS)
+    yield
+    accelsim.registry.SCHEDULERS.clear()
+    accelsim.registry.SCHEDULERS.update(before)
+
+
 def tiny_chip_dict(**over):
     """One 4x4 output-stationary matrix engine, two 8-lane vector cores, one DMA; 1 GHz; 16 B/cycle of HBM."""
     d = {
