@@ -1,0 +1,232 @@
+"""Each command prints what it ran: its report, or with --json the same figures as JSON (indented where a person
+reads a listing), and nothing else.
+
+The reports' own lines are tests/test_report.py's; these check that a command hands each report what it ran, on
+inputs small enough (one layer, two tokens, a few records) that each runs in about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from accelsim import report
+from accelsim.catalog import load_model
+from accelsim.chip import load_chip
+from accelsim.cli import main
+from accelsim.compiler import compile_graph, compiler_warnings
+from accelsim.generation import Serving, generate
+from accelsim.lowering import lower
+from accelsim.registry import SCHEDULERS, scheduler_names
+from accelsim.resources import shipped_names
+from accelsim.system import load_system
+from accelsim.workload import load_workload
+
+ROOT = Path(__file__).parent.parent
+ONE_LAYER = ["--workload", "gpt2-small", "--set", "layers=1", "--set", "seq_len=64"]
+
+
+def cli(capsys, *argv: str) -> tuple[str, str]:
+    """stdout and stderr of a command that succeeded."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out, err
+
+
+def test_chips_list_and_show_their_headline_figures(capsys):
+    chips = [load_chip(n) for n in shipped_names("chips")]
+    assert cli(capsys, "chips") == (report.chips_report(chips) + "\n", "")
+    assert cli(capsys, "chips", "--json") == (json.dumps([asdict(c.headline()) for c in chips], indent=2) + "\n", "")
+    gaudi2 = load_chip("gaudi2")
+    assert cli(capsys, "chips", "show", "gaudi2") == (report.chips_report([gaudi2]) + "\n", "")
+    assert cli(capsys, "chips", "gaudi2", "--json") == (json.dumps(asdict(gaudi2.headline()), indent=2) + "\n", "")
+
+
+def test_systems_list_and_show_their_cards_and_links(capsys):
+    systems = [load_system(n) for n in shipped_names("systems")]
+    assert cli(capsys, "systems") == (report.systems_report(systems) + "\n", "")
+    listed = json.dumps([asdict(s.summary()) for s in systems], indent=2) + "\n"
+    assert cli(capsys, "systems", "--json") == (listed, "")
+    hls = load_system("hls-gaudi2")
+    assert cli(capsys, "systems", "show", "hls-gaudi2") == (report.system_report(hls) + "\n", "")
+    assert cli(capsys, "systems", "hls-gaudi2", "--json") == (json.dumps(asdict(hls.summary()), indent=2) + "\n", "")
+
+
+def test_models_list_and_show_the_catalog(capsys):
+    gpt2 = load_model("gpt2-xl")
+    assert cli(capsys, "models", "show", "gpt2-xl") == (report.model_report(gpt2) + "\n", "")
+    assert cli(capsys, "models", "gpt2-xl", "--json") == (json.dumps(gpt2.to_dict(), indent=2) + "\n", "")
+    listed, _ = cli(capsys, "models", "--json")
+    assert listed.startswith("[\n  {") and "gpt2-xl" in [m["id"] for m in json.loads(listed)]
+    text, _ = cli(capsys, "models")
+    assert text.count("\n") > len(json.loads(listed))  # a header and a row per model
+
+
+def test_schedulers_lists_the_registered_names_and_with_json_their_descriptions(capsys):
+    assert cli(capsys, "schedulers") == ("\n".join(scheduler_names()) + "\n", "")
+    described = [{"name": n, "description": SCHEDULERS[n].description} for n in scheduler_names()]
+    assert cli(capsys, "schedulers", "--json") == (json.dumps(described, indent=2) + "\n", "")
+
+
+def test_compile_shows_what_the_chips_compiler_made_of_the_workload(capsys):
+    compiled = compile_graph(lower(load_workload("gpt2-small", ["layers=1", "seq_len=64"])), load_chip("gaudi2"))
+    assert cli(capsys, "compile", "--chip", "gaudi2", *ONE_LAYER) == (report.compile_report(compiled.report) + "\n", "")
+    out, _ = cli(capsys, "compile", "--chip", "gaudi2", *ONE_LAYER, "--json")
+    assert json.loads(out) == json.loads(json.dumps(compiled.report.to_dict()))
+
+
+def test_workloads_lists_every_shipped_preset_with_its_counts(capsys):
+    text, _ = cli(capsys, "workloads")
+    listed, _ = cli(capsys, "workloads", "--json")
+    rows = json.loads(listed)
+    assert listed.startswith("[\n  {") and len(rows) == len(shipped_names("workloads"))
+    small = load_workload("gpt2-small")
+    (row,) = [r for r in rows if r["name"] == "gpt2-small"]
+    assert row["tasks"] == len(lower(small)) and row["description"] == small.spec.description
+    assert all(r["name"] in text for r in rows)
+
+
+def test_a_run_whose_cut_is_the_users_warns_on_stderr_once_per_warning(capsys):
+    argv = ["run", "--chip", "gaudi2", *ONE_LAYER, "--set", "granularity=tile"]
+    graph = compile_graph(
+        lower(load_workload("gpt2-small", ["layers=1", "seq_len=64", "granularity=tile"])), load_chip("gaudi2")
+    )
+    warnings = compiler_warnings(graph.graph)
+    assert warnings
+    _, err = cli(capsys, *argv)
+    assert err == "".join(f"accelsim: warning: {w}\n" for w in warnings)
+
+
+GENERATE = [
+    "--chip",
+    "gaudi2",
+    "--model",
+    "Qwen/Qwen2.5-7B",
+    "--batch",
+    "2",
+    "--input-tokens",
+    "8",
+    "--output-tokens",
+    "2",
+]
+
+
+@pytest.mark.parametrize("attention", ["fused", "eager"])
+def test_generate_reports_the_generation_its_serving_options_describe(attention, capsys):
+    g = generate(
+        load_chip("gaudi2"), load_model("Qwen/Qwen2.5-7B"), 2, 8, 2, "bf16", "first-free", serving=Serving(attention)
+    )
+    assert cli(capsys, "generate", *GENERATE, "--attention", attention) == (report.generation_report(g) + "\n", "")
+    out, _ = cli(capsys, "generate", *GENERATE, "--attention", attention, "--json")
+    assert json.loads(out) == json.loads(json.dumps(g.to_dict()))
+
+
+def test_generate_takes_the_experts_a_moe_layer_reads(capsys):
+    def tokens_per_s(*extra: str) -> float:
+        argv = ["generate", "--chip", "gaudi2", "--model", "Qwen/Qwen1.5-MoE-A2.7B", "--batch", "1"]
+        out, _ = cli(capsys, *argv, "--input-tokens", "8", "--output-tokens", "2", "--json", *extra)
+        return float(json.loads(out)["tokens_per_s"])
+
+    assert tokens_per_s("--experts-used", "60") < tokens_per_s()  # all 60 experts read, not the 4 routed
+
+
+def test_plot_of_a_generation_writes_both_phases_timelines_and_their_idle_time(capsys, tmp_path):
+    small = ["--chip", "gaudi2", "--model", "Salesforce/codegen2-1B", "--batch", "1", "--input-tokens", "8"]
+    out, _ = cli(capsys, "plot", *small, "--output-tokens", "2", "--out", str(tmp_path), "--json")
+    stem = "gaudi2_Salesforce_codegen2-1B"
+    names = [
+        f"{kind}_{stem}.{ext}"
+        for kind in ("timeline_prefill", "timeline_decode", "idle_phases")
+        for ext in ("png", "svg")
+    ]
+    assert json.loads(out) == [str(tmp_path / n) for n in names]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+
+
+def test_run_explicit_simulates_every_card_against_the_one_card_shortcut(capsys):
+    argv = ["run", "--system", "hls-gaudi2", *ONE_LAYER, "--set", "mode=training", "--parallel", "tp=2,dp=2"]
+    argv.append("--explicit")
+    summary = json.loads(cli(capsys, *argv, "--json")[0])
+    assert summary["cards"] == 4 and len(summary["per_card_step_ms"]) == 4
+    assert summary["step_ms"] == max(summary["per_card_step_ms"]) > 0 and summary["shortcut_step_ms"] > 0
+    assert cli(capsys, *argv) == (report.explicit_line(summary) + "\n", "")
+
+
+def test_compare_on_a_system_adds_each_schedulers_communication(capsys):
+    argv = ["compare", "--system", "hls-gaudi2", *ONE_LAYER, "--parallel", "tp=2", "--scheduler", "naive,heft"]
+    data = json.loads(cli(capsys, *argv, "--json")[0])
+    assert [r["scheduler"] for r in data["results"]] == ["naive", "heft"]
+    assert sorted(data["communication"]) == ["heft", "naive"]
+    text, _ = cli(capsys, *argv)
+    lines = text.splitlines()
+    assert [line.split()[0] for line in lines[-2:]] == ["naive:", "heft:"]  # one communication line each, last
+
+
+def test_compare_of_a_pipeline_gives_each_schedulers_step_and_bubble(capsys):
+    argv = ["compare", "--system", "hls-gaudi2", *ONE_LAYER, "--set", "layers=2", "--set", "mode=training"]
+    argv += ["--parallel", "tp=2,pp=2", "--scheduler", "naive,heft"]
+    steps = json.loads(cli(capsys, *argv, "--json")[0])
+    assert sorted(steps) == ["heft", "naive"]
+    assert all(set(s) == {"step_ms", "bubble"} and s["step_ms"] > 0 and 0 <= s["bubble"] < 1 for s in steps.values())
+    text, _ = cli(capsys, *argv)
+    assert all(name in text for name in steps)
+
+
+def test_a_sweep_runs_its_points_once_and_says_so(capsys, tmp_path):
+    out = tmp_path / "sweep.csv"
+    argv = ["sweep", "--chip", "gaudi2", "--workload", "gpt2-small", "--set", "workload.layers=1"]
+    argv += ["--set", "chip.clock_ghz=1,2", "--out", str(out), "--quiet"]
+    text, _ = cli(capsys, *argv)
+    assert re.fullmatch(rf"2 of 2 points run \(0 already in {re.escape(str(out))}\), 0 failed, \d+\.\d s\n", text)
+    again = json.loads(cli(capsys, *argv, "--json")[0])
+    assert (again["ran"], again["skipped"], again["failed"], again["units"]) == (0, 2, 0, 2)
+    assert len(again["rows"]) == 4  # a row per point and scheduler (naive and balanced unless --scheduler)
+    plots = tmp_path / "plots"
+    files = json.loads(cli(capsys, "sweep-plot", str(out), "--out", str(plots), "--json")[0])
+    assert files and all(Path(f).parent == plots and Path(f).exists() for f in files)
+    assert cli(capsys, "sweep-plot", str(out), "--out", str(plots)) == ("\n".join(files) + "\n", "")
+
+
+def test_a_sweep_whose_points_fail_exits_1_naming_the_rows(capsys, tmp_path):
+    out = tmp_path / "sweep.csv"
+    argv = ["sweep", "--chip", "gaudi2", "--workload", "gpt2-small", "--set", "workload.layers=1,400000"]
+    argv += ["--out", str(out), "--quiet"]  # 400,000 layers: more tasks than fit, refused as that point runs
+    code = main(argv)
+    text, err = capsys.readouterr()
+    assert code == 1 and text.startswith("2 of 2 points run") and ", 1 failed," in text
+    assert err == f"accelsim: error: 1 of 2 points failed; their rows in {out} give the error\n"
+
+
+@pytest.fixture
+def h100_records(tmp_path):
+    """Twenty of the shared H100 latencies: enough for a GPU fit (8 parameters), cheap to validate."""
+    path = tmp_path / "h100.jsonl"
+    path.write_text("".join((ROOT / "tests" / "data" / "h100.jsonl").read_text().splitlines(keepends=True)[:20]))
+    return str(path)
+
+
+def test_validate_reports_each_records_error_and_warns_on_stderr(capsys, h100_records):
+    from accelsim.validation import read_records, validate
+
+    result = validate(load_chip("gaudi2"), read_records(h100_records))
+    assert result.warnings  # gaudi2 against an H100's records
+    warned = "".join(f"accelsim: warning: {w}\n" for w in result.warnings)
+    argv = ["validate", "--chip", "gaudi2", "--measurements", h100_records]
+    assert cli(capsys, *argv) == (report.validation_report(result) + "\n", warned)
+    out, err = cli(capsys, *argv, "--json")
+    assert (json.loads(out), err) == (json.loads(json.dumps(result.to_dict())), warned)
+
+
+def test_fit_reports_the_fitted_parameters_of_the_file_it_read(capsys, h100_records):
+    from accelsim.fit import fit
+
+    result = fit("h100", __import__("accelsim.validation").validation.read_records(h100_records))
+    argv = ["fit", "--chip", "h100", "--measurements", h100_records]
+    assert cli(capsys, *argv) == (report.fit_report(result, [h100_records]) + "\n", "")
+    out, _ = cli(capsys, *argv, "--json")
+    assert json.loads(out) == json.loads(json.dumps(result.to_dict()))
