@@ -230,3 +230,66 @@ def test_fit_reports_the_fitted_parameters_of_the_file_it_read(capsys, h100_reco
     assert cli(capsys, *argv) == (report.fit_report(result, [h100_records]) + "\n", "")
     out, _ = cli(capsys, *argv, "--json")
     assert json.loads(out) == json.loads(json.dumps(result.to_dict()))
+
+
+PIPELINE = [
+    "--system",
+    "hls-gaudi2",
+    *ONE_LAYER,
+    "--set",
+    "layers=2",
+    "--set",
+    "mode=training",
+    "--parallel",
+    "tp=2,pp=2",
+]
+
+
+def test_run_of_a_pipeline_reports_its_step_bubble_and_stages(capsys):
+    from accelsim.parallel import Layout
+    from accelsim.system_run import pipeline_step
+    from accelsim.workload import workload_data
+
+    data, source = workload_data("gpt2-small", ["layers=2", "seq_len=64", "mode=training"])
+    step = pipeline_step(load_system("hls-gaudi2"), Layout(tp=2, pp=2), data, source, "first-free", None)
+    assert cli(capsys, "run", *PIPELINE) == (report.pipeline_report(step) + "\n", "")
+    out = json.loads(cli(capsys, "run", *PIPELINE, "--json")[0])
+    assert out == {
+        "step_ms": step.step_ms,
+        "bubble": round(step.run.bubble, 4),
+        "stages": list(step.stages),
+        "micro_batches": step.run.micro_batches,
+        "stage_cycles": {k: asdict(t) for k, t in step.times.items()},
+    }
+    steps = json.loads(cli(capsys, "compare", *PIPELINE, "--scheduler", "first-free", "--json")[0])
+    assert steps == {"first-free": {"step_ms": step.step_ms, "bubble": round(step.run.bubble, 4)}}
+
+
+def test_run_on_a_system_adds_the_cards_communication_to_its_report(capsys):
+    from accelsim import cli as command
+    from accelsim import run
+    from accelsim.system_run import communication
+
+    argv = ["run", "--system", "hls-gaudi2", *ONE_LAYER, "--parallel", "tp=2"]
+    chip, graph, on_system = command._target(command._parser().parse_args(argv))
+    results = run(chip, graph, "first-free")
+    comms = communication(results)
+    assert on_system and comms.to_dict()
+    text, _ = cli(capsys, *argv)
+    assert text == report.run_report(results) + "\n\n" + report.communication_line("communication", comms) + "\n"
+    out = json.loads(cli(capsys, *argv, "--json")[0])
+    assert out["communication"] == json.loads(json.dumps(comms.to_dict()))
+    assert out["latency_cycles"] == results.latency_cycles
+    explicit = json.loads(cli(capsys, *argv, "--explicit", "--json")[0])  # the shortcut is this run
+    assert explicit["shortcut_step_ms"] == round(results.latency_cycles * chip.cycles_to_us(1) / 1e3, 4)
+    assert explicit["step_ms"] == round(explicit["step_ms"], 4) > 0
+
+
+def test_compare_on_a_chip_prints_the_comparison_and_with_json_its_figures(capsys):
+    from accelsim.compare import compare
+
+    graph = lower(load_workload("gpt2-small", ["layers=1", "seq_len=64"]))
+    result = compare(load_chip("gaudi2"), graph, ["naive", "heft"])
+    argv = ["compare", "--chip", "gaudi2", *ONE_LAYER, "--scheduler", "naive,heft"]
+    assert cli(capsys, *argv) == (report.compare_report(result) + "\n", "")
+    assert json.loads(cli(capsys, *argv, "--json")[0]) == json.loads(json.dumps(result.to_dict()))

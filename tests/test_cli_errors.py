@@ -81,6 +81,26 @@ REFUSALS = [
         [*GENERATE, "--output-tokens", "4", "--parallel", "dp=2"],
         "--parallel: generate splits a model over a tensor group only: give tp=N (the chip's one-node system's cards)",
     ),
+    (
+        ["run", "--chip", "gaudi2", "--workload", "gpt2-small", "--scheduler", "naive,heft"],
+        "--scheduler: this command runs one scheduler; got 2 (naive,heft)",
+    ),
+    (
+        [*GENERATE, "--output-tokens", "4", "--scheduler", "naive,heft"],
+        "--scheduler: this command runs one scheduler; got 2 (naive,heft)",
+    ),
+    (
+        ["run", "--system", "hls-gaudi2", "--workload", "gpt2-small", "--explicit", "--scheduler", "heft,naive"],
+        "--scheduler: this command runs one scheduler; got 2 (heft,naive)",
+    ),
+    (
+        ["compare", "--chip", "gaudi2", "--workload", "gpt2-small", "--scheduler", "naive,,heft"],
+        "--scheduler: an empty scheduler in 'naive,,heft' (two commas, or one at an end)",
+    ),
+    (
+        ["run", "--chip", "gaudi2", "--workload", "gpt2-small", "--trace", "MISSING/trace.json"],
+        "MISSING/trace.json: --trace: its folder 'MISSING' does not exist; create it first",
+    ),
     (["chips", "gaudi2", "extra"], "gaudi2: expected `chips show NAME` or `chips NAME`"),
     (["systems", "list", "hls-gaudi2"], "list: expected `systems show NAME` or `systems NAME`"),
     (["chips", "show"], "NAME: `accelsim chips show` needs a chip name or path"),
@@ -111,6 +131,7 @@ REFUSALS = [
 def test_the_command_refuses_in_one_line_naming_the_key(argv, line, tmp_path, capsys):
     """Output paths are a scratch folder's (nothing is written: each is refused before it runs)."""
     where = {"TRACE": tmp_path / "trace.json", "PLOTS": tmp_path / "plots", "SWEEP": tmp_path / "sweep"}
+    where["MISSING"] = tmp_path / "missing"
     where["H100"] = ROOT / "tests" / "data" / "h100.jsonl"
 
     def placed(text: str) -> str:
