@@ -224,8 +224,9 @@ def test_validate_reports_each_records_error_and_warns_on_stderr(capsys, h100_re
 
 def test_fit_reports_the_fitted_parameters_of_the_file_it_read(capsys, h100_records):
     from accelsim.fit import fit
+    from accelsim.validation import read_records
 
-    result = fit("h100", __import__("accelsim.validation").validation.read_records(h100_records))
+    result = fit("h100", read_records(h100_records))
     argv = ["fit", "--chip", "h100", "--measurements", h100_records]
     assert cli(capsys, *argv) == (report.fit_report(result, [h100_records]) + "\n", "")
     out, _ = cli(capsys, *argv, "--json")
