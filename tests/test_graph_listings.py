@@ -23,6 +23,11 @@ from accelsim.workload import Workload, load_workload
 LISTINGS = Path(__file__).parent / "data" / "graphs"
 
 SMALL_ENCODER = ["layers=1", "batch=2", "seq_len=8", "d_model=64", "heads=2", "d_ff=128", "vocab=100"]
+#: One training layer of GFormer's hybrid attention, two heads: one windowed, one linear (two units of each).
+SMALL_GFORMER = [
+    *["layers=1", "batch=2", "seq_len=128", "window=64", "chunk=64", "mode=training"],
+    *["d_model=128", "heads=2", "linear_heads=1"],
+]
 
 #: name -> (a shipped preset or a catalog model, its settings)
 CASES: dict[str, tuple[str, list[str]]] = {
@@ -94,39 +99,10 @@ CASES: dict[str, tuple[str, list[str]]] = {
         "gpt2-small",
         ["layers=1", "batch=2", "seq_len=4", "logits=last", "tensor_parallel=2"],
     ),
-    "gformer-head-training": (
-        "gformer-gpt",
-        [
-            "layers=1",
-            "batch=2",
-            "seq_len=128",
-            "window=64",
-            "chunk=64",
-            "mode=training",
-            "granularity=head",
-            "d_model=128",
-            "heads=2",
-            "linear_heads=1",
-        ],
-    ),
+    "gformer-head-training": ("gformer-gpt", [*SMALL_GFORMER, "granularity=head"]),
     "gformer-tile-training": (
         "gformer-gpt",
-        [
-            "layers=1",
-            "batch=2",
-            "seq_len=128",
-            "window=64",
-            "chunk=64",
-            "mode=training",
-            "granularity=tile",
-            "d_model=128",
-            "heads=2",
-            "linear_heads=1",
-            "vocab=256",
-            "tile_m=64",
-            "tile_n=128",
-            "batch_split=2",
-        ],
+        [*SMALL_GFORMER, "granularity=tile", "vocab=256", "tile_m=64", "tile_n=128", "batch_split=2"],
     ),
     "llama-gqa-flash-tile": (
         "llama-7b-like",
