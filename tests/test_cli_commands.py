@@ -294,3 +294,85 @@ def test_compare_on_a_chip_prints_the_comparison_and_with_json_its_figures(capsy
     argv = ["compare", "--chip", "gaudi2", *ONE_LAYER, "--scheduler", "naive,heft"]
     assert cli(capsys, *argv) == (report.compare_report(result) + "\n", "")
     assert json.loads(cli(capsys, *argv, "--json")[0]) == json.loads(json.dumps(result.to_dict()))
+
+
+def test_a_sweep_hands_its_points_and_how_to_run_them_to_the_sweeper(monkeypatch, capsys, tmp_path):
+    from accelsim import sweep
+
+    calls = []
+
+    def run_sweep(units, out, workers=None, dask=None, progress=True):
+        calls.append((units, out, workers, dask, progress))
+        return sweep.SweepStats(units=len(units), skipped=0, ran=len(units), failed=0, seconds=0.25)
+
+    monkeypatch.setattr(sweep, "run_sweep", run_sweep)
+    out = tmp_path / "sweep.csv"
+    argv = ["sweep", "--chip", "gaudi2", "--workload", "gpt2-small,vit-b16", "--set", "workload.layers=1,2"]
+    argv += ["--set", "chip.clock_ghz=1,2", "--scheduler", "heft,naive", "--out", str(out)]
+    axes = [sweep.parse_axis("workload.layers=1,2"), sweep.parse_axis("chip.clock_ghz=1,2")]
+    units = sweep.plan("gaudi2", axes, ["gpt2-small", "vit-b16"], ["heft", "naive"], [])
+    assert len(units) == 8
+    assert cli(capsys, *argv, "--workers", "3") == (
+        "8 of 8 points run (0 already in " + str(out) + "), 0 failed, 0.2 s\n",
+        "",
+    )
+    cli(capsys, *argv, "--dask", "tcp://10.0.0.1:8786", "--quiet")
+    assert calls == [(units, out, 3, None, True), (units, out, None, "tcp://10.0.0.1:8786", False)]
+
+
+def test_a_sweeps_json_gives_its_counts_and_the_files_rows(capsys, tmp_path):
+    from accelsim.sweep_plot import file_rows
+
+    out = tmp_path / "sweep.parquet"
+    argv = ["sweep", "--chip", "gaudi2", "--workload", "gpt2-small", "--set", "workload.layers=1"]
+    argv += ["--set", "chip.clock_ghz=1,2", "--scheduler", "heft", "--out", str(out), "--quiet", "--json"]
+    data = json.loads(cli(capsys, *argv, "--workers", "1")[0])
+    assert set(data) == {"units", "skipped", "ran", "failed", "seconds", "rows"}
+    assert (data["units"], data["skipped"], data["ran"], data["failed"]) == (2, 0, 2, 0)
+    assert data["rows"] == json.loads(json.dumps(file_rows(out))) and len(data["rows"]) == 2
+    assert {r["scheduler"] for r in data["rows"]} == {"heft"}
+
+
+def test_fit_of_a_gaudi_profile_reads_its_generation_and_kernel_files_together(capsys, tmp_path):
+    from accelsim.fit_generation import fit_generation
+    from accelsim.validation import read_records
+
+    generation, kernels = tmp_path / "generation.jsonl", tmp_path / "kernels.jsonl"
+    generation.write_text((ROOT / "tests" / "data" / "gaudi2_generate.jsonl").read_text().splitlines()[0] + "\n")
+    gemms = [x for x in (ROOT / "tests" / "data" / "gaudi_kernels.jsonl").read_text().splitlines() if '"gemm"' in x]
+    kernels.write_text("\n".join(gemms[:3]) + "\n")
+    paths = [str(generation), str(kernels)]
+    result = fit_generation("gaudi2", [read_records(p) for p in paths])
+    out, _ = cli(capsys, "fit", "--chip", "gaudi2", "--measurements", *paths, "--json")
+    assert json.loads(out) == json.loads(json.dumps(result.to_dict()))
+    assert cli(capsys, "fit", "--chip", "gaudi2", "--measurements", *paths) == (
+        report.fit_report(result, paths) + "\n",
+        "",
+    )
+
+
+def test_a_system_run_without_parallel_lays_the_workload_over_one_nodes_tensor_group(capsys):
+    from accelsim import cli as command
+
+    system = load_system("hls-gaudi2")
+    default = ["run", "--system", "hls-gaudi2", *ONE_LAYER, "--set", "heads=16"]
+    given = [*default, "--parallel", f"tp={system.spec.cards_per_node}"]
+    assert cli(capsys, *default, "--json") == cli(capsys, *given, "--json")
+    args = command._parser().parse_args(default)
+    _, layout, data, source = command._on_system(args)
+    assert (layout.tp, layout.pp, layout.dp) == (system.spec.cards_per_node, 1, 1)
+    assert (data["model"]["layers"], data["model"]["heads"], data["run"]["seq_len"], source) == (
+        1,
+        16,
+        64,
+        str(ROOT / "workloads" / "gpt2-small.toml"),
+    )
+
+
+def test_a_catalog_model_runs_as_a_workload_with_its_overrides(capsys):
+    from accelsim import run
+    from accelsim.catalog import model_workload
+
+    results = run(load_chip("gaudi2"), lower(model_workload("gpt2-xl", ["layers=1", "seq_len=32"])), "first-free")
+    argv = ["run", "--chip", "gaudi2", "--model", "gpt2-xl", "--set", "layers=1", "--set", "workload.seq_len=32"]
+    assert cli(capsys, *argv) == (report.run_report(results) + "\n", "")
