@@ -19,7 +19,17 @@ from .errors import AccelsimError
 from .generation import Serving
 from .graph import TaskGraph, load_graph
 from .lowering import lower
-from .options import build_parser, comma_list, one_name
+from .options import (
+    DEFAULT_ATTENTION,
+    DEFAULT_PRECISION,
+    build_parser,
+    chip_list,
+    comma_list,
+    one_scheduler,
+    parallel_layout,
+    plotted_scheduler,
+    scheduler_list,
+)
 from .outputs import check_output_dir, check_output_file, safe_name
 from .parallel import Layout
 from .registry import SCHEDULERS, get_scheduler, load_plugin, scheduler_names
@@ -81,9 +91,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _layout(args: argparse.Namespace) -> Layout | None:
-    """--parallel's layout (None where not given), every bound checked as it is parsed (Layout.of_items)."""
-    text = getattr(args, "parallel", None)
-    return None if text is None else Layout.of_items(comma_list(text, "--parallel", "degree"))
+    """--parallel's layout, None where not given."""
+    return None if args.parallel is None else parallel_layout(args.parallel)
 
 
 def _on_system(args: argparse.Namespace) -> tuple[System, Layout, dict, str]:
@@ -99,7 +108,7 @@ def _on_system(args: argparse.Namespace) -> tuple[System, Layout, dict, str]:
 def _pipeline(args: argparse.Namespace, scheduler: str) -> PipelineStep | None:
     """With --system and pp > 1: the pipeline step under ``scheduler`` (None otherwise)."""
     layout = _layout(args)
-    if getattr(args, "system", None) is None or layout is None or layout.pp == 1:
+    if args.system is None or layout is None or layout.pp == 1:
         return None
     if args.chip is not None or args.graph:
         raise AccelsimError("a system runs a workload (--workload or --model), not --chip or --graph", key="--system")
@@ -123,10 +132,9 @@ def _compare_pipeline(args: argparse.Namespace, names: list[str]) -> None:
 def _target(args: argparse.Namespace) -> tuple[Chip, TaskGraph, bool]:
     """The chip (a system's card, with its networks) and graph a run or compare simulates, and whether it is a
     system's."""
-    system = getattr(args, "system", None)
-    if system is None:
+    if args.system is None:
         for option in ("parallel", "nodes"):
-            if getattr(args, option, None):
+            if getattr(args, option):
                 raise AccelsimError(f"--{option} lays a workload out on a system: give --system", key=f"--{option}")
         if args.chip is None:
             raise AccelsimError("give --chip (one chip) or --system (many cards)", key="--chip")
@@ -143,9 +151,9 @@ def _target(args: argparse.Namespace) -> tuple[Chip, TaskGraph, bool]:
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
-    names = comma_list(args.scheduler, "--scheduler", "scheduler")
+    names = scheduler_list(args.scheduler)
     layout = _layout(args)
-    if getattr(args, "system", None) and layout is not None and layout.pp > 1:
+    if args.system and layout is not None and layout.pp > 1:
         _compare_pipeline(args, names)
         return
     chip, graph, on_system = _target(args)
@@ -178,21 +186,22 @@ def _plot_files(args: argparse.Namespace) -> list[Path]:
     first scheduler --scheduler names."""
     from . import plots
 
+    generation = _draws_generation(args)
     trained = plot_train(args)
     if trained is not None:
         return trained
-    if args.model and args.output_tokens is not None:
+    if generation:
         return _plot_generation(args)
-    step = _pipeline(args, comma_list(args.scheduler, "--scheduler", "scheduler")[0])
+    step = _pipeline(args, plotted_scheduler(args.scheduler))
     if step is not None:
         name = safe_name(f"pipeline_{step.placement.system.name}")
         return plots.save(plots.pipeline_chart(step.run, step.placement.workload.name), args.out, name)
-    names = comma_list(args.scheduler, "--scheduler", "scheduler")
-    if getattr(args, "system", None):  # a system's card: its network engines are timeline rows like the others
+    names = scheduler_list(args.scheduler)
+    if args.system:  # a system's card: its network engines are timeline rows like the others
         card, graph, _ = _target(args)
         loaded, chips = [card], [card.name]
     else:
-        chips = comma_list(args.chip, "--chip", "chip")
+        chips = chip_list(args.chip)
         graph = _graph(args)
         loaded = [load_chip(c) for c in chips]  # every profile checked before the first simulation
     everything: list = []
@@ -221,6 +230,31 @@ def _plot_files(args: argparse.Namespace) -> list[Path]:
     return written
 
 
+def _draws_generation(args: argparse.Namespace) -> bool:
+    """Whether plot draws a generation (--model and --output-tokens). A generation's options given where plot
+    draws something else (a workload's run, a pipeline, a training step) are refused, never dropped."""
+    generation = bool(args.model) and args.output_tokens is not None
+    if generation and args.train:
+        raise AccelsimError("--output-tokens draws a generation and --train a training step; give one", key="--train")
+    if generation:
+        return True
+    given = [
+        f"--{k.replace('_', '-')}"
+        for k in ("batch", "input_tokens", "output_tokens", "experts_used")
+        if getattr(args, k) is not None
+    ]
+    if args.attention != DEFAULT_ATTENTION:
+        given.append("--attention")
+    if args.precision != DEFAULT_PRECISION and not args.train:
+        given.append("--precision")
+    if given:
+        also = f" (so {'is' if len(given) == 2 else 'are'} {', '.join(given[1:])})" if len(given) > 1 else ""
+        raise AccelsimError(
+            f"a generation's option: plot draws a generation with --model and --output-tokens{also}", key=given[0]
+        )
+    return False
+
+
 def _generation_args(args: argparse.Namespace) -> tuple[int, int, int]:
     missing = [f"--{k.replace('_', '-')}" for k in ("batch", "input_tokens") if getattr(args, k) is None]
     if missing:
@@ -238,10 +272,10 @@ def _plot_generation(args: argparse.Namespace) -> list[Path]:
     from . import plots
     from .generation import generate, phase_runs
 
-    chips = comma_list(args.chip, "--chip", "chip")
+    chips = chip_list(args.chip)
     batch, inputs, outputs = _generation_args(args)
     model = load_model(args.model)
-    scheduler = get_scheduler(comma_list(args.scheduler, "--scheduler", "scheduler")[0]).name
+    scheduler = get_scheduler(plotted_scheduler(args.scheduler)).name
     precision = _generation_precision(args)
     written: list[Path] = []
     for name in chips:
@@ -311,7 +345,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         args.input_tokens,
         args.output_tokens,
         _generation_precision(args),
-        get_scheduler(one_name(args.scheduler, "--scheduler")).name,
+        get_scheduler(one_scheduler(args.scheduler)).name,
         cards=layout.tp,
         serving=_serving(args),
     )
@@ -337,7 +371,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     for k in keys:
         if keys.count(k) > 1:
             raise AccelsimError("swept by two --set options; give its values in one", source="--set", key=k)
-    names = comma_list(args.scheduler, "--scheduler", "scheduler")
+    names = scheduler_list(args.scheduler)
     for n in names:
         get_scheduler(n)
     units = plan(args.chip, axes, comma_list(args.workload, "--workload", "workload"), names, args.plugin)
@@ -424,12 +458,12 @@ def _run_explicit(args: argparse.Namespace) -> None:
     """run --explicit: every card of the layout simulated; the step against the one-card shortcut's."""
     from .explicit import explicit_step
 
-    if not getattr(args, "system", None):
+    if not args.system:
         raise AccelsimError("--explicit simulates every card of a system: give --system", key="--explicit")
     if args.trace:
         raise AccelsimError("--explicit writes no trace (one card's: run without it)", key="--trace")
     chip, graph, _ = _target(args)  # the shortcut's card, and every check of the layout
-    scheduler = one_name(args.scheduler, "--scheduler")
+    scheduler = one_scheduler(args.scheduler)
     shortcut = run_graph(chip, graph, scheduler)
     system, layout, data, source = _on_system(args)
     every = explicit_step(system, layout, data, source, scheduler, args.nodes)
@@ -449,7 +483,7 @@ def _run_explicit(args: argparse.Namespace) -> None:
 def _cmd_run(args: argparse.Namespace) -> None:
     if args.trace:
         check_output_file(args.trace, "--trace")  # before the simulation, not after it
-    step = _pipeline(args, one_name(args.scheduler, "--scheduler"))
+    step = _pipeline(args, one_scheduler(args.scheduler))
     if step is not None:
         if args.trace:
             raise AccelsimError("a pipeline's timeline is drawn by accelsim plot, not traced", key="--trace")
@@ -472,7 +506,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
         _run_explicit(args)
         return
     chip, graph, on_system = _target(args)
-    results = run_graph(chip, graph, one_name(args.scheduler, "--scheduler"))
+    results = run_graph(chip, graph, one_scheduler(args.scheduler))
     _warn_of(results.graph)
     if args.trace:
         write_chrome_trace(results, args.trace)

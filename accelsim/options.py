@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from .errors import AccelsimError
-from .parallel import whole_number
+from .parallel import Layout, whole_number
 from .registry import DEFAULT_SCHEDULER
 
 
@@ -277,6 +277,9 @@ PRECISION_RETIRED = {"--dtype": "is now --precision bf16|fp8 (the recipe; --set 
 INPUTS = (OneOf(("--workload", "--graph", "--model")), Use("--set"), Use("--plugin"))
 ON_SYSTEM = (Use("--system"), Use("--parallel"), Use("--nodes"))
 GENERATION = ("--batch", "--input-tokens", "--output-tokens")
+#: The recipe and attention kernel a generation (and a training step's recipe) takes unless told otherwise.
+DEFAULT_PRECISION = "bf16"
+DEFAULT_ATTENTION = "fused"
 TRAINING = ("--global-batch", "--micro-batch", "--seq-len")
 
 COMMANDS: dict[str, Command] = {
@@ -325,8 +328,8 @@ COMMANDS: dict[str, Command] = {
             Use("--scheduler", default="naive,balanced"),
             Use("--out", required=True),
             *(Use(o) for o in GENERATION),
-            Use("--precision", default="bf16"),
-            Use("--attention", default="fused"),
+            Use("--precision", default=DEFAULT_PRECISION),
+            Use("--attention", default=DEFAULT_ATTENTION),
             Use("--experts-used"),
             Use("--train"),
             *(Use(o) for o in TRAINING),
@@ -372,8 +375,8 @@ COMMANDS: dict[str, Command] = {
             Use("--chip", required=True),
             Use("--model", required=True),
             *(Use(o, required=True) for o in GENERATION),
-            Use("--precision", default="bf16"),
-            Use("--attention", default="fused"),
+            Use("--precision", default=DEFAULT_PRECISION),
+            Use("--attention", default=DEFAULT_ATTENTION),
             Use("--experts-used"),
             Use("--parallel"),
             Use("--scheduler", default=DEFAULT_SCHEDULER),
@@ -393,7 +396,7 @@ COMMANDS: dict[str, Command] = {
             Use("--global-batch", required=True),
             Use("--micro-batch"),
             Use("--seq-len"),
-            Use("--precision", default="bf16"),
+            Use("--precision", default=DEFAULT_PRECISION),
             Use("--zero", default=0),
             Use("--recompute", default="none"),
             Use("--sequence-parallel"),
@@ -476,9 +479,31 @@ def retired_flags(parser: argparse.ArgumentParser) -> set[str]:
     return {f for a in parser._actions if isinstance(a, _Retired) for f in a.option_strings}
 
 
-def one_name(text: str, option: str) -> str:
-    """An option that takes several names where a command runs one of them: refused when it names several."""
-    names = comma_list(text, option, "scheduler")
+def scheduler_list(text: str) -> list[str]:
+    """--scheduler's names, in order: the one reader of the option."""
+    return comma_list(text, "--scheduler", "scheduler")
+
+
+def one_scheduler(text: str) -> str:
+    """--scheduler where a command runs one scheduler (run, generate, train): refused when it names several."""
+    names = scheduler_list(text)
     if len(names) > 1:
-        raise AccelsimError(f"this command runs one scheduler; got {len(names)} ({text})", key=option)
+        raise AccelsimError(f"this command runs one scheduler; got {len(names)} ({text})", key="--scheduler")
     return names[0]
+
+
+def plotted_scheduler(text: str) -> str:
+    """The scheduler plot draws one run under (a generation, a pipeline, a training step): the first one
+    --scheduler names, so that plot's default list serves every figure."""
+    return scheduler_list(text)[0]
+
+
+def parallel_layout(text: str) -> Layout:
+    """--parallel's layout: the one reader of the option (run, compare, plot, generate, train), each degree's
+    bounds checked as it is parsed (Layout.of_items)."""
+    return Layout.of_items(comma_list(text, "--parallel", "degree"))
+
+
+def chip_list(text: str) -> list[str]:
+    """--chip's names or paths, in order, where a command draws several chips (plot)."""
+    return comma_list(text, "--chip", "chip")

@@ -27,14 +27,9 @@ class Layout:
         return self.tp * self.pp * self.dp
 
     @staticmethod
-    def parse(text: str, source: str = "--parallel") -> Layout:
-        """``tp=8,pp=1,dp=2``; a key left out is 1 (Layout.of_items)."""
-        return Layout.of_items(text.split(",") if text.strip() else [], source)
-
-    @staticmethod
     def of_items(items: Sequence[str], source: str = "--parallel") -> Layout:
-        """The layout of ``tp=8``, ``dp=2`` items (the command line's comma list, accelsim.options.comma_list): each key
-        at most once, each degree plain ASCII digits (not ``+8``, ``1_000`` or ``٣``, which int() would take), and
+        """The layout of ``tp=8``, ``dp=2`` items (--parallel's comma list, accelsim.options.parallel_layout): each
+        key at most once, each degree plain ASCII digits (not ``+8``, ``1_000`` or ``٣``, which int() would take), and
         the cards, tp x pp x dp, at most accelsim.limits.MAX_CARDS (the largest network simulated), checked here,
         before any work, naming the option."""
         values = {"tp": 1, "pp": 1, "dp": 1}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .catalog import model_workload_data
 from .errors import AccelsimError
-from .options import comma_list, one_name
+from .options import one_scheduler, parallel_layout, plotted_scheduler
 from .parallel import Layout
 from .report import search_report, train_report
 from .system import System, load_system
@@ -35,8 +35,8 @@ def plot_train(args: argparse.Namespace) -> list[Path] | None:
         raise AccelsimError("--train draws a step on a system: give --system, and --workload or --model", key="--train")
     if not args.parallel or args.global_batch is None:
         raise AccelsimError("--train needs the layout (--parallel) and --global-batch", key="--train")
-    scheduler = get_scheduler(comma_list(args.scheduler, "--scheduler", "scheduler")[0]).name
-    system, layout = load_system(args.system), Layout.parse(args.parallel)
+    scheduler = get_scheduler(plotted_scheduler(args.scheduler)).name
+    system, layout = load_system(args.system), parallel_layout(args.parallel)
     if args.global_batch % layout.dp:
         raise AccelsimError(
             f"global batch {args.global_batch} does not divide over {layout.dp} replicas", key="--global-batch"
@@ -93,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     if args.plot:
         check_output_dir(args.plot, "--plot")
-    scheduler = get_scheduler(one_name(args.scheduler, "--scheduler")).name
+    scheduler = get_scheduler(one_scheduler(args.scheduler)).name
     system = load_system(args.system)
     data, source = _model_data(args)
     if args.search:
@@ -111,7 +111,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise AccelsimError("--cards is the search's: give --parallel for one layout, or add --search", key="--cards")
     if not args.parallel:
         raise AccelsimError("give the layout (--parallel tp=T,pp=P,dp=D), or --search --cards N", key="--parallel")
-    layout = Layout.parse(args.parallel)
+    layout = parallel_layout(args.parallel)
     if args.global_batch % layout.dp:
         raise AccelsimError(
             f"global batch {args.global_batch} does not divide over {layout.dp} replicas", key="--global-batch"

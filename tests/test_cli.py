@@ -59,7 +59,8 @@ def test_run_json_has_every_task_with_its_engine_and_cycles(capsys):
 
 def test_run_writes_a_chrome_trace_with_one_row_per_engine(capsys, tmp_path):
     path = tmp_path / "trace.json"
-    code, _, _ = run_cli(capsys, "run", "--chip", "gaudi2", "--graph", EXAMPLE, "--trace", str(path))
+    code, out, _ = run_cli(capsys, "run", "--chip", "gaudi2", "--graph", EXAMPLE, "--trace", str(path))
+    assert out.endswith(f"\n\ntrace written to {path}\n")
     trace = json.loads(path.read_text())
     events = trace["traceEvents"]
     rows = {e["args"]["name"] for e in events if e["name"] == "thread_name"}

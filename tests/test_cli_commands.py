@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from accelsim import report
+from accelsim.analytic import analytic_counts
 from accelsim.catalog import load_model
 from accelsim.chip import load_chip
 from accelsim.cli import main
@@ -88,6 +89,7 @@ def test_workloads_lists_every_shipped_preset_with_its_counts(capsys):
     small = load_workload("gpt2-small")
     (row,) = [r for r in rows if r["name"] == "gpt2-small"]
     assert row["tasks"] == len(lower(small)) and row["description"] == small.spec.description
+    assert [row["flops"], row["bytes"]] == list(analytic_counts(small))
     assert all(r["name"] in text for r in rows)
 
 
@@ -150,10 +152,13 @@ def test_plot_of_a_generation_writes_both_phases_timelines_and_their_idle_time(c
 
 def test_run_explicit_simulates_every_card_against_the_one_card_shortcut(capsys):
     argv = ["run", "--system", "hls-gaudi2", *ONE_LAYER, "--set", "mode=training", "--parallel", "tp=2,dp=2"]
-    argv.append("--explicit")
+    argv += ["--explicit", "--scheduler", "naive"]
     summary = json.loads(cli(capsys, *argv, "--json")[0])
     assert summary["cards"] == 4 and len(summary["per_card_step_ms"]) == 4
-    assert summary["step_ms"] == max(summary["per_card_step_ms"]) > 0 and summary["shortcut_step_ms"] > 0
+    assert summary["step_ms"] == max(summary["per_card_step_ms"]) > 0
+    shortcut = json.loads(cli(capsys, *[a for a in argv if a != "--explicit"], "--json")[0])
+    ms = shortcut["latency_cycles"] * load_chip("gaudi2").cycles_to_us(1) / 1e3
+    assert summary["shortcut_step_ms"] == round(ms, 4)
     assert cli(capsys, *argv) == (report.explicit_line(summary) + "\n", "")
 
 
@@ -162,9 +167,14 @@ def test_compare_on_a_system_adds_each_schedulers_communication(capsys):
     data = json.loads(cli(capsys, *argv, "--json")[0])
     assert [r["scheduler"] for r in data["results"]] == ["naive", "heft"]
     assert sorted(data["communication"]) == ["heft", "naive"]
-    text, _ = cli(capsys, *argv)
-    lines = text.splitlines()
-    assert [line.split()[0] for line in lines[-2:]] == ["naive:", "heft:"]  # one communication line each, last
+    from accelsim import cli as command
+    from accelsim.compare import compare
+    from accelsim.system_run import communication
+
+    card, graph, _ = command._target(command._parser().parse_args(argv))
+    result = compare(card, graph, ["naive", "heft"])
+    lines = [report.communication_line(r.scheduler, communication(r)) for r in result.results]
+    assert cli(capsys, *argv) == ("\n".join([report.compare_report(result), *lines]) + "\n", "")
 
 
 def test_compare_of_a_pipeline_gives_each_schedulers_step_and_bubble(capsys):
@@ -220,6 +230,14 @@ def test_validate_reports_each_records_error_and_warns_on_stderr(capsys, h100_re
     assert cli(capsys, *argv) == (report.validation_report(result) + "\n", warned)
     out, err = cli(capsys, *argv, "--json")
     assert (json.loads(out), err) == (json.loads(json.dumps(result.to_dict())), warned)
+
+
+def test_validate_without_a_chip_predicts_a_training_step_on_the_system_its_record_names(capsys):
+    from accelsim.validation import read_records, validate
+
+    path = str(ROOT / "tests" / "data" / "train_step_example.jsonl")
+    result = validate(None, read_records(path))
+    assert cli(capsys, "validate", "--measurements", path) == (report.validation_report(result) + "\n", "")
 
 
 def test_fit_reports_the_fitted_parameters_of_the_file_it_read(capsys, h100_records):
@@ -308,9 +326,11 @@ def test_a_sweep_hands_its_points_and_how_to_run_them_to_the_sweeper(monkeypatch
     monkeypatch.setattr(sweep, "run_sweep", run_sweep)
     out = tmp_path / "sweep.csv"
     argv = ["sweep", "--chip", "gaudi2", "--workload", "gpt2-small,vit-b16", "--set", "workload.layers=1,2"]
-    argv += ["--set", "chip.clock_ghz=1,2", "--scheduler", "heft,naive", "--out", str(out)]
+    plugin = str(ROOT / "examples" / "critical_first.py")
+    argv += ["--set", "chip.clock_ghz=1,2", "--scheduler", "heft,critical-first", "--out", str(out), "--plugin", plugin]
     axes = [sweep.parse_axis("workload.layers=1,2"), sweep.parse_axis("chip.clock_ghz=1,2")]
-    units = sweep.plan("gaudi2", axes, ["gpt2-small", "vit-b16"], ["heft", "naive"], [])
+    units = sweep.plan("gaudi2", axes, ["gpt2-small", "vit-b16"], ["heft", "critical-first"], [plugin])
+    assert all(u.plugins == (plugin,) and u.schedulers == ("heft", "critical-first") for u in units)
     assert len(units) == 8
     assert cli(capsys, *argv, "--workers", "3") == (
         "8 of 8 points run (0 already in " + str(out) + "), 0 failed, 0.2 s\n",
@@ -376,3 +396,15 @@ def test_a_catalog_model_runs_as_a_workload_with_its_overrides(capsys):
     results = run(load_chip("gaudi2"), lower(model_workload("gpt2-xl", ["layers=1", "seq_len=32"])), "first-free")
     argv = ["run", "--chip", "gaudi2", "--model", "gpt2-xl", "--set", "layers=1", "--set", "workload.seq_len=32"]
     assert cli(capsys, *argv) == (report.run_report(results) + "\n", "")
+
+
+def test_a_plugin_file_adds_its_scheduler_to_the_command(capsys):
+    from accelsim import run
+    from accelsim.registry import load_plugin
+
+    plugin = str(ROOT / "examples" / "critical_first.py")
+    argv = ["run", "--chip", "gaudi2", *ONE_LAYER, "--scheduler", "critical-first", "--plugin", plugin]
+    text, _ = cli(capsys, *argv)
+    load_plugin(plugin)
+    results = run(load_chip("gaudi2"), lower(load_workload("gpt2-small", ["layers=1", "seq_len=64"])), "critical-first")
+    assert text == report.run_report(results) + "\n"

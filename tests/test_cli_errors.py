@@ -17,6 +17,7 @@ ROOT = Path(__file__).parent.parent
 EXAMPLE = str(ROOT / "examples" / "attention_head.toml")
 GENERATE = ["generate", "--chip", "gaudi2", "--model", "gpt2-xl", "--batch", "1", "--input-tokens", "8"]
 TRAINING_PIPELINE = ["--system", "hls-gaudi2", "--workload", "gpt2-small", "--set", "mode=training"]
+SIXTEEN_CARDS = "tp x pp x dp = 16 cards run on 2 node(s) of hls-gaudi2 (8 cards each), not 3"
 
 REFUSALS = [
     (
@@ -70,6 +71,33 @@ REFUSALS = [
         "--output-tokens: a generation also needs --input-tokens",
     ),
     (
+        ["plot", "--chip", "gaudi2", "--workload", "gpt2-small", "--output-tokens", "4", "--out", "PLOTS"],
+        "--output-tokens: a generation's option: plot draws a generation with --model and --output-tokens",
+    ),
+    (
+        ["plot", "--chip", "gaudi2", "--model", "gpt2-xl", "--batch", "2", "--attention", "eager", "--out", "PLOTS"],
+        "--batch: a generation's option: plot draws a generation with --model and --output-tokens (so is --attention)",
+    ),
+    (
+        ["plot", "--chip", "gaudi2", "--workload", "gpt2-small", "--precision", "fp8", "--experts-used", "2"]
+        + ["--input-tokens", "8", "--out", "PLOTS"],
+        "--input-tokens: a generation's option: plot draws a generation with --model and --output-tokens (so are "
+        "--experts-used, --precision)",
+    ),
+    (
+        ["plot", "--system", "hls-gaudi2", "--model", "gpt2-xl", "--output-tokens", "2", "--train", "--out", "PLOTS"],
+        "--train: --output-tokens draws a generation and --train a training step; give one",
+    ),
+    (
+        ["plot", "--chip", "gaudi2,,h100", "--workload", "gpt2-small", "--out", "PLOTS"],
+        "--chip: an empty chip in 'gaudi2,,h100' (two commas, or one at an end)",
+    ),
+    (
+        ["plot", "--chip", "gaudi2", "--model", "gpt2-xl", "--output-tokens", "2", "--batch", "1"]
+        + ["--input-tokens", "8", "--scheduler", ",", "--out", "PLOTS"],
+        "--scheduler: name at least one scheduler, got ','",
+    ),
+    (
         [*GENERATE, "--output-tokens", "4", "--precision", "fp16"],
         "--precision: a generation runs bf16 or fp8, got 'fp16'",
     ),
@@ -100,6 +128,51 @@ REFUSALS = [
     (
         ["run", "--chip", "gaudi2", "--workload", "gpt2-small", "--trace", "MISSING/trace.json"],
         "MISSING/trace.json: --trace: its folder 'MISSING' does not exist; create it first",
+    ),
+    (
+        ["run", "--chip", "gaudi2", "--workload", "gpt2-small", "--plugin", "MISSING.py"],
+        "MISSING.py: plugin file not found",
+    ),
+    (
+        ["run", "--system", "hls-gaudi2", "--workload", "gpt2-small"],  # tensor parallel over the node's 8 cards
+        "workloads/gpt2-small.toml: heads: tensor parallelism over 8 cards: 12 attention heads do not divide into 8 "
+        "equal shares",
+    ),
+    (
+        ["run", "--system", "hls-gaudi2", "--workload", "gpt2-small", "--parallel", "tp=2,pp=2"],
+        'workloads/gpt2-small.toml: pipeline parallelism is modelled for training (run.mode = "training")',
+    ),
+    (
+        ["run", "--system", "hls-gaudi2", "--model", "gpt2-xl", "--set", "layers=1", "--set", "mode=training"]
+        + ["--parallel", "tp=8,pp=2"],
+        "models/gpt2-xl.json: layers: 1 layers do not divide into 2 pipeline stages",
+    ),
+    (
+        ["run", *TRAINING_PIPELINE, "--set", "heads=16", "--parallel", "tp=8,dp=2", "--nodes", "3"],
+        f"--parallel: {SIXTEEN_CARDS}",
+    ),
+    (
+        ["run", *TRAINING_PIPELINE, "--set", "heads=16", "--parallel", "tp=8,pp=2", "--nodes", "3"],
+        f"--parallel: {SIXTEEN_CARDS}",
+    ),
+    (
+        ["compare", *TRAINING_PIPELINE, "--set", "heads=16", "--parallel", "tp=8,pp=2", "--nodes", "3"],
+        f"--parallel: {SIXTEEN_CARDS}",
+    ),
+    (
+        ["plot", "--chip", "gaudi2", "--workload", "gpt2-small", "--out", "H100"],
+        "H100: --out: exists and is not a folder",
+    ),
+    (["sweep-plot", "H100", "--out", "H100"], "H100: --out: exists and is not a folder"),
+    (
+        ["sweep", "--chip", "gaudi2", "--workload", "gpt2-small,,vit-b16", "--out", "SWEEP.csv"]
+        + ["--set", "chip.clock_ghz=1,2"],
+        "--workload: an empty workload in 'gpt2-small,,vit-b16' (two commas, or one at an end)",
+    ),
+    (
+        ["sweep", "--chip", "gaudi2", "--workload", "gpt2-small", "--out", "SWEEP.csv", "--scheduler", "heft,heft"]
+        + ["--set", "chip.clock_ghz=1,2"],
+        "--scheduler: 'heft' given more than once in 'heft,heft'",
     ),
     (["chips", "gaudi2", "extra"], "gaudi2: expected `chips show NAME` or `chips NAME`"),
     (["systems", "list", "hls-gaudi2"], "list: expected `systems show NAME` or `systems NAME`"),

@@ -187,19 +187,19 @@ def test_a_missing_required_option_or_group_is_one_line_naming_it(capsys):
     assert err.startswith("accelsim: error: one of the arguments ") and "--workload" in err and err.count("\n") == 1
 
 
-def test_one_name_returns_the_name_and_refuses_none_or_several():
+def test_one_scheduler_returns_the_name_and_refuses_none_or_several():
     from accelsim.errors import AccelsimError
-    from accelsim.options import comma_list, one_name
+    from accelsim.options import comma_list, one_scheduler
 
-    assert one_name(" heft ", "--scheduler") == "heft"
+    assert one_scheduler(" heft ") == "heft"
     with pytest.raises(AccelsimError) as many:
-        one_name("naive, heft", "--scheduler")
+        one_scheduler("naive, heft")
     assert (many.value.key, many.value.detail) == (
         "--scheduler",
         "this command runs one scheduler; got 2 (naive, heft)",
     )
     with pytest.raises(AccelsimError) as none:
-        one_name(" , ", "--scheduler")
+        one_scheduler(" , ")
     assert none.value.detail == "name at least one scheduler, got ' , '"
     with pytest.raises(AccelsimError) as empty:
         comma_list("a,,b", "--chip", "chip")
@@ -225,7 +225,7 @@ def test_the_edges_of_the_shared_parsers(capsys):
 
     from accelsim.errors import AccelsimError
     from accelsim.limits import MAX_WORKLOAD_SIZE
-    from accelsim.options import comma_list, one_name, positive
+    from accelsim.options import comma_list, one_scheduler, positive
 
     with pytest.raises(AccelsimError) as none:
         comma_list("", "--x")
@@ -234,7 +234,7 @@ def test_the_edges_of_the_shared_parsers(capsys):
         comma_list("a,b,a,b", "--x")
     assert twice.value.detail == "'a', 'b' given more than once in 'a,b,a,b'"
     with pytest.raises(AccelsimError) as empty:
-        one_name(",", "--scheduler")
+        one_scheduler(",")
     assert empty.value.key == "--scheduler"
     assert positive(str(MAX_WORKLOAD_SIZE)) == MAX_WORKLOAD_SIZE
     with pytest.raises(argparse_.ArgumentTypeError):

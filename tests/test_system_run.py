@@ -10,6 +10,7 @@ from accelsim.cli import main
 from accelsim.config import read_toml
 from accelsim.errors import AccelsimError
 from accelsim.lowering import lower
+from accelsim.options import parallel_layout
 from accelsim.parallel import Layout
 from accelsim.system import load_system, system_from_dict
 from accelsim.system_run import communication, pipeline_step, place
@@ -334,13 +335,15 @@ def test_1f1b_by_hand_with_sends_and_tails():
 
 
 def test_layouts_parse_with_spaces_and_name_the_bad_part():
-    assert Layout.parse(" tp = 2 , dp=4 ") == Layout(2, 1, 4) and Layout.parse("") == Layout(1, 1, 1)
+    assert parallel_layout(" tp = 2 , dp=4 ") == Layout(2, 1, 4) and parallel_layout("pp=1") == Layout(1, 1, 1)
+    with pytest.raises(AccelsimError, match=r"^--parallel: name at least one degree, got ' '$"):
+        parallel_layout(" ")
     with pytest.raises(AccelsimError, match=r"--parallel: tp must be a whole number, got 'two'"):
-        Layout.parse("tp=two")
+        parallel_layout("tp=two")
     with pytest.raises(AccelsimError, match=r"--parallel: dp must be from 1 to 2,147,483,647, got 0"):
-        Layout.parse("dp=0")
+        parallel_layout("dp=0")
     with pytest.raises(AccelsimError, match=r"--parallel: unknown key 'ep'; allowed: tp, pp, dp"):
-        Layout.parse("tp=2,ep=4")
+        parallel_layout("tp=2,ep=4")
 
 
 def test_experts_and_the_vocabulary_are_sharded_too():
@@ -366,12 +369,12 @@ def test_the_edges_of_layouts_and_shards():
 
     assert one_f_one_b(1, 3) == [[("F", 0), ("B", 0), ("F", 1), ("B", 1), ("F", 2), ("B", 2)]]
     assert simulate_pipeline([StageTimes(10, 20, 5)], 1, 7).cycles == 35  # one stage: nothing to send
-    assert Layout.parse("tp=1,pp=1,dp=2") == Layout(1, 1, 2)
-    assert Layout.parse(f"dp={MAX_CARDS}").dp == MAX_CARDS  # the largest network simulated
+    assert parallel_layout("tp=1,pp=1,dp=2") == Layout(1, 1, 2)
+    assert parallel_layout(f"dp={MAX_CARDS}").dp == MAX_CARDS  # the largest network simulated
     with pytest.raises(AccelsimError, match=f"--parallel: tp x pp x dp is {MAX_WORKLOAD_SIZE:,} cards; at most"):
-        Layout.parse(f"dp={MAX_WORKLOAD_SIZE}")
+        parallel_layout(f"dp={MAX_WORKLOAD_SIZE}")
     with pytest.raises(AccelsimError, match="tp must be a whole number, got '2=3'"):
-        Layout.parse("tp=2=3")
+        parallel_layout("tp=2=3")
     gemma = shard_model(load_model("google/gemma-7b").require(), 2, "g")  # heads of 256, wider than 3072 / 16
     assert (gemma["heads"], gemma["d_head"]) == (8, 256)
     with pytest.raises(AccelsimError, match="4 key/value heads neither divide into 14 shares nor divide 14"):

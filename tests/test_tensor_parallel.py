@@ -16,6 +16,7 @@ from accelsim.errors import AccelsimError
 from accelsim.generation import generate, sharded, workload_for
 from accelsim.lowering import lower
 from accelsim.network import all_to_all
+from accelsim.options import parallel_layout
 from accelsim.parallel import Layout, shard_model
 from accelsim.system import load_system, system_from_dict
 
@@ -39,10 +40,10 @@ def test_a_split_that_does_not_divide_is_refused_naming_the_key(model, cards, ke
 
 
 def test_layouts_parse_and_refuse_typos():
-    assert Layout.parse("tp=8,dp=128") == Layout(8, 1, 128) and Layout.parse("tp=8,dp=128").cards == 1024
+    assert parallel_layout("tp=8,dp=128") == Layout(8, 1, 128) and parallel_layout("tp=8,dp=128").cards == 1024
     for bad, words in (("tq=2", "unknown key 'tq'"), ("tp=two", "whole number"), ("pp=0", "from 1 to")):
         with pytest.raises(AccelsimError, match=words):
-            Layout.parse(bad)
+            parallel_layout(bad)
 
 
 def test_each_layer_all_reduces_its_attention_and_mlp_outputs_and_the_logits_are_gathered():
