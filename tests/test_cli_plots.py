@@ -177,14 +177,14 @@ GENERATION = ["--model", "Salesforce/codegen2-1B", "--batch", "2", "--input-toke
 def test_a_generation_draws_each_chips_prefill_and_last_decode_step_and_idle_time_per_phase(
     chips, extra, precision, serving, drawn, capsys, tmp_path
 ):
-    argv = ["--chip", ",".join(chips), *GENERATION, "--scheduler", "naive,heft", *extra, "--out", str(tmp_path)]
+    argv = ["--chip", ",".join(chips), *GENERATION, "--scheduler", "heft,naive", *extra, "--out", str(tmp_path)]
     files = plot(capsys, *argv)
     model = load_model("Salesforce/codegen2-1B")
     expected = []
     for name in chips:
         chip = load_chip(name)
-        g = generate(chip, model, 2, 8, 3, precision, "naive", serving=serving)
-        prefill, decode = phase_runs(chip, model, 2, 8, 3, precision, "naive", serving=serving)
+        g = generate(chip, model, 2, 8, 3, precision, "heft", serving=serving)
+        prefill, decode = phase_runs(chip, model, 2, 8, 3, precision, "heft", serving=serving)
         stem = f"{name}_Salesforce_codegen2-1B"
         expected += [
             (f"timeline_prefill_{stem}", "timeline", said(prefill)),
