@@ -221,8 +221,8 @@ REFUSALS = [
         "--scheduler: this command runs one scheduler; got 2 (heft,naive)",
     ),
     (
-        ["train", *MODEL, "--global-batch", "4", "--seq-len", "64", "--parallel", "dp=2", "--plot", "README"],
-        "README: --plot: exists and is not a folder",
+        ["train", *MODEL, "--global-batch", "4", "--seq-len", "64", "--parallel", "dp=2", "--plot", "A_FILE"],
+        "A_FILE: --plot: exists and is not a folder",
     ),
     (
         ["plot", *MODEL, "--global-batch", "4", "--seq-len", "64", "--zero", "1", "--out", "PLOTS"],
@@ -258,7 +258,7 @@ REFUSALS = [
 
 @pytest.mark.parametrize(("argv", "line"), REFUSALS, ids=[f"{a[0]}-{n}" for n, (a, _) in enumerate(REFUSALS)])
 def test_train_refuses_in_one_line_naming_the_key(argv, line, tmp_path, capsys):
-    where = {"PLOTS": str(tmp_path / "plots"), "README": str(ROOT / "README.md")}
+    where = {"PLOTS": str(tmp_path / "plots"), "A_FILE": str(ROOT / "tests" / "data" / "h100.jsonl")}
     argv = [where.get(a, a) for a in argv]
     for name, path in where.items():
         line = line.replace(name, path) if line.startswith(name) else line
