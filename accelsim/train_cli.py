@@ -53,11 +53,8 @@ def plot_train(args: argparse.Namespace) -> list[Path] | None:
 def _model_data(args: argparse.Namespace) -> tuple[dict, str]:
     items = [s.strip().removeprefix("workload.") for s in args.set]
     for item in items:
-        key = item.split("=", 1)[0].strip()
-        name = key.split(".", 1)[1] if key.startswith("run.") else key
-        if key.startswith("run.") or (
-            "." not in key and name_in(RunSpec, name) and not name_in(ModelSpec, name)  # a model field wins a clash
-        ):
+        key = item.partition("=")[0].strip()
+        if key.startswith("run.") or (name_in(RunSpec, key) and not name_in(ModelSpec, key)):  # a model field wins
             raise AccelsimError(
                 f"{key} is a run setting: train sets it from its options (--global-batch, --micro-batch, --seq-len, "
                 "--precision, --zero, --recompute, --sequence-parallel)",
@@ -69,7 +66,7 @@ def _model_data(args: argparse.Namespace) -> tuple[dict, str]:
 
 def _options(args: argparse.Namespace, data: dict, micro_batch: int) -> TrainOptions:
     seq = args.seq_len
-    vit = data.get("model", {}).get("family") == "vit"
+    vit = data["model"].get("family") == "vit"
     if vit and seq is not None:
         raise AccelsimError(
             "a vit's sequence comes from its image and patch sizes: leave out --seq-len", key="--seq-len"
@@ -152,8 +149,7 @@ def train_figures(
         from .system_run import pipeline_step
 
         settings = step.options.run_settings(layout)
-        model = {k: v for k, v in data.items() if k != "run"}
         run = {**settings, "batch": step.options.global_batch // layout.dp}
-        pipe = pipeline_step(system, layout, {**model, "run": run}, source, scheduler)
+        pipe = pipeline_step(system, layout, {**data, "run": run}, source, scheduler)
         written += plots.save(plots.pipeline_chart(pipe.run, step.model), out, f"{stem}_pipeline")
     return written

@@ -167,6 +167,10 @@ RUN_SETTING = (
     "is a run setting: train sets it from its options (--global-batch, --micro-batch, --seq-len, --precision, "
     "--zero, --recompute, --sequence-parallel)"
 )
+HEADS = (
+    "workloads/gpt2-medium.toml: heads: tensor parallelism over 8 cards: 4 attention heads do not divide into 8 "
+    "equal shares"
+)
 REFUSALS = [
     (
         ["train", *MODEL, "--parallel", "tp=2", "--global-batch", "4", "--set", " batch = 4"],
@@ -231,6 +235,19 @@ REFUSALS = [
     (
         ["plot", *MODEL, "--sequence-parallel", "--recompute", "full", "--micro-batch", "1", "--out", "PLOTS"],
         "--train: --micro-batch, --recompute, --sequence-parallel: options of a training step, drawn with --train",
+    ),
+    *(
+        ([command, *MODEL, *train, "--parallel", "tp=8", "--global-batch", "8", "--seq-len", "64"], HEADS)
+        for command, train in (("train", []), ("plot", ["--train", "--out", "PLOTS"]))
+    ),
+    (
+        ["plot", *MODEL, "--chip", "gaudi2", "--train", "--parallel", "tp=2", "--global-batch", "4", "--out", "PLOTS"],
+        "--train: --train draws a step on a system: give --system, and --workload or --model",
+    ),
+    (
+        ["plot", "--system", "hls-gaudi2", "--graph", str(ROOT / "examples" / "attention_head.toml"), "--train"]
+        + ["--parallel", "tp=2", "--global-batch", "4", "--out", "PLOTS"],
+        "--train: --train draws a step on a system: give --system, and --workload or --model",
     ),
     (
         ["plot", "--chip", "gaudi2", "--workload", "gpt2-small", "--train", "--out", "PLOTS"],
