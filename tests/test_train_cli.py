@@ -79,6 +79,14 @@ def test_train_reports_the_step_its_options_describe(extra, layout, options, sch
     assert json.loads(out) == json.loads(json.dumps(step.to_dict()))
 
 
+def test_train_takes_a_workloads_model_and_attention_fields_but_no_run_settings(capsys):
+    sets = ["model.layers=2", "d_model=256", "heads=4", "vocab=1024", "attention.variant=softmax"]
+    argv = ["train", "--system", "hls-gaudi2", "--workload", "gpt2-medium", *(f"--set={s}" for s in sets)]
+    out, _ = cli(capsys, *argv, "--parallel", "dp=2", "--global-batch", "4", "--seq-len", "64", "--json")
+    step = step_of(Layout(1, 1, 2), TrainOptions(4, 2, 64), data=workload_data("gpt2-medium", sets))
+    assert json.loads(out) == json.loads(json.dumps(step.to_dict()))
+
+
 def test_train_takes_a_catalog_model_with_its_overrides(capsys):
     argv = [
         "train",
