@@ -66,7 +66,7 @@ def _model_data(args: argparse.Namespace) -> tuple[dict, str]:
 
 def _options(args: argparse.Namespace, data: dict, micro_batch: int) -> TrainOptions:
     seq = args.seq_len
-    vit = data["model"].get("family") == "vit"
+    vit = data.get("model", {}).get("family") == "vit"  # a workload file may leave its model table to defaults
     if vit and seq is not None:
         raise AccelsimError(
             "a vit's sequence comes from its image and patch sizes: leave out --seq-len", key="--seq-len"

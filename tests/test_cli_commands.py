@@ -25,7 +25,7 @@ from accelsim.lowering import lower
 from accelsim.registry import SCHEDULERS, scheduler_names
 from accelsim.resources import shipped_names
 from accelsim.system import load_system
-from accelsim.workload import load_workload
+from accelsim.workload import load_workload, workload_data
 
 ROOT = Path(__file__).parent.parent
 ONE_LAYER = ["--workload", "gpt2-small", "--set", "layers=1", "--set", "seq_len=64"]
@@ -381,12 +381,8 @@ def test_a_system_run_without_parallel_lays_the_workload_over_one_nodes_tensor_g
     args = command._parser().parse_args(default)
     _, layout, data, source = command._on_system(args)
     assert (layout.tp, layout.pp, layout.dp) == (system.spec.cards_per_node, 1, 1)
-    assert (data["model"]["layers"], data["model"]["heads"], data["run"]["seq_len"], source) == (
-        1,
-        16,
-        64,
-        str(ROOT / "workloads" / "gpt2-small.toml"),
-    )
+    assert (data["model"]["layers"], data["model"]["heads"], data["run"]["seq_len"]) == (1, 16, 64)
+    assert source == workload_data("gpt2-small")[1]  # the shipped file, wherever the package is installed
 
 
 def test_a_catalog_model_runs_as_a_workload_with_its_overrides(capsys):

@@ -192,6 +192,11 @@ REFUSALS = [
         ["train", *MODEL, "--parallel", "tp=2", "--global-batch", "4", "--set", "workload.dtype=fp8"],
         f"--set: dtype {RUN_SETTING}",
     ),
+    (  # a workload file without its model table: refused naming the file, not a KeyError
+        ["train", "--system", "hls-gaudi2", "--workload", "BARE", "--global-batch", "2", "--seq-len", "32"]
+        + ["--parallel", "dp=2"],
+        "BARE: model: required key is missing",
+    ),
     (
         ["train", *VIT, "--parallel", "dp=2", "--seq-len", "64"],
         "--seq-len: a vit's sequence comes from its image and patch sizes: leave out --seq-len",
@@ -284,6 +289,8 @@ REFUSALS = [
 @pytest.mark.parametrize(("argv", "line"), REFUSALS, ids=[f"{a[0]}-{n}" for n, (a, _) in enumerate(REFUSALS)])
 def test_train_refuses_in_one_line_naming_the_key(argv, line, tmp_path, capsys):
     where = {"PLOTS": str(tmp_path / "plots"), "A_FILE": str(ROOT / "tests" / "data" / "h100.jsonl")}
+    where["BARE"] = str(tmp_path / "bare.toml")
+    Path(where["BARE"]).write_text('name = "bare"\n')
     argv = [where.get(a, a) for a in argv]
     for name, path in where.items():
         line = line.replace(name, path) if line.startswith(name) else line
