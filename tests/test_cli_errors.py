@@ -17,7 +17,7 @@ ROOT = Path(__file__).parent.parent
 EXAMPLE = str(ROOT / "examples" / "attention_head.toml")
 GENERATE = ["generate", "--chip", "gaudi2", "--model", "gpt2-xl", "--batch", "1", "--input-tokens", "8"]
 TRAINING_PIPELINE = ["--system", "hls-gaudi2", "--workload", "gpt2-small", "--set", "mode=training"]
-SIXTEEN_CARDS = "tp x pp x dp = 16 cards run on 2 node(s) of hls-gaudi2 (8 cards each), not 3"
+SIXTEEN_CARDS = "--parallel: tp x pp x dp = 16 cards run on 2 node(s) of hls-gaudi2 (8 cards each), not 3"
 
 REFUSALS = [
     (
@@ -147,17 +147,9 @@ REFUSALS = [
         + ["--parallel", "tp=8,pp=2"],
         "models/gpt2-xl.json: layers: 1 layers do not divide into 2 pipeline stages",
     ),
-    (
-        ["run", *TRAINING_PIPELINE, "--set", "heads=16", "--parallel", "tp=8,dp=2", "--nodes", "3"],
-        f"--parallel: {SIXTEEN_CARDS}",
-    ),
-    (
-        ["run", *TRAINING_PIPELINE, "--set", "heads=16", "--parallel", "tp=8,pp=2", "--nodes", "3"],
-        f"--parallel: {SIXTEEN_CARDS}",
-    ),
-    (
-        ["compare", *TRAINING_PIPELINE, "--set", "heads=16", "--parallel", "tp=8,pp=2", "--nodes", "3"],
-        f"--parallel: {SIXTEEN_CARDS}",
+    *(  # a card's run, a pipeline's, and compare's: each places the layout on the nodes --nodes names
+        ([command, *TRAINING_PIPELINE, "--set", "heads=16", "--parallel", layout, "--nodes", "3"], SIXTEEN_CARDS)
+        for command, layout in (("run", "tp=8,dp=2"), ("run", "tp=8,pp=2"), ("compare", "tp=8,pp=2"))
     ),
     (
         ["plot", "--chip", "gaudi2", "--workload", "gpt2-small", "--out", "H100"],
