@@ -397,8 +397,8 @@ COMMANDS: dict[str, Command] = {
             Use("--micro-batch"),
             Use("--seq-len"),
             Use("--precision", default=DEFAULT_PRECISION),
-            Use("--zero", default=0),
-            Use("--recompute", default="none"),
+            Use("--zero"),  # not given: TrainOptions says (stage 0), for train and plot --train alike
+            Use("--recompute"),
             Use("--sequence-parallel"),
             Use("--search"),
             Use("--cards"),

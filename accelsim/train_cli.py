@@ -36,17 +36,9 @@ def plot_train(args: argparse.Namespace) -> list[Path] | None:
     if not args.parallel or args.global_batch is None:
         raise AccelsimError("--train needs the layout (--parallel) and --global-batch", key="--train")
     scheduler = get_scheduler(plotted_scheduler(args.scheduler)).name
-    system, layout = load_system(args.system), parallel_layout(args.parallel)
-    if args.global_batch % layout.dp:
-        raise AccelsimError(
-            f"global batch {args.global_batch} does not divide over {layout.dp} replicas", key="--global-batch"
-        )
+    system = load_system(args.system)
     data, source = _model_data(args)
-    args.zero = args.zero or 0
-    args.recompute = args.recompute or "none"
-    args.sequence_parallel = bool(args.sequence_parallel)
-    options = _options(args, data, args.micro_batch or args.global_batch // layout.dp)
-    step = train_step(system, layout, data, source, options, scheduler)
+    layout, step = _one_step(args, system, data, source, scheduler)
     return train_figures(system, layout, data, source, step, scheduler, Path(args.out))
 
 
@@ -73,15 +65,22 @@ def _options(args: argparse.Namespace, data: dict, micro_batch: int) -> TrainOpt
         )
     if not vit and seq is None:
         raise AccelsimError("a gpt model's training run needs --seq-len", key="--seq-len")
-    return TrainOptions(
-        global_batch=args.global_batch,
-        micro_batch=micro_batch,
-        seq_len=seq,
-        dtype=args.precision,
-        zero=args.zero,
-        recompute=args.recompute,
-        sequence_parallel=args.sequence_parallel,
-    )
+    given = {k: getattr(args, k) for k in ("zero", "recompute", "sequence_parallel") if getattr(args, k) is not None}
+    return TrainOptions(args.global_batch, micro_batch, seq, dtype=args.precision, **given)  # plot's None: not given
+
+
+def _one_step(
+    args: argparse.Namespace, system: System, data: dict, source: str, scheduler: str
+) -> tuple[Layout, TrainStep]:
+    """The step of --parallel's layout, --global-batch over its replicas in micro-batches of --micro-batch
+    (default: each replica's whole batch, one micro-batch)."""
+    layout = parallel_layout(args.parallel)
+    if args.global_batch % layout.dp:
+        raise AccelsimError(
+            f"global batch {args.global_batch} does not divide over {layout.dp} replicas", key="--global-batch"
+        )
+    micro = args.micro_batch or args.global_batch // layout.dp
+    return layout, train_step(system, layout, data, source, _options(args, data, micro), scheduler)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -108,13 +107,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise AccelsimError("--cards is the search's: give --parallel for one layout, or add --search", key="--cards")
     if not args.parallel:
         raise AccelsimError("give the layout (--parallel tp=T,pp=P,dp=D), or --search --cards N", key="--parallel")
-    layout = parallel_layout(args.parallel)
-    if args.global_batch % layout.dp:
-        raise AccelsimError(
-            f"global batch {args.global_batch} does not divide over {layout.dp} replicas", key="--global-batch"
-        )
-    micro = args.micro_batch or args.global_batch // layout.dp
-    step = train_step(system, layout, data, source, _options(args, data, micro), scheduler)
+    layout, step = _one_step(args, system, data, source, scheduler)
     print(json.dumps(step.to_dict(), allow_nan=False) if args.json else train_report(step))
     if args.plot:
         for path in train_figures(system, layout, data, source, step, scheduler, Path(args.plot)):
