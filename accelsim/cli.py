@@ -22,6 +22,7 @@ from .lowering import lower
 from .options import (
     DEFAULT_ATTENTION,
     DEFAULT_PRECISION,
+    GENERATION,
     build_parser,
     chip_list,
     comma_list,
@@ -238,11 +239,7 @@ def _draws_generation(args: argparse.Namespace) -> bool:
         raise AccelsimError("--output-tokens draws a generation and --train a training step; give one", key="--train")
     if generation:
         return True
-    given = [
-        f"--{k.replace('_', '-')}"
-        for k in ("batch", "input_tokens", "output_tokens", "experts_used")
-        if getattr(args, k) is not None
-    ]
+    given = [f for f in (*GENERATION, "--experts-used") if getattr(args, f[2:].replace("-", "_")) is not None]
     if args.attention != DEFAULT_ATTENTION:
         given.append("--attention")
     if args.precision != DEFAULT_PRECISION and not args.train:
